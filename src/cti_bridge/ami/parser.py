@@ -1,0 +1,305 @@
+"""The AMI wire format: bytes in, messages out, and actions back to bytes.
+
+Pure code with no Twisted in it, so the same parser serves the live link, the trace
+replays in the tests and the benchmarks. It is written for what real links deliver:
+
+* reads split anywhere, also inside a UTF-8 character (only whole messages are
+  decoded);
+* bytes that are not UTF-8: a cp1252/latin-1 caller name comes through readable
+  instead of crashing the link;
+* the ``Asterisk Call Manager/x.y.z`` banner, which is a line of its own with no
+  blank line after it;
+* ``\\r\\n`` and bare ``\\n`` line endings, and extra blank lines between messages;
+* messages of any length (no line-length limit; a byte cap protects memory);
+* repeated headers (``ChanVariable``, ``Variable``, ``Output``, ...), kept in full;
+* the legacy ``Response: Follows`` command output that ends at ``--END COMMAND--``.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+from collections.abc import Iterable, Mapping, Sequence
+
+__all__ = [
+    "AMIParser",
+    "FramingError",
+    "Message",
+    "format_action",
+]
+
+#: One message larger than this without a blank line is not AMI; the link is dropped.
+MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+
+_BANNER_PREFIX = b"Asterisk Call Manager"
+_FOLLOWS = b"Response: Follows"
+_END_COMMAND = b"--END COMMAND--"
+#: Headers that open a legacy ``Response: Follows`` block; every other line is output.
+_FOLLOWS_HEADERS = frozenset({"Response", "Privilege", "ActionID", "Message"})
+
+
+def _latin1_fallback(exc: UnicodeError) -> tuple[str, int]:
+    """Decode the five bytes cp1252 leaves undefined as latin-1 instead of failing."""
+    if not isinstance(exc, UnicodeDecodeError):
+        raise exc
+    return exc.object[exc.start : exc.end].decode("latin-1"), exc.end
+
+
+codecs.register_error("cti_bridge.latin1", _latin1_fallback)
+
+
+def decode_text(raw: bytes) -> str:
+    """UTF-8 when it is UTF-8, else cp1252 (a superset of latin-1's printable range)."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("cp1252", "cti_bridge.latin1")
+
+
+class FramingError(Exception):
+    """The byte stream cannot be AMI (e.g. an endless message); drop the link."""
+
+
+class Message(dict[str, str]):
+    """One AMI message: ``message[name]`` is the header's first value.
+
+    Headers that occur more than once (``ChanVariable``, ``Variable``, ``Output``, a
+    forged duplicate ``Channel``, ...) keep every value, in order, in :meth:`getall`.
+    Reading the first value under the plain key means a repeated header can never
+    turn a field the call model treats as text into a list.
+    """
+
+    #: Repeated headers, all values in order; ``None`` when no header repeats.
+    multi: dict[str, list[str]] | None = None
+    #: Lines that were neither ``Name: value`` nor command output (kept for logs).
+    malformed: list[str] | None = None
+
+    def getall(self, name: str) -> list[str]:
+        """Every value of a header, in order: ``[]`` when absent."""
+        if self.multi is not None and name in self.multi:
+            return list(self.multi[name])
+        value = self.get(name)
+        return [] if value is None else [value]
+
+    @property
+    def event(self) -> str | None:
+        return self.get("Event")
+
+    @property
+    def response(self) -> str | None:
+        return self.get("Response")
+
+    @property
+    def action_id(self) -> str | None:
+        return self.get("ActionID")
+
+    def variables(self, name: str = "ChanVariable") -> dict[str, str]:
+        """``ChanVariable: NAME=value`` headers (or ``Variable``) as a mapping."""
+        out: dict[str, str] = {}
+        for item in self.getall(name):
+            key, _, value = item.partition("=")
+            out[key] = value
+        return out
+
+
+def _parse_lines(lines: list[str], follows: bool) -> Message:
+    """The careful path: repeats, header lines without a space, command output."""
+    msg = Message()
+    multi: dict[str, list[str]] = {}
+    output: list[str] = []
+    malformed: list[str] = []
+    in_output = False
+    for line in lines:
+        if in_output:
+            if line != "--END COMMAND--":
+                output.append(line)
+            continue
+        key, sep, value = line.partition(": ")
+        if not sep:
+            key, sep, value = line.partition(":")
+            if not sep or not key or " " in key:
+                if follows:
+                    in_output = True
+                    if line != "--END COMMAND--":
+                        output.append(line)
+                elif line:
+                    malformed.append(line)
+                continue
+            value = value.lstrip(" ")
+        if follows and key not in _FOLLOWS_HEADERS:
+            in_output = True
+            output.append(line)
+            continue
+        if key in msg:
+            multi.setdefault(key, [msg[key]]).append(value)
+        else:
+            msg[key] = value
+    if follows:
+        for line in output:
+            if "Output" in msg:
+                multi.setdefault("Output", [msg["Output"]]).append(line)
+            else:
+                msg["Output"] = line
+    if multi:
+        msg.multi = multi
+    if malformed:
+        msg.malformed = malformed
+    return msg
+
+
+def _banner_major(banner: str) -> int:
+    match = re.match(r"Asterisk Call Manager/(\d+)", banner)
+    return int(match.group(1)) if match else 99
+
+
+def parse_block(block: bytes, *, legacy_command_output: bool = False) -> Message:
+    """One message's bytes (``\\n`` line endings, no blank line) to a :class:`Message`."""
+    text = decode_text(block)
+    lines = text.split("\n")
+    if legacy_command_output and text.startswith("Response: Follows"):
+        return _parse_lines(lines, follows=True)
+    try:
+        # Fast path: every line is "Name: value" and no header repeats. dict() over
+        # the split pairs runs in C; a line without ": " makes it raise.
+        pairs = [line.split(": ", 1) for line in lines]
+        msg = Message(pairs)
+    except ValueError:
+        return _parse_lines(lines, follows=False)
+    if len(msg) != len(pairs):
+        return _parse_lines(lines, follows=False)
+    return msg
+
+
+class AMIParser:
+    """Incremental AMI framing for one connection.
+
+    ``feed()`` takes whatever bytes the socket delivered and returns the messages that
+    are now complete; the rest waits for the next read. Create one per connection: the
+    banner is only expected at the start.
+    """
+
+    def __init__(
+        self,
+        *,
+        expect_banner: bool = True,
+        legacy_command_output: bool | None = None,
+        max_message: int = MAX_MESSAGE_BYTES,
+    ):
+        self.banner: str | None = None
+        #: Honour ``Response: Follows ... --END COMMAND--`` blocks. ``None`` decides
+        #: from the banner: only AMI before 3.0 (Asterisk 13 and older) sends them. On a
+        #: current PBX the mode stays off, so a caller name that smuggles a forged
+        #: ``Response: Follows`` line (trace 13-crlf) cannot stall the stream.
+        self.legacy_command_output = legacy_command_output
+        self._expect_banner = expect_banner
+        self._buf = b""
+        self._carry_cr = False
+        self._max = max_message
+
+    @property
+    def buffered(self) -> int:
+        """Bytes waiting for the rest of their message."""
+        return len(self._buf)
+
+    def feed(self, data: bytes) -> list[Message]:
+        if self._carry_cr:
+            data = b"\r" + data
+            self._carry_cr = False
+        if data.endswith(b"\r"):
+            # Half of a CRLF: keep it until we see whether a LF follows.
+            self._carry_cr = True
+            data = data[:-1]
+        if b"\r" in data:
+            data = data.replace(b"\r\n", b"\n")
+        buf = self._buf + data if self._buf else data
+        if self._expect_banner:
+            nl = buf.find(b"\n")
+            if nl < 0:
+                self._buf = buf
+                self._check_size()
+                return []
+            self._expect_banner = False
+            first = buf[:nl]
+            if first.startswith(_BANNER_PREFIX) or b":" not in first:
+                self.banner = decode_text(first)
+                buf = buf[nl + 1 :]
+                if self.legacy_command_output is None:
+                    self.legacy_command_output = _banner_major(self.banner) < 3
+        if self.legacy_command_output and _FOLLOWS in buf:
+            return self._feed_careful(buf)
+        parts = buf.split(b"\n\n")
+        self._buf = parts.pop()
+        self._check_size()
+        out = []
+        for part in parts:
+            if part.startswith(b"\n"):  # extra blank lines between messages
+                part = part.lstrip(b"\n")  # noqa: PLW2901
+            if part:
+                out.append(parse_block(part))
+        return out
+
+    def _feed_careful(self, buf: bytes) -> list[Message]:
+        """Message by message, for buffers that hold legacy command output."""
+        out = []
+        while True:
+            buf = buf.lstrip(b"\n")
+            if buf.startswith(_FOLLOWS):
+                end = buf.find(_END_COMMAND)
+                if end < 0:
+                    break
+                stop = buf.find(b"\n\n", end)
+                if stop < 0:
+                    if buf.endswith(b"\n"):
+                        stop = len(buf) - 1
+                    else:
+                        break
+                block = buf[:stop]
+            else:
+                stop = buf.find(b"\n\n")
+                if stop < 0:
+                    break
+                block = buf[:stop]
+            buf = buf[stop + 2 :]
+            if block:
+                out.append(parse_block(block, legacy_command_output=True))
+        self._buf = buf
+        self._check_size()
+        return out
+
+    def _check_size(self) -> None:
+        if len(self._buf) > self._max:
+            size = len(self._buf)
+            self._buf = b""
+            raise FramingError(f"no message end after {size} bytes; not an AMI stream")
+
+
+def parse_stream(data: bytes) -> list[Message]:
+    """All complete messages of a recorded stream (banner optional)."""
+    return AMIParser().feed(data)
+
+
+def _check_value(name: str, value: str) -> str:
+    if "\r" in value or "\n" in value:
+        raise ValueError(f"AMI header {name!r} contains a line break; refusing to send it")
+    return value
+
+
+def format_action(
+    action: str,
+    headers: Mapping[str, str | int | Sequence[str]] | Iterable[tuple[str, str]] = (),
+) -> bytes:
+    """An action as bytes. Refuses CR/LF in names and values: that would inject headers.
+
+    Sequence values (``Variable: ["A=1", "B=2"]``) become one header line each.
+    """
+    lines = [f"Action: {_check_value('Action', action)}"]
+    items = headers.items() if isinstance(headers, Mapping) else headers
+    for name, value in items:
+        _check_value("header name", name)
+        if ":" in name:
+            raise ValueError(f"AMI header name {name!r} contains a colon")
+        if isinstance(value, str | int):
+            lines.append(f"{name}: {_check_value(name, str(value))}")
+        else:
+            lines.extend(f"{name}: {_check_value(name, item)}" for item in value)
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8")
