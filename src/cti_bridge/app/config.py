@@ -1,0 +1,204 @@
+"""The daemon's configuration: one TOML file, secrets from the environment.
+
+A bad config stops start-up with one line that names the key (``pbx[0].secret_env:
+environment variable CTI_AMI_SECRET is not set``), never a traceback: the person who
+runs the PBX reads it in a service log.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import phonenumbers
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+__all__ = ["Config", "ConfigError", "load_config", "parse_config"]
+
+ENV_CONFIG = "CTI_BRIDGE_CONFIG"
+
+
+class ConfigError(Exception):
+    """A configuration problem, phrased as one line that names the key."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+Port = Annotated[int, Field(ge=0, le=65535)]
+
+
+class WebConfig(_Section):
+    host: str = "127.0.0.1"
+    port: Port = 8080
+    #: Hours a login token stays valid.
+    token_ttl_hours: Annotated[float, Field(gt=0, le=24 * 30)] = 12.0
+    #: Failed logins per username and source within ``login_window_seconds`` before refusal.
+    login_max_failures: Annotated[int, Field(ge=1)] = 5
+    login_window_seconds: Annotated[float, Field(gt=0)] = 300.0
+
+
+class DatabaseConfig(_Section):
+    url: str = "sqlite:///cti-bridge.sqlite3"
+    #: Threads that run database work off the reactor.
+    pool_size: Annotated[int, Field(ge=1, le=64)] = 4
+    #: Events held in memory while the database is unreachable before refusing more.
+    max_pending_events: Annotated[int, Field(ge=100)] = 200_000
+
+    @field_validator("url")
+    @classmethod
+    def _known_scheme(cls, url: str) -> str:
+        if not url.startswith(("sqlite:", "sqlite+", "postgresql:", "postgresql+")):
+            raise ValueError("must be a sqlite:/// or postgresql+psycopg:// URL")
+        return url
+
+
+class BusConfig(_Section):
+    url: str = "memory://"
+
+    @field_validator("url")
+    @classmethod
+    def _known_scheme(cls, url: str) -> str:
+        if not url.startswith(("memory://", "redis://", "rediss://")):
+            raise ValueError("must be memory:// or redis://host:port/db")
+        return url
+
+
+class PhoneConfig(_Section):
+    default_region: str = "BE"
+
+    @field_validator("default_region")
+    @classmethod
+    def _known_region(cls, region: str) -> str:
+        if region.upper() not in phonenumbers.SUPPORTED_REGIONS:
+            raise ValueError(f"{region!r} is not an ISO 3166 region phonenumbers knows")
+        return region.upper()
+
+
+class PbxConfig(_Section):
+    name: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
+    host: str = "127.0.0.1"
+    port: Port = 5038
+    username: Annotated[str, Field(min_length=1)]
+    secret: str | None = Field(default=None, repr=False)
+    secret_env: str | None = None
+    #: ``md5`` logs in with the challenge, so the secret never crosses the wire.
+    auth: Literal["plain", "md5"] = "md5"
+    ping_interval: Annotated[float, Field(gt=0)] = 20.0
+    action_timeout: Annotated[float, Field(gt=0)] = 10.0
+    #: Device patterns that are the outside world (trunks), e.g. "PJSIP/pstn".
+    trunks: tuple[str, ...] = ()
+    #: Dialplan contexts where calls from outside enter.
+    inbound_contexts: tuple[str, ...] = ()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _resolve_secret(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        secret, env = data.get("secret"), data.get("secret_env")
+        if secret is not None and env is not None:
+            raise ValueError("give secret or secret_env, not both")
+        if env is not None:
+            if not isinstance(env, str) or not env:
+                raise ValueError("secret_env must name an environment variable")
+            value = os.environ.get(env)
+            if value is None:
+                raise _KeyError("secret_env", f"environment variable {env} is not set")
+            data = {**data, "secret": value}
+        elif secret is None:
+            raise _KeyError("secret_env", "missing: set secret_env (or secret)")
+        return data
+
+    @property
+    def address(self) -> str:
+        return f"{self.name} ({self.host}:{self.port})"
+
+
+class LogConfig(_Section):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+class Config(_Section):
+    web: WebConfig = WebConfig()
+    database: DatabaseConfig = DatabaseConfig()
+    bus: BusConfig = BusConfig()
+    phone: PhoneConfig = PhoneConfig()
+    pbx: tuple[PbxConfig, ...] = ()
+    log: LogConfig = LogConfig()
+
+    @field_validator("pbx")
+    @classmethod
+    def _unique_names(cls, pbxes: tuple[PbxConfig, ...]) -> tuple[PbxConfig, ...]:
+        names = [p.name for p in pbxes]
+        for name in names:
+            if names.count(name) > 1:
+                raise ValueError(f"two [[pbx]] entries are named {name!r}")
+        return pbxes
+
+
+class _KeyError(ValueError):
+    """A validation error that belongs to a specific key inside the section."""
+
+    def __init__(self, key: str, message: str):
+        super().__init__(message)
+        self.key = key
+        self.message = message
+
+
+def _format_error(error: ValidationError) -> str:
+    first = error.errors()[0]
+    parts: list[str] = []
+    for item in first["loc"]:
+        if isinstance(item, int) and parts:
+            parts[-1] += f"[{item}]"
+        else:
+            parts.append(str(item))
+    message = first["msg"]
+    ctx = first.get("ctx") or {}
+    cause = ctx.get("error")
+    if isinstance(cause, _KeyError):
+        parts.append(cause.key)
+        message = cause.message
+    elif first["type"] == "extra_forbidden":
+        message = "unknown key"
+    elif first["type"] == "missing":
+        message = "missing"
+    message = message.removeprefix("Value error, ")
+    where = ".".join(parts) or "(top level)"
+    return f"{where}: {message}"
+
+
+def parse_config(data: dict[str, Any], *, source: str = "config") -> Config:
+    try:
+        return Config.model_validate(data)
+    except ValidationError as error:
+        raise ConfigError(f"{source}: {_format_error(error)}") from None
+
+
+def load_config(path: str | os.PathLike[str] | None) -> Config:
+    """Read the TOML file (or ``$CTI_BRIDGE_CONFIG``); every problem is a ConfigError."""
+    if path is None:
+        path = os.environ.get(ENV_CONFIG)
+        if not path:
+            raise ConfigError(f"no config file: pass --config FILE or set {ENV_CONFIG}")
+    file = Path(path)
+    try:
+        raw = file.read_bytes()
+    except OSError as error:
+        raise ConfigError(f"{file}: cannot read: {error.strerror}") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{file}: not valid TOML: {error}") from None
+    return parse_config(data, source=str(file))

@@ -1,0 +1,201 @@
+"""The Redis bus: fan-out and locks across several cti-bridge nodes.
+
+A node delivers its own messages to its own subscribers directly (one reactor turn, as
+the in-process bus does) and sends them to Redis for the other nodes; what comes back from
+Redis with this node's id is skipped. So an operator whose WebSocket sits on the node that
+saw the ring gets the pop even while Redis is down: the bus then reports itself degraded
+and other nodes miss those messages until Redis is back (txredisapi reconnects, and the
+subscriber subscribes again on every new connection).
+
+Locks are ``SET name owner NX PX ttl`` and a compare-and-delete script, the pattern Redis
+documents for a single instance.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import structlog
+import txredisapi
+from twisted.internet.defer import Deferred, inlineCallbacks, succeed
+from twisted.internet.endpoints import HostnameEndpoint
+from twisted.internet.interfaces import IReactorTime
+
+from .base import Handler, LocalFanout, encode
+
+log = structlog.get_logger("cti_bridge.bus.redis")
+
+_RELEASE = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
+return 0
+"""
+
+
+def parse_redis_url(url: str) -> dict[str, Any]:
+    parts = urlsplit(url)
+    if parts.scheme not in ("redis", "rediss"):
+        raise ValueError(f"not a redis:// URL: {url!r}")
+    db = parts.path.lstrip("/")
+    return {
+        "host": parts.hostname or "127.0.0.1",
+        "port": parts.port or 6379,
+        "dbid": int(db) if db else None,
+        "password": unquote(parts.password) if parts.password else None,
+        "username": unquote(parts.username) if parts.username else None,
+    }
+
+
+class _Subscriber(txredisapi.SubscriberProtocol):  # type: ignore[misc]
+    bus: RedisBus
+
+    def connectionMade(self) -> Deferred[Any]:
+        d: Deferred[Any] = super().connectionMade()
+        self.whenConnected().addCallback(lambda _: self.bus._subscribed(self))
+        return d
+
+    def connectionLost(self, reason: Any) -> None:
+        self.bus._unsubscribed(self)
+        super().connectionLost(reason)
+
+    def messageReceived(self, pattern: Any, channel: Any, message: Any) -> None:
+        self.bus._received(message)
+
+
+class RedisBus:
+    def __init__(
+        self,
+        reactor: IReactorTime,
+        url: str,
+        *,
+        prefix: str = "cti-bridge",
+        node_id: str | None = None,
+    ):
+        self._reactor = reactor
+        self._url = url
+        self._options = parse_redis_url(url)
+        self._channel = f"{prefix}:bus"
+        self._lock_prefix = f"{prefix}:lock:"
+        self.node_id = node_id or uuid.uuid4().hex
+        self._fanout = LocalFanout(reactor)
+        self._pool: Any = None
+        self._subscriber_factory: Any = None
+        self._subscriber: _Subscriber | None = None
+        self.published = 0
+        self.publish_failures = 0
+        self.last_error: str | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def start(self) -> Deferred[None]:
+        opts = self._options
+        self._pool = txredisapi.lazyConnectionPool(
+            host=opts["host"],
+            port=opts["port"],
+            dbid=opts["dbid"],
+            password=opts["password"],
+            username=opts["username"],
+            poolsize=2,
+            reconnect=True,
+            connectTimeout=5,
+            replyTimeout=5,
+        )
+        factory = txredisapi.SubscriberFactory(isLazy=True)
+        factory.password = opts["password"]
+        factory.username = opts["username"]
+        bus = self
+
+        class Subscriber(_Subscriber):
+            pass
+
+        Subscriber.bus = bus
+        factory.protocol = Subscriber
+        factory.startConnecting(HostnameEndpoint(self._reactor, opts["host"], opts["port"], 5))
+        self._subscriber_factory = factory
+        return succeed(None)
+
+    @inlineCallbacks
+    def stop(self) -> Any:
+        if self._subscriber_factory is not None:
+            yield self._subscriber_factory.disconnect()
+        if self._pool is not None:
+            yield self._pool.disconnect()
+
+    def _subscribed(self, protocol: _Subscriber) -> None:
+        self._subscriber = protocol
+        protocol.subscribe(self._channel).addErrback(self._failed, "subscribe")
+        log.info("bus connected to redis", channel=self._channel)
+
+    def _unsubscribed(self, protocol: _Subscriber) -> None:
+        if self._subscriber is protocol:
+            self._subscriber = None
+            log.warning("bus lost its redis subscription; reconnecting")
+
+    # -- messages ----------------------------------------------------------------------
+
+    def publish(self, topic: str, message: Mapping[str, Any]) -> None:
+        payload = encode(message)
+        self.published += 1
+        self._fanout.deliver(topic, payload)
+        envelope = encode({"node": self.node_id, "topic": topic, "payload": payload})
+        if self._pool is None:
+            return
+        d = self._pool.publish(self._channel, envelope)
+        d.addCallbacks(self._sent, self._failed, errbackArgs=("publish",))
+
+    def _sent(self, _: object) -> None:
+        self.last_error = None
+
+    def _failed(self, failure: Any, what: str) -> None:
+        self.publish_failures += 1
+        self.last_error = f"{what}: {failure.getErrorMessage()}"
+        log.warning("bus redis operation failed", operation=what, error=self.last_error)
+
+    def _received(self, raw: Any) -> None:
+        try:
+            envelope = json.loads(raw)
+        except (ValueError, TypeError):
+            envelope = None
+        if not isinstance(envelope, dict):
+            log.warning("bus dropped a malformed message from redis", size=len(str(raw)))
+            return
+        if envelope.get("node") == self.node_id:
+            return
+        topic, payload = envelope.get("topic"), envelope.get("payload")
+        if not isinstance(topic, str) or not isinstance(payload, str):
+            log.warning("bus dropped a malformed message from redis", size=len(str(raw)))
+            return
+        self._fanout.deliver(topic, payload)
+
+    def subscribe(self, topic: str, handler: Handler) -> Callable[[], None]:
+        return self._fanout.subscribe(topic, handler)
+
+    # -- locks -------------------------------------------------------------------------
+
+    @inlineCallbacks
+    def acquire(self, name: str, owner: str, ttl: float) -> Any:
+        result = yield self._pool.execute_command(
+            "SET", self._lock_prefix + name, owner, "NX", "PX", max(1, int(ttl * 1000))
+        )
+        return result == "OK"
+
+    @inlineCallbacks
+    def release(self, name: str, owner: str) -> Any:
+        result = yield self._pool.eval(_RELEASE, keys=[self._lock_prefix + name], args=[owner])
+        return bool(result)
+
+    def status(self) -> dict[str, Any]:
+        up = self._subscriber is not None and self.last_error is None
+        opts = self._options
+        return {
+            "status": "ok" if up else "degraded",
+            "kind": "redis",
+            "address": f"{opts['host']}:{opts['port']}",
+            "subscribed": self._subscriber is not None,
+            "published": self.published,
+            "publish_failures": self.publish_failures,
+            "last_error": self.last_error,
+        }
