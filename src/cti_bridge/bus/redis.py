@@ -98,7 +98,7 @@ class RedisBus:
             dbid=opts["dbid"],
             password=opts["password"],
             username=opts["username"],
-            poolsize=2,
+            poolsize=1,  # one connection: messages from a node arrive in order
             reconnect=True,
             connectTimeout=5,
             replyTimeout=5,

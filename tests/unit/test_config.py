@@ -1,0 +1,97 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cti_bridge.app.config import ConfigError, load_config, parse_config
+
+GOOD = """
+[web]
+host = "127.0.0.1"
+port = 8080
+[database]
+url = "sqlite:///cti-bridge.sqlite3"
+[bus]
+url = "memory://"
+[phone]
+default_region = "BE"
+[[pbx]]
+name = "main"
+host = "127.0.0.1"
+port = 5038
+username = "cti"
+secret_env = "CTI_AMI_SECRET"
+"""
+
+
+def test_the_documented_keys_load(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CTI_AMI_SECRET", "s3cret")
+    path = tmp_path / "cti.toml"
+    path.write_text(GOOD)
+    config = load_config(path)
+    assert config.web.port == 8080
+    assert config.phone.default_region == "BE"
+    (pbx,) = config.pbx
+    assert (pbx.name, pbx.host, pbx.port, pbx.username, pbx.secret) == (
+        "main",
+        "127.0.0.1",
+        5038,
+        "cti",
+        "s3cret",
+    )
+    assert "s3cret" not in repr(config)
+
+
+def test_config_from_environment_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "cti.toml"
+    path.write_text("[web]\nport = 9000\n")
+    monkeypatch.setenv("CTI_BRIDGE_CONFIG", str(path))
+    assert load_config(None).web.port == 9000
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"web": {"prot": 1}}, "config: web.prot: unknown key"),
+        ({"web": {"port": 70000}}, "config: web.port: Input should be less than or equal to 65535"),
+        ({"database": {"url": "mysql://x"}}, "config: database.url: must be a sqlite:///"),
+        ({"bus": {"url": "amqp://x"}}, "config: bus.url: must be memory:// or redis://"),
+        ({"phone": {"default_region": "XX"}}, "config: phone.default_region: 'XX' is not"),
+        ({"pbx": [{"name": "m", "secret": "s"}]}, "config: pbx[0].username: missing"),
+        ({"pbx": [{"name": "m", "username": "u"}]}, "config: pbx[0].secret_env: missing"),
+        (
+            {"pbx": [{"name": "m", "username": "u", "secret_env": "CTI_TEST_UNSET_VAR"}]},
+            "config: pbx[0].secret_env: environment variable CTI_TEST_UNSET_VAR is not set",
+        ),
+        (
+            {"pbx": [{"name": "m", "username": "u", "secret": "a", "secret_env": "B"}]},
+            "config: pbx[0]: give secret or secret_env, not both",
+        ),
+        (
+            {"pbx": [{"name": "m", "username": "u", "secret": "a"}] * 2},
+            "config: pbx: two [[pbx]] entries are named 'm'",
+        ),
+    ],
+)
+def test_a_bad_config_is_one_line_naming_the_key(data: dict, message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(data)
+    text = str(caught.value)
+    assert text.startswith(message)
+    assert "\n" not in text
+
+
+def test_unreadable_and_invalid_files(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(tmp_path / "missing.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[web\nport=1")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(bad)
+
+
+def test_no_config_at_all(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CTI_BRIDGE_CONFIG", raising=False)
+    with pytest.raises(ConfigError, match="--config FILE or set CTI_BRIDGE_CONFIG"):
+        load_config(None)
