@@ -1,0 +1,205 @@
+"""``cti-bridge``: the one console script.
+
+Every problem a user can cause (bad config, unreachable database, out-of-date schema,
+bad import row) ends the command with one clear line on stderr and exit status 2, not
+a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import sys
+from collections.abc import Sequence
+
+from .config import Config, ConfigError, load_config
+
+ROLES = ("operator", "supervisor", "admin")
+
+
+class CommandError(Exception):
+    """A user-facing failure: printed as one line, exit status 2."""
+
+
+def _config(args: argparse.Namespace) -> Config:
+    return load_config(args.config)
+
+
+def _read_password(args: argparse.Namespace) -> str:
+    if args.password_env:
+        value = os.environ.get(args.password_env)
+        if value is None:
+            raise CommandError(f"environment variable {args.password_env} is not set")
+        return value
+    if sys.stdin.isatty():
+        first = getpass.getpass("Password: ")
+        if first != getpass.getpass("Again: "):
+            raise CommandError("the passwords differ")
+        return first
+    line = sys.stdin.readline()
+    return line.rstrip("\r\n")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .daemon import run_daemon  # noqa: PLC0415 - keep `--help` fast
+
+    return run_daemon(_config(args))
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo  # noqa: PLC0415
+
+    return run_demo(
+        web_port=args.port,
+        data_dir=args.data_dir,
+        calls_per_minute=args.calls_per_minute,
+        seed=args.seed,
+    )
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    from cti_bridge.store.schema import upgrade  # noqa: PLC0415
+
+    config = _config(args)
+    upgrade(config.database.url)
+    print(f"database is up to date: {_safe_url(config.database.url)}")
+    return 0
+
+
+def _store(config: Config):  # type: ignore[no-untyped-def]
+    from cti_bridge.store import open_store  # noqa: PLC0415
+
+    return open_store(config.database.url, default_region=config.phone.default_region)
+
+
+def cmd_operators_add(args: argparse.Namespace) -> int:
+    config = _config(args)
+    password = _read_password(args)
+    if len(password) < 8:
+        raise CommandError("the password must have at least 8 characters")
+    store = _store(config)
+    operator = store.accounts.add_operator(
+        args.username,
+        role=args.role,
+        password=password,
+        name=args.name,
+        devices=args.device,
+    )
+    print(f"operator {operator['username']} ({operator['role']}) added")
+    return 0
+
+
+def cmd_operators_set_password(args: argparse.Namespace) -> int:
+    config = _config(args)
+    password = _read_password(args)
+    if len(password) < 8:
+        raise CommandError("the password must have at least 8 characters")
+    _store(config).accounts.set_password(args.username, password)
+    print(f"password of {args.username} changed")
+    return 0
+
+
+def cmd_operators_bind_device(args: argparse.Namespace) -> int:
+    config = _config(args)
+    _store(config).accounts.bind_device(args.username, args.device)
+    print(f"{args.device} now belongs to {args.username}")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from cti_bridge.store.importer import import_file  # noqa: PLC0415
+
+    config = _config(args)
+    count = import_file(_store(config), args.kind, args.file)
+    print(f"imported {count} {args.kind} from {args.file}")
+    return 0
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url  # noqa: PLC0415
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cti-bridge",
+        description="Computer-telephony middleware for helpdesks on Asterisk.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def with_config(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument(
+            "--config",
+            metavar="FILE",
+            default=None,
+            help="TOML config file (default: $CTI_BRIDGE_CONFIG)",
+        )
+        return p
+
+    run = with_config(sub.add_parser("run", help="run the daemon"))
+    run.set_defaults(func=cmd_run)
+
+    demo = sub.add_parser("demo", help="everything on embedded defaults with a simulated PBX")
+    demo.add_argument("--port", type=int, default=8080, help="web port (default 8080)")
+    demo.add_argument("--data-dir", default=None, help="where the demo database goes")
+    demo.add_argument("--calls-per-minute", type=float, default=6.0)
+    demo.add_argument("--seed", type=int, default=None)
+    demo.set_defaults(func=cmd_demo)
+
+    db = sub.add_parser("db", help="database schema")
+    dbsub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
+    with_config(dbsub.add_parser("upgrade", help="create or migrate the schema")).set_defaults(
+        func=cmd_db_upgrade
+    )
+
+    ops = sub.add_parser("operators", help="operator accounts")
+    opsub = ops.add_subparsers(dest="operators_command", required=True, metavar="ACTION")
+    add = with_config(opsub.add_parser("add", help="add an operator"))
+    add.add_argument("username")
+    add.add_argument("--role", choices=ROLES, required=True)
+    add.add_argument("--name", default=None, help="display name")
+    add.add_argument("--device", action="append", default=[], help="e.g. PJSIP/1001 (repeatable)")
+    add.add_argument("--password-env", metavar="VAR", help="read the password from $VAR")
+    add.set_defaults(func=cmd_operators_add)
+    setpw = with_config(opsub.add_parser("set-password", help="change a password"))
+    setpw.add_argument("username")
+    setpw.add_argument("--password-env", metavar="VAR")
+    setpw.set_defaults(func=cmd_operators_set_password)
+    bind = with_config(opsub.add_parser("bind-device", help="give a device to an operator"))
+    bind.add_argument("username")
+    bind.add_argument("device")
+    bind.set_defaults(func=cmd_operators_bind_device)
+
+    imp = with_config(sub.add_parser("import", help="import customers, contracts or scripts"))
+    imp.add_argument("kind", choices=("customers", "contracts", "scripts"))
+    imp.add_argument("file")
+    imp.set_defaults(func=cmd_import)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        result: int = args.func(args)
+    except (ConfigError, CommandError) as error:
+        print(f"cti-bridge: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except Exception as error:
+        # Store and import errors carry user-facing messages; name the kind, not a trace.
+        from cti_bridge.app.errors import user_message  # noqa: PLC0415
+
+        message = user_message(error)
+        if message is None:
+            raise
+        print(f"cti-bridge: {message}", file=sys.stderr)
+        return 2
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

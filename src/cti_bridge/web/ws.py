@@ -1,0 +1,239 @@
+"""The WebSocket (``/ws?token=``): pushes from the bus to the screens that may see them.
+
+An operator's sockets listen on the bus topic ``operator.<id>`` only, so a pop for one
+operator can never reach another operator's screen. Supervisors and admins also listen on
+``supervisors`` and may ask to watch an operator (``{"type": "watch", "username": ...}``),
+which adds that operator's topic to their socket. The token is checked before the
+upgrade: a bad token gets HTTP 401 and never a socket.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import structlog
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.task import LoopingCall
+from twisted.python.failure import Failure
+from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET, Request
+from twisted.web.websocket import WebSocketResource, WebSocketTransport
+
+from cti_bridge.bus import Bus
+
+from .auth import Principal
+
+log = structlog.get_logger("cti_bridge.web.ws")
+
+
+#: Topic of an operator's pushes (pops, call updates).
+def operator_topic(operator_id: int) -> str:
+    return f"operator.{operator_id}"
+
+
+SUPERVISORS_TOPIC = "supervisors"
+#: Asks the node that follows the PBX to send an operator's ringing pops again.
+POP_REPLAY_TOPIC = "pop.replay"
+MAX_CLIENT_MESSAGE = 4096
+
+
+class TokenResolver(Protocol):
+    def __call__(self, token: str) -> Deferred[Principal | None]: ...
+
+
+class OperatorLookup(Protocol):
+    def __call__(self, username: str) -> Deferred[int | None]: ...
+
+
+class ScreenSocket:
+    """One browser tab's socket."""
+
+    def __init__(self, hub: Hub, principal: Principal):
+        self.hub = hub
+        self.principal = principal
+        self.transport: WebSocketTransport | None = None
+        self._unsubscribe: dict[str, Callable[[], None]] = {}
+        self._ping: LoopingCall | None = None
+
+    # WebSocketProtocol
+    def negotiationStarted(self, transport: WebSocketTransport) -> None:
+        self.transport = transport
+
+    def negotiationFinished(self) -> None:
+        self.hub.opened(self)
+        self.send(
+            {
+                "type": "hello",
+                "username": self.principal.username,
+                "role": self.principal.role,
+                "devices": list(self.principal.devices),
+            }
+        )
+        self.listen(operator_topic(self.principal.operator_id))
+        if self.principal.sees_everything:
+            self.listen(SUPERVISORS_TOPIC)
+        self.hub.bus.publish(POP_REPLAY_TOPIC, {"operator_id": self.principal.operator_id})
+        self._ping = LoopingCall(self._keepalive)
+        self._ping.clock = self.hub.reactor
+        self._ping.start(self.hub.ping_interval, now=False)
+
+    def pongReceived(self, payload: bytes) -> None:
+        pass
+
+    def textMessageReceived(self, message: str) -> None:
+        if len(message) > MAX_CLIENT_MESSAGE:
+            self.send({"type": "error", "error": "message too long"})
+            return
+        try:
+            data = json.loads(message)
+        except ValueError:
+            self.send({"type": "error", "error": "not JSON"})
+            return
+        if not isinstance(data, dict):
+            self.send({"type": "error", "error": "expected an object"})
+            return
+        kind = data.get("type")
+        if kind == "ping":
+            self.send({"type": "pong"})
+        elif kind == "watch":
+            self.hub.watch(self, data.get("username"))
+        else:
+            self.send({"type": "error", "error": "unknown message type"})
+
+    def bytesMessageReceived(self, data: bytes | bytearray) -> None:
+        self.send({"type": "error", "error": "text messages only"})
+
+    def connectionLost(self, reason: Failure) -> None:
+        if self._ping is not None and self._ping.running:
+            self._ping.stop()
+        for stop in self._unsubscribe.values():
+            stop()
+        self._unsubscribe.clear()
+        self.hub.closed(self)
+        self.transport = None
+
+    # ours
+    def listen(self, topic: str) -> None:
+        if topic not in self._unsubscribe:
+            self._unsubscribe[topic] = self.hub.bus.subscribe(topic, self.send)
+
+    def send(self, message: dict[str, Any]) -> None:
+        if self.transport is not None:
+            self.transport.sendTextMessage(json.dumps(message, ensure_ascii=False))
+
+    def _keepalive(self) -> None:
+        if self.transport is not None:
+            self.transport.ping(b"cti")
+
+
+class Hub:
+    """Every open screen socket of this node."""
+
+    def __init__(
+        self,
+        reactor: IReactorTime,
+        bus: Bus,
+        resolve_token: TokenResolver,
+        operator_id_for: OperatorLookup,
+        *,
+        ping_interval: float = 25.0,
+    ):
+        self.reactor = reactor
+        self.bus = bus
+        self.resolve_token = resolve_token
+        self.operator_id_for = operator_id_for
+        self.ping_interval = ping_interval
+        self.sockets: set[ScreenSocket] = set()
+
+    def opened(self, socket: ScreenSocket) -> None:
+        self.sockets.add(socket)
+        log.info(
+            "screen connected",
+            username=socket.principal.username,
+            role=socket.principal.role,
+            sockets=len(self.sockets),
+        )
+
+    def closed(self, socket: ScreenSocket) -> None:
+        self.sockets.discard(socket)
+
+    def watch(self, socket: ScreenSocket, username: object) -> None:
+        if not socket.principal.sees_everything:
+            socket.send({"type": "error", "error": "only supervisors may watch"})
+            return
+        if not isinstance(username, str) or not username:
+            socket.send({"type": "error", "error": "watch needs a username"})
+            return
+
+        def found(operator_id: int | None) -> None:
+            if operator_id is None:
+                socket.send({"type": "error", "error": "no such operator"})
+                return
+            socket.listen(operator_topic(operator_id))
+            socket.send({"type": "watching", "username": username})
+            self.bus.publish(POP_REPLAY_TOPIC, {"operator_id": operator_id})
+
+        self.operator_id_for(username).addCallbacks(found, self._lookup_failed)
+
+    def _lookup_failed(self, failure: Failure) -> None:
+        log.error("operator lookup failed", error=failure.getErrorMessage())
+
+    def status(self) -> dict[str, Any]:
+        return {"sockets": len(self.sockets)}
+
+
+class ScreenSocketResource(Resource):
+    """``/ws?token=``: checks the token, then upgrades to a WebSocket."""
+
+    isLeaf = True
+
+    def __init__(self, hub: Hub):
+        super().__init__()
+        self.hub = hub
+
+    def render_GET(self, request: Request) -> bytes | int:
+        token = (request.args.get(b"token") or [b""])[0].decode("utf-8", "replace")
+        if not token:
+            return self._refuse(request, 401, "token required")
+
+        def resolved(principal: Principal | None) -> None:
+            if request.channel is None or request._disconnected:
+                return
+            if principal is None:
+                request.write(self._refuse(request, 401, "invalid or expired token"))
+                request.finish()
+                return
+            socket = ScreenSocket(self.hub, principal)
+            upgrade = WebSocketResource(_OneSocket(socket))
+            result = upgrade.render_GET(request)
+            if isinstance(result, bytes):  # the upgrade was refused (not a WebSocket request)
+                request.write(result)
+                request.finish()
+
+        def failed(failure: Failure) -> None:
+            log.error("token check failed", error=failure.getErrorMessage())
+            if request.channel is not None and not request._disconnected:
+                request.write(self._refuse(request, 503, "cannot check the token now"))
+                request.finish()
+
+        self.hub.resolve_token(token).addCallbacks(resolved, failed)
+        return NOT_DONE_YET
+
+    @staticmethod
+    def _refuse(request: Request, code: int, message: str) -> bytes:
+        request.setResponseCode(code)
+        request.setHeader(b"content-type", b"application/json")
+        return json.dumps({"error": message}).encode()
+
+
+class _OneSocket:
+    """A WebSocketServerFactory that hands out the socket built for this request."""
+
+    def __init__(self, socket: ScreenSocket):
+        self.socket = socket
+
+    def buildProtocol(self, request: Request) -> ScreenSocket:
+        return self.socket
