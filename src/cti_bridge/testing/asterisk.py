@@ -1,0 +1,718 @@
+"""A real Asterisk 22 for tests, benchmarks and manual checks.
+
+Asterisk runs from the Debian sid root that ``scripts/asterisk-root`` builds once and caches
+(``chroot ROOT /usr/sbin/asterisk -C ... -f``). Nothing of that root is changed: every
+instance gets its own directories under ``ROOT/var/lib/cti-instances/<name>/`` (config,
+spool, AstDB, logs, control socket), named in its own ``asterisk.conf``, and its own free
+ports on 127.0.0.1 (AMI, SIP, RTP). So CI and several engineers can run instances side by
+side from one root.
+
+The configuration is the project's own (``config/asterisk/`` and ``dialplans/``), copied
+per instance with only the port numbers and the AMI secret filled in, so the tests run the
+PBX that ``docker/`` ships.
+
+This module is synchronous and uses raw sockets and subprocesses on purpose: it must work
+before and without the cti-bridge AMI client, and it is driven from pytest fixtures, not
+from inside a reactor.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import fcntl
+import os
+import random
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.parse
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+DEFAULT_ROOT = Path("/var/cache/cti-bridge/asterisk-sid")
+ROOT_STAMP = ".cti-bridge-root"
+INSTANCES = "var/lib/cti-instances"
+ASTERISK = "/usr/sbin/asterisk"
+_REPO = Path(__file__).resolve().parents[3]
+_PR_SET_PDEATHSIG = 1
+
+# Port numbers in config/asterisk/pjsip.conf that each instance replaces with its own.
+_SIP_LAB_PORTS = {"asterisk": 5060, "1001": 5171, "1002": 5172, "2001": 5173}
+_TRUNK_IN, _TRUNK_OUT = 5190, 5191
+_RTP_PORTS = 20
+
+
+class AsteriskError(RuntimeError):
+    """Asterisk could not be prepared, started, reached or stopped; the message says why."""
+
+
+def asterisk_root() -> Path:
+    """The cached root: ``$CTI_ASTERISK_ROOT`` or the default that scripts/asterisk-root uses."""
+    return Path(os.environ.get("CTI_ASTERISK_ROOT") or DEFAULT_ROOT)
+
+
+def root_problem(root: Path) -> str | None:
+    """Why ``root`` cannot run Asterisk, or None when it is a complete cached root."""
+    if not (root / ROOT_STAMP).is_file():
+        return f"{root} is not a complete Asterisk root (run scripts/asterisk-root)"
+    if not (root / ASTERISK.lstrip("/")).is_file():
+        return f"{root} has no {ASTERISK}"
+    return None
+
+
+@dataclass(frozen=True)
+class SipPorts:
+    """UDP ports of one instance's SIP lab (see config/asterisk/pjsip.conf)."""
+
+    asterisk: int
+    phones: Mapping[str, int]
+    trunk_in: int
+    trunk_out: int
+    rtp_start: int
+    rtp_end: int
+
+
+class AsteriskInstance:
+    """One Asterisk process with the project's configuration, on free loopback ports.
+
+    ``start()`` returns once AMI has said ``FullyBooted``; ``stop()`` (or leaving the
+    ``with`` block) shuts it down and removes everything the instance created.
+    """
+
+    ami_host = "127.0.0.1"
+
+    def __init__(
+        self,
+        root: Path | None = None,
+        *,
+        config_dir: Path | None = None,
+        dialplan_dir: Path | None = None,
+        username: str = "cti",
+        secret: str | None = None,
+        boot_timeout: float = 30.0,
+    ) -> None:
+        self.root = (root or asterisk_root()).resolve()
+        self.config_dir = config_dir or _REPO / "config" / "asterisk"
+        self.dialplan_dir = dialplan_dir or _REPO / "dialplans"
+        self.username = username
+        self.secret = secret or secrets.token_urlsafe(18)
+        self.boot_timeout = boot_timeout
+        self.name = f"{os.getpid()}-{secrets.token_hex(4)}"
+        self.ami_port = 0
+        self.sip = SipPorts(0, {}, 0, 0, 0, 0)
+        self._process: subprocess.Popen[bytes] | None = None
+        self._sequence = 0
+
+    # ------------------------------------------------------------------ paths
+    @property
+    def chroot_dir(self) -> str:
+        """The instance's directory as Asterisk sees it, inside the root."""
+        return f"/{INSTANCES}/{self.name}"
+
+    @property
+    def instance_dir(self) -> Path:
+        """The same directory seen from the host."""
+        return self.root / INSTANCES / self.name
+
+    @property
+    def spool_dir(self) -> Path:
+        return self.instance_dir / "spool"
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    # ------------------------------------------------------------------ life cycle
+    def start(self) -> None:
+        """Prepare the instance, start Asterisk and wait for FullyBooted."""
+        if self._process is not None:
+            raise AsteriskError("instance already started")
+        problem = root_problem(self.root)
+        if problem:
+            raise AsteriskError(problem)
+        try:
+            with _instances_lock(self.root):
+                _reap_stale_instances(self.root)
+                self.instance_dir.mkdir(parents=True)
+                (self.instance_dir / "owner").write_text(f"{os.getpid()}\n")
+                _ensure_proc(self.root)
+            self._pick_ports()
+            self._write_config()
+            log = (self.instance_dir / "asterisk.out").open("wb")
+            with log:
+                self._process = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
+                    [
+                        "/usr/sbin/chroot",
+                        str(self.root),
+                        ASTERISK,
+                        "-C",
+                        f"{self.chroot_dir}/etc/asterisk.conf",
+                        "-f",
+                        "-n",
+                    ],
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    preexec_fn=_die_with_parent,  # noqa: PLW1509 - no threads at this point
+                    start_new_session=True,
+                )
+            (self.instance_dir / "asterisk.pid").write_text(f"{self._process.pid}\n")
+            self.wait_fully_booted(self.boot_timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop Asterisk (gracefully, then by force) and remove the instance's files."""
+        process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            with contextlib.suppress(AsteriskError):
+                self._cli_raw("core stop now", timeout=timeout)
+            try:
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                _kill_group(process.pid, signal.SIGTERM)
+                try:
+                    process.wait(3)
+                except subprocess.TimeoutExpired:
+                    _kill_group(process.pid, signal.SIGKILL)
+                    process.wait(3)
+        if self.root.is_dir():
+            with _instances_lock(self.root):
+                shutil.rmtree(self.instance_dir, ignore_errors=True)
+                if not _live_instances(self.root):
+                    _release_proc(self.root)
+
+    def restart(self, timeout: float | None = None) -> None:
+        """``core restart now`` (same process, re-executed) and wait for FullyBooted again."""
+        if not self.running:
+            raise AsteriskError("instance is not running")
+        self._cli_raw("core restart now", timeout=10)
+        # The old process closes AMI before it re-executes itself; wait until the port
+        # refuses or drops us, so that FullyBooted below is the new process's.
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and _ami_answers(self.ami_host, self.ami_port):
+            time.sleep(0.05)
+        self.wait_fully_booted(timeout or self.boot_timeout)
+
+    def __enter__(self) -> AsteriskInstance:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------------ AMI
+    def wait_fully_booted(self, timeout: float) -> None:
+        """Log in on AMI with the plain secret and wait for the FullyBooted event."""
+        deadline = time.monotonic() + timeout
+        last_error = "AMI never accepted a connection"
+        while time.monotonic() < deadline:
+            if not self.running:
+                raise AsteriskError(
+                    f"Asterisk exited (code {self._exit_code()}) before FullyBooted\n"
+                    + self.output_tail()
+                )
+            try:
+                _ami_login_and_wait_booted(
+                    self.ami_host, self.ami_port, self.username, self.secret, deadline
+                )
+                return
+            except ConnectionRefusedError:
+                last_error = "AMI connection refused"
+            except (OSError, TimeoutError) as e:
+                last_error = f"AMI: {e}"
+            time.sleep(0.05)
+        raise AsteriskError(
+            f"Asterisk did not report FullyBooted on {self.ami_host}:{self.ami_port} "
+            f"within {timeout:.0f} s ({last_error})\n" + self.output_tail()
+        )
+
+    def ami(self, events: str = "on", timeout: float = 5.0) -> RawAMI:
+        """A new raw AMI connection, logged in as the instance's user."""
+        connection = RawAMI(self.ami_host, self.ami_port, timeout)
+        try:
+            connection.login(self.username, self.secret, events)
+        except BaseException:
+            connection.close()
+            raise
+        return connection
+
+    # ------------------------------------------------------------------ CLI and calls
+    def cli(self, command: str, timeout: float = 15.0) -> str:
+        """Run one CLI command (``asterisk -rx``) in this instance and return its output."""
+        if not self.running:
+            raise AsteriskError("instance is not running")
+        return self._cli_raw(command, timeout)
+
+    def active_channels(self) -> int:
+        """How many channels exist right now (``core show channels count``)."""
+        output = self.cli("core show channels count")
+        found = re.search(r"(\d+) active channels?", output)
+        if not found:
+            raise AsteriskError(f"unexpected 'core show channels count' output: {output!r}")
+        return int(found.group(1))
+
+    def wait_idle(self, timeout: float = 30.0, hangup_after: float | None = None) -> None:
+        """Wait until no channel is left, hanging up everything after ``hangup_after`` s.
+
+        Tests share one instance per session: each one ends by leaving the PBX idle.
+        """
+        start = time.monotonic()
+        hung_up = False
+        while self.active_channels():
+            waited = time.monotonic() - start
+            if hangup_after is not None and waited >= hangup_after and not hung_up:
+                self.cli("channel request hangup all")
+                hung_up = True
+            if waited > timeout:
+                raise AsteriskError(f"channels still up after {timeout} s")
+            time.sleep(0.1)
+
+    def set_operator(self, ext: str, ring: float = 2, talk: float = 60) -> None:
+        """Simulate operator phone ``ext``: ring ``ring`` s, answer, talk ``talk`` s, hang up."""
+        _check_token(ext, "extension")
+        self.cli(f"database put agentsim {ext}/ring {ring:g}")
+        self.cli(f"database put agentsim {ext}/talk {talk:g}")
+
+    def clear_operator(self, ext: str) -> None:
+        """Stop simulating ``ext``: its calls go to the real phone PJSIP/<ext> again."""
+        _check_token(ext, "extension")
+        self.cli(f"database deltree agentsim {ext}")
+
+    def place_call(
+        self,
+        did: str = "3200",
+        caller_number: str | None = None,
+        caller_name: str | None = None,
+        *,
+        hold: int = 30,
+        withheld: bool = False,
+        context: str = "from-pstn",
+        variables: Mapping[str, str] | None = None,
+    ) -> str:
+        """Drop a call file: a simulated customer calls ``did`` and hangs up after ``hold`` s.
+
+        The customer is ``Local/hold<hold>@sim-caller`` as in the recorded traces. A caller
+        name a call file cannot carry (CR/LF, longer than 79 bytes) arrives through
+        ``sim-trunk`` instead, URI-encoded, so hostile caller IDs reach the PBX byte for
+        byte. Returns the value of the channel variable ``CTI_SIM_CALL`` set on the call.
+        """
+        for value, what in ((did, "DID"), (context, "context")):
+            _check_token(value, what)
+        if caller_number is not None and _CONTROL.search(caller_number):
+            raise ValueError("caller number contains control characters")
+        self._sequence += 1
+        tag = f"{self.name}-{self._sequence}"
+        headers: list[tuple[str, str]] = [("Channel", f"Local/hold{int(hold)}@sim-caller")]
+        via_trunk = caller_name is not None and (
+            _CONTROL.search(caller_name) is not None or len(caller_name.encode()) > 79
+        )
+        if caller_name is not None and not via_trunk:
+            escaped = caller_name.replace("\\", "\\\\").replace('"', '\\"')
+            headers.append(("CallerID", f'"{escaped}" <{caller_number or ""}>'))
+        elif caller_number is not None:
+            headers.append(("CallerID", f"<{caller_number}>"))
+        headers += [
+            ("Context", "sim-trunk" if via_trunk else context),
+            ("Extension", did),
+            ("Priority", "1"),
+            ("MaxRetries", "0"),
+            ("WaitTime", "30"),
+            ("Set", f"CTI_SIM_CALL={tag}"),
+        ]
+        if via_trunk:
+            assert caller_name is not None
+            headers.append(("Set", "SIM_CNAME=" + urllib.parse.quote(caller_name, safe="")))
+        if withheld:
+            headers.append(("Set", "CALLERID(pres)=prohib"))
+        for key, value in (variables or {}).items():
+            _check_token(key, "variable name")
+            if _CONTROL.search(value):
+                raise ValueError(f"variable {key} contains control characters")
+            headers.append(("Set", f"{key}={value}"))
+        self._drop_call_file(tag, headers)
+        return tag
+
+    # ------------------------------------------------------------------ diagnostics
+    def output_tail(self, lines: int = 40) -> str:
+        """The last lines of Asterisk's output and messages log, for error messages."""
+        parts = []
+        for path in (self.instance_dir / "asterisk.out", self.instance_dir / "log/messages.log"):
+            with contextlib.suppress(OSError):
+                text = path.read_text(errors="replace").splitlines()[-lines:]
+                if text:
+                    parts.append(f"--- {path.name} (last {len(text)} lines)\n" + "\n".join(text))
+        return "\n".join(parts) or "(Asterisk wrote no output)"
+
+    # ------------------------------------------------------------------ internals
+    def _exit_code(self) -> int | None:
+        return None if self._process is None else self._process.poll()
+
+    def _cli_raw(self, command: str, timeout: float) -> str:
+        argv = ["/usr/sbin/chroot", str(self.root), ASTERISK]
+        argv += ["-C", f"{self.chroot_dir}/etc/asterisk.conf", "-rx", command]
+        try:
+            done = subprocess.run(  # noqa: S603 - fixed argv, no shell
+                argv, capture_output=True, timeout=timeout, check=False
+            )
+        except subprocess.TimeoutExpired as e:
+            raise AsteriskError(f"CLI {command!r} timed out after {timeout} s") from e
+        output = done.stdout.decode(errors="replace")
+        if done.returncode != 0:
+            err = done.stderr.decode(errors="replace")
+            raise AsteriskError(f"CLI {command!r} failed ({done.returncode}): {output}{err}")
+        return output
+
+    def _pick_ports(self) -> None:
+        tcp = _free_ports(socket.SOCK_STREAM, 1)
+        udp = _free_ports(socket.SOCK_DGRAM, len(_SIP_LAB_PORTS) + 2)
+        self.ami_port = tcp[0]
+        rtp_start = _free_rtp_range()
+        phones = dict(zip(("1001", "1002", "2001"), udp[1:4], strict=True))
+        self.sip = SipPorts(udp[0], phones, udp[4], udp[5], rtp_start, rtp_start + _RTP_PORTS - 1)
+
+    def _write_config(self) -> None:
+        for sub in ("etc/dialplans", "run", "log", "db", "cache", "agi", "spool/tmp"):
+            (self.instance_dir / sub).mkdir(parents=True, exist_ok=True)
+        (self.spool_dir / "outgoing").mkdir()
+        etc = self.instance_dir / "etc"
+        sip = self.sip
+        replacements: dict[str, dict[str, str]] = {
+            "manager.conf": {"port = 5038": f"port = {self.ami_port}"},
+            "rtp.conf": {
+                "rtpstart = 10000": f"rtpstart = {sip.rtp_start}",
+                "rtpend = 20000": f"rtpend = {sip.rtp_end}",
+            },
+            "pjsip.conf": {
+                f"127.0.0.1:{_SIP_LAB_PORTS[key]}": f"127.0.0.1:{port}"
+                for key, port in [("asterisk", sip.asterisk), *sip.phones.items()]
+            }
+            | {
+                f"127.0.0.1:{_TRUNK_IN}": f"127.0.0.1:{sip.trunk_in}",
+                f"127.0.0.1:{_TRUNK_OUT}": f"127.0.0.1:{sip.trunk_out}",
+            },
+        }
+        options = ""
+        for source in sorted(self.config_dir.glob("*.conf")):
+            text = source.read_text()
+            for old, new in replacements.get(source.name, {}).items():
+                if old not in text:
+                    raise AsteriskError(f"{source} no longer contains {old!r} to replace")
+                text = text.replace(old, new)
+            if source.name == "asterisk.conf":
+                options = text
+            else:
+                (etc / source.name).write_text(text)
+        _check_token(self.secret, "AMI secret")
+        (etc / "manager-cti-secret.conf").write_text(f"secret = {self.secret}\n")
+        if self.username != "cti":
+            text = (etc / "manager.conf").read_text().replace("[cti]", f"[{self.username}]")
+            (etc / "manager.conf").write_text(text)
+        for source in sorted(self.dialplan_dir.glob("*.conf")):
+            shutil.copy(source, etc / "dialplans" / source.name)
+        if (self.dialplan_dir / "agi").is_dir():
+            shutil.copytree(
+                self.dialplan_dir / "agi", self.instance_dir / "agi", dirs_exist_ok=True
+            )
+        inside = self.chroot_dir
+        directories = {
+            "astetcdir": f"{inside}/etc",
+            "astmoddir": "/usr/lib/x86_64-linux-gnu/asterisk/modules",
+            "astvarlibdir": "/var/lib/asterisk",
+            "astdbdir": f"{inside}/db",
+            "astkeydir": "/var/lib/asterisk",
+            "astdatadir": "/usr/share/asterisk",
+            "astagidir": f"{inside}/agi",
+            "astspooldir": f"{inside}/spool",
+            "astrundir": f"{inside}/run",
+            "astlogdir": f"{inside}/log",
+            "astcachedir": f"{inside}/cache",
+            "astsbindir": "/usr/sbin",
+        }
+        moddirs = list((self.root / "usr/lib").glob("*/asterisk/modules"))
+        if moddirs:
+            directories["astmoddir"] = "/" + str(moddirs[0].relative_to(self.root))
+        header = "[directories]\n" + "".join(f"{k} => {v}\n" for k, v in directories.items())
+        (etc / "asterisk.conf").write_text(header + "\n" + options)
+
+    def _drop_call_file(self, tag: str, headers: list[tuple[str, str]]) -> None:
+        lines = [f"{key}: {value.replace(';', chr(92) + ';')}" for key, value in headers]
+        data = ("\n".join(lines) + "\n").encode()
+        if any(len(line) > 254 for line in data.split(b"\n")):
+            raise ValueError("call file line longer than 254 bytes")
+        tmp = self.spool_dir / "tmp" / f"{tag}.call"
+        tmp.write_bytes(data)
+        past = time.time() - 1  # pbx_spool runs files whose mtime is not in the future
+        os.utime(tmp, (past, past))
+        tmp.rename(self.spool_dir / "outgoing" / tmp.name)
+
+
+# ---------------------------------------------------------------------- AMI, raw
+
+
+class RawAMI:
+    """A blocking AMI connection on a plain socket, for harness checks and test set-up.
+
+    Not the product's client (that is ``cti_bridge.ami``): it exists so that the PBX can be
+    checked without it. Messages are dicts of each header's first value.
+    """
+
+    def __init__(self, host: str, port: int, timeout: float = 5.0) -> None:
+        self._sock = socket.create_connection((host, port), timeout=timeout)
+        self._buffer = b""
+        self._sequence = 0
+        self.banner = self._read_banner(time.monotonic() + timeout)
+
+    def close(self) -> None:
+        self._sock.close()
+
+    def __enter__(self) -> RawAMI:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def send(self, action: str, headers: Mapping[str, str] | None = None) -> str:
+        """Send an action; returns its ActionID. Values with CR/LF are refused."""
+        self._sequence += 1
+        action_id = f"raw-{self._sequence}"
+        lines = [f"Action: {action}", f"ActionID: {action_id}"]
+        for key, value in (headers or {}).items():
+            if _CONTROL.search(key) or _CONTROL.search(value):
+                raise ValueError(f"AMI header {key!r} contains control characters")
+            lines.append(f"{key}: {value}")
+        self._sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        return action_id
+
+    def action(
+        self, action: str, headers: Mapping[str, str] | None = None, timeout: float = 10.0
+    ) -> dict[str, str]:
+        """Send an action and return its response (events read meanwhile are dropped)."""
+        action_id = self.send(action, headers)
+        return self.wait_for(
+            lambda m: "Response" in m and m.get("ActionID") == action_id, timeout, what=action
+        )
+
+    def login(self, username: str, secret: str, events: str = "on") -> dict[str, str]:
+        """Plain-secret login; raises AsteriskError when Asterisk refuses it."""
+        response = self.action("Login", {"Username": username, "Secret": secret, "Events": events})
+        if response.get("Response") != "Success":
+            raise AsteriskError(f"AMI login refused: {response.get('Message')}")
+        return response
+
+    def read(self, deadline: float) -> dict[str, str]:
+        """The next message; TimeoutError at ``deadline`` (time.monotonic)."""
+        while b"\r\n\r\n" not in self._buffer:
+            self._fill(deadline)
+        block, self._buffer = self._buffer.split(b"\r\n\r\n", 1)
+        message: dict[str, str] = {}
+        for line in block.decode(errors="replace").split("\r\n"):
+            key, _, value = line.partition(": ")
+            message.setdefault(key, value)
+        return message
+
+    def wait_for(
+        self,
+        match: Callable[[dict[str, str]], bool],
+        timeout: float,
+        seen: list[dict[str, str]] | None = None,
+        what: str = "message",
+    ) -> dict[str, str]:
+        """Read until a message matches; every message read is appended to ``seen``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                message = self.read(deadline)
+            except TimeoutError:
+                raise TimeoutError(f"no AMI {what} within {timeout} s") from None
+            if seen is not None:
+                seen.append(message)
+            if match(message):
+                return message
+
+    def _fill(self, deadline: float) -> None:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("AMI read timed out")
+        self._sock.settimeout(left)
+        try:
+            data = self._sock.recv(65536)
+        except TimeoutError:
+            raise TimeoutError("AMI read timed out") from None
+        if not data:
+            raise AMIClosed("connection closed by Asterisk")
+        self._buffer += data
+
+    def _read_banner(self, deadline: float) -> str:
+        while b"\r\n" not in self._buffer:
+            self._fill(deadline)
+        line, self._buffer = self._buffer.split(b"\r\n", 1)
+        return line.decode(errors="replace")
+
+
+class AMIClosed(ConnectionError):
+    """Asterisk closed the AMI connection."""
+
+
+def _ami_login_and_wait_booted(
+    host: str, port: int, username: str, secret: str, deadline: float
+) -> None:
+    with RawAMI(host, port, timeout=2) as ami:
+        ami.login(username, secret, events="system")
+        ami.wait_for(
+            lambda m: m.get("Event") == "FullyBooted",
+            max(0.01, deadline - time.monotonic()),
+            what="FullyBooted",
+        )
+        with contextlib.suppress(OSError):
+            ami.send("Logoff")
+
+
+def _ami_answers(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5) as sock:
+            sock.settimeout(0.5)
+            return sock.recv(64).startswith(b"Asterisk Call Manager/")
+    except OSError:
+        return False
+
+
+# ---------------------------------------------------------------------- shared root state
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_TOKEN = re.compile(r"^[A-Za-z0-9_+*#.@/-]+$")
+
+
+def _check_token(value: str, what: str) -> None:
+    if not _TOKEN.match(value):
+        raise ValueError(f"invalid {what}: {value!r}")
+
+
+@contextlib.contextmanager
+def _instances_lock(root: Path) -> Iterator[None]:
+    """Serialises instance set-up/teardown across processes (proc mount, stale clean-up)."""
+    base = root / INSTANCES
+    base.mkdir(parents=True, exist_ok=True)
+    with (base / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _read_pid(path: Path) -> int | None:
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _live_instances(root: Path) -> list[Path]:
+    live = []
+    for directory in (root / INSTANCES).iterdir():
+        owner = _read_pid(directory / "owner") if directory.is_dir() else None
+        if owner is not None and _pid_alive(owner):
+            live.append(directory)
+    return live
+
+
+def _reap_stale_instances(root: Path) -> None:
+    """Remove instances whose owner died without stopping them (killed test run)."""
+    live = set(_live_instances(root))
+    for directory in (root / INSTANCES).iterdir():
+        if not directory.is_dir() or directory in live:
+            continue
+        pid = _read_pid(directory / "asterisk.pid")
+        if pid is not None and _runs_in(pid, root):
+            _kill_group(pid, signal.SIGKILL)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def _runs_in(pid: int, root: Path) -> bool:
+    try:
+        return Path(f"/proc/{pid}/root").resolve() == root
+    except OSError:
+        return False
+
+
+def _kill_group(pid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, sig)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.kill(pid, sig)
+
+
+def _proc_mounted(root: Path) -> bool:
+    target = str(root / "proc")
+    with open("/proc/mounts") as mounts:
+        return any(line.split()[1] == target for line in mounts if line.strip())
+
+
+def _ensure_proc(root: Path) -> None:
+    if not _proc_mounted(root):
+        _run(["mount", "-t", "proc", "proc", str(root / "proc")])
+
+
+def _release_proc(root: Path) -> None:
+    if _proc_mounted(root):
+        _run(["umount", str(root / "proc")])
+
+
+def _run(argv: list[str]) -> None:
+    done = subprocess.run(argv, capture_output=True, check=False)  # noqa: S603
+    if done.returncode != 0:
+        raise AsteriskError(f"{' '.join(argv)} failed: {done.stderr.decode(errors='replace')}")
+
+
+def _die_with_parent() -> None:
+    """Asterisk gets SIGKILL when the test process dies, so no orphan PBX keeps ports."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def _free_ports(kind: socket.SocketKind, count: int) -> list[int]:
+    """Distinct free ports on 127.0.0.1, held open together so that none repeats."""
+    with contextlib.ExitStack() as stack:
+        ports = []
+        for _ in range(count):
+            sock = stack.enter_context(socket.socket(socket.AF_INET, kind))
+            sock.bind(("127.0.0.1", 0))
+            ports.append(sock.getsockname()[1])
+        return ports
+
+
+def _free_rtp_range() -> int:
+    """An even start of _RTP_PORTS free UDP ports below the kernel's ephemeral range."""
+    rng = random.Random()
+    for _ in range(200):
+        start = rng.randrange(20000, 32000 - _RTP_PORTS, 2)
+        with contextlib.ExitStack() as stack:
+            try:
+                for port in range(start, start + _RTP_PORTS):
+                    sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+                    sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return start
+    raise AsteriskError("no free RTP port range between 20000 and 32000")
