@@ -1,1 +1,103 @@
+"""Storage: call records, operator accounts, customers and agreements (SQLAlchemy 2).
 
+SQLite (the embedded default) and PostgreSQL run the same code and the same test
+suite. Everything here is synchronous and meant to run in a thread pool; the one
+Twisted-facing piece is ``RecordWriter``, which feeds ``CallStore`` from the reactor.
+See docs/storage.md.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from .accounts import AccountError, Accounts, LoginRefused, LoginThrottled, OperatorInfo
+from .customers import Customers, InvalidRecord
+from .db import create_database_engine, safe_url, session_factory
+from .numbers import CallerNumber, caller_number, is_withheld, normalize_number
+from .queries import CallNotFound, CallQueries, InvalidAnnotation
+from .records import CallStore
+from .schema import SchemaOutOfDate, check_current, upgrade
+from .writer import RecordWriter
+
+__all__ = [
+    "AccountError",
+    "Accounts",
+    "CallNotFound",
+    "CallQueries",
+    "CallStore",
+    "CallerNumber",
+    "Customers",
+    "InvalidAnnotation",
+    "InvalidRecord",
+    "LoginRefused",
+    "LoginThrottled",
+    "OperatorInfo",
+    "RecordWriter",
+    "SchemaOutOfDate",
+    "Store",
+    "caller_number",
+    "check_current",
+    "is_withheld",
+    "normalize_number",
+    "open_store",
+    "upgrade",
+]
+
+
+@dataclass(frozen=True)
+class Store:
+    """Every store service on one engine; what the daemon and the CLI hand around."""
+
+    engine: Engine
+    sessions: sessionmaker[Session]
+    calls: CallStore
+    queries: CallQueries
+    accounts: Accounts
+    customers: Customers
+
+    @property
+    def url(self) -> str:
+        return safe_url(self.engine.url)
+
+    def ping(self) -> None:
+        """Raise if the database does not answer (for /healthz, in a pool thread)."""
+        with self.engine.connect() as connection:
+            connection.exec_driver_sql("SELECT 1")
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def open_store(
+    url: str,
+    *,
+    default_region: str = "BE",
+    pool_size: int = 4,
+    check_schema: bool = True,
+    clock: Callable[[], float] = time.time,
+    accounts: dict[str, object] | None = None,
+) -> Store:
+    """Open the database at ``url``; refuses (``SchemaOutOfDate``) a schema that is not
+    this version's, unless ``check_schema`` is false. ``accounts`` passes options to
+    ``Accounts`` (e.g. a cheaper password hasher in tests)."""
+    engine = create_database_engine(url, pool_size=pool_size)
+    try:
+        if check_schema:
+            check_current(engine)
+    except BaseException:
+        engine.dispose()
+        raise
+    sessions = session_factory(engine)
+    return Store(
+        engine=engine,
+        sessions=sessions,
+        calls=CallStore(sessions, default_region=default_region, clock=clock),
+        queries=CallQueries(sessions, default_region=default_region, clock=clock),
+        accounts=Accounts(sessions, clock=clock, **accounts or {}),  # type: ignore[arg-type]
+        customers=Customers(sessions, default_region=default_region, clock=clock),
+    )

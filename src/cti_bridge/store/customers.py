@@ -1,0 +1,385 @@
+"""Customers, products, contracts, scripts and agreements: create and read.
+
+Only what the tables need to be exercised now; the screen-pop work adds the lookups
+(everything a pop shows for a number) and the importers on top of these. Numbers are
+stored in E.164 so a caller's number finds its customer with one indexed lookup.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, selectinload, sessionmaker
+
+from .db import writing
+from .models import (
+    AGREEMENT_KINDS,
+    AGREEMENT_STATUSES,
+    ATTEMPT_OUTCOMES,
+    Agreement,
+    AgreementAttempt,
+    Contract,
+    Customer,
+    CustomerNumber,
+    CustomerProduct,
+    Product,
+    Script,
+)
+from .numbers import normalize_number
+from .records import clean_text
+from .types import iso_utc
+
+__all__ = ["Customers", "InvalidRecord"]
+
+
+class InvalidRecord(ValueError):
+    user_facing = True
+
+
+class Customers:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        *,
+        default_region: str = "BE",
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._sessions = sessions
+        self._region = default_region
+        self._clock = clock
+
+    def _now(self) -> datetime:
+        return datetime.fromtimestamp(self._clock(), UTC)
+
+    # --- customers and numbers ---------------------------------------------------------
+
+    def add_customer(
+        self,
+        name: str,
+        *,
+        numbers: Iterable[str] = (),
+        company: str | None = None,
+        language: str | None = None,
+        knowledge_level: str | None = None,
+        tier: str | None = None,
+        timezone: str | None = None,
+        external_ref: str | None = None,
+    ) -> int:
+        normalised = []
+        for raw in numbers:
+            e164 = normalize_number(raw, self._region)
+            if e164 is None:
+                raise InvalidRecord(f"{raw[:40]!r} is not a phone number")
+            normalised.append((e164, clean_text(raw, 64)))
+        now = self._now()
+        with writing(self._sessions) as session:
+            customer = Customer(
+                name=clean_text(name, 256) or "",
+                company=clean_text(company, 256),
+                language=clean_text(language, 16),
+                knowledge_level=clean_text(knowledge_level, 32),
+                tier=clean_text(tier, 32),
+                timezone=clean_text(timezone, 64),
+                external_ref=clean_text(external_ref, 64),
+                created_at=now,
+                updated_at=now,
+            )
+            session.add(customer)
+            session.flush()
+            for e164, raw_text in normalised:
+                session.add(CustomerNumber(customer_id=customer.id, number=e164, raw=raw_text))
+            return customer.id
+
+    def customer_for_number(self, number: str) -> dict[str, Any] | None:
+        e164 = normalize_number(number, self._region)
+        if e164 is None:
+            return None
+        with self._sessions() as session:
+            customer_id = session.scalar(
+                select(CustomerNumber.customer_id).where(CustomerNumber.number == e164)
+            )
+        return None if customer_id is None else self.get_customer(customer_id)
+
+    def get_customer(self, customer_id: int) -> dict[str, Any] | None:
+        with self._sessions() as session:
+            row = session.scalar(
+                select(Customer)
+                .where(Customer.id == customer_id)
+                .options(selectinload(Customer.numbers))
+            )
+            if row is None:
+                return None
+            return {
+                "id": row.id,
+                "external_ref": row.external_ref,
+                "name": row.name,
+                "company": row.company,
+                "language": row.language,
+                "knowledge_level": row.knowledge_level,
+                "tier": row.tier,
+                "timezone": row.timezone,
+                "numbers": [n.number for n in row.numbers],
+            }
+
+    # --- products, contracts, scripts --------------------------------------------------
+
+    def add_product(self, code: str, name: str) -> int:
+        with writing(self._sessions) as session:
+            product = Product(code=code, name=name)
+            session.add(product)
+            session.flush()
+            return product.id
+
+    def give_product(self, customer_id: int, product_id: int, *, serial: str | None = None) -> int:
+        with writing(self._sessions) as session:
+            owned = CustomerProduct(customer_id=customer_id, product_id=product_id, serial=serial)
+            session.add(owned)
+            session.flush()
+            return owned.id
+
+    def products_of(self, customer_id: int) -> list[dict[str, Any]]:
+        with self._sessions() as session:
+            rows = session.execute(
+                select(Product, CustomerProduct.serial)
+                .join(CustomerProduct, CustomerProduct.product_id == Product.id)
+                .where(CustomerProduct.customer_id == customer_id)
+                .order_by(Product.code)
+            )
+            return [{"id": p.id, "code": p.code, "name": p.name, "serial": s} for p, s in rows]
+
+    def add_contract(
+        self,
+        customer_id: int,
+        *,
+        valid_from: date,
+        covered: Sequence[str],
+        valid_until: date | None = None,
+        product_id: int | None = None,
+        service_level_hours: int | None = None,
+        reference: str | None = None,
+    ) -> int:
+        if valid_until is not None and valid_until < valid_from:
+            raise InvalidRecord("a contract cannot end before it starts")
+        with writing(self._sessions) as session:
+            contract = Contract(
+                customer_id=customer_id,
+                product_id=product_id,
+                reference=reference,
+                covered=list(covered),
+                service_level_hours=service_level_hours,
+                valid_from=valid_from,
+                valid_until=valid_until,
+            )
+            session.add(contract)
+            session.flush()
+            return contract.id
+
+    def contracts_of(self, customer_id: int) -> list[dict[str, Any]]:
+        with self._sessions() as session:
+            rows = session.scalars(
+                select(Contract)
+                .where(Contract.customer_id == customer_id)
+                .order_by(Contract.valid_from, Contract.id)
+            )
+            return [
+                {
+                    "id": c.id,
+                    "reference": c.reference,
+                    "product_id": c.product_id,
+                    "covered": list(c.covered),
+                    "service_level_hours": c.service_level_hours,
+                    "valid_from": c.valid_from.isoformat(),
+                    "valid_until": None if c.valid_until is None else c.valid_until.isoformat(),
+                }
+                for c in rows
+            ]
+
+    def add_script_version(
+        self,
+        product_id: int,
+        name: str,
+        *,
+        title: str,
+        body: str,
+        by_operator: int | None = None,
+    ) -> int:
+        """Store a new version of a script (1 for a new one); returns its version."""
+        with writing(self._sessions) as session:
+            latest = session.scalar(
+                select(func.max(Script.version)).where(
+                    Script.product_id == product_id, Script.name == name
+                )
+            )
+            version = (latest or 0) + 1
+            session.add(
+                Script(
+                    product_id=product_id,
+                    name=name,
+                    version=version,
+                    title=title,
+                    body=body,
+                    created_at=self._now(),
+                    created_by_operator_id=by_operator,
+                )
+            )
+            return version
+
+    def get_script(
+        self, product_id: int, name: str, version: int | None = None
+    ) -> dict[str, Any] | None:
+        """A given version, or the newest one."""
+        query = select(Script).where(Script.product_id == product_id, Script.name == name)
+        if version is None:
+            query = query.order_by(Script.version.desc()).limit(1)
+        else:
+            query = query.where(Script.version == version)
+        with self._sessions() as session:
+            row = session.scalar(query)
+            if row is None:
+                return None
+            return {
+                "product_id": row.product_id,
+                "name": row.name,
+                "version": row.version,
+                "title": row.title,
+                "body": row.body,
+                "created_at": iso_utc(row.created_at),
+            }
+
+    # --- agreements and attempts -------------------------------------------------------
+
+    def add_agreement(
+        self,
+        kind: str,
+        *,
+        customer_id: int | None = None,
+        call_id: int | None = None,
+        owner_operator_id: int | None = None,
+        deadline: datetime | None = None,
+        callback_number: str | None = None,
+        window: tuple[datetime, datetime] | None = None,
+        notes: str | None = None,
+        by_operator: int | None = None,
+    ) -> int:
+        if kind not in AGREEMENT_KINDS:
+            raise InvalidRecord(f"kind must be one of {', '.join(AGREEMENT_KINDS)}")
+        number = None
+        if callback_number is not None:
+            number = normalize_number(callback_number, self._region)
+            if number is None:
+                raise InvalidRecord(f"{callback_number[:40]!r} is not a phone number")
+        if window is not None and window[1] <= window[0]:
+            raise InvalidRecord("a callback window must end after it starts")
+        now = self._now()
+        with writing(self._sessions) as session:
+            agreement = Agreement(
+                kind=kind,
+                status="open",
+                customer_id=customer_id,
+                call_id=call_id,
+                owner_operator_id=owner_operator_id,
+                deadline=deadline,
+                callback_number=number,
+                window_start=None if window is None else window[0],
+                window_end=None if window is None else window[1],
+                notes=clean_text(notes, 20_000),
+                created_at=now,
+                updated_at=now,
+                created_by_operator_id=by_operator,
+            )
+            session.add(agreement)
+            session.flush()
+            return agreement.id
+
+    def set_agreement_status(self, agreement_id: int, status: str) -> None:
+        if status not in AGREEMENT_STATUSES:
+            raise InvalidRecord(f"status must be one of {', '.join(AGREEMENT_STATUSES)}")
+        with writing(self._sessions) as session:
+            agreement = session.get(Agreement, agreement_id, with_for_update=True)
+            if agreement is None:
+                raise InvalidRecord(f"no agreement {agreement_id}")
+            agreement.status = status
+            agreement.updated_at = self._now()
+
+    def start_attempt(
+        self, agreement_id: int, *, operator_id: int | None = None, node: str | None = None
+    ) -> int:
+        """Open the next attempt. The database refuses a second open attempt (an
+        ``IntegrityError``), so two nodes can never dial one agreement at once."""
+        with writing(self._sessions) as session:
+            agreement = session.get(Agreement, agreement_id, with_for_update=True)
+            if agreement is None:
+                raise InvalidRecord(f"no agreement {agreement_id}")
+            latest = session.scalar(
+                select(func.max(AgreementAttempt.number)).where(
+                    AgreementAttempt.agreement_id == agreement_id
+                )
+            )
+            attempt = AgreementAttempt(
+                agreement_id=agreement_id,
+                number=(latest or 0) + 1,
+                operator_id=operator_id,
+                node=node,
+                started_at=self._now(),
+            )
+            session.add(attempt)
+            session.flush()
+            return attempt.number
+
+    def end_attempt(
+        self, agreement_id: int, number: int, outcome: str, *, call_id: int | None = None
+    ) -> None:
+        if outcome not in ATTEMPT_OUTCOMES:
+            raise InvalidRecord(f"outcome must be one of {', '.join(ATTEMPT_OUTCOMES)}")
+        with writing(self._sessions) as session:
+            attempt = session.scalar(
+                select(AgreementAttempt).where(
+                    AgreementAttempt.agreement_id == agreement_id,
+                    AgreementAttempt.number == number,
+                )
+            )
+            if attempt is None or attempt.ended_at is not None:
+                raise InvalidRecord(f"no open attempt {number} of agreement {agreement_id}")
+            attempt.ended_at = self._now()
+            attempt.outcome = outcome
+            attempt.call_id = call_id
+
+    def get_agreement(self, agreement_id: int) -> dict[str, Any] | None:
+        with self._sessions() as session:
+            row = session.scalar(
+                select(Agreement)
+                .where(Agreement.id == agreement_id)
+                .options(selectinload(Agreement.attempts))
+            )
+            if row is None:
+                return None
+            return {
+                "id": row.id,
+                "kind": row.kind,
+                "status": row.status,
+                "customer_id": row.customer_id,
+                "call_id": row.call_id,
+                "owner_operator_id": row.owner_operator_id,
+                "deadline": iso_utc(row.deadline),
+                "callback_number": row.callback_number,
+                "window_start": iso_utc(row.window_start),
+                "window_end": iso_utc(row.window_end),
+                "notes": row.notes,
+                "created_at": iso_utc(row.created_at),
+                "attempts": [
+                    {
+                        "number": a.number,
+                        "operator_id": a.operator_id,
+                        "call_id": a.call_id,
+                        "node": a.node,
+                        "started_at": iso_utc(a.started_at),
+                        "ended_at": iso_utc(a.ended_at),
+                        "outcome": a.outcome,
+                    }
+                    for a in row.attempts
+                ],
+            }

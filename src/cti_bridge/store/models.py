@@ -1,0 +1,435 @@
+"""The schema, for the whole product: calls, accounts, customers, agreements.
+
+It is built now for work that comes later (screen-pop, agreements and callbacks,
+supervision), so those add lookups rather than migrations. The Alembic revisions under
+``migrations/`` are the truth for existing databases; a test checks that these models
+and the migrations agree.
+
+Call children (rings, segments, transfers) each have a natural key, so replaying the
+call model's events can never add a second row for the same thing. Operators are
+resolved when a record is written and stored as ids next to the device, so the API
+answers "who rang" without joining per ring, and a device later given to somebody else
+does not rewrite history.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from .types import UTCDateTime
+
+__all__ = [
+    "AGREEMENT_KINDS",
+    "AGREEMENT_STATUSES",
+    "ATTEMPT_OUTCOMES",
+    "DISPOSITIONS",
+    "ROLES",
+    "Agreement",
+    "AgreementAttempt",
+    "Base",
+    "CallRecord",
+    "CallRing",
+    "CallSegment",
+    "CallTransfer",
+    "Contract",
+    "Customer",
+    "CustomerNumber",
+    "CustomerProduct",
+    "LoginAttempt",
+    "Operator",
+    "OperatorDevice",
+    "OperatorSession",
+    "Product",
+    "Script",
+]
+
+ROLES = ("operator", "supervisor", "admin")
+DISPOSITIONS = (
+    "solved",
+    "agreement_made",
+    "escalated",
+    "technician_planned",
+    "repair_planned",
+    "replacement_planned",
+    "out_of_contract",
+    "complaint",
+)
+AGREEMENT_KINDS = (
+    "callback",
+    "documentation",
+    "technician",
+    "repair",
+    "replacement",
+    "second_line",
+    "other",
+)
+AGREEMENT_STATUSES = ("open", "done", "failed", "cancelled")
+ATTEMPT_OUTCOMES = ("answered", "busy", "no_answer", "failed", "operator_unavailable")
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UTCDateTime()}
+
+
+def _fk(target: str, ondelete: str = "SET NULL", **kwargs: Any) -> ForeignKey:
+    return ForeignKey(target, ondelete=ondelete, **kwargs)
+
+
+# --- operators and their access -------------------------------------------------------
+
+
+class Operator(Base):
+    __tablename__ = "operators"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str | None] = mapped_column(String(128))
+    role: Mapped[str] = mapped_column(String(16))
+    password_hash: Mapped[str] = mapped_column(String(256))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime]
+    password_changed_at: Mapped[datetime]
+
+    devices: Mapped[list[OperatorDevice]] = relationship(
+        back_populates="operator", order_by="OperatorDevice.device"
+    )
+
+
+class OperatorDevice(Base):
+    """A phone (channel prefix such as ``PJSIP/1001``) and the operator it belongs to."""
+
+    __tablename__ = "operator_devices"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    device: Mapped[str] = mapped_column(String(128), unique=True)
+    operator_id: Mapped[int] = mapped_column(_fk("operators.id", "CASCADE"), index=True)
+    bound_at: Mapped[datetime]
+
+    operator: Mapped[Operator] = relationship(back_populates="devices")
+
+
+class OperatorSession(Base):
+    """A login token. Only its SHA-256 is stored: a leaked table grants nobody access."""
+
+    __tablename__ = "sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    operator_id: Mapped[int] = mapped_column(_fk("operators.id", "CASCADE"), index=True)
+    role: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+    revoked_at: Mapped[datetime | None]
+
+
+class LoginAttempt(Base):
+    """Failed logins per username and source, for rate limiting (pruned as they age)."""
+
+    __tablename__ = "login_attempts"
+    __table_args__ = (Index(None, "username", "source", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime]
+
+
+# --- customers, what they own and what they are entitled to ----------------------------
+
+
+class Customer(Base):
+    __tablename__ = "customers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    #: The customer's key in the system we import from; makes re-imports idempotent.
+    external_ref: Mapped[str | None] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(256))
+    company: Mapped[str | None] = mapped_column(String(256))
+    language: Mapped[str | None] = mapped_column(String(16))
+    knowledge_level: Mapped[str | None] = mapped_column(String(32))
+    tier: Mapped[str | None] = mapped_column(String(32))
+    timezone: Mapped[str | None] = mapped_column(String(64))  # IANA; callback windows
+    notes: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    numbers: Mapped[list[CustomerNumber]] = relationship(
+        back_populates="customer", order_by="CustomerNumber.id"
+    )
+
+
+class CustomerNumber(Base):
+    __tablename__ = "customer_numbers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(_fk("customers.id", "CASCADE"), index=True)
+    number: Mapped[str] = mapped_column(String(32), unique=True)  # E.164: the lookup key
+    raw: Mapped[str | None] = mapped_column(String(64))
+    label: Mapped[str | None] = mapped_column(String(64))
+
+    customer: Mapped[Customer] = relationship(back_populates="numbers")
+
+
+class Product(Base):
+    __tablename__ = "products"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(256))
+
+
+class CustomerProduct(Base):
+    __tablename__ = "customer_products"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(_fk("customers.id", "CASCADE"), index=True)
+    product_id: Mapped[int] = mapped_column(_fk("products.id", "CASCADE"), index=True)
+    serial: Mapped[str | None] = mapped_column(String(128))
+    since: Mapped[date | None] = mapped_column(Date)
+
+
+class Contract(Base):
+    """What a customer is entitled to: which interventions, how fast, from when to when."""
+
+    __tablename__ = "contracts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    reference: Mapped[str | None] = mapped_column(String(64), unique=True)
+    customer_id: Mapped[int] = mapped_column(_fk("customers.id", "CASCADE"), index=True)
+    #: None: the contract covers all of the customer's products.
+    product_id: Mapped[int | None] = mapped_column(_fk("products.id"), index=True)
+    #: Interventions covered, e.g. ["phone", "technician", "repair", "replacement"].
+    covered: Mapped[list[str]] = mapped_column(JSON)
+    service_level_hours: Mapped[int | None] = mapped_column(Integer)
+    valid_from: Mapped[date] = mapped_column(Date)
+    valid_until: Mapped[date | None] = mapped_column(Date)  # None: open-ended
+    notes: Mapped[str | None] = mapped_column(Text)
+
+
+class Script(Base):
+    """One version of a diagnosis script. A change adds a version; old ones stay readable
+    because call notes and agreements may refer to what the operator saw then."""
+
+    __tablename__ = "scripts"
+    __table_args__ = (UniqueConstraint("product_id", "name", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    product_id: Mapped[int] = mapped_column(_fk("products.id", "CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(128))
+    version: Mapped[int] = mapped_column(Integer)
+    title: Mapped[str] = mapped_column(String(256))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    created_by_operator_id: Mapped[int | None] = mapped_column(_fk("operators.id"))
+
+
+# --- agreements and their attempts -----------------------------------------------------
+
+
+class Agreement(Base):
+    __tablename__ = "agreements"
+    __table_args__ = (
+        Index(None, "status", "deadline"),
+        Index(None, "owner_operator_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int | None] = mapped_column(_fk("customers.id"), index=True)
+    #: The call during which the agreement was made.
+    call_id: Mapped[int | None] = mapped_column(_fk("calls.id"), index=True)
+    owner_operator_id: Mapped[int | None] = mapped_column(_fk("operators.id"))
+    kind: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    deadline: Mapped[datetime | None]
+    callback_number: Mapped[str | None] = mapped_column(String(32))  # E.164
+    window_start: Mapped[datetime | None]
+    window_end: Mapped[datetime | None]
+    notes: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    created_by_operator_id: Mapped[int | None] = mapped_column(_fk("operators.id"))
+
+    attempts: Mapped[list[AgreementAttempt]] = relationship(
+        back_populates="agreement", order_by="AgreementAttempt.number"
+    )
+
+
+class AgreementAttempt(Base):
+    """One try at a callback. At most one attempt per agreement is open (``ended_at`` null)
+    at a time, enforced by the database, so two nodes can never dial one agreement twice."""
+
+    __tablename__ = "agreement_attempts"
+    __table_args__ = (
+        UniqueConstraint("agreement_id", "number"),
+        Index(
+            "uq_agreement_attempts_open",
+            "agreement_id",
+            unique=True,
+            sqlite_where=text("ended_at IS NULL"),
+            postgresql_where=text("ended_at IS NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    agreement_id: Mapped[int] = mapped_column(_fk("agreements.id", "CASCADE"))
+    number: Mapped[int] = mapped_column(Integer)  # 1, 2, 3... per agreement
+    operator_id: Mapped[int | None] = mapped_column(_fk("operators.id"))
+    call_id: Mapped[int | None] = mapped_column(_fk("calls.id"), index=True)
+    node: Mapped[str | None] = mapped_column(String(64))  # the cti-bridge node that dialled
+    started_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+    outcome: Mapped[str | None] = mapped_column(String(32))
+
+    agreement: Mapped[Agreement] = relationship(back_populates="attempts")
+
+
+# --- call records ----------------------------------------------------------------------
+
+
+class CallRecord(Base):
+    """One call: every channel sharing one Linkedid on one PBX.
+
+    Model-owned columns are written by ``CallStore``; ``notes``, ``category`` and
+    ``disposition`` belong to operators and the model's updates never touch them.
+    """
+
+    __tablename__ = "calls"
+    __table_args__ = (
+        UniqueConstraint("pbx", "linkedid"),
+        Index(None, "caller_number", "started_at"),
+        Index(None, "answered_by_operator_id", "started_at"),
+        Index(None, "customer_id", "started_at"),
+        Index(None, "queue", "started_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    pbx: Mapped[str] = mapped_column(String(64))
+    linkedid: Mapped[str] = mapped_column(String(64))
+    direction: Mapped[str] = mapped_column(String(16))
+    caller_number: Mapped[str | None] = mapped_column(String(32))  # E.164 or null
+    caller_number_raw: Mapped[str | None] = mapped_column(String(128))
+    caller_name: Mapped[str | None] = mapped_column(String(512))
+    caller_withheld: Mapped[bool] = mapped_column(Boolean, default=False)
+    dialled: Mapped[str | None] = mapped_column(String(128))
+    queue: Mapped[str | None] = mapped_column(String(128))  # the first queue entered
+    queues: Mapped[list[str]] = mapped_column(JSON, default=list)
+    started_at: Mapped[datetime] = mapped_column(index=True)
+    queue_joined_at: Mapped[datetime | None]
+    answered_at: Mapped[datetime | None]
+    wait_ended_at: Mapped[datetime | None]
+    ended_at: Mapped[datetime | None]
+    wait_seconds: Mapped[float | None] = mapped_column(Float)
+    talk_seconds: Mapped[float | None] = mapped_column(Float)
+    answered_by_device: Mapped[str | None] = mapped_column(String(128))
+    answered_by_operator_id: Mapped[int | None] = mapped_column(_fk("operators.id"))
+    outcome: Mapped[str | None] = mapped_column(String(16))
+    hangup_cause: Mapped[int | None] = mapped_column(Integer)
+    hangup_cause_text: Mapped[str | None] = mapped_column(String(128))
+    hung_up_by: Mapped[str | None] = mapped_column(String(16))
+    #: CTI_AGREEMENT_ID as the PBX reported it, and the agreement it names if it exists.
+    agreement_ref: Mapped[str | None] = mapped_column(String(64))
+    agreement_id: Mapped[int | None] = mapped_column(
+        _fk("agreements.id", use_alter=True), index=True
+    )
+    originate_action_id: Mapped[str | None] = mapped_column(String(128))
+    complete: Mapped[bool] = mapped_column(Boolean, default=True)
+    customer_id: Mapped[int | None] = mapped_column(_fk("customers.id"))
+    notes: Mapped[str | None] = mapped_column(Text)
+    category: Mapped[str | None] = mapped_column(String(100))
+    disposition: Mapped[str | None] = mapped_column(String(32))
+    annotated_at: Mapped[datetime | None]
+    annotated_by_operator_id: Mapped[int | None] = mapped_column(_fk("operators.id"))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    rings: Mapped[list[CallRing]] = relationship(
+        back_populates="call", order_by="(CallRing.started_at, CallRing.id)"
+    )
+    segments: Mapped[list[CallSegment]] = relationship(
+        back_populates="call", order_by="(CallSegment.started_at, CallSegment.id)"
+    )
+    transfers: Mapped[list[CallTransfer]] = relationship(
+        back_populates="call", order_by="(CallTransfer.at, CallTransfer.id)"
+    )
+
+
+class CallRing(Base):
+    """One attempt to ring one device; keyed by the rung channel's Uniqueid."""
+
+    __tablename__ = "call_rings"
+    __table_args__ = (UniqueConstraint("call_id", "uniqueid"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    call_id: Mapped[int] = mapped_column(_fk("calls.id", "CASCADE"))
+    uniqueid: Mapped[str] = mapped_column(String(64))
+    device: Mapped[str] = mapped_column(String(128))
+    channel: Mapped[str] = mapped_column(String(128))
+    operator_id: Mapped[int | None] = mapped_column(_fk("operators.id"), index=True)
+    queue: Mapped[str | None] = mapped_column(String(128))
+    member_name: Mapped[str | None] = mapped_column(String(128))
+    started_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+    result: Mapped[str | None] = mapped_column(String(16))
+
+    call: Mapped[CallRecord] = relationship(back_populates="rings")
+
+
+class CallSegment(Base):
+    """One device talking on the call; keyed by channel and start."""
+
+    __tablename__ = "call_segments"
+    __table_args__ = (UniqueConstraint("call_id", "channel", "started_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    call_id: Mapped[int] = mapped_column(_fk("calls.id", "CASCADE"))
+    device: Mapped[str] = mapped_column(String(128))
+    channel: Mapped[str] = mapped_column(String(128))
+    operator_id: Mapped[int | None] = mapped_column(_fk("operators.id"), index=True)
+    started_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+
+    call: Mapped[CallRecord] = relationship(back_populates="segments")
+
+
+class CallTransfer(Base):
+    """A transfer; keyed by kind and instant (the target may become known later)."""
+
+    __tablename__ = "call_transfers"
+    __table_args__ = (UniqueConstraint("call_id", "kind", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    call_id: Mapped[int] = mapped_column(_fk("calls.id", "CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))
+    at: Mapped[datetime]
+    from_device: Mapped[str | None] = mapped_column(String(128))
+    from_operator_id: Mapped[int | None] = mapped_column(_fk("operators.id"))
+    to_target: Mapped[str | None] = mapped_column(String(128))  # device or extension
+    to_operator_id: Mapped[int | None] = mapped_column(_fk("operators.id"))
+
+    call: Mapped[CallRecord] = relationship(back_populates="transfers")

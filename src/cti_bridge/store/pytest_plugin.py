@@ -1,0 +1,70 @@
+"""pytest fixtures: one store test suite, run on SQLite and on PostgreSQL.
+
+Use from a test module with ``pytest_plugins = ["cti_bridge.store.pytest_plugin"]``;
+then a test that takes ``store`` runs twice, on a fresh SQLite file and on a scratch
+PostgreSQL database (marked ``postgres``; it fails, not skips, when the server is
+missing). Each session creates its own PostgreSQL database and drops it at the end.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy.engine import make_url
+
+from . import Store, open_store
+from .schema import upgrade
+from .testing import FakeTime, cheap_hasher, empty_tables, scratch_postgres
+
+__all__ = ["fake_time", "store", "store_db", "store_url"]
+
+BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def store_db(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, str]]:
+    """(backend, url of a database at the head revision) for the whole session."""
+    backend: str = request.param
+    if backend == "sqlite":
+        path = tmp_path_factory.mktemp("store") / "template.sqlite3"
+        url = f"sqlite:///{path}"
+        upgrade(url)
+        yield backend, url
+        return
+    with scratch_postgres() as url:
+        upgrade(url)
+        yield backend, url
+
+
+@pytest.fixture
+def store_url(store_db: tuple[str, str], tmp_path: Path) -> str:
+    """A database at the head revision with no rows, for one test."""
+    backend, template = store_db
+    if backend == "sqlite":
+        source = Path(make_url(template).database or "")
+        target = tmp_path / "store.sqlite3"
+        shutil.copyfile(source, target)
+        return f"sqlite:///{target}"
+    empty_tables(template)
+    return template
+
+
+@pytest.fixture
+def fake_time() -> FakeTime:
+    return FakeTime()
+
+
+@pytest.fixture
+def store(store_url: str, fake_time: FakeTime) -> Iterator[Store]:
+    options: dict[str, Any] = {"hasher": cheap_hasher()}
+    opened = open_store(store_url, clock=fake_time, accounts=options)
+    try:
+        yield opened
+    finally:
+        opened.close()

@@ -1,0 +1,288 @@
+"""Reading call records in the JSON shape of PRODUCT.md, and operators annotating them.
+
+Synchronous: the HTTP API runs these in its thread pool. The dicts returned are what
+the API sends, so names and types here are the public interface: times are ISO 8601 UTC
+strings with ``Z``, durations are seconds (float, millisecond precision), operators are
+usernames (a device where nobody was bound to it).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Select, or_, select
+from sqlalchemy.orm import Session, selectinload, sessionmaker
+
+from .db import writing
+from .models import DISPOSITIONS, CallRecord, CallRing, CallSegment, Operator
+from .numbers import normalize_number
+from .records import clean_text
+from .types import iso_utc, parse_time
+
+__all__ = ["CallNotFound", "CallQueries", "InvalidAnnotation"]
+
+MAX_LIMIT = 500
+_UNSET: Any = object()
+
+
+class CallNotFound(LookupError):
+    pass
+
+
+class InvalidAnnotation(ValueError):
+    """A PATCH with a value operators may not set (unknown disposition, too long, ...)."""
+
+    user_facing = True
+
+
+class CallQueries:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        *,
+        default_region: str = "BE",
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._sessions = sessions
+        self._region = default_region
+        self._clock = clock
+
+    def list_calls(
+        self,
+        number: str | None = None,
+        since: datetime | str | float | None = None,
+        limit: int = 50,
+        operator_id: int | None = None,
+        *,
+        until: datetime | str | float | None = None,
+        before_id: int | None = None,
+        queue: str | None = None,
+        customer_id: int | None = None,
+        outcome: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Calls, newest first. ``number`` in any format is normalised before matching
+        (so ``0470 12 34 56`` finds ``+32470123456``); a number that does not normalise
+        matches the raw caller ID exactly. ``operator_id`` keeps the calls the operator
+        rang for, answered or talked on. ``before_id`` pages on from an earlier answer."""
+        limit = max(1, min(int(limit), MAX_LIMIT))
+        query = select(CallRecord)
+        if number is not None and number.strip():
+            e164 = normalize_number(number, self._region)
+            if e164 is not None:
+                query = query.where(CallRecord.caller_number == e164)
+            else:
+                query = query.where(CallRecord.caller_number_raw == clean_text(number, 128))
+        if (start := parse_time(since)) is not None:
+            query = query.where(CallRecord.started_at >= start)
+        if (end := parse_time(until)) is not None:
+            query = query.where(CallRecord.started_at < end)
+        if operator_id is not None:
+            query = query.where(_involving(operator_id))
+        if queue is not None:
+            query = query.where(CallRecord.queue == queue)
+        if customer_id is not None:
+            query = query.where(CallRecord.customer_id == customer_id)
+        if outcome is not None:
+            query = query.where(CallRecord.outcome == outcome)
+        if before_id is not None:
+            query = _before(query, before_id)
+        query = query.order_by(CallRecord.started_at.desc(), CallRecord.id.desc()).limit(limit)
+        with self._sessions() as session:
+            rows = session.scalars(_with_children(query)).all()
+            return _render(session, rows)
+
+    def get_call(self, call_id: int) -> dict[str, Any]:
+        with self._sessions() as session:
+            row = session.scalar(_with_children(select(CallRecord).where(CallRecord.id == call_id)))
+            if row is None:
+                raise CallNotFound(call_id)
+            return _render(session, [row])[0]
+
+    def find_call(self, pbx: str, linkedid: str) -> dict[str, Any] | None:
+        """The record of a call the model knows by its key (for pops and call updates)."""
+        with self._sessions() as session:
+            row = session.scalar(
+                _with_children(
+                    select(CallRecord).where(CallRecord.pbx == pbx, CallRecord.linkedid == linkedid)
+                )
+            )
+            return None if row is None else _render(session, [row])[0]
+
+    def patch_call(
+        self,
+        call_id: int,
+        *,
+        notes: str | None = _UNSET,
+        category: str | None = _UNSET,
+        disposition: str | None = _UNSET,
+        by_operator: int | None = None,
+    ) -> dict[str, Any]:
+        """Set what operators own; an argument left out is left alone, None clears it."""
+        changes: dict[str, str | None] = {}
+        if notes is not _UNSET:
+            changes["notes"] = _checked_text("notes", notes, 20_000)
+        if category is not _UNSET:
+            changes["category"] = _checked_text("category", category, 100)
+        if disposition is not _UNSET:
+            if disposition is not None and disposition not in DISPOSITIONS:
+                raise InvalidAnnotation(
+                    f"disposition must be one of {', '.join(DISPOSITIONS)}, not {disposition!r}"
+                )
+            changes["disposition"] = disposition
+        with writing(self._sessions) as session:
+            row = session.get(CallRecord, call_id, with_for_update=True)
+            if row is None:
+                raise CallNotFound(call_id)
+            if changes:
+                for name, value in changes.items():
+                    setattr(row, name, value)
+                row.annotated_at = datetime.fromtimestamp(self._clock(), UTC)
+                row.annotated_by_operator_id = by_operator
+        return self.get_call(call_id)
+
+
+def _checked_text(name: str, value: str | None, limit: int) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidAnnotation(f"{name} must be text")
+    if len(value) > limit:
+        raise InvalidAnnotation(f"{name} is longer than {limit} characters")
+    return clean_text(value, limit) or None
+
+
+def _involving(operator_id: int) -> Any:
+    return or_(
+        CallRecord.answered_by_operator_id == operator_id,
+        CallRecord.id.in_(select(CallRing.call_id).where(CallRing.operator_id == operator_id)),
+        CallRecord.id.in_(
+            select(CallSegment.call_id).where(CallSegment.operator_id == operator_id)
+        ),
+    )
+
+
+def _before(query: Select[CallRecord], before_id: int) -> Select[CallRecord]:
+    """Keyset paging in (started_at, id) order."""
+    anchor = select(CallRecord.started_at).where(CallRecord.id == before_id).scalar_subquery()
+    return query.where(
+        or_(
+            CallRecord.started_at < anchor,
+            (CallRecord.started_at == anchor) & (CallRecord.id < before_id),
+        )
+    )
+
+
+def _with_children(query: Select[CallRecord]) -> Select[CallRecord]:
+    return query.options(
+        selectinload(CallRecord.rings),
+        selectinload(CallRecord.segments),
+        selectinload(CallRecord.transfers),
+    )
+
+
+def _render(session: Session, rows: Iterable[CallRecord]) -> list[dict[str, Any]]:
+    rows = list(rows)
+    ids: set[int] = set()
+    for row in rows:
+        ids.update(
+            i for i in (row.answered_by_operator_id, row.annotated_by_operator_id) if i is not None
+        )
+        ids.update(r.operator_id for r in row.rings if r.operator_id is not None)
+        ids.update(s.operator_id for s in row.segments if s.operator_id is not None)
+        for t in row.transfers:
+            ids.update(i for i in (t.from_operator_id, t.to_operator_id) if i is not None)
+    names: dict[int, str] = {}
+    if ids:
+        query = select(Operator.id, Operator.username).where(Operator.id.in_(ids))
+        names = dict(session.execute(query).all())
+    return [_call_dict(row, names) for row in rows]
+
+
+def _who(names: dict[int, str], operator_id: int | None, device: str | None) -> str | None:
+    if operator_id is not None and operator_id in names:
+        return names[operator_id]
+    return device
+
+
+def _seconds(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
+
+
+def _call_dict(row: CallRecord, names: dict[int, str]) -> dict[str, Any]:
+    rang: list[str] = []
+    for ring in row.rings:
+        who = _who(names, ring.operator_id, ring.device)
+        if who is not None and who not in rang:
+            rang.append(who)
+    return {
+        "id": row.id,
+        "pbx": row.pbx,
+        "linkedid": row.linkedid,
+        "direction": row.direction,
+        "caller_number": row.caller_number,
+        "caller_number_raw": row.caller_number_raw,
+        "caller_name": row.caller_name,
+        "caller_withheld": row.caller_withheld,
+        "dialled": row.dialled,
+        "queue": row.queue,
+        "queues": list(row.queues),
+        "started_at": iso_utc(row.started_at),
+        "queue_joined_at": iso_utc(row.queue_joined_at),
+        "answered_at": iso_utc(row.answered_at),
+        "ended_at": iso_utc(row.ended_at),
+        "wait_seconds": _seconds(row.wait_seconds),
+        "talk_seconds": _seconds(row.talk_seconds),
+        "rang": rang,
+        "answered_by": _who(names, row.answered_by_operator_id, row.answered_by_device),
+        "answered_by_device": row.answered_by_device,
+        "outcome": row.outcome,
+        "hung_up_by": row.hung_up_by,
+        "hangup_cause": row.hangup_cause,
+        "transfers": [
+            {
+                "kind": t.kind,
+                "at": iso_utc(t.at),
+                "from": _who(names, t.from_operator_id, t.from_device),
+                "to": _who(names, t.to_operator_id, t.to_target),
+                "from_device": t.from_device,
+                "to_target": t.to_target,
+            }
+            for t in row.transfers
+        ],
+        "rings": [
+            {
+                "device": r.device,
+                "operator": names.get(r.operator_id) if r.operator_id is not None else None,
+                "queue": r.queue,
+                "member_name": r.member_name,
+                "started_at": iso_utc(r.started_at),
+                "ended_at": iso_utc(r.ended_at),
+                "result": r.result,
+            }
+            for r in row.rings
+        ],
+        "segments": [
+            {
+                "device": s.device,
+                "operator": names.get(s.operator_id) if s.operator_id is not None else None,
+                "started_at": iso_utc(s.started_at),
+                "ended_at": iso_utc(s.ended_at),
+            }
+            for s in row.segments
+        ],
+        "customer_id": row.customer_id,
+        "agreement_id": row.agreement_id,
+        "agreement_ref": row.agreement_ref,
+        "complete": row.complete,
+        "notes": row.notes,
+        "category": row.category,
+        "disposition": row.disposition,
+        "annotated_at": iso_utc(row.annotated_at),
+        "annotated_by": names.get(row.annotated_by_operator_id)
+        if row.annotated_by_operator_id is not None
+        else None,
+        "updated_at": iso_utc(row.updated_at),
+    }

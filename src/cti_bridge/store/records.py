@@ -1,0 +1,469 @@
+"""Call records from the call model's domain events, written idempotently.
+
+Every domain event carries a full snapshot of its call, so writing a record is merging
+that snapshot into the row keyed by (pbx, linkedid). The merge is what makes replays,
+reconnects and reordering harmless:
+
+* the row is created by whichever event comes first, never twice (insert-or-nothing on
+  the unique key, then the row is locked for the rest of the transaction);
+* "first" facts keep their earliest value (start, queue join, first answer and who gave
+  it, the first queue); caller details follow the newest live snapshot;
+* the end is final: once a record has ended, a late or replayed event may still add a
+  ring, segment or transfer it lacks and fill a blank, but never reopens the call or
+  changes how it ended;
+* rings, segments and transfers are matched on natural keys (ring: the rung channel's
+  Uniqueid; segment: channel and start; transfer: kind and instant), so a replay adds
+  no second row;
+* ``complete`` only ever goes from true to false: a record that once missed part of its
+  call stays marked as such;
+* notes, category and disposition belong to operators and are never written here.
+
+Operators are resolved from devices at write time, so the record says who rang and who
+answered as things were during the call.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Collection, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, selectinload, sessionmaker
+
+from cti_bridge.calls.events import (
+    Call,
+    CallAnswered,
+    CallTransferred,
+    DomainEvent,
+    OperatorRinging,
+    Ring,
+    RingEnded,
+    Segment,
+    Transfer,
+)
+
+from .db import writing
+from .models import Agreement, CallRecord, CallRing, CallSegment, CallTransfer, OperatorDevice
+from .models import CustomerNumber as CustomerNumberRow
+from .numbers import caller_number
+from .types import from_posix
+
+__all__ = ["CallStore", "clean_text"]
+
+CallKey = tuple[str, str]
+
+
+def clean_text(value: str | None, limit: int) -> str | None:
+    """Attacker text made storable everywhere: no NUL (PostgreSQL refuses it), no lone
+    surrogates (not encodable), and no longer than its column."""
+    if value is None:
+        return None
+    if not value.isascii():
+        value = value.encode("utf-8", "replace").decode("utf-8")
+    if "\x00" in value:
+        value = value.replace("\x00", "\ufffd")
+    return value[:limit]
+
+
+class CallStore:
+    """Writes call records. Synchronous: run it in a thread pool (see ``RecordWriter``)."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        *,
+        default_region: str = "BE",
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._sessions = sessions
+        self._region = default_region
+        self._clock = clock
+
+    def apply(self, events: Sequence[DomainEvent]) -> int:
+        """Merge ``events`` (in order) in one transaction; returns how many calls changed."""
+        if not events:
+            return 0
+        with writing(self._sessions) as session:
+            batch = _Batch(session, self._region, _utc(self._clock()))
+            batch.load_operators(events)
+            for event in events:
+                batch.merge(event)
+            return len(batch.changed)
+
+    def close_stale(
+        self,
+        pbx: str,
+        live_linkedids: Collection[str],
+        at: float,
+        *,
+        owns: Callable[[CallKey], bool] | None = None,
+    ) -> int:
+        """Close open records of ``pbx`` that started before ``at`` and are not live.
+
+        For after a daemon restart: calls that ended while nobody listened would stay
+        open forever. They are closed as incomplete, ended by the system, at ``at``.
+        ``owns`` restricts the work to the records one writer lane is responsible for.
+        """
+        closed_at = _utc(at)
+        live = set(live_linkedids)
+        with writing(self._sessions) as session:
+            rows = session.scalars(
+                select(CallRecord)
+                .where(
+                    CallRecord.pbx == pbx,
+                    CallRecord.ended_at.is_(None),
+                    CallRecord.started_at < closed_at,
+                )
+                .with_for_update()
+            ).all()
+            count = 0
+            for row in rows:
+                if row.linkedid in live or (owns is not None and not owns((pbx, row.linkedid))):
+                    continue
+                row.ended_at = closed_at
+                row.complete = False
+                row.hung_up_by = "system"
+                row.outcome = _guess_outcome(row)
+                _derive_durations(row)
+                row.updated_at = closed_at
+                count += 1
+            return count
+
+
+def _utc(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+def _guess_outcome(row: CallRecord) -> str:
+    """The call model's rules, applied to what the record knows."""
+    if row.answered_at is not None:
+        return "answered"
+    if row.queue is not None:
+        return "abandoned"
+    return "missed" if row.rings else "failed"
+
+
+def _derive_durations(row: CallRecord) -> None:
+    """PRODUCT.md's definitions, from the merged row rather than any one snapshot."""
+    start = row.queue_joined_at or row.started_at
+    wait_end = row.answered_at or row.wait_ended_at or row.ended_at
+    wait = None if wait_end is None else max(0.0, (wait_end - start).total_seconds())
+    talk = None
+    if row.answered_at is not None and row.ended_at is not None:
+        talk = max(0.0, (row.ended_at - row.answered_at).total_seconds())
+    if row.wait_seconds != wait:
+        row.wait_seconds = wait
+    if row.talk_seconds != talk:
+        row.talk_seconds = talk
+
+
+def _earliest(current: datetime | None, incoming: datetime | None) -> datetime | None:
+    if current is None:
+        return incoming
+    if incoming is None:
+        return current
+    return min(current, incoming)
+
+
+@dataclass
+class _Batch:
+    """One transaction's worth of merging: rows and operator lookups cached."""
+
+    session: Session
+    region: str
+    now: datetime
+    operators: dict[str, int | None] = field(default_factory=dict)
+    rows: dict[CallKey, CallRecord] = field(default_factory=dict)
+    changed: set[CallKey] = field(default_factory=set)
+
+    # --- loading ---------------------------------------------------------------------
+
+    def load_operators(self, events: Iterable[DomainEvent]) -> None:
+        devices: set[str] = set()
+        for event in events:
+            call = event.call
+            devices.update(r.device for r in call.rings)
+            devices.update(s.device for s in call.segments)
+            devices.update(t.from_device for t in call.transfers if t.from_device)
+            devices.update(t.to for t in call.transfers if t.to)
+            if call.answered_by:
+                devices.add(call.answered_by)
+        devices = {d for d in devices if len(d) <= 128}
+        for device in devices:
+            self.operators[device] = None
+        if devices:
+            rows = self.session.execute(
+                select(OperatorDevice.device, OperatorDevice.operator_id).where(
+                    OperatorDevice.device.in_(devices)
+                )
+            )
+            for device, operator_id in rows:
+                self.operators[device] = operator_id
+
+    def operator_of(self, device: str | None) -> int | None:
+        return None if device is None else self.operators.get(device)
+
+    def row_for(self, call: Call) -> tuple[CallRecord, bool]:
+        key = (call.pbx, call.linkedid)
+        row = self.rows.get(key)
+        if row is not None:
+            return row, False
+        query = (
+            select(CallRecord)
+            .where(CallRecord.pbx == call.pbx, CallRecord.linkedid == call.linkedid)
+            .options(
+                selectinload(CallRecord.rings),
+                selectinload(CallRecord.segments),
+                selectinload(CallRecord.transfers),
+            )
+            .with_for_update()
+        )
+        row = self.session.scalars(query).one_or_none()
+        created = row is None
+        if row is None:
+            self._insert_or_nothing(call)
+            row = self.session.scalars(query).one()
+        self.rows[key] = row
+        return row, created
+
+    def _insert_or_nothing(self, call: Call) -> None:
+        """Another node (or lane) may insert the same call at the same moment."""
+        dialect = self.session.get_bind().dialect.name
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        values: dict[str, Any] = {
+            "pbx": call.pbx,
+            "linkedid": call.linkedid,
+            "direction": call.direction.value,
+            "caller_withheld": call.caller_withheld,
+            "queues": [],
+            "started_at": from_posix(call.started_at),
+            "complete": call.complete,
+            "created_at": self.now,
+            "updated_at": self.now,
+        }
+        statement = insert(CallRecord).values(**values)
+        self.session.execute(statement.on_conflict_do_nothing(index_elements=["pbx", "linkedid"]))
+
+    # --- merging ---------------------------------------------------------------------
+
+    def merge(self, event: DomainEvent) -> None:
+        call = event.call
+        if len(call.pbx) > 64 or len(call.linkedid) > 64:
+            raise ValueError(f"call key too long: {call.pbx[:64]!r}/{call.linkedid[:64]!r}")
+        row, created = self.row_for(call)
+        ended = row.ended_at is not None and not created
+        changed = created
+        changed |= self._merge_call(row, call, ended)
+        rings = list(call.rings)
+        segments = list(call.segments)
+        transfers = list(call.transfers)
+        # The snapshot should hold the event's own part; be safe if it does not.
+        if isinstance(event, OperatorRinging | RingEnded) and event.ring not in rings:
+            rings.append(event.ring)
+        if isinstance(event, CallAnswered) and event.segment not in segments:
+            segments.append(event.segment)
+        if isinstance(event, CallTransferred) and event.transfer not in transfers:
+            transfers.append(event.transfer)
+        for ring in rings:
+            changed |= self._merge_ring(row, ring)
+        for segment in segments:
+            changed |= self._merge_segment(row, segment)
+        for transfer in transfers:
+            changed |= self._merge_transfer(row, transfer)
+        if changed:
+            _derive_durations(row)
+            row.updated_at = self.now
+            self.changed.add((call.pbx, call.linkedid))
+
+    def _merge_call(self, row: CallRecord, call: Call, ended: bool) -> bool:
+        before = _snapshot(row)
+        started = from_posix(call.started_at)
+        if started is not None and started < row.started_at:
+            row.started_at = started
+        if not ended:
+            self._merge_caller(row, call)
+        if row.dialled is None:
+            row.dialled = clean_text(call.dialled, 128)
+        if row.queue is None and call.queue is not None:
+            row.queue = clean_text(call.queue, 128)
+        missing = [q for q in call.queues if q not in row.queues]
+        if missing:
+            row.queues = [*row.queues, *(clean_text(q, 128) or "" for q in missing)]
+        row.queue_joined_at = _earliest(row.queue_joined_at, from_posix(call.queue_joined_at))
+        row.wait_ended_at = _earliest(row.wait_ended_at, from_posix(call.wait_ended_at))
+        answered = from_posix(call.answered_at)
+        if answered is not None and (row.answered_at is None or answered < row.answered_at):
+            row.answered_at = answered
+            row.answered_by_device = clean_text(call.answered_by, 128)
+            row.answered_by_operator_id = self.operator_of(call.answered_by)
+        if row.agreement_ref is None and call.agreement_id is not None:
+            row.agreement_ref = clean_text(call.agreement_id, 64)
+            row.agreement_id = self._agreement(row.agreement_ref)
+        if row.originate_action_id is None:
+            row.originate_action_id = clean_text(call.originate_action_id, 128)
+        if not call.complete and row.complete:
+            row.complete = False
+        if not ended and call.ended_at is not None:
+            row.ended_at = from_posix(call.ended_at)
+            row.outcome = None if call.outcome is None else call.outcome.value
+            row.hangup_cause = call.hangup_cause
+            row.hangup_cause_text = clean_text(call.hangup_cause_text, 128)
+            row.hung_up_by = None if call.hung_up_by is None else call.hung_up_by.value
+        return _snapshot(row) != before
+
+    def _merge_caller(self, row: CallRecord, call: Call) -> None:
+        """Caller details follow the newest live snapshot (NewCallerid can change them),
+        but a snapshot that knows less (a resync) never blanks what is known."""
+        raw = clean_text(call.caller_number_raw, 128)
+        if raw is not None or call.caller_withheld:
+            number = caller_number(raw, self.region, withheld=call.caller_withheld)
+            row.caller_number_raw = raw
+            row.caller_number = number.e164
+            row.caller_withheld = number.withheld
+            if row.caller_number is not None and row.customer_id is None:
+                row.customer_id = self.session.scalar(
+                    select(CustomerNumberRow.customer_id).where(
+                        CustomerNumberRow.number == row.caller_number
+                    )
+                )
+        name = clean_text(call.caller_name, 512)
+        if name is not None:
+            row.caller_name = name
+
+    def _agreement(self, ref: str | None) -> int | None:
+        if ref is None or not ref.isdigit() or len(ref) > 18:
+            return None
+        return self.session.scalar(select(Agreement.id).where(Agreement.id == int(ref)))
+
+    def _merge_ring(self, row: CallRecord, ring: Ring) -> bool:
+        uniqueid = clean_text(ring.uniqueid, 64) or ""
+        started = from_posix(ring.started_at)
+        assert started is not None
+        ended = from_posix(ring.ended_at)
+        result = None if ring.result is None else ring.result.value
+        for existing in row.rings:
+            if existing.uniqueid == uniqueid:
+                before = (existing.started_at, existing.ended_at, existing.result)
+                existing.started_at = min(existing.started_at, started)
+                if existing.ended_at is None and ended is not None:
+                    existing.ended_at = ended
+                if existing.result is None and result is not None:
+                    existing.result = result
+                if existing.queue is None and ring.queue is not None:
+                    existing.queue = clean_text(ring.queue, 128)
+                if existing.member_name is None and ring.member_name is not None:
+                    existing.member_name = clean_text(ring.member_name, 128)
+                return before != (existing.started_at, existing.ended_at, existing.result)
+        row.rings.append(
+            CallRing(
+                uniqueid=uniqueid,
+                device=clean_text(ring.device, 128),
+                channel=clean_text(ring.channel, 128),
+                operator_id=self.operator_of(ring.device),
+                queue=clean_text(ring.queue, 128),
+                member_name=clean_text(ring.member_name, 128),
+                started_at=started,
+                ended_at=ended,
+                result=result,
+            )
+        )
+        return True
+
+    def _merge_segment(self, row: CallRecord, segment: Segment) -> bool:
+        channel = clean_text(segment.channel, 128) or ""
+        started = from_posix(segment.started_at)
+        assert started is not None
+        ended = from_posix(segment.ended_at)
+        same = [s for s in row.segments if s.channel == channel]
+        match = next((s for s in same if s.started_at == started), None)
+        if match is None:
+            # The same talking part seen with another start (a resync estimates it).
+            match = next(
+                (
+                    s
+                    for s in same
+                    if (s.ended_at is None or started <= s.ended_at)
+                    and (ended is None or ended >= s.started_at)
+                ),
+                None,
+            )
+        if match is None:
+            row.segments.append(
+                CallSegment(
+                    device=clean_text(segment.device, 128),
+                    channel=channel,
+                    operator_id=self.operator_of(segment.device),
+                    started_at=started,
+                    ended_at=ended,
+                )
+            )
+            return True
+        before = (match.started_at, match.ended_at)
+        match.started_at = min(match.started_at, started)
+        if match.ended_at is None and ended is not None:
+            match.ended_at = ended
+        return before != (match.started_at, match.ended_at)
+
+    def _merge_transfer(self, row: CallRecord, transfer: Transfer) -> bool:
+        at = from_posix(transfer.at)
+        target = clean_text(transfer.to, 128)
+        for existing in row.transfers:
+            if existing.kind == transfer.kind.value and existing.at == at:
+                before = (existing.from_device, existing.to_target)
+                if existing.from_device is None and transfer.from_device is not None:
+                    existing.from_device = clean_text(transfer.from_device, 128)
+                    existing.from_operator_id = self.operator_of(transfer.from_device)
+                # The target becomes a device once known; never go back to an extension.
+                if target is not None and (
+                    existing.to_target is None or ("/" in target and "/" not in existing.to_target)
+                ):
+                    existing.to_target = target
+                    existing.to_operator_id = self.operator_of(transfer.to)
+                return before != (existing.from_device, existing.to_target)
+        row.transfers.append(
+            CallTransfer(
+                kind=transfer.kind.value,
+                at=at,
+                from_device=clean_text(transfer.from_device, 128),
+                from_operator_id=self.operator_of(transfer.from_device),
+                to_target=target,
+                to_operator_id=self.operator_of(transfer.to),
+            )
+        )
+        return True
+
+
+_TRACKED = (
+    "started_at",
+    "direction",
+    "caller_number",
+    "caller_number_raw",
+    "caller_name",
+    "caller_withheld",
+    "customer_id",
+    "dialled",
+    "queue",
+    "queues",
+    "queue_joined_at",
+    "wait_ended_at",
+    "answered_at",
+    "answered_by_device",
+    "agreement_ref",
+    "originate_action_id",
+    "complete",
+    "ended_at",
+    "outcome",
+    "hangup_cause",
+    "hung_up_by",
+)
+
+
+def _snapshot(row: CallRecord) -> tuple[Any, ...]:
+    return tuple(
+        tuple(value) if isinstance(value := getattr(row, name), list) else value
+        for name in _TRACKED
+    )

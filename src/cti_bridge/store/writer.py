@@ -1,0 +1,403 @@
+"""Getting call records written from the reactor without ever waiting for the database.
+
+``submit`` only appends to an in-memory queue. Lanes drain the queues through a bounded
+thread pool: one batch in flight per lane, a call always on the same lane, so each
+call's events reach the database in the order the model produced them, and under load
+many events share one transaction.
+
+When the database is unreachable the batch goes back to the head of its lane, the
+writer reports itself degraded and tries again with capped, jittered back-off; nothing
+is dropped and, because ``CallStore.apply`` is idempotent, a batch that did commit just
+before the connection broke does no harm when written again. Memory is bounded: when
+the backlog reaches ``max_pending`` events it is first compacted (each event carries
+its call's whole snapshot, so only the newest per call is needed), and only if that is
+not enough are new events refused, counted and logged as an error.
+
+An event the database refuses for what it is (not for being unreachable) would block
+its lane forever; the batch is retried one event at a time and the offending event is
+logged and set aside.
+"""
+
+from __future__ import annotations
+
+import random
+import zlib
+from collections import deque
+from collections.abc import Callable, Collection, Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any, Protocol, TypeVar
+
+import structlog
+from sqlalchemy import exc as sa_exc
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IDelayedCall, IReactorFromThreads, IReactorTime
+from twisted.internet.threads import deferToThreadPool
+from twisted.python.failure import Failure
+from twisted.python.threadpool import ThreadPool
+
+from cti_bridge.calls.events import DomainEvent
+
+from .types import from_posix as _from_posix
+from .types import iso_utc
+
+__all__ = ["CloseStale", "RecordWriter", "is_transient"]
+
+log = structlog.get_logger("cti_bridge.store.writer")
+T = TypeVar("T")
+Runner = Callable[[Callable[[], int]], "Deferred[int]"]
+
+
+class RecordSink(Protocol):
+    """What the writer needs from ``CallStore`` (tests may hand in a twin)."""
+
+    def apply(self, events: Sequence[DomainEvent]) -> int: ...
+
+    def close_stale(
+        self,
+        pbx: str,
+        live_linkedids: Collection[str],
+        at: float,
+        *,
+        owns: Callable[[tuple[str, str]], bool] | None = None,
+    ) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class CloseStale:
+    """After a (re)start's resync: close the records of calls that are no longer live."""
+
+    pbx: str
+    live_linkedids: frozenset[str]
+    at: float
+
+
+Item = DomainEvent | CloseStale
+
+
+def is_transient(error: BaseException) -> bool:
+    """Errors that say "the database is not there right now", as opposed to "no"."""
+    if isinstance(
+        error,
+        sa_exc.OperationalError
+        | sa_exc.InterfaceError
+        | sa_exc.DisconnectionError
+        | sa_exc.TimeoutError,
+    ):
+        return True
+    return isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated
+
+
+def _describe(error: BaseException) -> str:
+    """One line, without SQL or parameters (they hold caller IDs)."""
+    inner = error.orig if isinstance(error, sa_exc.DBAPIError) and error.orig else error
+    text = str(inner).strip().splitlines()[0] if str(inner).strip() else ""
+    return f"{type(inner).__name__}: {text}"[:300]
+
+
+def _key(item: Item) -> tuple[str, str] | None:
+    return None if isinstance(item, CloseStale) else (item.call.pbx, item.call.linkedid)
+
+
+@dataclass(eq=False)
+class _Lane:
+    index: int
+    queue: deque[Item] = field(default_factory=deque)
+    inflight: list[Item] | None = None
+    retry: IDelayedCall | None = None
+    failures: int = 0
+    one_by_one: int = 0  # events to write singly, to find one the database refuses
+
+
+class RecordWriter:
+    def __init__(
+        self,
+        store: RecordSink,
+        clock: IReactorTime,
+        run: Runner,
+        *,
+        lanes: int = 1,
+        max_batch: int = 500,
+        max_pending: int = 200_000,
+        initial_delay: float = 0.5,
+        max_delay: float = 30.0,
+        jitter: random.Random | None = None,
+    ) -> None:
+        if lanes < 1 or max_batch < 1 or max_pending < 1:
+            raise ValueError("lanes, max_batch and max_pending must be positive")
+        self._store = store
+        self._clock = clock
+        self._run = run
+        self._lanes = [_Lane(i) for i in range(lanes)]
+        self._max_batch = max_batch
+        self._max_pending = max_pending
+        self._initial_delay = initial_delay
+        self._max_delay = max_delay
+        self._random = jitter or random.Random()
+        self._pending = 0
+        self._pumping = False
+        self._again: list[_Lane] = []
+        self._waiters: list[Deferred[None]] = []
+        self._pool: ThreadPool | None = None
+        self._stopped = False
+        self._counts = {"written": 0, "batches": 0, "retries": 0, "failed": 0, "dropped": 0}
+        self._backlog_full = False
+        self._degraded_since: float | None = None
+        self._last_error: str | None = None
+        self._last_error_at: float | None = None
+        self._last_write_at: float | None = None
+
+    @classmethod
+    def in_thread_pool(
+        cls,
+        store: RecordSink,
+        reactor: Any,
+        *,
+        threads: int = 2,
+        pool: ThreadPool | None = None,
+        **options: Any,
+    ) -> RecordWriter:
+        """The production wiring: writes run in ``pool`` (or a new one of ``threads``
+        threads that ``stop()`` shuts down). ``reactor`` provides time and threads."""
+        assert IReactorTime.providedBy(reactor) and IReactorFromThreads.providedBy(reactor)
+        owned = pool is None
+        if pool is None:
+            pool = ThreadPool(minthreads=0, maxthreads=threads, name="cti-bridge-records")
+            pool.start()
+        writer = cls(store, reactor, partial(_defer_in, reactor, pool), **options)
+        if owned:
+            writer._pool = pool
+        return writer
+
+    # --- the reactor side ------------------------------------------------------------
+
+    def submit(self, event: DomainEvent) -> None:
+        """Queue ``event`` for writing. Never blocks, never raises."""
+        if self._stopped:
+            self._counts["dropped"] += 1
+            log.error("record writer stopped; event not written", **_about(event))
+            return
+        if self._pending >= self._max_pending and not self._make_room():
+            self._counts["dropped"] += 1
+            if not self._backlog_full:
+                log.error(
+                    "call record backlog full: events are being dropped",
+                    max_pending=self._max_pending,
+                    **_about(event),
+                )
+            self._backlog_full = True
+            return
+        self._enqueue(self._lane_for(_key(event)), event)
+
+    def resynced(self, pbx: str, live_linkedids: Iterable[str], at: float) -> None:
+        """Tell the writer which calls of ``pbx`` are live after a (re)start's resync;
+        open records of other calls that started before ``at`` are closed, after every
+        event submitted before this one has been written."""
+        marker = CloseStale(pbx, frozenset(live_linkedids), at)
+        for lane in self._lanes:
+            self._enqueue(lane, marker)
+
+    def flush(self) -> Deferred[None]:
+        """Fires once everything submitted so far is written (waits out an outage)."""
+        if self._idle():
+            return succeed(None)
+        waiter: Deferred[None] = Deferred()
+        self._waiters.append(waiter)
+        return waiter
+
+    def stop(self, timeout: float = 10.0) -> Deferred[None]:
+        """Stop taking events, give the backlog ``timeout`` seconds, then let go."""
+        self._stopped = True
+        done: Deferred[None] = Deferred()
+
+        def finished(_: object = None) -> None:
+            if give_up.active():
+                give_up.cancel()
+            if not done.called:
+                done.callback(None)
+
+        give_up = self._clock.callLater(timeout, finished)
+
+        self.flush().addBoth(finished)
+
+        def release(_: object) -> None:
+            for lane in self._lanes:
+                if lane.retry is not None and lane.retry.active():
+                    lane.retry.cancel()
+                lane.retry = None
+            if self._pending:
+                log.error("record writer stopped with events unwritten", unwritten=self._pending)
+            if self._pool is not None:
+                self._pool.stop()
+                self._pool = None
+
+        return done.addCallback(release)
+
+    def status(self) -> dict[str, Any]:
+        """For /healthz: "degraded" while writes fail or events were dropped."""
+        degraded = self._degraded_since is not None or self._backlog_full
+        return {
+            "status": "degraded" if degraded else "ok",
+            "pending": self._pending,
+            **self._counts,
+            "backlog_full": self._backlog_full,
+            "max_pending": self._max_pending,
+            "lanes": len(self._lanes),
+            "degraded_since": iso_utc(_from_posix(self._degraded_since)),
+            "last_error": self._last_error,
+            "last_error_at": iso_utc(_from_posix(self._last_error_at)),
+            "last_write_at": iso_utc(_from_posix(self._last_write_at)),
+        }
+
+    # --- queueing --------------------------------------------------------------------
+
+    def _lane_for(self, key: tuple[str, str] | None) -> _Lane:
+        if key is None or len(self._lanes) == 1:
+            return self._lanes[0]
+        digest = zlib.crc32(f"{key[0]}\x00{key[1]}".encode("utf-8", "replace"))
+        return self._lanes[digest % len(self._lanes)]
+
+    def _owns(self, lane: _Lane, key: tuple[str, str]) -> bool:
+        return self._lane_for(key) is lane
+
+    def _enqueue(self, lane: _Lane, item: Item) -> None:
+        lane.queue.append(item)
+        self._pending += 1
+        self._kick(lane)
+
+    def _make_room(self) -> bool:
+        """Keep only the newest queued event per call (in-flight batches untouched)."""
+        for lane in self._lanes:
+            newest: dict[tuple[str, str], int] = {}
+            for position, item in enumerate(lane.queue):
+                if (key := _key(item)) is not None:
+                    newest[key] = position
+            kept = deque(
+                item
+                for position, item in enumerate(lane.queue)
+                if (key := _key(item)) is None or newest[key] == position
+            )
+            self._pending -= len(lane.queue) - len(kept)
+            lane.queue = kept
+        return self._pending < self._max_pending
+
+    def _idle(self) -> bool:
+        return self._pending == 0
+
+    # --- writing ---------------------------------------------------------------------
+
+    def _kick(self, lane: _Lane) -> None:
+        """Start the lane's next batch; loops instead of recursing when writes finish
+        synchronously (as they do in tests)."""
+        self._again.append(lane)
+        if self._pumping:
+            return
+        self._pumping = True
+        try:
+            while self._again:
+                self._start(self._again.pop(0))
+        finally:
+            self._pumping = False
+
+    def _start(self, lane: _Lane) -> None:
+        if lane.inflight is not None or lane.retry is not None or not lane.queue:
+            return
+        size = 1 if lane.one_by_one else self._max_batch
+        batch = [lane.queue.popleft() for _ in range(min(size, len(lane.queue)))]
+        lane.inflight = batch
+        d = self._run(partial(self._write, lane, batch))
+        d.addCallbacks(self._written, self._failed, callbackArgs=(lane,), errbackArgs=(lane,))
+
+    def _write(self, lane: _Lane, batch: list[Item]) -> int:
+        """In a pool thread: consecutive events share a transaction."""
+        changed = 0
+        events: list[DomainEvent] = []
+        for item in batch:
+            if isinstance(item, CloseStale):
+                if events:
+                    changed += self._store.apply(events)
+                    events = []
+                owns = None if len(self._lanes) == 1 else partial(self._owns, lane)
+                self._store.close_stale(item.pbx, item.live_linkedids, item.at, owns=owns)
+            else:
+                events.append(item)
+        if events:
+            changed += self._store.apply(events)
+        return changed
+
+    def _written(self, _changed: int, lane: _Lane) -> None:
+        batch = lane.inflight or []
+        lane.inflight = None
+        self._pending -= len(batch)
+        lane.one_by_one = max(0, lane.one_by_one - len(batch))
+        self._counts["written"] += sum(1 for item in batch if not isinstance(item, CloseStale))
+        self._counts["batches"] += 1
+        self._last_write_at = self._clock.seconds()
+        if lane.failures:
+            log.info("call records are being written again", lane=lane.index)
+        lane.failures = 0
+        if self._degraded_since is not None and not any(x.failures for x in self._lanes):
+            self._degraded_since = None
+        if self._backlog_full and self._pending < self._max_pending // 2:
+            self._backlog_full = False
+        self._notify_if_idle()
+        self._kick(lane)
+
+    def _notify_if_idle(self) -> None:
+        if self._idle():
+            waiters, self._waiters = self._waiters, []
+            for waiter in waiters:
+                waiter.callback(None)
+
+    def _failed(self, failure: Failure, lane: _Lane) -> None:
+        batch = lane.inflight or []
+        lane.inflight = None
+        error = failure.value
+        assert error is not None
+        self._last_error = _describe(error)
+        self._last_error_at = self._clock.seconds()
+        if is_transient(error):
+            lane.queue.extendleft(reversed(batch))
+            lane.failures += 1
+            self._counts["retries"] += 1
+            if self._degraded_since is None:
+                self._degraded_since = self._clock.seconds()
+            delay = min(self._max_delay, self._initial_delay * 2 ** (lane.failures - 1))
+            delay *= 0.5 + self._random.random() / 2
+            (log.error if lane.failures == 1 else log.warning)(
+                "database unavailable; call records kept and retried",
+                error=self._last_error,
+                pending=self._pending,
+                retry_in=round(delay, 2),
+                lane=lane.index,
+            )
+            lane.retry = self._clock.callLater(delay, self._retry, lane)
+            return
+        if len(batch) > 1:
+            log.warning("database refused a batch; writing it one by one", error=self._last_error)
+            lane.queue.extendleft(reversed(batch))
+            lane.one_by_one = len(batch)
+        else:
+            self._pending -= len(batch)
+            lane.one_by_one = max(0, lane.one_by_one - 1)
+            self._counts["failed"] += len(batch)
+            for item in batch:
+                log.error(
+                    "database refused a call record event; set aside",
+                    error=self._last_error,
+                    **(_about(item) if not isinstance(item, CloseStale) else {"pbx": item.pbx}),
+                )
+            self._notify_if_idle()
+        self._kick(lane)
+
+    def _retry(self, lane: _Lane) -> None:
+        lane.retry = None
+        self._kick(lane)
+
+
+def _about(event: DomainEvent) -> dict[str, str]:
+    return {"kind": type(event).__name__, "pbx": event.call.pbx, "linkedid": event.call.linkedid}
+
+
+def _defer_in(reactor: Any, pool: ThreadPool, work: Callable[[], T]) -> Deferred[T]:
+    return deferToThreadPool(reactor, pool, work)
