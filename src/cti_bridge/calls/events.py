@@ -52,6 +52,16 @@ class HungUpBy(StrEnum):
     SYSTEM = "system"  # PBX shutdown, queue timeout, resync closing a lost call
 
 
+class QueueResult(StrEnum):
+    """How the caller's (last) stay in a queue ended; both non-answers are ``abandoned``
+    calls per PRODUCT.md, this keeps them apart for supervision."""
+
+    ANSWERED = "answered"  # AgentConnect
+    ABANDONED = "abandoned"  # the caller hung up while waiting
+    TIMEOUT = "timeout"  # the queue's own timeout (QUEUESTATUS=TIMEOUT); the caller carried on
+    EXITED = "exited"  # left unanswered for another reason (LEAVEEMPTY, a redirect, ...)
+
+
 class TransferKind(StrEnum):
     BLIND = "blind"
     ATTENDED = "attended"
@@ -124,6 +134,8 @@ class Call:
     #: a lost link, PBX shutdown) or joined it half-way.
     complete: bool = True
     variables: dict[str, str] = field(default_factory=dict, compare=False)
+    #: Added for the call model (backwards compatible): how the queue stay ended.
+    queue_result: QueueResult | None = None
 
     @property
     def wait_seconds(self) -> float | None:
@@ -146,6 +158,19 @@ class Call:
     def current_devices(self) -> tuple[str, ...]:
         """Devices talking on the call now (after transfers: who ended up with it)."""
         return tuple(s.device for s in self.segments if s.ended_at is None)
+
+    @property
+    def ended_with(self) -> str | None:
+        """The device that ended up with the call: still talking now, or the last one to
+        stop talking once the call is over (after transfers: the transfer target)."""
+        open_now = [s for s in self.segments if s.ended_at is None]
+        if open_now:
+            return open_now[-1].device
+        best: Segment | None = None
+        for seg in self.segments:
+            if best is None or (seg.ended_at or 0.0) >= (best.ended_at or 0.0):
+                best = seg
+        return None if best is None else best.device
 
 
 @dataclass(frozen=True, slots=True)
