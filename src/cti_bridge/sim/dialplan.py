@@ -1,0 +1,709 @@
+"""What the simulated Asterisk runs: inbound calls, ``Dial()``, conversations, transfers.
+
+The dialplan is the one from the pjsip recordings (``from-pstn-sip``), renamed for the
+demo site::
+
+    [from-pstn]   3200 -> NoOp / Set(CHANNEL(language)=nl) / Answer / Queue(support,t,,,60) / Hangup
+                  3300 -> the same for Queue(sales)
+                  1001 -> NoOp / Dial(PJSIP/1001,20) / Hangup     (any operator, 2001)
+    [internal]    2001 -> NoOp / Dial(PJSIP/2001,30)             (transfer targets)
+    [callback]    _0X. -> NoOp(CTI callback agreement ...) / Dial(PJSIP/${EXTEN}@pstn,30) / Hangup
+
+What the *people* do (answer after 3 s, hang up after 40 s, transfer to 2001) comes
+from a :class:`CallPlan`; everything else (who is rung, the events, their order, the
+causes) is the PBX's business and follows the recorded traces.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from twisted.internet.interfaces import IDelayedCall
+
+from .channels import DOWN, RING, RINGING, UP, Bridge, Channel
+from .pbx import CALL, PBX, Endpoint
+from .phones import Reply, Ringer, Ringing
+from .queues import QueueCall, QueueEngine, Waiting
+
+__all__ = ["CallPlan", "Callee", "Dialplan", "Talk", "TransferPlan"]
+
+Party = Literal["caller", "operator"]
+
+
+@dataclass(frozen=True)
+class TransferPlan:
+    """The operator passes the customer on to another line (by default ``2001``)."""
+
+    kind: Literal["blind", "attended"]
+    target: str = "2001"
+    after: float = 8.0  # seconds of conversation before the operator transfers
+    consult: float = 6.0  # attended: operator and target talk before the operator hangs up
+    talk: float = 25.0  # customer and target talk, then the customer hangs up
+
+
+@dataclass(frozen=True)
+class CallPlan:
+    """What the people on one inbound call will do."""
+
+    caller: tuple[str, str]  # (number, name) as the trunk delivers them
+    dialled: str  # a queue's DID (3200) or an extension (1001)
+    talk: float = 30.0  # seconds of conversation once answered
+    ended_by: Party = "caller"
+    patience: float | None = None  # the caller hangs up after waiting this long unanswered
+    #: device -> its phone's reply; a tuple gives one reply per ring attempt, the last repeats.
+    replies: Mapping[str, Reply | tuple[Reply, ...]] = field(default_factory=dict)
+    transfer: TransferPlan | None = None
+
+    def reply(self, device: str, attempt: int) -> Reply | None:
+        found = self.replies.get(device)
+        if isinstance(found, tuple):
+            return found[min(attempt, len(found) - 1)] if found else None
+        return found
+
+
+@dataclass(frozen=True)
+class Callee:
+    """A customer the PBX dials out to (callbacks): how they answer and talk."""
+
+    reply: Reply = field(default_factory=lambda: Reply.answer(4.0))
+    talk: float = 45.0
+    ended_by: Party = "caller"  # "caller" = the customer hangs up, else the operator
+
+
+@dataclass(eq=False)
+class Talk:
+    """Two channels bridged: ``a`` runs the dialplan, ``b`` is the one it reached."""
+
+    a: Channel
+    b: Channel
+    bridge: Bridge
+    queue_call: QueueCall | None = None
+    dial_started: float = 0.0
+    started: float = 0.0
+    timer: IDelayedCall | None = None
+    customer: Channel | None = None  # whose hang-up counts as "caller" in AgentComplete
+    teardown: Callable[[], None] | None = None  # extra channels to clear (attended transfer)
+    deferred_complete: QueueCall | None = None  # Redirect: AgentComplete when the caller goes
+    over: bool = False
+
+
+@dataclass(eq=False)
+class DialAttempt:
+    caller: Channel
+    leg: Channel
+    ringing: Ringing | None = None
+    timer: IDelayedCall | None = None
+    done: bool = False
+
+
+class Dialplan:
+    def __init__(
+        self,
+        pbx: PBX,
+        queues: QueueEngine,
+        ringer: Ringer,
+        *,
+        default_reply: Callable[[str], Reply],
+        callee_for: Callable[[str], Callee],
+    ) -> None:
+        self.pbx = pbx
+        self.queues = queues
+        self.ringer = ringer
+        self.default_reply = default_reply
+        self.callee_for = callee_for
+        #: Active conversations, by the channel names of both parties.
+        self.talks: dict[str, Talk] = {}
+        #: How to end a channel that is not talking (Hangup action): waiting, ringing.
+        self.enders: dict[str, Callable[[int], None]] = {}
+
+    # -- inbound ----------------------------------------------------------------
+
+    def inbound(self, plan: CallPlan) -> Channel:
+        """A customer's INVITE arrives on the trunk for ``plan.dialled``."""
+        pbx = self.pbx
+        pbx.calls_processed += 1
+        chan = pbx.new_pjsip(
+            pbx.trunk, state=RING, caller=plan.caller, context="from-pstn", exten=plan.dialled
+        )
+        pbx.setvar(chan, "SIPDOMAIN", "127.0.0.1")
+
+        attempts: dict[str, int] = {}
+
+        def reply_for(device: str) -> Reply:
+            attempt = attempts.get(device, 0)
+            attempts[device] = attempt + 1
+            return plan.reply(device, attempt) or self.default_reply(device)
+
+        queue = self.queues.by_did(plan.dialled)
+        endpoint = pbx.endpoint_for_exten(plan.dialled)
+        if queue is not None:
+            pbx.newexten(chan, "NoOp", f"{queue.name} line", priority=1)
+            pbx.newexten(chan, "Set", "CHANNEL(language)=nl", priority=2)
+            chan.language = "nl"
+            pbx.newexten(chan, "Answer", "", priority=3)
+            pbx.set_state(chan, UP)
+            pbx.newexten(chan, "Queue", f"{queue.name},t,,,60", priority=4)
+            for name in ("ANSWEREDTIME", "ANSWEREDTIME_MS", "DIALEDTIME", "DIALEDTIME_MS"):
+                pbx.setvar(chan, name, "")
+            joined = pbx.now()
+            waiting = self.queues.join(
+                chan,
+                queue.name,
+                reply_for=reply_for,
+                on_connect=lambda call: self._queue_connected(call, plan, joined),
+                on_timeout=self._queue_timed_out,
+            )
+            self._give_up_after(plan.patience, chan, lambda: self.queues.abandon(waiting))
+            self.enders[chan.name] = lambda cause: self.queues.abandon(waiting)
+        elif endpoint is not None:
+            pbx.newexten(chan, "NoOp", f"direct call to operator {endpoint.exten}", priority=1)
+            pbx.newexten(chan, "Dial", f"{endpoint.device},20", priority=2)
+            attempt = self.dial(
+                chan,
+                endpoint,
+                20.0,
+                reply_for(endpoint.device),
+                on_answer=lambda talk: self.converse(talk, plan, plan.talk, plan.ended_by),
+            )
+            self._give_up_after(plan.patience, chan, lambda: self.caller_gives_up(attempt))
+        else:
+            pbx.newexten(chan, "Hangup", "1", priority=1)
+            pbx.soft_hangup_request(chan, 1)
+            pbx.hangup(chan, 1)
+        return chan
+
+    def _give_up_after(
+        self, patience: float | None, chan: Channel, give_up: Callable[[], None]
+    ) -> None:
+        if patience is None:
+            return
+
+        def maybe() -> None:
+            if not chan.hung_up and chan.bridge is None and chan.name not in self.talks:
+                give_up()
+
+        self.pbx.sched.later(patience, maybe)
+
+    def _queue_connected(self, call: QueueCall, plan: CallPlan, joined: float) -> None:
+        caller = call.waiting.caller
+        self.enders.pop(caller.name, None)
+        talk = Talk(caller, call.leg, call.bridge, call, joined, self.pbx.now(), customer=caller)
+        self._register(talk)
+        if plan.transfer is not None:
+            talk.timer = self.pbx.sched.later(plan.transfer.after, self._transfer, talk, plan)
+        else:
+            self.converse(talk, plan, plan.talk, plan.ended_by)
+
+    def _queue_timed_out(self, w: Waiting) -> None:
+        chan = w.caller
+        self.enders.pop(chan.name, None)
+        self.pbx.newexten(chan, "Hangup", "", priority=5)
+        self.pbx.soft_hangup_request(chan, 16)
+        self.pbx.hangup(chan, 16)
+
+    # -- Dial() -------------------------------------------------------------------
+
+    def dial(
+        self,
+        caller: Channel,
+        target: Endpoint | str,
+        timeout: float,
+        reply: Reply,
+        *,
+        on_answer: Callable[[Talk], None],
+        on_ringing: Callable[[], None] | None = None,
+        on_fail: Callable[[str, int, str], None] | None = None,
+    ) -> DialAttempt:
+        """``Dial(PJSIP/1001,20)`` or ``Dial(PJSIP/<number>@pstn,30)`` from ``caller``."""
+        pbx = self.pbx
+        for name in (
+            "DIALSTATUS",
+            "DIALEDPEERNUMBER",
+            "DIALEDPEERNAME",
+            "ANSWEREDTIME",
+            "ANSWEREDTIME_MS",
+            "DIALEDTIME",
+            "DIALEDTIME_MS",
+            "RINGTIME",
+            "RINGTIME_MS",
+            "PROGRESSTIME",
+            "PROGRESSTIME_MS",
+        ):
+            pbx.setvar(caller, name, "")
+        dial_started = pbx.now()
+        if isinstance(target, Endpoint):
+            leg = pbx.new_pjsip(
+                target.exten,
+                state=DOWN,
+                caller=(target.exten, target.name),
+                context=target.context,
+                exten="s",
+                linkedid=caller.linkedid,
+            )
+            peer_number, dialstring = target.exten, target.exten
+            pbx.setvar(leg, "DIALEDPEERNUMBER", peer_number)
+            leg.exten = target.exten
+            leg.connected_num, leg.connected_name = caller.caller_num, caller.caller_name
+            pbx.newexten(leg, "AppDial", "(Outgoing Line)")
+            pbx.chan_event("NewConnectedLine", leg)
+        else:
+            leg = pbx.new_pjsip(
+                pbx.trunk,
+                state=DOWN,
+                caller=("<unknown>", "<unknown>"),
+                context="from-pstn",
+                exten="s",
+                linkedid=caller.linkedid,
+            )
+            peer_number = dialstring = f"{target}@{pbx.trunk}"
+            pbx.setvar(leg, "DIALEDPEERNUMBER", peer_number)
+            leg.exten = target
+            pbx.newexten(leg, "AppDial", "(Outgoing Line)")
+            pres = "0 (Presentation Allowed, Not Screened)"
+            pbx.new_callerid(leg, caller.caller_num, caller.caller_name, pres)
+            leg.connected_num, leg.connected_name = caller.caller_num, caller.caller_name
+            pbx.chan_event("NewConnectedLine", leg)
+        attempt = DialAttempt(caller, leg)
+        pbx.dial_begin(caller, leg, dialstring)
+        if isinstance(target, Endpoint):
+            pbx.connected_line(caller, target.exten, target.name)
+
+        def rang(_: Ringing) -> None:
+            pbx.set_state(leg, RINGING)
+            ring_ms = int((pbx.now() - dial_started) * 1000)
+            pbx.setvar(caller, "RINGTIME", str(ring_ms // 1000))
+            pbx.setvar(caller, "RINGTIME_MS", str(ring_ms))
+            pbx.dial_state(caller, leg)
+            if on_ringing is not None:
+                on_ringing()
+
+        def answered(_: Ringing) -> None:
+            attempt.done = True
+            self.enders.pop(leg.name, None)
+            self.enders.pop(caller.name, None)
+            pbx.sched.cancel(attempt.timer)
+            pbx.set_state(leg, UP)
+            pbx.setvar(caller, "DIALSTATUS", "ANSWER")
+            pbx.setvar(caller, "DIALEDPEERNAME", leg.name)
+            pbx.setvar(caller, "DIALEDPEERNUMBER", peer_number)
+            pbx.dial_end(caller, leg, "ANSWER")
+            if caller.state != UP:
+                pbx.set_state(caller, UP)
+            bridge = pbx.bridge_create()
+            leg.exten = ""
+            pbx.newexten(leg, "AppDial", "(Outgoing Line)")
+            pbx.bridge_enter(bridge, leg)
+            pbx.bridge_enter(bridge, caller)
+            pbx.bridge_peer_vars(caller, leg)
+            bridge.technology = "native_rtp"  # re-negotiated silently (pjsip quirk 10)
+            talk = Talk(caller, leg, bridge, None, dial_started, pbx.now())
+            self._register(talk)
+            on_answer(talk)
+
+        def failed(status: str, cause: int, tech: str) -> None:
+            if attempt.done:
+                return
+            attempt.done = True
+            self.enders.pop(leg.name, None)
+            self.enders.pop(caller.name, None)
+            pbx.sched.cancel(attempt.timer)
+            if attempt.ringing is not None:
+                self.ringer.cancel(attempt.ringing)
+            if cause in (17, 34):
+                pbx.hangup_request(leg, cause, tech)
+            pbx.dial_end(caller, leg, status)
+            pbx.setvar(caller, "DIALSTATUS", status)
+            pbx.hangup(leg, cause if cause in (17, 34) else 0, tech)
+            if on_fail is not None:
+                on_fail(status, cause, tech)
+            else:
+                self._dialplan_hangup(caller, cause if cause in (17, 34) else 16, tech)
+
+        attempt.ringing = self.ringer.ring(
+            leg,
+            reply,
+            on_ringing=rang,
+            on_answer=answered,
+            on_reject=lambda _, cause, tech: failed(
+                "BUSY" if cause == 17 else "CONGESTION", cause, tech
+            ),
+        )
+        attempt.timer = pbx.sched.later(timeout, failed, "NOANSWER", 0, "")
+        self.enders[leg.name] = lambda cause: failed("NOANSWER", 0, "")
+        self.enders[caller.name] = lambda cause: self.caller_gives_up(attempt)
+        return attempt
+
+    def caller_gives_up(self, attempt: DialAttempt) -> None:
+        """The caller hangs up while ``Dial()`` is still ringing."""
+        if attempt.done:
+            return
+        attempt.done = True
+        pbx, caller, leg = self.pbx, attempt.caller, attempt.leg
+        self.enders.pop(leg.name, None)
+        self.enders.pop(caller.name, None)
+        pbx.sched.cancel(attempt.timer)
+        if attempt.ringing is not None:
+            self.ringer.cancel(attempt.ringing)
+        pbx.hangup_request(caller, 16)
+        pbx.dial_end(caller, leg, "CANCEL")
+        pbx.setvar(caller, "DIALSTATUS", "CANCEL")
+        pbx.hangup(leg, 0)
+        pbx.hangup(caller, 16)
+
+    def _dialplan_hangup(self, chan: Channel, cause: int = 16, tech: str = "") -> None:
+        """The dialplan's ``Hangup()`` after a failed ``Dial()``."""
+        self.enders.pop(chan.name, None)
+        self.pbx.newexten(chan, "Hangup", "", priority=chan.priority + 1)
+        self.pbx.soft_hangup_request(chan, 16)
+        self.pbx.hangup(chan, cause, tech)
+
+    # -- conversations --------------------------------------------------------------
+
+    def _register(self, talk: Talk) -> None:
+        self.talks[talk.a.name] = talk
+        self.talks[talk.b.name] = talk
+
+    def converse(self, talk: Talk, plan: CallPlan | None, seconds: float, ended_by: Party) -> None:
+        """Schedule the end of a conversation by the customer or by the operator side."""
+        customer = talk.customer or talk.a
+        quitter = customer if ended_by == "caller" else (talk.b if customer is talk.a else talk.a)
+        talk.timer = self.pbx.sched.later(seconds, self.end_talk, talk, quitter)
+
+    def end_talk(self, talk: Talk, quitter: Channel, *, soft: bool = False) -> None:
+        """``quitter``'s phone hangs up (or, ``soft``, the Hangup action ends it)."""
+        if talk.over:
+            return
+        talk.over = True
+        pbx = self.pbx
+        pbx.sched.cancel(talk.timer)
+        other = talk.b if quitter is talk.a else talk.a
+        for chan in (talk.a, talk.b):
+            if self.talks.get(chan.name) is talk:
+                del self.talks[chan.name]
+        if soft:
+            pbx.soft_hangup_request(quitter, 16)
+        else:
+            pbx.hangup_request(quitter, None if talk.queue_call else 16)
+        by_customer = quitter is (talk.customer or talk.a)
+        if talk.queue_call is not None:
+            self.queues.complete(talk.queue_call, "caller" if by_customer else "agent")
+        if talk.deferred_complete is not None and by_customer:
+            self.queues.complete(talk.deferred_complete, "caller")
+        pbx.bridge_peer_vars(quitter, other, clear=True)
+        pbx.bridge_leave(talk.bridge, quitter)
+        if quitter is talk.a:
+            self._answered_vars(talk)
+            pbx.soft_hangup_request(talk.a, 16)
+            pbx.hangup(talk.a, 16)
+            pbx.bridge_leave(talk.bridge, other)
+            pbx.bridge_destroy(talk.bridge)
+            pbx.hangup(other, 16)
+        else:
+            pbx.bridge_leave(talk.bridge, other)
+            pbx.bridge_destroy(talk.bridge)
+            self._answered_vars(talk)
+            pbx.soft_hangup_request(talk.a, 16)
+            pbx.hangup(talk.a, 16)
+            pbx.hangup(quitter, 16)
+        if talk.teardown is not None:
+            talk.teardown()
+
+    def _answered_vars(self, talk: Talk) -> None:
+        pbx, now = self.pbx, self.pbx.now()
+        answered, dialled = now - talk.started, now - talk.dial_started
+        pbx.setvar(talk.a, "ANSWEREDTIME", str(int(answered)))
+        pbx.setvar(talk.a, "ANSWEREDTIME_MS", str(int(answered * 1000)))
+        pbx.setvar(talk.a, "DIALEDTIME", str(int(dialled)))
+        pbx.setvar(talk.a, "DIALEDTIME_MS", str(int(dialled * 1000)))
+
+    def hangup_channel(self, name: str, cause: int = 16) -> bool:
+        """The AMI ``Hangup`` action: end whatever ``name`` is doing. False: no such channel."""
+        if name not in self.pbx.channels:
+            return False
+        talk = self.talks.get(name)
+        if talk is not None:
+            self.end_talk(talk, self.pbx.channels[name], soft=True)
+            return True
+        ender = self.enders.pop(name, None)
+        if ender is not None:
+            ender(cause)
+            return True
+        chan = self.pbx.channels[name]
+        self.pbx.soft_hangup_request(chan, cause)
+        self.pbx.hangup(chan, cause)
+        return True
+
+    # -- transfers ----------------------------------------------------------------
+
+    def _transfer(self, talk: Talk, plan: CallPlan) -> None:
+        assert plan.transfer is not None
+        xfer = plan.transfer
+        endpoint = self.pbx.endpoint_for_exten(xfer.target)
+        if endpoint is None or talk.over:
+            return
+
+        reply = plan.reply(endpoint.device, 0) or self.default_reply(endpoint.device)
+        if xfer.kind == "blind":
+            self.blind_transfer(
+                talk, talk.b, xfer.target, "internal", talk_after=xfer.talk, reply=reply
+            )
+        else:
+            self.attended_transfer(
+                talk, xfer.target, consult=xfer.consult, talk_after=xfer.talk, reply=reply
+            )
+
+    def blind_transfer(
+        self,
+        talk: Talk,
+        transferer: Channel,
+        exten: str,
+        context: str = "internal",
+        *,
+        talk_after: float | None = None,
+        reply: Reply | None = None,
+        via_ami: bool = False,
+    ) -> bool:
+        """The operator sends the customer to ``exten`` without talking to it first."""
+        pbx = self.pbx
+        endpoint = pbx.endpoint_for_exten(exten)
+        if endpoint is None or talk.over:
+            return False
+        transferee = talk.b if transferer is talk.a else talk.a
+        talk.over = True
+        pbx.sched.cancel(talk.timer)
+        for chan in (talk.a, talk.b):
+            self.talks.pop(chan.name, None)
+        bridge = talk.bridge
+        if via_ami:
+            pbx.hold(transferer, False)
+        pbx.setvar(transferee, "BLINDTRANSFER", transferer.name)
+        pbx.setvar(transferer, "BLINDTRANSFER", transferee.name)
+        pbx.setvar(transferer, "BRIDGEPEER", "")
+        pbx.emit(
+            "BlindTransfer",
+            CALL,
+            [
+                ("Result", "Success"),
+                *transferer.snapshot("Transferer"),
+                *transferee.snapshot("Transferee"),
+                *bridge.snapshot(),
+                ("IsExternal", "Yes"),
+                ("Context", context),
+                ("Extension", exten),
+            ],
+        )
+        pbx.bridge_leave(bridge, transferer)
+        pbx.soft_hangup_request(transferer, 16)
+        if talk.queue_call is not None:
+            self.queues.complete(talk.queue_call, "transfer")
+        pbx.hangup(transferer, 16)
+        self._continue_to(
+            transferee,
+            exten,
+            context,
+            old_bridge=bridge,
+            talk_after=talk_after,
+            reply=reply,
+            queue_call=talk.queue_call,
+            deferred=False,
+        )
+        return True
+
+    def redirect(self, chan: Channel, exten: str, context: str = "internal") -> bool:
+        """AMI ``Redirect`` of the customer: no transfer event, AgentComplete later (quirk 16)."""
+        pbx = self.pbx
+        talk = self.talks.get(chan.name)
+        if talk is None or pbx.endpoint_for_exten(exten) is None:
+            return False
+        talk.over = True
+        pbx.sched.cancel(talk.timer)
+        for c in (talk.a, talk.b):
+            self.talks.pop(c.name, None)
+        operator = talk.b if chan is talk.a else talk.a
+        bridge = talk.bridge
+        pbx.bridge_leave(bridge, chan)
+        pbx.setvar(operator, "BRIDGEPEER", "")
+        pbx.bridge_leave(bridge, operator)
+        pbx.bridge_destroy(bridge)
+        pbx.soft_hangup_request(operator, 16)
+        pbx.hangup(operator, 16)
+        self._continue_to(chan, exten, context, queue_call=talk.queue_call, deferred=True)
+        return True
+
+    def _continue_to(
+        self,
+        customer: Channel,
+        exten: str,
+        context: str,
+        *,
+        old_bridge: Bridge | None = None,
+        talk_after: float | None = None,
+        reply: Reply | None = None,
+        queue_call: QueueCall | None,
+        deferred: bool,
+    ) -> None:
+        """The customer runs ``<context>,<exten>``: ``Dial(PJSIP/<exten>,30)``."""
+        pbx = self.pbx
+        endpoint = pbx.endpoint_for_exten(exten)
+        assert endpoint is not None
+        customer.context, customer.exten = context, exten
+        pbx.setvar(customer, "BRIDGEPEER", "")
+        pbx.newexten(customer, "NoOp", f"internal call to {exten}", priority=1)
+        if old_bridge is not None:
+            pbx.bridge_leave(old_bridge, customer)
+            pbx.bridge_destroy(old_bridge)
+        pbx.newexten(customer, "Dial", f"{endpoint.device},30", priority=2)
+        callee = self.callee_for(exten)
+        seconds = talk_after if talk_after is not None else callee.talk
+
+        def connected(talk: Talk) -> None:
+            talk.customer = customer
+            if deferred:
+                talk.deferred_complete = queue_call
+            self.converse(talk, None, seconds, "caller")
+
+        self.dial(
+            customer,
+            endpoint,
+            30.0,
+            reply or self.default_reply(endpoint.device),
+            on_answer=connected,
+        )
+
+    def attended_transfer(
+        self,
+        talk: Talk,
+        exten: str,
+        context: str = "internal",
+        *,
+        consult: float = 6.0,
+        talk_after: float = 25.0,
+        reply: Reply | None = None,
+        via_ami: bool = False,
+    ) -> bool:
+        """The operator consults ``exten`` and hangs up to join it to the customer (trace 06)."""
+        pbx = self.pbx
+        endpoint = pbx.endpoint_for_exten(exten)
+        if endpoint is None or talk.over:
+            return False
+        pbx.sched.cancel(talk.timer)
+        operator, customer, bridge = talk.b, talk.a, talk.bridge
+        if via_ami:
+            pbx.setvar(operator, "TRANSFER_CONTEXT", context)
+        pbx.hold(operator, True)
+        one, two = pbx.new_local_pair(
+            exten, context, (customer.caller_num, customer.caller_name), operator.linkedid
+        )
+        pbx.setvar(one, "TRANSFERERNAME", operator.name)
+        pbx.setvar(one, "ATTENDEDTRANSFER", operator.name)
+        consult_bridge = pbx.bridge_create()
+        pbx.setvar(two, "ATTENDEDTRANSFER", operator.name)
+        pbx.setvar(two, "TRANSFERERNAME", operator.name)
+        pbx.emit(
+            "LocalBridge",
+            CALL,
+            [
+                *one.snapshot("LocalOne"),
+                *two.snapshot("LocalTwo"),
+                ("Context", context),
+                ("Exten", exten),
+                ("LocalOptimization", "Yes"),
+            ],
+        )
+        pbx.newexten(two, "NoOp", f"internal call to {exten}", priority=1)
+        pbx.newexten(two, "Dial", f"{endpoint.device},30", priority=2)
+        pbx.bridge_enter(consult_bridge, one)
+        pbx.setvar(one, "ATTENDEDTRANSFER", "")
+        pbx.bridge_leave(bridge, operator)
+        pbx.bridge_enter(consult_bridge, operator)
+
+        def target_rings() -> None:
+            pbx.set_state(one, RINGING)
+            pbx.dial_state(None, one)
+
+        def target_answers(inner: Talk) -> None:
+            pbx.set_state(one, UP)
+            pbx.dial_end(None, one, "ANSWER")
+            pbx.bridge_peer_vars(one, operator)
+            self.talks.pop(inner.a.name, None)
+            self.talks.pop(inner.b.name, None)
+            pbx.sched.later(consult, complete, inner)
+
+        def complete(inner: Talk) -> None:
+            if operator.hung_up:
+                return
+            pbx.hangup_request(operator, 16)
+            pbx.setvar(operator, "BRIDGEPEER", "")
+            pbx.bridge_leave(consult_bridge, operator)
+            pbx.emit(
+                "BridgeMerge", CALL, [*bridge.snapshot("To"), *consult_bridge.snapshot("From")]
+            )
+            pbx.bridge_leave(consult_bridge, one)
+            pbx.bridge_enter(bridge, one)
+            pbx.setvar(customer, "BRIDGEPEER", one.name)
+            pbx.setvar(one, "BRIDGEPEER", customer.name)
+            pbx.connected_line(customer, endpoint.exten, endpoint.name)
+            pbx.emit(
+                "AttendedTransfer",
+                CALL,
+                [
+                    ("Result", "Success"),
+                    *operator.snapshot("OrigTransferer"),
+                    *bridge.snapshot("Orig"),
+                    *operator.snapshot("SecondTransferer"),
+                    *consult_bridge.snapshot("Second"),
+                    *customer.snapshot("Transferee"),
+                    ("IsExternal", "No"),
+                    ("DestType", "Bridge"),
+                    ("DestBridgeUniqueid", bridge.uniqueid),
+                ],
+            )
+            if talk.queue_call is not None:
+                self.queues.complete(talk.queue_call, "transfer")
+            pbx.bridge_destroy(consult_bridge)
+            pbx.hangup(operator, 16)
+            for chan in (talk.a, talk.b):
+                self.talks.pop(chan.name, None)
+            talk.over = True
+            joined = Talk(
+                customer, one, bridge, None, talk.dial_started, talk.started, customer=customer
+            )
+            joined.teardown = lambda: self._local_teardown(two, inner)
+            self._register(joined)
+            self.converse(joined, None, talk_after, "caller")
+
+        def not_reached(status: str, cause: int, tech: str) -> None:
+            # The target did not answer: the consultation ends, back to the customer.
+            pbx.hangup(two, 16)
+            pbx.bridge_leave(consult_bridge, one)
+            pbx.hangup(one, 16)
+            pbx.bridge_leave(consult_bridge, operator)
+            pbx.bridge_destroy(consult_bridge)
+            pbx.bridge_enter(bridge, operator)
+            pbx.hold(operator, False)
+            self.converse(talk, None, 10.0, "caller")
+
+        self.dial(
+            two,
+            endpoint,
+            30.0,
+            reply or self.default_reply(endpoint.device),
+            on_answer=target_answers,
+            on_ringing=target_rings,
+            on_fail=not_reached,
+        )
+        return True
+
+    def _local_teardown(self, two: Channel, inner: Talk) -> None:
+        """After the customer left: the Local ``;2`` half and the target's leg go too."""
+        pbx = self.pbx
+        pbx.hangup_request(two, 16)
+        pbx.bridge_leave(inner.bridge, two)
+        pbx.bridge_leave(inner.bridge, inner.b)
+        pbx.setvar(two, "DIALSTATUS", "ANSWER")
+        pbx.soft_hangup_request(two, 16)
+        pbx.hangup(two, 16)
+        pbx.bridge_destroy(inner.bridge)
+        pbx.hangup(inner.b, 16)
