@@ -350,12 +350,13 @@ class AMIProtocol(Protocol):
 
     def _dispatch(self, msg: Message, received_at: float) -> None:
         action_id = msg.get("ActionID")
-        if "Response" in msg:
-            self._on_response(msg, action_id)
-            return
         event = msg.get("Event")
         if event is None:
-            log.warning("ami_message_ignored", reason="neither Event nor Response", msg=msg)
+            # OriginateResponse and others carry a Response: header too: Event decides.
+            if "Response" in msg:
+                self._on_response(msg, action_id)
+            else:
+                log.warning("ami_message_ignored", reason="neither Event nor Response", msg=msg)
             return
         pending = self._pending.get(action_id) if action_id is not None else None
         if pending is not None and pending.is_list:
