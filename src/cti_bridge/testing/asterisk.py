@@ -83,7 +83,9 @@ class AsteriskInstance:
     """One Asterisk process with the project's configuration, on free loopback ports.
 
     ``start()`` returns once AMI has said ``FullyBooted``; ``stop()`` (or leaving the
-    ``with`` block) shuts it down and removes everything the instance created.
+    ``with`` block) shuts it down and removes everything the instance created. Asterisk is
+    killed if the thread that started it dies (``PR_SET_PDEATHSIG``), so a killed test run
+    leaves no PBX behind: start instances from a thread that outlives them.
     """
 
     ami_host = "127.0.0.1"
@@ -194,12 +196,12 @@ class AsteriskInstance:
         """``core restart now`` (same process, re-executed) and wait for FullyBooted again."""
         if not self.running:
             raise AsteriskError("instance is not running")
-        self._cli_raw("core restart now", timeout=10)
-        # The old process closes AMI before it re-executes itself; wait until the port
-        # refuses or drops us, so that FullyBooted below is the new process's.
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline and _ami_answers(self.ami_host, self.ami_port):
-            time.sleep(0.05)
+        # A connection of the old process closes when it goes down: waiting for that
+        # makes sure the FullyBooted below comes from the new one.
+        with self.ami(events="system") as watcher:
+            self._cli_raw("core restart now", timeout=10)
+            with contextlib.suppress(AMIClosed, OSError):
+                watcher.wait_for(lambda m: False, timeout=15, what="close after restart")
         self.wait_fully_booted(timeout or self.boot_timeout)
 
     def __enter__(self) -> AsteriskInstance:
@@ -579,15 +581,6 @@ def _ami_login_and_wait_booted(
         )
         with contextlib.suppress(OSError):
             ami.send("Logoff")
-
-
-def _ami_answers(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=0.5) as sock:
-            sock.settimeout(0.5)
-            return sock.recv(64).startswith(b"Asterisk Call Manager/")
-    except OSError:
-        return False
 
 
 # ---------------------------------------------------------------------- shared root state
