@@ -60,7 +60,8 @@ def withheld_by_presentation(pres: str) -> bool:
     head = pres.split(" ", 1)[0]
     if head.isdigit():
         return (int(head) & 0x60) != 0
-    return "prohibited" in pres.lower() or "unavailable" in pres.lower()
+    text = pres.lower()
+    return "prohib" in text or "unavailable" in text
 
 
 def is_withheld(number: str | None) -> bool:
