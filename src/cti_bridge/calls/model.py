@@ -8,11 +8,12 @@ identity through all of them. The machines (drawn in ``docs/call-model.md``) are
 a call (live -> ended), a ring per dialled leg (open -> ended with a result), a talk
 segment per answered leg, and "who started the hang-up" since the last answer/transfer.
 
-Trust: only channels seen in a ``Newchannel`` (or listed at resync) exist. Every event
-must name such a channel with its exact ``Channel``, ``Uniqueid`` and ``Linkedid``;
-anything else is counted in ``rejected_events`` and dropped. Real call events never
-carry an ``ActionID`` (only ``OriginateResponse`` does), so one that does is a forged or
-misplaced list item and is dropped too (trace 13-crlf).
+Trust: only channels seen in a ``Newchannel`` (or listed at resync) exist; events about
+other channels are dropped. Every event must name a known channel with its exact
+``Channel``, ``Uniqueid`` and ``Linkedid``; a contradiction is dropped and counted in
+``rejected_events``. Real call events never carry an ``ActionID`` (only
+``OriginateResponse`` does), so one that does is a forged or misplaced list item and is
+dropped and counted too (trace 13-crlf). See docs/call-model.md for what is left.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ __all__ = ["CallModel"]
 
 Msg = Mapping[str, str]
 Out = list[DomainEvent]
-Handler = Callable[[Msg, float, "float | None", Out], None]
+Handler = Callable[[Msg, float, Out], None]
 
 _DIAL_RESULTS = {
     "ANSWER": RingResult.ANSWERED,
@@ -101,6 +102,15 @@ def _int(value: str | None) -> int | None:
         return None
     try:
         return int(value)
+    except ValueError:
+        return None
+
+
+def _float(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return float(value)
     except ValueError:
         return None
 
@@ -168,25 +178,19 @@ class CallModel:
 
     def feed(self, msg: Mapping[str, str], received_at: float) -> list[DomainEvent]:
         """One AMI event (any ``Mapping``; a parser ``Message`` on the live link)."""
-        event = msg.get("Event", "")
-        handler = self._handlers.get(event)
+        event = msg.get("Event")
+        if event == "VarSet":  # the most frequent event; only a few variables matter
+            variable = msg.get("Variable") or ""
+            if variable != "QUEUESTATUS" and not variable.startswith("CTI_"):
+                return []
+        handler = self._handlers.get(event) if event is not None else None
         if handler is None:
             return []
         if "ActionID" in msg and event != "OriginateResponse":
             self.rejected_events += 1  # a list item or a forged event, not a call event
             return []
-        ts: float | None = None
-        raw_ts = msg.get("Timestamp")
-        if raw_ts is not None:
-            try:
-                ts = float(raw_ts)
-            except ValueError:
-                ts = None
-            else:
-                self._offset = ts - received_at
-                self._offset_known = True
         out: Out = []
-        handler(msg, received_at, ts, out)
+        handler(msg, received_at, out)
         return out
 
     def resync(
@@ -244,10 +248,20 @@ class CallModel:
             return None
         return channel
 
-    def _time(self, call: CallState, ts: float | None, received_at: float) -> float:
-        if call.pbx_clock:
-            return ts if ts is not None else received_at + self._offset
-        return received_at
+    def _time(self, call: CallState, msg: Msg, received_at: float) -> float:
+        """When an event happened, on the clock this call uses (parsed only when needed)."""
+        if not call.pbx_clock:
+            return received_at
+        raw = msg.get("Timestamp")
+        if raw is not None:
+            try:
+                ts = float(raw)
+            except ValueError:
+                pass
+            else:
+                self._offset = ts - received_at
+                return ts
+        return received_at + self._offset
 
     def _local_to_call(self, call: CallState, at: float) -> float:
         return at + self._offset if call.pbx_clock else at
@@ -368,7 +382,7 @@ class CallModel:
 
     # -- channels -----------------------------------------------------------------------
 
-    def _on_newchannel(self, msg: Msg, rx: float, ts: float | None, out: Out) -> None:
+    def _on_newchannel(self, msg: Msg, rx: float, out: Out) -> None:
         uid = msg.get("Uniqueid")
         lid = msg.get("Linkedid")
         name = msg.get("Channel")
@@ -376,26 +390,28 @@ class CallModel:
             return
         call = self._calls.get(lid)
         if call is None:
+            ts = _float(msg.get("Timestamp"))
+            if ts is not None:
+                self._offset = ts - rx
+                self._offset_known = True
             start = ts if ts is not None else rx
             call = CallState(self.pbx, lid, start, pbx_clock=ts is not None, complete=uid == lid)
             self._calls[lid] = call
         self.register_channel(call, uid, name, msg, origin=uid == lid)
 
-    def _on_newcallerid(self, msg: Msg, rx: float, ts: float | None, out: Out) -> None:
+    def _on_newcallerid(self, msg: Msg, rx: float, out: Out) -> None:
         channel = self._known(msg)
         if channel is not None and channel.uniqueid == channel.linkedid:
             self._set_caller(channel.call, msg)
 
-    def _on_rename(self, msg: Msg, rx: float, ts: float | None, out: Out) -> None:
+    def _on_rename(self, msg: Msg, rx: float, out: Out) -> None:
         channel = self._channels.get(msg.get("Uniqueid", ""))
         new = msg.get("Newname")
         if channel is not None and new and msg.get("Channel") == channel.name:
             channel.name = new
 
-    def _on_varset(self, msg: Msg, rx: float, ts: float | None, out: Out) -> None:
+    def _on_varset(self, msg: Msg, rx: float, out: Out) -> None:
         variable = msg.get("Variable", "")
-        if variable != "QUEUESTATUS" and not variable.startswith("CTI_"):
-            return
         channel = self._known(msg)
         if channel is None:
             return
@@ -406,7 +422,7 @@ class CallModel:
                 return
             if value == "TIMEOUT":
                 call.queue_result = QueueResult.TIMEOUT
-                at = self._time(call, ts, rx)
+                at = self._time(call, msg, rx)
                 call.wait_ended_at = call.queue_left_at if call.queue_left_at is not None else at
                 if call.side is None:
                     call.side = HungUpBy.SYSTEM
@@ -420,7 +436,7 @@ class CallModel:
 
     # -- queues -------------------------------------------------------------------------
 
-    def _on_queue_join(self, msg: Msg, rx: float, ts: float | None, out: Out) -> None:
+    def _on_queue_join(self, msg: Msg, rx: float, out: Out) -> None:
         channel = self._known(msg)
         if channel is None:
             return
@@ -428,7 +444,7 @@ class CallModel:
         queue = msg.get("Queue") or None
         if queue is not None and call.queue is None:
             call.queue = queue
-            call.queue_joined_at = self._time(call, ts, rx)
+            call.queue_joined_at = self._time(call, msg, rx)
         if queue is not None and queue not in call.queues:
             call.queues.append(queue)
         call.in_queue = True
@@ -439,18 +455,18 @@ class CallModel:
             call.dialled = msg.get("Exten") or None
         self._start(call, out)
 
-    def _on_queue_leave(self, msg: Msg, rx: float, ts: float | None, out: Out) -> None:
+    def _on_queue_leave(self, msg: Msg, rx: float, out: Out) -> None:
         channel = self._known(msg)
         if channel is not None and channel.call.in_queue:
             channel.call.in_queue = False
-            channel.call.queue_left_at = self._time(channel.call, ts, rx)
+            channel.call.queue_left_at = self._time(channel.call, msg, rx)
 
-    def _on_queue_abandon(self, msg: Msg, rx: float, ts: float | None, out: Out) -> None:
+    def _on_queue_abandon(self, msg: Msg, rx: float, out: Out) -> None:
         channel = self._known(msg)
         if channel is not None and channel.call.answered_at is None:
             channel.call.queue_result = QueueResult.ABANDONED
 
-    def _on_agent_called(self, msg: Msg, rx: float, ts: float | None, out: Out) -> None:
+    def _on_agent_called(self, msg: Msg, rx: float, out: Out) -> None:
         dest = self._known(msg, _DEST)
         if dest is None:
             return
@@ -462,12 +478,12 @@ class CallModel:
         elif call.rings[index].queue is None:
             call.rings[index] = replace(call.rings[index], queue=info[0], member_name=info[1])
 
-    def _on_agent_connect(self, msg: Msg, rx: float, ts: float | None, out: Out) -> None:
+    def _on_agent_connect(self, msg: Msg, rx: float, out: Out) -> None:
         dest = self._known(msg, _DEST)
         if dest is None:
             return
         call = dest.call
-        at = self._time(call, ts, rx)
+        at = self._time(call, msg, rx)
         call.in_queue = False
         call.queue_result = QueueResult.ANSWERED
         segment = call.open_segment(dest, at)
@@ -476,7 +492,7 @@ class CallModel:
         device = device_of_interface(msg["Interface"]) if msg.get("Interface") else dest.device
         self._answer(call, at, device, segment, out)
 
-    def _on_agent_complete(self, msg: Msg, rx: float, ts: float | None, out: Out) -> None:
+    def _on_agent_complete(self, msg: Msg, rx: float, out: Out) -> None:
         # Deferred after a Redirect and stripped of caller fields at times (11-shutdown):
         # only a fallback for "who hung up" when no hang-up request told us.
         channel = self._known(msg) if "Uniqueid" in msg else None
@@ -492,7 +508,7 @@ class CallModel:
 
     # -- dialling -----------------------------------------------------------------------
 
-    def _on_dial_begin(self, msg: Msg, rx: float, ts: float | None, out: Out) -> None:
+    def _on_dial_begin(self, msg: Msg, rx: float, out: Out) -> None:
         dest = self._known(msg, _DEST)
         if dest is None:
             return
@@ -502,7 +518,7 @@ class CallModel:
         source = self._known(msg) if "Uniqueid" in msg else None
         if "Channel" not in msg and dest.uniqueid == call.linkedid:
             call.originated = True
-        at = self._time(call, ts, rx)
+        at = self._time(call, msg, rx)
         queue, member = call.pending_agent.pop(dest.uniqueid, (None, None))
         ring = Ring(dest.device, dest.name, dest.uniqueid, at, queue=queue, member_name=member)
         outside = self.topology.is_trunk(dest.device)
@@ -521,7 +537,7 @@ class CallModel:
         if not outside:
             out.append(OperatorRinging(call.snapshot(), ring))
 
-    def _on_dial_end(self, msg: Msg, rx: float, ts: float | None, out: Out) -> None:
+    def _on_dial_end(self, msg: Msg, rx: float, out: Out) -> None:
         status = msg.get("DialStatus", "")
         if status in _DIAL_PROGRESS:
             return
@@ -529,7 +545,7 @@ class CallModel:
         if dest is None:
             return
         call = dest.call
-        at = self._time(call, ts, rx)
+        at = self._time(call, msg, rx)
         result = _DIAL_RESULTS.get(status, RingResult.FAILED)
         ring = call.close_ring(dest.uniqueid, at, result)
         if ring is None:
@@ -559,7 +575,7 @@ class CallModel:
             call.operator_pairs.add(source.pair)
         self._answer(call, at, source.device if op_segment is not None else None, op_segment, out)
 
-    def _on_originate_response(self, msg: Msg, rx: float, ts: float | None, out: Out) -> None:
+    def _on_originate_response(self, msg: Msg, rx: float, out: Out) -> None:
         action_id = msg.get("ActionID")
         if not action_id:
             return
@@ -587,7 +603,7 @@ class CallModel:
         if call.dialled is None and call.direction is Direction.OUTBOUND:
             call.dialled = msg.get("Exten") or None  # operator-first: the customer's number
         if msg.get("Response") == "Failure":
-            at = self._time(call, ts, rx)
+            at = self._time(call, msg, rx)
             result = _ORIGINATE_RESULTS.get(msg.get("Reason", ""), RingResult.FAILED)
             ring = call.close_ring(call.linkedid, at, result)
             if ring is not None and not self.topology.is_trunk(ring.device):
@@ -595,12 +611,12 @@ class CallModel:
 
     # -- bridges and transfers ----------------------------------------------------------
 
-    def _on_bridge_enter(self, msg: Msg, rx: float, ts: float | None, out: Out) -> None:
+    def _on_bridge_enter(self, msg: Msg, rx: float, out: Out) -> None:
         channel = self._known(msg)
         if channel is not None:
             channel.bridge = msg.get("BridgeUniqueid")
 
-    def _on_bridge_leave(self, msg: Msg, rx: float, ts: float | None, out: Out) -> None:
+    def _on_bridge_leave(self, msg: Msg, rx: float, out: Out) -> None:
         channel = self._known(msg)
         if channel is None:
             return
@@ -625,13 +641,13 @@ class CallModel:
             return
         for other in operators:
             call.operator_pairs.discard(other.pair)
-        at = self._time(call, ts, rx)
+        at = self._time(call, msg, rx)
         to = msg.get("Exten") or None
         self._transfer(
             call, TransferKind.REDIRECT, at=at, from_device=operators[0].device, to=to, out=out
         )
 
-    def _on_blind_transfer(self, msg: Msg, rx: float, ts: float | None, out: Out) -> None:
+    def _on_blind_transfer(self, msg: Msg, rx: float, out: Out) -> None:
         if msg.get("Result", "Success") != "Success":
             return
         transferer = self._known(msg, _TRANSFERER)
@@ -641,7 +657,7 @@ class CallModel:
         call = channel.call
         if transferer is not None:
             call.operator_pairs.discard(transferer.pair)
-        at = self._time(call, ts, rx)
+        at = self._time(call, msg, rx)
         self._transfer(
             call,
             TransferKind.BLIND,
@@ -651,7 +667,7 @@ class CallModel:
             out=out,
         )
 
-    def _on_attended_transfer(self, msg: Msg, rx: float, ts: float | None, out: Out) -> None:
+    def _on_attended_transfer(self, msg: Msg, rx: float, out: Out) -> None:
         if msg.get("Result", "Success") != "Success":
             return
         first = self._known(msg, _ORIG_TRANSFERER)
@@ -663,7 +679,7 @@ class CallModel:
         gone = {c.pair for c in (first, second) if c is not None}
         call.operator_pairs.difference_update(gone)
         target = call.latest_open_segment(gone)
-        at = self._time(call, ts, rx)
+        at = self._time(call, msg, rx)
         transferer = first or second
         from_device = transferer.device if transferer is not None else None
         to = target.device if target is not None else None
@@ -671,7 +687,7 @@ class CallModel:
 
     # -- hang-ups -----------------------------------------------------------------------
 
-    def _on_hangup_request(self, msg: Msg, rx: float, ts: float | None, out: Out) -> None:
+    def _on_hangup_request(self, msg: Msg, rx: float, out: Out) -> None:
         channel = self._known(msg)
         if channel is None:
             return
@@ -686,7 +702,7 @@ class CallModel:
         elif channel.pair in call.operator_pairs:
             call.side = HungUpBy.OPERATOR
 
-    def _on_soft_hangup_request(self, msg: Msg, rx: float, ts: float | None, out: Out) -> None:
+    def _on_soft_hangup_request(self, msg: Msg, rx: float, out: Out) -> None:
         channel = self._known(msg)
         if channel is None:
             return
@@ -694,14 +710,14 @@ class CallModel:
         if msg.get("Cause") == _SOFTHANGUP_SHUTDOWN and channel.call.side is None:
             channel.call.side = HungUpBy.SYSTEM
 
-    def _on_hangup(self, msg: Msg, rx: float, ts: float | None, out: Out) -> None:
+    def _on_hangup(self, msg: Msg, rx: float, out: Out) -> None:
         channel = self._known(msg)
         if channel is None or not channel.alive:
             return
         call = channel.call
         channel.alive = False
         call.alive -= 1
-        at = self._time(call, ts, rx)
+        at = self._time(call, msg, rx)
         cause = _int(msg.get("Cause"))
         uid = channel.uniqueid
         if uid == call.linkedid or call.hangup_cause is None:
@@ -717,5 +733,5 @@ class CallModel:
         if call.alive <= 0 and call.origin_seen:
             self._end(call, at, out)
 
-    def _on_shutdown(self, msg: Msg, rx: float, ts: float | None, out: Out) -> None:
+    def _on_shutdown(self, msg: Msg, rx: float, out: Out) -> None:
         out.extend(self.shutdown(rx))
