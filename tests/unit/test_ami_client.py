@@ -266,6 +266,23 @@ def test_md5_login_refused_is_an_auth_error() -> None:
     assert len(s.endpoint.attempts) == 1
 
 
+@pytest.mark.parametrize("auth", ["plain", "md5"])
+def test_a_pbx_shutting_down_is_not_a_refused_login(auth: str) -> None:
+    """Seen on a real Asterisk 22 right after Event: Shutdown during a restart."""
+    s = make(auth=auth)
+    s.client.start()
+    pbx = s.endpoint.accept()
+    (first,) = pbx.actions()
+    pbx.send(
+        f"Response: Error\r\nActionID: {first.action_id}\r\n"
+        "Message: Asterisk is shutting down\r\n\r\n"
+    )
+    pbx.close()
+    assert s.client.status()["last_error"] == "PBX main (127.0.0.1:5038) is shutting down"
+    s.reactor.advance(0.5)
+    assert len(s.endpoint.attempts) == 2, "retried on the normal back-off"
+
+
 def test_no_fully_booted_times_out_with_a_clear_error() -> None:
     s = make(boot_timeout=30.0)
     s.client.start()

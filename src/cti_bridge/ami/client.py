@@ -184,6 +184,8 @@ class _Link:
     live: bool = False  # the snapshot was delivered: events go straight to listeners
     lost: bool = False
     told_lost: bool = False
+    #: Why login/resync failed on this link (it is then dropped by us).
+    setup_error: str | None = None
 
 
 def _iso(at: float | None) -> str | None:
@@ -427,6 +429,10 @@ class AMIClient:
                 headers = {"Username": account.username, "Secret": account.secret}
             await proto.send_action("Login", {**headers, "Events": "on"}, timeout=timeout)
         except AMIActionError as exc:
+            if "shutting down" in exc.message.lower():
+                # Asterisk answers every action so while it restarts (seen right after
+                # Shutdown): a normal, short retry, not the long refused-login delay.
+                raise AMIError(f"PBX {account.where} is shutting down") from None
             raise AMIAuthError(account, exc.message) from None
 
     def _wait_for_boot(self, link: _Link) -> Deferred[Message]:
@@ -486,8 +492,11 @@ class AMIClient:
             self._last_error = str(err)
             log.error("ami_login_refused", pbx=self.account.name, error=str(err))
         elif isinstance(err, AMIError):
-            self._last_error = f"PBX {self.account.where}: {err}"
-            log.error("ami_link_setup_failed", pbx=self.account.name, error=str(err))
+            text = str(err)
+            self._last_error = (
+                text if self.account.where in text else f"PBX {self.account.where}: {text}"
+            )
+            log.error("ami_link_setup_failed", pbx=self.account.name, error=text)
         else:
             self._last_error = f"PBX {self.account.where}: internal error {err!r}"
             log.error(
@@ -495,6 +504,7 @@ class AMIClient:
                 pbx=self.account.name,
                 exception=failure.getTraceback(),
             )
+        link.setup_error = self._last_error
         link.proto.drop(self._last_error)
 
     # -- events ------------------------------------------------------------------------
@@ -566,7 +576,7 @@ class AMIClient:
             for d in waiters:
                 d.callback(None)
             return
-        if not self._auth_failed:
+        if link.setup_error is None:
             self._last_error = f"link to PBX {self.account.where} lost: {reason}"
         log.warning("ami_link_lost", pbx=self.account.name, reason=reason)
         self._schedule_retry()
