@@ -349,6 +349,9 @@ class CallRecord(Base):
     answered_by_device: Mapped[str | None] = mapped_column(String(128))
     answered_by_operator_id: Mapped[int | None] = mapped_column(_fk("operators.id"))
     outcome: Mapped[str | None] = mapped_column(String(16))
+    #: How the queue stay ended (answered, abandoned, timeout, exited): both of the
+    #: latter are "abandoned" calls, supervision tells them apart.
+    queue_result: Mapped[str | None] = mapped_column(String(16))
     hangup_cause: Mapped[int | None] = mapped_column(Integer)
     hangup_cause_text: Mapped[str | None] = mapped_column(String(128))
     hung_up_by: Mapped[str | None] = mapped_column(String(16))

@@ -207,6 +207,15 @@ def _who(names: dict[int, str], operator_id: int | None, device: str | None) -> 
     return device
 
 
+def _ended_with(row: CallRecord, names: dict[int, str]) -> str | None:
+    """Who ended up with the call: talking now, or the last to stop talking."""
+    if not row.segments:
+        return None
+    open_now = [s for s in row.segments if s.ended_at is None]
+    last = open_now[-1] if open_now else max(row.segments, key=lambda s: s.ended_at or s.started_at)
+    return _who(names, last.operator_id, last.device)
+
+
 def _seconds(value: float | None) -> float | None:
     return None if value is None else round(value, 3)
 
@@ -239,6 +248,8 @@ def _call_dict(row: CallRecord, names: dict[int, str]) -> dict[str, Any]:
         "answered_by": _who(names, row.answered_by_operator_id, row.answered_by_device),
         "answered_by_device": row.answered_by_device,
         "outcome": row.outcome,
+        "queue_result": row.queue_result,
+        "ended_with": _ended_with(row, names),
         "hung_up_by": row.hung_up_by,
         "hangup_cause": row.hangup_cause,
         "transfers": [

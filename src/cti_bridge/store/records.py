@@ -313,6 +313,9 @@ class _Batch:
             row.hangup_cause = call.hangup_cause
             row.hangup_cause_text = clean_text(call.hangup_cause_text, 128)
             row.hung_up_by = None if call.hung_up_by is None else call.hung_up_by.value
+        queue_result = getattr(call, "queue_result", None)  # newer model versions
+        if queue_result is not None and (row.queue_result is None or not ended):
+            row.queue_result = str(queue_result)
         return _snapshot(row) != before
 
     def _merge_caller(self, row: CallRecord, call: Call) -> None:
@@ -459,6 +462,7 @@ _TRACKED = (
     "outcome",
     "hangup_cause",
     "hung_up_by",
+    "queue_result",
 )
 
 

@@ -13,6 +13,8 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.script.revision import ResolutionError
+from alembic.util import CommandError
 from sqlalchemy.engine import URL, Engine
 
 from .db import create_database_engine, safe_url
@@ -79,8 +81,8 @@ def check_current(engine: Engine) -> None:
         return
     if not current:
         raise SchemaOutOfDate(f"the database {where} has no cti-bridge schema: {UPGRADE_HINT}")
-    known = ScriptDirectory.from_config(alembic_config())
-    unknown = [rev for rev in current if known.get_revision(rev) is None]
+    scripts = ScriptDirectory.from_config(alembic_config())
+    unknown = [rev for rev in current if not _known(scripts, rev)]
     if unknown:
         raise SchemaOutOfDate(
             f"the database {where} is at schema revision {', '.join(unknown)}, which this "
@@ -90,3 +92,10 @@ def check_current(engine: Engine) -> None:
         f"the database {where} is at schema revision {', '.join(current)}, "
         f"this cti-bridge needs {head}: {UPGRADE_HINT}"
     )
+
+
+def _known(scripts: ScriptDirectory, revision: str) -> bool:
+    try:
+        return scripts.get_revision(revision) is not None
+    except (CommandError, ResolutionError):
+        return False

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-27 00:33:25.093193
+Create Date: 2026-11-27
 """
 
 from __future__ import annotations
@@ -99,6 +99,7 @@ def upgrade() -> None:
         sa.Column("answered_by_device", sa.String(length=128), nullable=True),
         sa.Column("answered_by_operator_id", sa.Integer(), nullable=True),
         sa.Column("outcome", sa.String(length=16), nullable=True),
+        sa.Column("queue_result", sa.String(length=16), nullable=True),
         sa.Column("hangup_cause", sa.Integer(), nullable=True),
         sa.Column("hangup_cause_text", sa.String(length=128), nullable=True),
         sa.Column("hung_up_by", sa.String(length=16), nullable=True),

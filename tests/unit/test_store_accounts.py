@@ -1,0 +1,197 @@
+"""Operators, devices, passwords (argon2), tokens (expiry) and login rate limiting."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from cti_bridge.store import AccountError, LoginRefused, LoginThrottled, Store
+from cti_bridge.store.models import Operator, OperatorSession
+from cti_bridge.store.testing import FakeTime
+
+pytest_plugins = ["cti_bridge.store.pytest_plugin"]
+
+
+@pytest.fixture
+def anna(store: Store) -> int:
+    info = store.accounts.add_operator(
+        "anna",
+        role="operator",
+        password="correct horse",
+        name="Anna Janssens",
+        devices=["PJSIP/1001", "Local/1001@agents"],
+    )
+    return info.id
+
+
+def test_add_operator(store: Store, anna: int) -> None:
+    info = store.accounts.get_operator("anna")
+    assert info is not None
+    assert info.id == anna
+    assert (info.username, info.name, info.role, info.active) == (
+        "anna",
+        "Anna Janssens",
+        "operator",
+        True,
+    )
+    assert info.devices == ("Local/1001@agents", "PJSIP/1001")
+    assert info["username"] == "anna"  # the CLI reads it like a dict
+    with store.sessions() as session:
+        stored = session.scalars(select(Operator.password_hash)).one()
+    assert stored.startswith("$argon2id$")
+    assert "correct horse" not in stored
+
+
+@pytest.mark.parametrize(
+    ("username", "role", "password", "devices"),
+    [
+        ("", "operator", "long enough", []),
+        ("anna smith", "operator", "long enough", []),
+        ("anna\nEvent: x", "operator", "long enough", []),
+        ("bob", "god", "long enough", []),
+        ("bob", "operator", "short", []),
+        ("bob", "operator", "long enough", ["1001"]),
+        ("bob", "operator", "long enough", ["PJSIP/1001-0000002a;1 x"]),
+    ],
+)
+def test_add_operator_validates(
+    store: Store, username: str, role: str, password: str, devices: list[str]
+) -> None:
+    with pytest.raises(AccountError):
+        store.accounts.add_operator(username, role=role, password=password, devices=devices)
+    assert store.accounts.list_operators() == []
+
+
+def test_usernames_are_unique(store: Store, anna: int) -> None:
+    with pytest.raises(AccountError, match="already exists"):
+        store.accounts.add_operator("anna", role="admin", password="another one")
+
+
+def test_devices_belong_to_one_operator(store: Store, anna: int) -> None:
+    store.accounts.add_operator("bart", role="supervisor", password="bart-secret")
+    found = store.accounts.operator_for_device("PJSIP/1001")
+    assert found is not None and found.username == "anna"
+    store.accounts.bind_device("bart", "PJSIP/1001")  # moves it
+    found = store.accounts.operator_for_device("PJSIP/1001")
+    assert found is not None and found.username == "bart"
+    assert found.role == "supervisor"
+    anna_now = store.accounts.get_operator("anna")
+    assert anna_now is not None and anna_now.devices == ("Local/1001@agents",)
+    assert store.accounts.operator_for_device("PJSIP/9999") is None
+    assert store.accounts.device_operators() == {
+        "Local/1001@agents": "anna",
+        "PJSIP/1001": "bart",
+    }
+    assert store.accounts.unbind_device("PJSIP/1001") is True
+    assert store.accounts.operator_for_device("PJSIP/1001") is None
+    with pytest.raises(AccountError):
+        store.accounts.bind_device("nobody", "PJSIP/1003")
+
+
+def test_login(store: Store, anna: int) -> None:
+    info = store.accounts.verify_login("anna", "correct horse", "10.0.0.5")
+    assert info.id == anna
+    assert info.devices == ("Local/1001@agents", "PJSIP/1001")
+    with pytest.raises(LoginRefused):
+        store.accounts.verify_login("anna", "wrong horse", "10.0.0.5")
+    with pytest.raises(LoginRefused):
+        store.accounts.verify_login("nobody", "correct horse", "10.0.0.5")
+
+
+def test_set_password(store: Store, anna: int) -> None:
+    store.accounts.set_password("anna", "battery staple")
+    with pytest.raises(LoginRefused):
+        store.accounts.verify_login("anna", "correct horse", "10.0.0.5")
+    assert store.accounts.verify_login("anna", "battery staple", "10.0.0.5").id == anna
+    with pytest.raises(AccountError):
+        store.accounts.set_password("anna", "short")
+
+
+def test_an_inactive_operator_cannot_log_in(store: Store, anna: int) -> None:
+    token = store.accounts.create_token(anna)
+    store.accounts.set_active("anna", False)
+    with pytest.raises(LoginRefused):
+        store.accounts.verify_login("anna", "correct horse", "10.0.0.5")
+    assert store.accounts.resolve_token(token) is None
+
+
+def test_failures_are_rate_limited_per_username_and_source(
+    store: Store, anna: int, fake_time: FakeTime
+) -> None:
+    for _ in range(5):
+        with pytest.raises(LoginRefused) as refused:
+            store.accounts.verify_login("anna", "guess", "10.0.0.66")
+        assert not isinstance(refused.value, LoginThrottled)
+    # Now even the right password is refused from that source...
+    with pytest.raises(LoginThrottled) as throttled:
+        store.accounts.verify_login("anna", "correct horse", "10.0.0.66")
+    assert 0 < throttled.value.retry_after <= 900
+    # ...also when the username's case is varied...
+    with pytest.raises(LoginThrottled):
+        store.accounts.verify_login("ANNA", "correct horse", "10.0.0.66")
+    # ...but Anna at her own desk is not locked out by the attacker.
+    assert store.accounts.verify_login("anna", "correct horse", "10.0.0.5").id == anna
+    fake_time.advance(901)
+    assert store.accounts.verify_login("anna", "correct horse", "10.0.0.66").id == anna
+
+
+def test_success_clears_the_failures(store: Store, anna: int) -> None:
+    for _ in range(4):
+        with pytest.raises(LoginRefused):
+            store.accounts.verify_login("anna", "guess", "10.0.0.5")
+    store.accounts.verify_login("anna", "correct horse", "10.0.0.5")
+    for _ in range(4):
+        with pytest.raises(LoginRefused) as refused:
+            store.accounts.verify_login("anna", "guess", "10.0.0.5")
+        assert not isinstance(refused.value, LoginThrottled)
+
+
+def test_one_source_spraying_many_usernames_is_limited(store: Store, anna: int) -> None:
+    for n in range(50):
+        with pytest.raises(LoginRefused):
+            store.accounts.verify_login(f"user{n}", "guess", "10.0.0.99")
+    with pytest.raises(LoginThrottled):
+        store.accounts.verify_login("anna", "correct horse", "10.0.0.99")
+
+
+def test_tokens(store: Store, anna: int, fake_time: FakeTime) -> None:
+    token = store.accounts.create_token(anna, lifetime=3600)
+    assert len(token) >= 40
+    holder = store.accounts.resolve_token(token)
+    assert holder is not None
+    assert (holder.id, holder.username, holder.role) == (anna, "anna", "operator")
+    assert holder.devices == ("Local/1001@agents", "PJSIP/1001")
+    with store.sessions() as session:
+        stored = session.scalars(select(OperatorSession.token_hash)).one()
+    assert stored != token and token not in stored  # only a hash is kept
+    assert store.accounts.resolve_token(token + "x") is None
+    assert store.accounts.resolve_token("") is None
+    assert store.accounts.resolve_token("x" * 10_000) is None
+    fake_time.advance(3599)
+    assert store.accounts.resolve_token(token) is not None
+    fake_time.advance(2)
+    assert store.accounts.resolve_token(token) is None  # expired
+    assert store.accounts.purge_expired() == 1
+
+
+def test_revoked_tokens_and_role_changes(store: Store, anna: int) -> None:
+    first = store.accounts.create_token(anna)
+    second = store.accounts.create_token(anna)
+    assert first != second
+    assert store.accounts.revoke_token(first) is True
+    assert store.accounts.revoke_token(first) is False
+    assert store.accounts.resolve_token(first) is None
+    assert store.accounts.resolve_token(second) is not None
+    store.accounts.set_role("anna", "supervisor")
+    assert store.accounts.resolve_token(second) is None  # issued for the old role
+    third = store.accounts.create_token(anna)
+    holder = store.accounts.resolve_token(third)
+    assert holder is not None and holder.role == "supervisor"
+
+
+def test_no_token_for_unknown_or_inactive_operators(store: Store, anna: int) -> None:
+    with pytest.raises(AccountError):
+        store.accounts.create_token(4242)
+    store.accounts.set_active("anna", False)
+    with pytest.raises(AccountError):
+        store.accounts.create_token(anna)

@@ -1,0 +1,211 @@
+"""Migrations from an empty database, the schema check, and the database set-up, on
+SQLite and on a scratch PostgreSQL database per test."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect, select, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError, StatementError
+
+from cti_bridge.store import SchemaOutOfDate, open_store
+from cti_bridge.store.db import create_database_engine, session_factory, writing
+from cti_bridge.store.models import Base, Operator
+from cti_bridge.store.schema import (
+    check_current,
+    current_revisions,
+    downgrade_engine,
+    head_revision,
+    upgrade,
+)
+from cti_bridge.store.testing import scratch_postgres
+
+EXPECTED_TABLES = {
+    "agreement_attempts",
+    "agreements",
+    "alembic_version",
+    "call_rings",
+    "call_segments",
+    "call_transfers",
+    "calls",
+    "contracts",
+    "customer_numbers",
+    "customer_products",
+    "customers",
+    "login_attempts",
+    "operator_devices",
+    "operators",
+    "products",
+    "scripts",
+    "sessions",
+}
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'empty.sqlite3'}"
+        return
+    with scratch_postgres("cti_store_schema") as url:
+        yield url
+
+
+def test_upgrade_from_empty_creates_the_whole_schema(empty_url: str) -> None:
+    upgrade(empty_url)
+    engine = create_database_engine(empty_url)
+    try:
+        assert set(inspect(engine).get_table_names()) == EXPECTED_TABLES
+        assert current_revisions(engine) == (head_revision(),)
+        check_current(engine)  # does not raise
+        with engine.connect() as connection:
+            context = MigrationContext.configure(connection, opts={"compare_type": True})
+            assert compare_metadata(context, Base.metadata) == []  # models == migrations
+    finally:
+        engine.dispose()
+
+
+def test_upgrade_twice_is_harmless(empty_url: str) -> None:
+    upgrade(empty_url)
+    upgrade(empty_url)
+    engine = create_database_engine(empty_url)
+    try:
+        assert current_revisions(engine) == (head_revision(),)
+    finally:
+        engine.dispose()
+
+
+def test_every_revision_can_be_taken_back(empty_url: str) -> None:
+    upgrade(empty_url)
+    engine = create_database_engine(empty_url)
+    try:
+        downgrade_engine(engine, "base")
+        assert set(inspect(engine).get_table_names()) == {"alembic_version"}
+        upgrade(empty_url)
+        assert set(inspect(engine).get_table_names()) == EXPECTED_TABLES
+    finally:
+        engine.dispose()
+
+
+def test_an_empty_database_is_refused_with_what_to_do(empty_url: str) -> None:
+    engine = create_database_engine(empty_url)
+    try:
+        with pytest.raises(SchemaOutOfDate, match=r"cti-bridge db upgrade --config FILE"):
+            check_current(engine)
+    finally:
+        engine.dispose()
+    with pytest.raises(SchemaOutOfDate, match="has no cti-bridge schema"):
+        open_store(empty_url)
+
+
+def test_an_older_schema_is_refused_with_what_to_do(empty_url: str) -> None:
+    upgrade(empty_url)
+    engine = create_database_engine(empty_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(text("UPDATE alembic_version SET version_num = '0000'"))
+        with pytest.raises(SchemaOutOfDate, match="does not know"):
+            check_current(engine)
+        with engine.begin() as connection:
+            connection.execute(text("DELETE FROM alembic_version"))
+        with pytest.raises(SchemaOutOfDate) as raised:
+            check_current(engine)
+        assert "run `cti-bridge db upgrade --config FILE`" in str(raised.value)
+        assert getattr(raised.value, "user_facing", False)  # the CLI prints it as one line
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.postgres
+def test_passwords_are_hidden_in_messages() -> None:
+    with scratch_postgres("cti_store_schema") as url:
+        secret_url = make_url(url).set(password="hunter2secret")  # trust auth ignores it
+        engine = create_database_engine(secret_url)
+        try:
+            with pytest.raises(SchemaOutOfDate) as raised:
+                check_current(engine)
+            assert "hunter2secret" not in str(raised.value)
+            assert "***" in str(raised.value)
+        finally:
+            engine.dispose()
+
+
+def test_times_are_stored_and_returned_as_aware_utc(empty_url: str) -> None:
+    upgrade(empty_url)
+    engine = create_database_engine(empty_url)
+    sessions = session_factory(engine)
+    brussels = timezone(timedelta(hours=1))
+    try:
+        with writing(sessions) as session:
+            session.add(
+                Operator(
+                    username="anna",
+                    role="operator",
+                    password_hash="x",
+                    active=True,
+                    created_at=datetime(2026, 11, 27, 9, 30, 0, 123456, tzinfo=brussels),
+                    password_changed_at=datetime(2026, 11, 27, 8, 30, tzinfo=UTC),
+                )
+            )
+        with sessions() as session:
+            created = session.scalars(select(Operator.created_at)).one()
+            assert created == datetime(2026, 11, 27, 8, 30, 0, 123456, tzinfo=UTC)
+            assert created.utcoffset() == timedelta(0)
+            later = session.scalars(
+                select(Operator.username).where(
+                    Operator.created_at > datetime(2026, 11, 27, 9, 29, tzinfo=brussels)
+                )
+            ).all()
+            assert later == ["anna"]
+        with pytest.raises(StatementError, match="naive datetime"), writing(sessions) as session:
+            session.add(
+                Operator(
+                    username="bart",
+                    role="operator",
+                    password_hash="x",
+                    created_at=datetime(2026, 11, 27, 9, 30),
+                    password_changed_at=datetime(2026, 11, 27, 9, 30),
+                )
+            )
+    finally:
+        engine.dispose()
+
+
+def test_foreign_keys_are_enforced(empty_url: str) -> None:
+    upgrade(empty_url)
+    engine = create_database_engine(empty_url)
+    try:
+        with pytest.raises(IntegrityError), engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO operator_devices (device, operator_id, bound_at) "
+                    "VALUES ('PJSIP/1001', 4242, CURRENT_TIMESTAMP)"
+                )
+            )
+    finally:
+        engine.dispose()
+
+
+def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'wal.sqlite3'}"
+    upgrade(url)
+    engine = create_database_engine(url)
+    try:
+        with engine.connect() as connection:
+            assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+    finally:
+        engine.dispose()
+
+
+def test_postgresql_url_without_driver_means_psycopg() -> None:
+    engine = create_database_engine("postgresql://postgres@127.0.0.1:5432/test")
+    try:
+        assert engine.url.drivername == "postgresql+psycopg"
+    finally:
+        engine.dispose()
