@@ -278,6 +278,19 @@ def test_an_event_with_the_action_id_of_a_plain_action_is_live() -> None:
     assert link.event_names == ["OriginateResponse"]
 
 
+def test_a_late_originate_response_after_a_timeout_is_still_delivered() -> None:
+    """The dialer needs the outcome even when the Originate answer itself came late."""
+    link = connect()
+    d = link.proto.send_action("Originate", {"Channel": "PJSIP/1001"}, timeout=5.0)
+    link.clock.advance(5.0)
+    failure_of(d, AMITimeout)
+    link.receive(
+        "Response: Success\r\nActionID: cti-1\r\nMessage: Originate successfully queued\r\n\r\n"
+        "Event: OriginateResponse\r\nActionID: cti-1\r\nResponse: Success\r\nReason: 4\r\n\r\n"
+    )
+    assert link.event_names == ["OriginateResponse"]
+
+
 def test_command_output_current_form() -> None:
     link = connect()
     d = link.proto.command("core show channels count")

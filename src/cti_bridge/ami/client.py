@@ -122,7 +122,13 @@ class AMINotConnected(AMIError):
 
 @dataclass(frozen=True, slots=True)
 class ResyncSnapshot:
-    """The PBX as it is right after a (re)connect, before any held-back event."""
+    """The PBX as it is right after a (re)connect, before any held-back event.
+
+    The link's first ``FullyBooted`` is here only, not also delivered as an event.
+    Events held back during the resync describe changes around the time of the
+    snapshot: a listener applies them on top and must take ones the snapshot already
+    shows (a ``Newchannel`` for a listed channel) as no-ops.
+    """
 
     pbx: str
     #: ``CoreShowChannel`` items.

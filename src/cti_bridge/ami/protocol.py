@@ -215,8 +215,11 @@ class AMIProtocol(Protocol):
         self.last_received_at: float | None = None
         self._ids = itertools.count(1)
         self._pending: dict[str, _Pending] = {}
-        #: ActionIDs that timed out: their late answers and items are dropped quietly.
+        #: ActionIDs that timed out: their late answers are dropped quietly ...
         self._expired: deque[str] = deque(maxlen=256)
+        #: ... and so are the late items of timed-out lists. Events with the ActionID of
+        #: a timed-out plain action (a late OriginateResponse) are still live events.
+        self._expired_lists: deque[str] = deque(maxlen=256)
         self._drop_reason: str | None = None
         self._keepalive_call: IDelayedCall | None = None
 
@@ -329,6 +332,8 @@ class AMIProtocol(Protocol):
         if self._pending.pop(pending.action_id, None) is None:
             return
         self._expired.append(pending.action_id)
+        if pending.is_list:
+            self._expired_lists.append(pending.action_id)
         log.warning(
             "ami_action_timeout",
             action=pending.action,
@@ -362,7 +367,7 @@ class AMIProtocol(Protocol):
         if pending is not None and pending.is_list:
             self._on_list_event(pending, msg, event)
             return
-        if action_id is not None and action_id in self._expired:
+        if action_id is not None and action_id in self._expired_lists:
             log.info("ami_late_list_item_dropped", event_name=event, action_id=action_id)
             return
         if event in LIST_ONLY_EVENTS or "EventList" in msg:
