@@ -190,9 +190,7 @@ def test_flush_waits_until_everything_is_written() -> None:
 
 def test_an_outage_keeps_the_events_and_retries_with_capped_backoff() -> None:
     sink, clock = RecordingSink(outage=7), Clock()
-    writer = RecordWriter(
-        sink, clock, run_now, initial_delay=0.5, max_delay=4.0, jitter=NoJitter()
-    )
+    writer = RecordWriter(sink, clock, run_now, initial_delay=0.5, max_delay=4.0, jitter=NoJitter())
     events = queue_call_answered().events
     clock.advance(10)
     with capture_logs() as logs:
