@@ -20,6 +20,7 @@ from cti_bridge.testing.asterisk import (
     AsteriskInstance,
     RawAMI,
 )
+from cti_bridge.testing.sipp import sip_customer, sip_phone
 
 pytestmark = pytest.mark.asterisk
 
@@ -258,3 +259,31 @@ def test_a_pbx_without_ami_times_out_and_leaves_nothing(
     assert not silent.instance_dir.exists()
     assert not silent.running
     assert asterisk.active_channels() == 0
+
+
+def test_sip_customer_on_the_trunk_reaches_a_sip_phone(asterisk_factory: Factory) -> None:
+    pbx = asterisk_factory()
+    pbx.clear_operator("1002")  # not simulated: [agents] dials PJSIP/1002
+    with (
+        sip_phone(pbx, "1002", ring_ms=1000, talk_ms=60000),
+        pbx.ami() as ami,
+        sip_customer(pbx, "1002", "050123456", "Jan Peeters", hold_ms=2000) as customer,
+    ):
+        seen: list[Message] = []
+        begin = ami.wait_for(
+            lambda m: (
+                m.get("Event") == "DialBegin" and m.get("DestChannel", "").startswith("PJSIP/1002-")
+            ),
+            timeout=10,
+            seen=seen,
+        )
+        (trunk,) = [m for m in named(seen, "Newchannel") if m["Channel"].startswith("PJSIP/pstn-")]
+        assert (trunk["CallerIDNum"], trunk["CallerIDName"]) == ("050123456", "Jan Peeters")
+        assert (trunk["Context"], trunk["Exten"]) == ("from-pstn", "1002")
+        assert begin["Linkedid"] == trunk["Uniqueid"]
+        answer = ami.wait_for(
+            event("DialEnd", DestChannel=begin["DestChannel"]), timeout=10, seen=seen
+        )
+        assert answer["DialStatus"] == "ANSWER"
+        ami.wait_for(event("Hangup", Channel=trunk["Channel"]), timeout=10, seen=seen)
+        assert customer.wait(10) == 0, customer.output()

@@ -139,6 +139,9 @@ class AsteriskInstance:
         problem = root_problem(self.root)
         if problem:
             raise AsteriskError(problem)
+        for needed in (self.config_dir / "manager.conf", self.dialplan_dir / "helpdesk.conf"):
+            if not needed.is_file():
+                raise AsteriskError(f"{needed} not found: pass config_dir/dialplan_dir")
         try:
             with _instances_lock(self.root):
                 _reap_stale_instances(self.root)
@@ -382,7 +385,7 @@ class AsteriskInstance:
         tcp = _free_ports(socket.SOCK_STREAM, 1)
         udp = _free_ports(socket.SOCK_DGRAM, len(_SIP_LAB_PORTS) + 2)
         self.ami_port = tcp[0]
-        rtp_start = _free_rtp_range()
+        rtp_start = free_udp_range(_RTP_PORTS)
         phones = dict(zip(("1001", "1002", "2001"), udp[1:4], strict=True))
         self.sip = SipPorts(udp[0], phones, udp[4], udp[5], rtp_start, rtp_start + _RTP_PORTS - 1)
 
@@ -695,17 +698,18 @@ def _free_ports(kind: socket.SocketKind, count: int) -> list[int]:
         return ports
 
 
-def _free_rtp_range() -> int:
-    """An even start of _RTP_PORTS free UDP ports below the kernel's ephemeral range."""
+def free_udp_range(count: int) -> int:
+    """An even start of ``count`` free UDP ports on 127.0.0.1, below the ephemeral range
+    (RTP ranges of instances, media ports of SIPp)."""
     rng = random.Random()
     for _ in range(200):
-        start = rng.randrange(20000, 32000 - _RTP_PORTS, 2)
+        start = rng.randrange(20000, 32000 - count, 2)
         with contextlib.ExitStack() as stack:
             try:
-                for port in range(start, start + _RTP_PORTS):
+                for port in range(start, start + count):
                     sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
                     sock.bind(("127.0.0.1", port))
             except OSError:
                 continue
             return start
-    raise AsteriskError("no free RTP port range between 20000 and 32000")
+    raise AsteriskError("no free UDP port range between 20000 and 32000")
