@@ -1,9 +1,9 @@
 """Every recorded Asterisk 22 trace parses completely, also when it arrives in pieces.
 
-The counts are the tables of ``tests/fixtures/ami-traces/README`` (copied from the
-recording notes: ``../shared/ami-traces/README.md``, ``pjsip/README.md`` and the
-``timestamped/`` section): messages, events (messages starting with ``Event:``,
-forged ones included) and responses.
+The counts are the recording notes' tables (the shared ``ami-traces/README.md``
+"Event/message counts" and ``timestamped/`` tables, ``pjsip/README.md`` "Event counts"),
+copied here so the suite runs on a fresh clone: messages, events (messages starting with
+``Event:``, forged ones included) and responses.
 """
 
 from __future__ import annotations
