@@ -23,9 +23,10 @@ from typing import Literal
 from twisted.internet.interfaces import IDelayedCall
 
 from .channels import DOWN, RING, RINGING, UP, Bridge, Channel
-from .pbx import CALL, PBX, Endpoint
+from .pbx import PBX, Endpoint
 from .phones import Reply, Ringer, Ringing
 from .queues import QueueCall, QueueEngine, Waiting
+from .transfers import Transfers
 
 __all__ = ["CallPlan", "Callee", "Dialplan", "Talk", "TransferPlan"]
 
@@ -117,6 +118,7 @@ class Dialplan:
         self.talks: dict[str, Talk] = {}
         #: How to end a channel that is not talking (Hangup action): waiting, ringing.
         self.enders: dict[str, Callable[[int], None]] = {}
+        self.transfers = Transfers(self)
 
     # -- inbound ----------------------------------------------------------------
 
@@ -165,7 +167,7 @@ class Dialplan:
                 endpoint,
                 20.0,
                 reply_for(endpoint.device),
-                on_answer=lambda talk: self.converse(talk, plan, plan.talk, plan.ended_by),
+                on_answer=lambda talk: self.converse(talk, plan.talk, plan.ended_by),
             )
             self._give_up_after(plan.patience, chan, lambda: self.caller_gives_up(attempt))
         else:
@@ -190,11 +192,11 @@ class Dialplan:
         caller = call.waiting.caller
         self.enders.pop(caller.name, None)
         talk = Talk(caller, call.leg, call.bridge, call, joined, self.pbx.now(), customer=caller)
-        self._register(talk)
+        self.register(talk)
         if plan.transfer is not None:
             talk.timer = self.pbx.sched.later(plan.transfer.after, self._transfer, talk, plan)
         else:
-            self.converse(talk, plan, plan.talk, plan.ended_by)
+            self.converse(talk, plan.talk, plan.ended_by)
 
     def _queue_timed_out(self, w: Waiting) -> None:
         chan = w.caller
@@ -218,6 +220,8 @@ class Dialplan:
     ) -> DialAttempt:
         """``Dial(PJSIP/1001,20)`` or ``Dial(PJSIP/<number>@pstn,30)`` from ``caller``."""
         pbx = self.pbx
+        if isinstance(target, Endpoint):
+            reply = self.phone_reply(target.device, reply)
         for name in (
             "DIALSTATUS",
             "DIALEDPEERNUMBER",
@@ -299,7 +303,7 @@ class Dialplan:
             pbx.bridge_peer_vars(caller, leg)
             bridge.technology = "native_rtp"  # re-negotiated silently (pjsip quirk 10)
             talk = Talk(caller, leg, bridge, None, dial_started, pbx.now())
-            self._register(talk)
+            self.register(talk)
             on_answer(talk)
 
         def failed(status: str, cause: int, tech: str) -> None:
@@ -335,6 +339,14 @@ class Dialplan:
         self.enders[caller.name] = lambda cause: self.caller_gives_up(attempt)
         return attempt
 
+    def phone_reply(self, device: str, wanted: Reply) -> Reply:
+        """A phone already in a call answers 486 whatever the plan says (no call waiting)."""
+        if self.pbx.device_states.get(device) in ("INUSE", "RINGINUSE", "BUSY"):
+            return Reply.busy(0.2)
+        if self.pbx.has_channels(device):  # ringing for somebody else right now
+            return Reply.busy(0.2)
+        return wanted
+
     def caller_gives_up(self, attempt: DialAttempt) -> None:
         """The caller hangs up while ``Dial()`` is still ringing."""
         if attempt.done:
@@ -361,11 +373,18 @@ class Dialplan:
 
     # -- conversations --------------------------------------------------------------
 
-    def _register(self, talk: Talk) -> None:
+    def register(self, talk: Talk) -> None:
         self.talks[talk.a.name] = talk
         self.talks[talk.b.name] = talk
 
-    def converse(self, talk: Talk, plan: CallPlan | None, seconds: float, ended_by: Party) -> None:
+    def forget(self, talk: Talk) -> None:
+        """Stop following ``talk`` as a conversation (a transfer takes it over)."""
+        self.pbx.sched.cancel(talk.timer)
+        for chan in (talk.a, talk.b):
+            if self.talks.get(chan.name) is talk:
+                del self.talks[chan.name]
+
+    def converse(self, talk: Talk, seconds: float, ended_by: Party) -> None:
         """Schedule the end of a conversation by the customer or by the operator side."""
         customer = talk.customer or talk.a
         quitter = customer if ended_by == "caller" else (talk.b if customer is talk.a else talk.a)
@@ -443,267 +462,10 @@ class Dialplan:
         endpoint = self.pbx.endpoint_for_exten(xfer.target)
         if endpoint is None or talk.over:
             return
-
         reply = plan.reply(endpoint.device, 0) or self.default_reply(endpoint.device)
         if xfer.kind == "blind":
-            self.blind_transfer(
-                talk, talk.b, xfer.target, "internal", talk_after=xfer.talk, reply=reply
-            )
+            self.transfers.blind(talk, talk.b, xfer.target, talk_after=xfer.talk, reply=reply)
         else:
-            self.attended_transfer(
+            self.transfers.attended(
                 talk, xfer.target, consult=xfer.consult, talk_after=xfer.talk, reply=reply
             )
-
-    def blind_transfer(
-        self,
-        talk: Talk,
-        transferer: Channel,
-        exten: str,
-        context: str = "internal",
-        *,
-        talk_after: float | None = None,
-        reply: Reply | None = None,
-        via_ami: bool = False,
-    ) -> bool:
-        """The operator sends the customer to ``exten`` without talking to it first."""
-        pbx = self.pbx
-        endpoint = pbx.endpoint_for_exten(exten)
-        if endpoint is None or talk.over:
-            return False
-        transferee = talk.b if transferer is talk.a else talk.a
-        talk.over = True
-        pbx.sched.cancel(talk.timer)
-        for chan in (talk.a, talk.b):
-            self.talks.pop(chan.name, None)
-        bridge = talk.bridge
-        if via_ami:
-            pbx.hold(transferer, False)
-        pbx.setvar(transferee, "BLINDTRANSFER", transferer.name)
-        pbx.setvar(transferer, "BLINDTRANSFER", transferee.name)
-        pbx.setvar(transferer, "BRIDGEPEER", "")
-        pbx.emit(
-            "BlindTransfer",
-            CALL,
-            [
-                ("Result", "Success"),
-                *transferer.snapshot("Transferer"),
-                *transferee.snapshot("Transferee"),
-                *bridge.snapshot(),
-                ("IsExternal", "Yes"),
-                ("Context", context),
-                ("Extension", exten),
-            ],
-        )
-        pbx.bridge_leave(bridge, transferer)
-        pbx.soft_hangup_request(transferer, 16)
-        if talk.queue_call is not None:
-            self.queues.complete(talk.queue_call, "transfer")
-        pbx.hangup(transferer, 16)
-        self._continue_to(
-            transferee,
-            exten,
-            context,
-            old_bridge=bridge,
-            talk_after=talk_after,
-            reply=reply,
-            queue_call=talk.queue_call,
-            deferred=False,
-        )
-        return True
-
-    def redirect(self, chan: Channel, exten: str, context: str = "internal") -> bool:
-        """AMI ``Redirect`` of the customer: no transfer event, AgentComplete later (quirk 16)."""
-        pbx = self.pbx
-        talk = self.talks.get(chan.name)
-        if talk is None or pbx.endpoint_for_exten(exten) is None:
-            return False
-        talk.over = True
-        pbx.sched.cancel(talk.timer)
-        for c in (talk.a, talk.b):
-            self.talks.pop(c.name, None)
-        operator = talk.b if chan is talk.a else talk.a
-        bridge = talk.bridge
-        pbx.bridge_leave(bridge, chan)
-        pbx.setvar(operator, "BRIDGEPEER", "")
-        pbx.bridge_leave(bridge, operator)
-        pbx.bridge_destroy(bridge)
-        pbx.soft_hangup_request(operator, 16)
-        pbx.hangup(operator, 16)
-        self._continue_to(chan, exten, context, queue_call=talk.queue_call, deferred=True)
-        return True
-
-    def _continue_to(
-        self,
-        customer: Channel,
-        exten: str,
-        context: str,
-        *,
-        old_bridge: Bridge | None = None,
-        talk_after: float | None = None,
-        reply: Reply | None = None,
-        queue_call: QueueCall | None,
-        deferred: bool,
-    ) -> None:
-        """The customer runs ``<context>,<exten>``: ``Dial(PJSIP/<exten>,30)``."""
-        pbx = self.pbx
-        endpoint = pbx.endpoint_for_exten(exten)
-        assert endpoint is not None
-        customer.context, customer.exten = context, exten
-        pbx.setvar(customer, "BRIDGEPEER", "")
-        pbx.newexten(customer, "NoOp", f"internal call to {exten}", priority=1)
-        if old_bridge is not None:
-            pbx.bridge_leave(old_bridge, customer)
-            pbx.bridge_destroy(old_bridge)
-        pbx.newexten(customer, "Dial", f"{endpoint.device},30", priority=2)
-        callee = self.callee_for(exten)
-        seconds = talk_after if talk_after is not None else callee.talk
-
-        def connected(talk: Talk) -> None:
-            talk.customer = customer
-            if deferred:
-                talk.deferred_complete = queue_call
-            self.converse(talk, None, seconds, "caller")
-
-        self.dial(
-            customer,
-            endpoint,
-            30.0,
-            reply or self.default_reply(endpoint.device),
-            on_answer=connected,
-        )
-
-    def attended_transfer(
-        self,
-        talk: Talk,
-        exten: str,
-        context: str = "internal",
-        *,
-        consult: float = 6.0,
-        talk_after: float = 25.0,
-        reply: Reply | None = None,
-        via_ami: bool = False,
-    ) -> bool:
-        """The operator consults ``exten`` and hangs up to join it to the customer (trace 06)."""
-        pbx = self.pbx
-        endpoint = pbx.endpoint_for_exten(exten)
-        if endpoint is None or talk.over:
-            return False
-        pbx.sched.cancel(talk.timer)
-        operator, customer, bridge = talk.b, talk.a, talk.bridge
-        if via_ami:
-            pbx.setvar(operator, "TRANSFER_CONTEXT", context)
-        pbx.hold(operator, True)
-        one, two = pbx.new_local_pair(
-            exten, context, (customer.caller_num, customer.caller_name), operator.linkedid
-        )
-        pbx.setvar(one, "TRANSFERERNAME", operator.name)
-        pbx.setvar(one, "ATTENDEDTRANSFER", operator.name)
-        consult_bridge = pbx.bridge_create()
-        pbx.setvar(two, "ATTENDEDTRANSFER", operator.name)
-        pbx.setvar(two, "TRANSFERERNAME", operator.name)
-        pbx.emit(
-            "LocalBridge",
-            CALL,
-            [
-                *one.snapshot("LocalOne"),
-                *two.snapshot("LocalTwo"),
-                ("Context", context),
-                ("Exten", exten),
-                ("LocalOptimization", "Yes"),
-            ],
-        )
-        pbx.newexten(two, "NoOp", f"internal call to {exten}", priority=1)
-        pbx.newexten(two, "Dial", f"{endpoint.device},30", priority=2)
-        pbx.bridge_enter(consult_bridge, one)
-        pbx.setvar(one, "ATTENDEDTRANSFER", "")
-        pbx.bridge_leave(bridge, operator)
-        pbx.bridge_enter(consult_bridge, operator)
-
-        def target_rings() -> None:
-            pbx.set_state(one, RINGING)
-            pbx.dial_state(None, one)
-
-        def target_answers(inner: Talk) -> None:
-            pbx.set_state(one, UP)
-            pbx.dial_end(None, one, "ANSWER")
-            pbx.bridge_peer_vars(one, operator)
-            self.talks.pop(inner.a.name, None)
-            self.talks.pop(inner.b.name, None)
-            pbx.sched.later(consult, complete, inner)
-
-        def complete(inner: Talk) -> None:
-            if operator.hung_up:
-                return
-            pbx.hangup_request(operator, 16)
-            pbx.setvar(operator, "BRIDGEPEER", "")
-            pbx.bridge_leave(consult_bridge, operator)
-            pbx.emit(
-                "BridgeMerge", CALL, [*bridge.snapshot("To"), *consult_bridge.snapshot("From")]
-            )
-            pbx.bridge_leave(consult_bridge, one)
-            pbx.bridge_enter(bridge, one)
-            pbx.setvar(customer, "BRIDGEPEER", one.name)
-            pbx.setvar(one, "BRIDGEPEER", customer.name)
-            pbx.connected_line(customer, endpoint.exten, endpoint.name)
-            pbx.emit(
-                "AttendedTransfer",
-                CALL,
-                [
-                    ("Result", "Success"),
-                    *operator.snapshot("OrigTransferer"),
-                    *bridge.snapshot("Orig"),
-                    *operator.snapshot("SecondTransferer"),
-                    *consult_bridge.snapshot("Second"),
-                    *customer.snapshot("Transferee"),
-                    ("IsExternal", "No"),
-                    ("DestType", "Bridge"),
-                    ("DestBridgeUniqueid", bridge.uniqueid),
-                ],
-            )
-            if talk.queue_call is not None:
-                self.queues.complete(talk.queue_call, "transfer")
-            pbx.bridge_destroy(consult_bridge)
-            pbx.hangup(operator, 16)
-            for chan in (talk.a, talk.b):
-                self.talks.pop(chan.name, None)
-            talk.over = True
-            joined = Talk(
-                customer, one, bridge, None, talk.dial_started, talk.started, customer=customer
-            )
-            joined.teardown = lambda: self._local_teardown(two, inner)
-            self._register(joined)
-            self.converse(joined, None, talk_after, "caller")
-
-        def not_reached(status: str, cause: int, tech: str) -> None:
-            # The target did not answer: the consultation ends, back to the customer.
-            pbx.hangup(two, 16)
-            pbx.bridge_leave(consult_bridge, one)
-            pbx.hangup(one, 16)
-            pbx.bridge_leave(consult_bridge, operator)
-            pbx.bridge_destroy(consult_bridge)
-            pbx.bridge_enter(bridge, operator)
-            pbx.hold(operator, False)
-            self.converse(talk, None, 10.0, "caller")
-
-        self.dial(
-            two,
-            endpoint,
-            30.0,
-            reply or self.default_reply(endpoint.device),
-            on_answer=target_answers,
-            on_ringing=target_rings,
-            on_fail=not_reached,
-        )
-        return True
-
-    def _local_teardown(self, two: Channel, inner: Talk) -> None:
-        """After the customer left: the Local ``;2`` half and the target's leg go too."""
-        pbx = self.pbx
-        pbx.hangup_request(two, 16)
-        pbx.bridge_leave(inner.bridge, two)
-        pbx.bridge_leave(inner.bridge, inner.b)
-        pbx.setvar(two, "DIALSTATUS", "ANSWER")
-        pbx.soft_hangup_request(two, 16)
-        pbx.hangup(two, 16)
-        pbx.bridge_destroy(inner.bridge)
-        pbx.hangup(inner.b, 16)

@@ -55,6 +55,8 @@ class Originator:
             return
         pbx.calls_processed += 1
         if endpoint is not None:
+            wanted = self.dialplan.default_reply(endpoint.device)
+            reply = self.dialplan.phone_reply(endpoint.device, wanted)
             leg = pbx.new_pjsip(
                 endpoint.exten,
                 state=DOWN,
@@ -63,7 +65,6 @@ class Originator:
                 exten="s",
                 uniqueid=req.channel_id,
             )
-            reply = self.dialplan.default_reply(endpoint.device)
             dialstring = endpoint.exten
         else:
             leg = pbx.new_pjsip(
@@ -172,6 +173,6 @@ class Originator:
 
         def connected(talk: Talk) -> None:
             talk.customer = customer if customer is not None else talk.b
-            dialplan.converse(talk, None, talk_for.talk, talk_for.ended_by)
+            dialplan.converse(talk, talk_for.talk, talk_for.ended_by)
 
         dialplan.dial(leg, target, 30.0, reply, on_answer=connected)

@@ -357,6 +357,10 @@ class PBX:
             ],
         )
 
+    def has_channels(self, device: str) -> bool:
+        """Any channel on ``device``, even one still ``Down`` (an INVITE in flight)."""
+        return any(c.device == device for c in self.channels.values())
+
     def device_state_of(self, device: str) -> str:
         endpoint = self.endpoints.get(device)
         if endpoint is not None and not endpoint.reachable:

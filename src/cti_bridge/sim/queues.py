@@ -172,15 +172,7 @@ class QueueEngine:
             and endpoint is not None
             and endpoint.reachable
             and self.pbx.device_states.get(member.interface, "NOT_INUSE") == "NOT_INUSE"
-            and not self._ringing_anywhere(member.interface)
-        )
-
-    def _ringing_anywhere(self, interface: str) -> bool:
-        return any(
-            a.member.interface == interface
-            for q in self.queues.values()
-            for w in q.waiting
-            for a in w.attempts
+            and not self.pbx.has_channels(member.interface)
         )
 
     # -- events -----------------------------------------------------------------

@@ -48,7 +48,7 @@ class World:
         return self.rng.choice(free or devices)
 
     def talk(self) -> float:
-        return round(self.rng.uniform(20.0, 150.0), 1)
+        return round(self.rng.uniform(15.0, 80.0), 1)
 
     def ring(self) -> float:
         return round(self.rng.uniform(1.5, 7.0), 1)
@@ -192,15 +192,18 @@ def _transferred(
     operator: str | None,
     after: float | None,
     talk: float | None,
+    target_ring: float | None,
+    consult: float | None = None,
 ) -> CallPlan:
     base = queue_answered(world, caller, queue=queue, operator=operator, ended_by="caller")
     target = f"PJSIP/{world.second_line}"
-    replies = {**base.replies, target: Reply.answer(round(world.rng.uniform(2.0, 5.0), 1))}
+    ring = target_ring if target_ring is not None else round(world.rng.uniform(2.0, 5.0), 1)
+    replies = {**base.replies, target: Reply.answer(ring)}
     xfer = TransferPlan(
         "blind" if kind == "blind" else "attended",
         world.second_line,
         after=after if after is not None else round(world.rng.uniform(10.0, 60.0), 1),
-        consult=round(world.rng.uniform(4.0, 15.0), 1),
+        consult=consult if consult is not None else round(world.rng.uniform(4.0, 15.0), 1),
         talk=talk if talk is not None else world.talk(),
     )
     return CallPlan(caller, base.dialled, replies=replies, transfer=xfer)
@@ -214,10 +217,18 @@ def blind_transfer(
     operator: str | None = None,
     after: float | None = None,
     talk: float | None = None,
+    target_ring: float | None = None,
 ) -> CallPlan:
     """Answered from the queue, then sent on to the second line without consulting."""
     return _transferred(
-        "blind", world, caller, queue=queue, operator=operator, after=after, talk=talk
+        "blind",
+        world,
+        caller,
+        queue=queue,
+        operator=operator,
+        after=after,
+        talk=talk,
+        target_ring=target_ring,
     )
 
 
@@ -229,10 +240,20 @@ def attended_transfer(
     operator: str | None = None,
     after: float | None = None,
     talk: float | None = None,
+    target_ring: float | None = None,
+    consult: float | None = None,
 ) -> CallPlan:
     """Answered, the operator consults the second line, then hangs up to join them."""
     return _transferred(
-        "attended", world, caller, queue=queue, operator=operator, after=after, talk=talk
+        "attended",
+        world,
+        caller,
+        queue=queue,
+        operator=operator,
+        after=after,
+        talk=talk,
+        target_ring=target_ring,
+        consult=consult,
     )
 
 

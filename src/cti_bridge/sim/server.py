@@ -533,7 +533,7 @@ class AMISession(Protocol):
             return
         self.respond(msg, message="Transfer succeeded")
         talk = dialplan.talks[name]
-        dialplan.blind_transfer(talk, dialplan.pbx.channels[name], exten, context, via_ami=True)
+        dialplan.transfers.blind(talk, dialplan.pbx.channels[name], exten, context, via_ami=True)
 
     def action_atxfer(self, msg: Message) -> None:
         found = self._talk_of(msg)
@@ -546,7 +546,7 @@ class AMISession(Protocol):
             self.error(msg, "No attended transfer feature code found")
             return
         self.respond(msg, message="Atxfer successfully queued")
-        dialplan.attended_transfer(talk, exten, context, via_ami=True)
+        dialplan.transfers.attended(talk, exten, context, via_ami=True)
 
     def action_redirect(self, msg: Message) -> None:
         found = self._talk_of(msg)
@@ -560,7 +560,7 @@ class AMISession(Protocol):
             self.error(msg, "Redirect failed")
             return
         self.respond(msg, message="Redirect successful")
-        dialplan.redirect(chan, exten, context)
+        dialplan.transfers.redirect(chan, exten, context)
 
     HANDLERS: ClassVar[dict[str, Callable[[AMISession, Message], None]]] = {
         "challenge": action_challenge,

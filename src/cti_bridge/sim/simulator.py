@@ -46,6 +46,8 @@ DEFAULT_OPERATORS: Sequence[tuple[str, str]] = (
     ("PJSIP/1002", "Bart"),
     ("PJSIP/1003", "Chris"),
     ("PJSIP/1004", "Dina"),
+    ("PJSIP/1005", "Emma"),
+    ("PJSIP/1006", "Filip"),
 )
 
 #: Belgian callers in the formats trunks really deliver: E.164, national, 00-international.
