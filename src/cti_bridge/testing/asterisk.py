@@ -18,8 +18,8 @@ from inside a reactor.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
-import ctypes
 import fcntl
 import os
 import random
@@ -29,6 +29,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
@@ -41,7 +42,6 @@ ROOT_STAMP = ".cti-bridge-root"
 INSTANCES = "var/lib/cti-instances"
 ASTERISK = "/usr/sbin/asterisk"
 _REPO = Path(__file__).resolve().parents[3]
-_PR_SET_PDEATHSIG = 1
 
 # Port numbers in config/asterisk/pjsip.conf that each instance replaces with its own.
 _SIP_LAB_PORTS = {"asterisk": 5060, "1001": 5171, "1002": 5172, "2001": 5173}
@@ -84,8 +84,8 @@ class AsteriskInstance:
 
     ``start()`` returns once AMI has said ``FullyBooted``; ``stop()`` (or leaving the
     ``with`` block) shuts it down and removes everything the instance created. Asterisk is
-    killed if the thread that started it dies (``PR_SET_PDEATHSIG``), so a killed test run
-    leaves no PBX behind: start instances from a thread that outlives them.
+    killed when the test process dies (``PR_SET_PDEATHSIG``), so a killed test run leaves
+    no PBX behind; the next instance to start removes what such a run left.
     """
 
     ami_host = "127.0.0.1"
@@ -150,24 +150,9 @@ class AsteriskInstance:
                 _ensure_proc(self.root)
             self._pick_ports()
             self._write_config()
-            log = (self.instance_dir / "asterisk.out").open("wb")
-            with log:
-                self._process = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
-                    [
-                        "/usr/sbin/chroot",
-                        str(self.root),
-                        ASTERISK,
-                        "-C",
-                        f"{self.chroot_dir}/etc/asterisk.conf",
-                        "-f",
-                        "-n",
-                    ],
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    preexec_fn=_die_with_parent,  # noqa: PLW1509 - no threads at this point
-                    start_new_session=True,
-                )
+            argv = ["/usr/sbin/chroot", str(self.root), ASTERISK]
+            argv += ["-C", f"{self.chroot_dir}/etc/asterisk.conf", "-f", "-n"]
+            self._process = _spawn(argv, self.instance_dir / "asterisk.out")
             (self.instance_dir / "asterisk.pid").write_text(f"{self._process.pid}\n")
             self.wait_fully_booted(self.boot_timeout)
         except BaseException:
@@ -681,10 +666,36 @@ def _run(argv: list[str]) -> None:
         raise AsteriskError(f"{' '.join(argv)} failed: {done.stderr.decode(errors='replace')}")
 
 
-def _die_with_parent() -> None:
-    """Asterisk gets SIGKILL when the test process dies, so no orphan PBX keeps ports."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+_SETPRIV = shutil.which("setpriv")
+_spawner: concurrent.futures.ThreadPoolExecutor | None = None
+_spawner_lock = threading.Lock()
+
+
+def _spawn(argv: list[str], output: Path) -> subprocess.Popen[bytes]:
+    """Start Asterisk so that it gets SIGKILL when the test process dies.
+
+    ``PR_SET_PDEATHSIG`` (set by ``setpriv``) fires when the *thread* that forked dies, so
+    every instance is forked by one spawner thread that lives as long as the process: an
+    instance started from a short-lived thread (``deferToThread``) is not killed with it.
+    """
+    global _spawner  # noqa: PLW0603 - one spawner thread per process
+    with _spawner_lock:
+        if _spawner is None:
+            _spawner = concurrent.futures.ThreadPoolExecutor(1, "asterisk-spawner")
+    if _SETPRIV:
+        argv = [_SETPRIV, "--pdeathsig", "KILL", *argv]
+
+    def start() -> subprocess.Popen[bytes]:
+        with output.open("wb") as log:
+            return subprocess.Popen(  # noqa: S603 - fixed argv, no shell
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    return _spawner.submit(start).result()
 
 
 def _free_ports(kind: socket.SocketKind, count: int) -> list[int]:
