@@ -17,15 +17,26 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.address import IPv4Address
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.error import ConnectionRefusedError
+from twisted.internet.interfaces import (
+    IProtocol,
+    IProtocolFactory,
+    IReactorTime,
+    IStreamClientEndpoint,
+    ITransport,
+)
+from twisted.internet.protocol import connectionDone
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
+from zope.interface import implementer
 
 from ..ami.parser import AMIParser, Message, format_action
 from .server import AMISession
 from .simulator import SimulatedPBX
 
-__all__ = ["Link", "run"]
+__all__ = ["Link", "SimEndpoint", "run"]
 
 
 def run(clock: Clock, seconds: float, step: float = 0.25) -> None:
@@ -121,3 +132,85 @@ class Link:
     @property
     def closed(self) -> bool:
         return bool(self.transport.disconnecting)
+
+
+@implementer(ITransport)
+class _PipeEnd:
+    """One end of an in-memory connection: bytes reach the peer on the next reactor
+    turn (``callLater(0)``), in order, like a loopback socket would deliver them."""
+
+    def __init__(self, clock: IReactorTime, host: IPv4Address, peer: IPv4Address) -> None:
+        self.clock = clock
+        self.host = host
+        self.peer_address = peer
+        self.protocol: IProtocol | None = None
+        self.other: _PipeEnd | None = None
+        self.disconnecting = False
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        if not self.disconnecting and self.other is not None:
+            self.clock.callLater(0, self.other._deliver, data)
+
+    def writeSequence(self, data: Iterable[bytes]) -> None:
+        self.write(b"".join(data))
+
+    def _deliver(self, data: bytes) -> None:
+        if not self.closed and self.protocol is not None:
+            self.protocol.dataReceived(data)
+
+    def loseConnection(self) -> None:
+        if not self.disconnecting:
+            self.disconnecting = True
+            self.clock.callLater(0, self._close)
+
+    abortConnection = loseConnection
+
+    def _close(self) -> None:
+        for end in (self, self.other):
+            if end is not None and not end.closed:
+                end.closed = end.disconnecting = True
+                if end.protocol is not None:
+                    end.protocol.connectionLost(connectionDone)
+
+    def getPeer(self) -> IPv4Address:
+        return self.peer_address
+
+    def getHost(self) -> IPv4Address:
+        return self.host
+
+
+@implementer(IStreamClientEndpoint)
+class SimEndpoint:
+    """Connects a client factory (e.g. the AMI client's) to the simulator in memory.
+
+    For tests that run the real client against the simulated PBX on a fake clock:
+    ``AMIClient(clock, account, endpoint=SimEndpoint(sim))``. Set ``accepting`` to
+    False to refuse connections, as a PBX that is down would.
+    """
+
+    def __init__(self, sim: SimulatedPBX) -> None:
+        self.sim = sim
+        self.accepting = True
+        self.connections = 0
+        self._port = 40000
+
+    def connect(self, protocolFactory: IProtocolFactory) -> Deferred[IProtocol]:
+        if not self.accepting:
+            return fail(ConnectionRefusedError("simulated PBX not accepting"))  # type: ignore[no-untyped-call]
+        self._port += 1
+        server_addr = IPv4Address("TCP", "127.0.0.1", 5038)
+        client_addr = IPv4Address("TCP", "127.0.0.1", self._port)
+        client = protocolFactory.buildProtocol(server_addr)
+        server = self.sim.factory.buildProtocol(client_addr)
+        if client is None or server is None:
+            return fail(ConnectionRefusedError("no protocol"))  # type: ignore[no-untyped-call]
+        clock = self.sim.reactor
+        to_server = _PipeEnd(clock, client_addr, server_addr)
+        to_client = _PipeEnd(clock, server_addr, client_addr)
+        to_server.other, to_client.other = to_client, to_server
+        to_server.protocol, to_client.protocol = client, server
+        self.connections += 1
+        server.makeConnection(to_client)  # type: ignore[no-untyped-call]
+        client.makeConnection(to_server)
+        return succeed(client)
