@@ -18,53 +18,63 @@ from inside a reactor.
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
-import fcntl
 import os
-import random
 import re
 import secrets
 import shutil
 import signal
 import socket
 import subprocess
-import threading
 import time
 import urllib.parse
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-DEFAULT_ROOT = Path("/var/cache/cti-bridge/asterisk-sid")
-ROOT_STAMP = ".cti-bridge-root"
-INSTANCES = "var/lib/cti-instances"
-ASTERISK = "/usr/sbin/asterisk"
+from cti_bridge.testing.chroot import (
+    ASTERISK,
+    DEFAULT_ROOT,
+    INSTANCES,
+    ROOT_STAMP,
+    AsteriskError,
+    asterisk_root,
+    ensure_proc,
+    free_ports,
+    free_udp_range,
+    instances_lock,
+    kill_group,
+    live_instances,
+    reap_stale_instances,
+    release_proc,
+    root_problem,
+    spawn,
+)
+from cti_bridge.testing.rawami import CONTROL, AMIClosed, RawAMI
+
+__all__ = [
+    "ASTERISK",
+    "DEFAULT_ROOT",
+    "INSTANCES",
+    "ROOT_STAMP",
+    "AMIClosed",
+    "AsteriskError",
+    "AsteriskInstance",
+    "RawAMI",
+    "SipPorts",
+    "asterisk_root",
+    "free_udp_range",
+    "root_problem",
+]
+
 _REPO = Path(__file__).resolve().parents[3]
 
 # Port numbers in config/asterisk/pjsip.conf that each instance replaces with its own.
 _SIP_LAB_PORTS = {"asterisk": 5060, "1001": 5171, "1002": 5172, "2001": 5173}
 _TRUNK_IN, _TRUNK_OUT = 5190, 5191
 _RTP_PORTS = 20
-
-
-class AsteriskError(RuntimeError):
-    """Asterisk could not be prepared, started, reached or stopped; the message says why."""
-
-
-def asterisk_root() -> Path:
-    """The cached root: ``$CTI_ASTERISK_ROOT`` or the default that scripts/asterisk-root uses."""
-    return Path(os.environ.get("CTI_ASTERISK_ROOT") or DEFAULT_ROOT)
-
-
-def root_problem(root: Path) -> str | None:
-    """Why ``root`` cannot run Asterisk, or None when it is a complete cached root."""
-    if not (root / ROOT_STAMP).is_file():
-        return f"{root} is not a complete Asterisk root (run scripts/asterisk-root)"
-    if not (root / ASTERISK.lstrip("/")).is_file():
-        return f"{root} has no {ASTERISK}"
-    return None
+_TOKEN = re.compile(r"^[A-Za-z0-9_+*#.@/-]+$")
 
 
 @dataclass(frozen=True)
@@ -143,16 +153,16 @@ class AsteriskInstance:
             if not needed.is_file():
                 raise AsteriskError(f"{needed} not found: pass config_dir/dialplan_dir")
         try:
-            with _instances_lock(self.root):
-                _reap_stale_instances(self.root)
+            with instances_lock(self.root):
+                reap_stale_instances(self.root)
                 self.instance_dir.mkdir(parents=True)
                 (self.instance_dir / "owner").write_text(f"{os.getpid()}\n")
-                _ensure_proc(self.root)
+                ensure_proc(self.root)
             self._pick_ports()
             self._write_config()
             argv = ["/usr/sbin/chroot", str(self.root), ASTERISK]
             argv += ["-C", f"{self.chroot_dir}/etc/asterisk.conf", "-f", "-n"]
-            self._process = _spawn(argv, self.instance_dir / "asterisk.out")
+            self._process = spawn(argv, self.instance_dir / "asterisk.out")
             (self.instance_dir / "asterisk.pid").write_text(f"{self._process.pid}\n")
             self.wait_fully_booted(self.boot_timeout)
         except BaseException:
@@ -168,17 +178,17 @@ class AsteriskInstance:
             try:
                 process.wait(timeout)
             except subprocess.TimeoutExpired:
-                _kill_group(process.pid, signal.SIGTERM)
+                kill_group(process.pid, signal.SIGTERM)
                 try:
                     process.wait(3)
                 except subprocess.TimeoutExpired:
-                    _kill_group(process.pid, signal.SIGKILL)
+                    kill_group(process.pid, signal.SIGKILL)
                     process.wait(3)
         if self.root.is_dir():
-            with _instances_lock(self.root):
+            with instances_lock(self.root):
                 shutil.rmtree(self.instance_dir, ignore_errors=True)
-                if not _live_instances(self.root):
-                    _release_proc(self.root)
+                if not live_instances(self.root):
+                    release_proc(self.root)
 
     def restart(self, timeout: float | None = None) -> None:
         """``core restart now`` (same process, re-executed) and wait for FullyBooted again."""
@@ -302,13 +312,13 @@ class AsteriskInstance:
         """
         for value, what in ((did, "DID"), (context, "context")):
             _check_token(value, what)
-        if caller_number is not None and _CONTROL.search(caller_number):
+        if caller_number is not None and CONTROL.search(caller_number):
             raise ValueError("caller number contains control characters")
         self._sequence += 1
         tag = f"{self.name}-{self._sequence}"
         headers: list[tuple[str, str]] = [("Channel", f"Local/hold{int(hold)}@sim-caller")]
         via_trunk = caller_name is not None and (
-            _CONTROL.search(caller_name) is not None or len(caller_name.encode()) > 79
+            CONTROL.search(caller_name) is not None or len(caller_name.encode()) > 79
         )
         if caller_name is not None and not via_trunk:
             escaped = caller_name.replace("\\", "\\\\").replace('"', '\\"')
@@ -330,7 +340,7 @@ class AsteriskInstance:
             headers.append(("Set", "CALLERID(pres)=prohib"))
         for key, value in (variables or {}).items():
             _check_token(key, "variable name")
-            if _CONTROL.search(value):
+            if CONTROL.search(value):
                 raise ValueError(f"variable {key} contains control characters")
             headers.append(("Set", f"{key}={value}"))
         self._drop_call_file(tag, headers)
@@ -367,8 +377,8 @@ class AsteriskInstance:
         return output
 
     def _pick_ports(self) -> None:
-        tcp = _free_ports(socket.SOCK_STREAM, 1)
-        udp = _free_ports(socket.SOCK_DGRAM, len(_SIP_LAB_PORTS) + 2)
+        tcp = free_ports(socket.SOCK_STREAM, 1)
+        udp = free_ports(socket.SOCK_DGRAM, len(_SIP_LAB_PORTS) + 2)
         self.ami_port = tcp[0]
         rtp_start = free_udp_range(_RTP_PORTS)
         phones = dict(zip(("1001", "1002", "2001"), udp[1:4], strict=True))
@@ -450,113 +460,6 @@ class AsteriskInstance:
         tmp.rename(self.spool_dir / "outgoing" / tmp.name)
 
 
-# ---------------------------------------------------------------------- AMI, raw
-
-
-class RawAMI:
-    """A blocking AMI connection on a plain socket, for harness checks and test set-up.
-
-    Not the product's client (that is ``cti_bridge.ami``): it exists so that the PBX can be
-    checked without it. Messages are dicts of each header's first value.
-    """
-
-    def __init__(self, host: str, port: int, timeout: float = 5.0) -> None:
-        self._sock = socket.create_connection((host, port), timeout=timeout)
-        self._buffer = b""
-        self._sequence = 0
-        self.banner = self._read_banner(time.monotonic() + timeout)
-
-    def close(self) -> None:
-        self._sock.close()
-
-    def __enter__(self) -> RawAMI:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def send(self, action: str, headers: Mapping[str, str] | None = None) -> str:
-        """Send an action; returns its ActionID. Values with CR/LF are refused."""
-        self._sequence += 1
-        action_id = f"raw-{self._sequence}"
-        lines = [f"Action: {action}", f"ActionID: {action_id}"]
-        for key, value in (headers or {}).items():
-            if _CONTROL.search(key) or _CONTROL.search(value):
-                raise ValueError(f"AMI header {key!r} contains control characters")
-            lines.append(f"{key}: {value}")
-        self._sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
-        return action_id
-
-    def action(
-        self, action: str, headers: Mapping[str, str] | None = None, timeout: float = 10.0
-    ) -> dict[str, str]:
-        """Send an action and return its response (events read meanwhile are dropped)."""
-        action_id = self.send(action, headers)
-        return self.wait_for(
-            lambda m: "Response" in m and m.get("ActionID") == action_id, timeout, what=action
-        )
-
-    def login(self, username: str, secret: str, events: str = "on") -> dict[str, str]:
-        """Plain-secret login; raises AsteriskError when Asterisk refuses it."""
-        response = self.action("Login", {"Username": username, "Secret": secret, "Events": events})
-        if response.get("Response") != "Success":
-            raise AsteriskError(f"AMI login refused: {response.get('Message')}")
-        return response
-
-    def read(self, deadline: float) -> dict[str, str]:
-        """The next message; TimeoutError at ``deadline`` (time.monotonic)."""
-        while b"\r\n\r\n" not in self._buffer:
-            self._fill(deadline)
-        block, self._buffer = self._buffer.split(b"\r\n\r\n", 1)
-        message: dict[str, str] = {}
-        for line in block.decode(errors="replace").split("\r\n"):
-            key, _, value = line.partition(": ")
-            message.setdefault(key, value)
-        return message
-
-    def wait_for(
-        self,
-        match: Callable[[dict[str, str]], bool],
-        timeout: float,
-        seen: list[dict[str, str]] | None = None,
-        what: str = "message",
-    ) -> dict[str, str]:
-        """Read until a message matches; every message read is appended to ``seen``."""
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                message = self.read(deadline)
-            except TimeoutError:
-                raise TimeoutError(f"no AMI {what} within {timeout} s") from None
-            if seen is not None:
-                seen.append(message)
-            if match(message):
-                return message
-
-    def _fill(self, deadline: float) -> None:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise TimeoutError("AMI read timed out")
-        self._sock.settimeout(left)
-        try:
-            data = self._sock.recv(65536)
-        except TimeoutError:
-            raise TimeoutError("AMI read timed out") from None
-        if not data:
-            raise AMIClosed("connection closed by Asterisk")
-        self._buffer += data
-
-    def _read_banner(self, deadline: float) -> str:
-        while b"\r\n" not in self._buffer:
-            self._fill(deadline)
-        line, self._buffer = self._buffer.split(b"\r\n", 1)
-        return line.decode(errors="replace")
-
-
-class AMIClosed(ConnectionError):
-    """Asterisk closed the AMI connection."""
-
-
 def _ami_login_and_wait_booted(
     host: str, port: int, username: str, secret: str, deadline: float
 ) -> None:
@@ -571,156 +474,6 @@ def _ami_login_and_wait_booted(
             ami.send("Logoff")
 
 
-# ---------------------------------------------------------------------- shared root state
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_TOKEN = re.compile(r"^[A-Za-z0-9_+*#.@/-]+$")
-
-
 def _check_token(value: str, what: str) -> None:
     if not _TOKEN.match(value):
         raise ValueError(f"invalid {what}: {value!r}")
-
-
-@contextlib.contextmanager
-def _instances_lock(root: Path) -> Iterator[None]:
-    """Serialises instance set-up/teardown across processes (proc mount, stale clean-up)."""
-    base = root / INSTANCES
-    base.mkdir(parents=True, exist_ok=True)
-    with (base / ".lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        yield
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _read_pid(path: Path) -> int | None:
-    try:
-        return int(path.read_text().strip())
-    except (OSError, ValueError):
-        return None
-
-
-def _live_instances(root: Path) -> list[Path]:
-    live = []
-    for directory in (root / INSTANCES).iterdir():
-        owner = _read_pid(directory / "owner") if directory.is_dir() else None
-        if owner is not None and _pid_alive(owner):
-            live.append(directory)
-    return live
-
-
-def _reap_stale_instances(root: Path) -> None:
-    """Remove instances whose owner died without stopping them (killed test run)."""
-    live = set(_live_instances(root))
-    for directory in (root / INSTANCES).iterdir():
-        if not directory.is_dir() or directory in live:
-            continue
-        pid = _read_pid(directory / "asterisk.pid")
-        if pid is not None and _runs_in(pid, root):
-            _kill_group(pid, signal.SIGKILL)
-        shutil.rmtree(directory, ignore_errors=True)
-
-
-def _runs_in(pid: int, root: Path) -> bool:
-    try:
-        return Path(f"/proc/{pid}/root").resolve() == root
-    except OSError:
-        return False
-
-
-def _kill_group(pid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, sig)
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.kill(pid, sig)
-
-
-def _proc_mounted(root: Path) -> bool:
-    target = str(root / "proc")
-    with open("/proc/mounts") as mounts:
-        return any(line.split()[1] == target for line in mounts if line.strip())
-
-
-def _ensure_proc(root: Path) -> None:
-    if not _proc_mounted(root):
-        _run(["mount", "-t", "proc", "proc", str(root / "proc")])
-
-
-def _release_proc(root: Path) -> None:
-    if _proc_mounted(root):
-        _run(["umount", str(root / "proc")])
-
-
-def _run(argv: list[str]) -> None:
-    done = subprocess.run(argv, capture_output=True, check=False)  # noqa: S603
-    if done.returncode != 0:
-        raise AsteriskError(f"{' '.join(argv)} failed: {done.stderr.decode(errors='replace')}")
-
-
-_SETPRIV = shutil.which("setpriv")
-_spawner: concurrent.futures.ThreadPoolExecutor | None = None
-_spawner_lock = threading.Lock()
-
-
-def _spawn(argv: list[str], output: Path) -> subprocess.Popen[bytes]:
-    """Start Asterisk so that it gets SIGKILL when the test process dies.
-
-    ``PR_SET_PDEATHSIG`` (set by ``setpriv``) fires when the *thread* that forked dies, so
-    every instance is forked by one spawner thread that lives as long as the process: an
-    instance started from a short-lived thread (``deferToThread``) is not killed with it.
-    """
-    global _spawner  # noqa: PLW0603 - one spawner thread per process
-    with _spawner_lock:
-        if _spawner is None:
-            _spawner = concurrent.futures.ThreadPoolExecutor(1, "asterisk-spawner")
-    if _SETPRIV:
-        argv = [_SETPRIV, "--pdeathsig", "KILL", *argv]
-
-    def start() -> subprocess.Popen[bytes]:
-        with output.open("wb") as log:
-            return subprocess.Popen(  # noqa: S603 - fixed argv, no shell
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-
-    return _spawner.submit(start).result()
-
-
-def _free_ports(kind: socket.SocketKind, count: int) -> list[int]:
-    """Distinct free ports on 127.0.0.1, held open together so that none repeats."""
-    with contextlib.ExitStack() as stack:
-        ports = []
-        for _ in range(count):
-            sock = stack.enter_context(socket.socket(socket.AF_INET, kind))
-            sock.bind(("127.0.0.1", 0))
-            ports.append(sock.getsockname()[1])
-        return ports
-
-
-def free_udp_range(count: int) -> int:
-    """An even start of ``count`` free UDP ports on 127.0.0.1, below the ephemeral range
-    (RTP ranges of instances, media ports of SIPp)."""
-    rng = random.Random()
-    for _ in range(200):
-        start = rng.randrange(20000, 32000 - count, 2)
-        with contextlib.ExitStack() as stack:
-            try:
-                for port in range(start, start + count):
-                    sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
-                    sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return start
-    raise AsteriskError("no free UDP port range between 20000 and 32000")
