@@ -54,7 +54,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         web_port=args.port,
         data_dir=args.data_dir,
         calls_per_minute=args.calls_per_minute,
-        seed=args.seed,
+        seed_value=args.seed,
     )
 
 

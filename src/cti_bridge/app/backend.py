@@ -1,0 +1,150 @@
+"""What the web asks of the rest of cti-bridge, answered from the store in a thread pool.
+
+The web layer knows tokens and JSON; this module knows the store and turns its results
+and exceptions into the web's. All database work runs in ``pool`` (bounded), never on
+the reactor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any, TypeVar
+
+from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.internet.threads import deferToThreadPool
+from twisted.python.threadpool import ThreadPool
+
+from cti_bridge.store import CallNotFound, InvalidAnnotation, OperatorInfo, Store
+from cti_bridge.store import LoginRefused as StoreLoginRefused
+from cti_bridge.store import LoginThrottled as StoreLoginThrottled
+from cti_bridge.web.api import BadRequest, NotFound
+from cti_bridge.web.auth import Forbidden, LoginRefused, LoginThrottled, Principal
+
+T = TypeVar("T")
+
+PATCHABLE = ("notes", "category", "disposition")
+
+
+def principal_of(info: OperatorInfo) -> Principal:
+    return Principal(
+        operator_id=info.id,
+        username=info.username,
+        role=info.role,
+        devices=tuple(info.devices),
+        name=info.name,
+    )
+
+
+def involved(principal: Principal, call: Mapping[str, Any]) -> bool:
+    """Did this operator ring, answer or talk on the call?"""
+    name = principal.username
+    if call.get("answered_by") == name or name in call.get("rang", ()):
+        return True
+    return any(s.get("operator") == name for s in call.get("segments", ()))
+
+
+class StoreBackend:
+    def __init__(
+        self,
+        reactor: Any,
+        pool: ThreadPool,
+        store: Store,
+        health: Callable[[], dict[str, Any]],
+        metrics: Callable[[], bytes],
+    ):
+        self._reactor = reactor
+        self._pool = pool
+        self.store = store
+        self._health = health
+        self._metrics = metrics
+
+    def run(self, work: Callable[[], T]) -> Deferred[T]:
+        """Run blocking store work in the bounded pool."""
+        return deferToThreadPool(self._reactor, self._pool, work)
+
+    # -- accounts ------------------------------------------------------------------------
+
+    @inlineCallbacks
+    def login(self, username: str, password: str, source: str) -> Any:
+        accounts = self.store.accounts
+
+        def work() -> dict[str, Any]:
+            info = accounts.verify_login(username, password, source)
+            token = accounts.create_token(info.id)
+            return {"token": token, "role": info.role, "username": info.username, "name": info.name}
+
+        try:
+            result = yield self.run(work)
+        except StoreLoginThrottled as error:
+            raise LoginThrottled(error.retry_after) from None
+        except StoreLoginRefused:
+            raise LoginRefused() from None
+        return result
+
+    @inlineCallbacks
+    def resolve_token(self, token: str) -> Any:
+        info = yield self.run(lambda: self.store.accounts.resolve_token(token))
+        return None if info is None else principal_of(info)
+
+    @inlineCallbacks
+    def logout(self, token: str) -> Any:
+        yield self.run(lambda: self.store.accounts.revoke_token(token))
+
+    @inlineCallbacks
+    def operator_id_for(self, username: str) -> Any:
+        info = yield self.run(lambda: self.store.accounts.get_operator(username))
+        return None if info is None or not info.active else info.id
+
+    # -- calls ---------------------------------------------------------------------------
+
+    def list_calls(
+        self, principal: Principal, *, number: str | None, since: datetime | None, limit: int
+    ) -> Deferred[list[dict[str, Any]]]:
+        # Call history is shared knowledge at a helpdesk: every operator may read it.
+        # Pops (who is ringing *now*) are private and only travel on the operator's topic.
+        queries = self.store.queries
+        return self.run(lambda: queries.list_calls(number=number, since=since, limit=limit))
+
+    @inlineCallbacks
+    def get_call(self, principal: Principal, call_id: int) -> Any:
+        try:
+            call = yield self.run(lambda: self.store.queries.get_call(call_id))
+        except CallNotFound:
+            return None
+        return call
+
+    @inlineCallbacks
+    def patch_call(self, principal: Principal, call_id: int, changes: Mapping[str, Any]) -> Any:
+        unknown = sorted(set(changes) - set(PATCHABLE))
+        if unknown:
+            raise BadRequest(f"cannot change {', '.join(unknown)}; only {', '.join(PATCHABLE)}")
+        if not changes:
+            raise BadRequest(f"nothing to change; give one of {', '.join(PATCHABLE)}")
+        for name, value in changes.items():
+            if value is not None and not isinstance(value, str):
+                raise BadRequest(f"{name} must be a string or null")
+        queries = self.store.queries
+        try:
+            call = yield self.run(lambda: queries.get_call(call_id))
+        except CallNotFound:
+            raise NotFound("no such call") from None
+        if not principal.sees_everything and not involved(principal, call):
+            raise Forbidden("only operators who handled this call (or supervisors) may change it")
+        try:
+            updated = yield self.run(
+                lambda: queries.patch_call(call_id, by_operator=principal.operator_id, **changes)
+            )
+        except InvalidAnnotation as error:
+            raise BadRequest(str(error)) from None
+        except CallNotFound:
+            raise NotFound("no such call") from None
+        return updated
+
+    # -- health ---------------------------------------------------------------------------
+
+    def health(self) -> dict[str, Any]:
+        return self._health()
+
+    def metrics(self) -> bytes:
+        return self._metrics()
