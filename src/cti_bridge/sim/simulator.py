@@ -50,13 +50,14 @@ DEFAULT_OPERATORS: Sequence[tuple[str, str]] = (
     ("PJSIP/1006", "Filip"),
 )
 
-#: Belgian callers in the formats trunks really deliver: E.164, national, 00-international.
+#: Belgian callers in the formats trunks really deliver: E.164, national, 00-international
+#: (distinct numbers once normalised, so every pop finds its own customer).
 DEFAULT_CUSTOMERS: Sequence[tuple[str, str]] = (
     ("+3250123456", "Jan Peeters"),
-    ("050123456", "Marie Dubois"),
+    ("050765432", "Marie Dubois"),
     ("0470123456", "Luc Claes"),
     ("+3293456789", "Bakkerij Janssens"),
-    ("003293456789", "Zoë Declercq"),
+    ("003293456780", "Zoë Declercq"),
     ("+32478123456", "Annelies Goossens"),
     ("011223344", "Kris Willems"),
     ("+3250987654", "Sophie Maes"),
