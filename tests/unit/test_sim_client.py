@@ -137,11 +137,11 @@ def test_client_callback_through_originate(rig: Rig) -> None:
     )
 
 
-def test_client_reconnects_after_a_pbx_restart(rig: Rig) -> None:
-    rig.sim.place_call("queue_answered", operator="PJSIP/1001", ring=1, talk=600)
+def test_client_resyncs_after_the_link_drops_and_follows_the_live_call(rig: Rig) -> None:
+    placed = rig.sim.place_call("queue_answered", operator="PJSIP/1001", ring=1, talk=60)
     run(rig.clock, 5)
     rig.endpoint.accepting = False
-    rig.sim.shutdown(restart=True)
+    rig.sim.drop_connections()
     run(rig.clock, 1)
     assert rig.recorder.lost
     assert rig.client.state != "connected"
@@ -150,11 +150,30 @@ def test_client_reconnects_after_a_pbx_restart(rig: Rig) -> None:
     assert rig.client.state == "connected"
     assert len(rig.recorder.snapshots) == 2
     assert rig.endpoint.connections >= 2
-    # the call that was live during the restart is still on the simulated PBX:
-    assert [c["Channel"][:10] for c in rig.recorder.snapshots[1].channels] == [
-        "PJSIP/pstn",
-        "PJSIP/1001",
-    ]
+    # the call went on while the link was down: the new snapshot lists its channels
+    listed = [c["Channel"] for c in rig.recorder.snapshots[1].channels]
+    assert placed.channel.name in listed
+    assert [c["Linkedid"] for c in rig.recorder.snapshots[1].channels] == [placed.linkedid] * 2
+
+
+def test_client_sees_a_pbx_restart(rig: Rig) -> None:
+    rig.sim.place_call("queue_answered", operator="PJSIP/1001", ring=1, talk=600)
+    rig.sim.place_call("queue_timeout")
+    run(rig.clock, 5)
+    rig.sim.shutdown(restart=True)
+    assert rig.sim.pbx.channels == {}
+    rig.clock.advance(0)  # deliver what was written before the link closed
+    assert len(rig.recorder.lost) == 1
+    assert "shut" in rig.recorder.lost[0].lower()
+    causes = {e["Cause"] for e in rig.recorder.events if e["Event"] == "SoftHangupRequest"}
+    assert "4" in causes
+    complete = [e for e in rig.recorder.events if e["Event"] == "AgentComplete"]
+    assert [e["Reason"] for e in complete] == ["agent"]  # as in trace 11
+    run(rig.clock, 10)
+    assert rig.client.state == "connected"
+    assert rig.recorder.snapshots[-1].channels == []
+    assert int(rig.recorder.snapshots[-1].fully_booted["Uptime"]) < 2  # a fresh PBX
+    assert rig.recorder.model.live_calls == []
 
 
 def test_wrong_secret_is_an_auth_failure(rig: Rig) -> None:

@@ -390,8 +390,11 @@ class Dialplan:
         quitter = customer if ended_by == "caller" else (talk.b if customer is talk.a else talk.a)
         talk.timer = self.pbx.sched.later(seconds, self.end_talk, talk, quitter)
 
-    def end_talk(self, talk: Talk, quitter: Channel, *, soft: bool = False) -> None:
-        """``quitter``'s phone hangs up (or, ``soft``, the Hangup action ends it)."""
+    def end_talk(
+        self, talk: Talk, quitter: Channel, *, soft: bool = False, shutdown: bool = False
+    ) -> None:
+        """``quitter``'s phone hangs up (``soft``: the Hangup action ends it; ``shutdown``:
+        the PBX stops, and like trace 11 the queue books that as ``Reason: agent``)."""
         if talk.over:
             return
         talk.over = True
@@ -403,9 +406,9 @@ class Dialplan:
                 del self.talks[chan.name]
         if soft:
             pbx.soft_hangup_request(quitter, 16)
-        else:
+        elif not shutdown:
             pbx.hangup_request(quitter, None if talk.queue_call else 16)
-        by_customer = quitter is (talk.customer or talk.a)
+        by_customer = quitter is (talk.customer or talk.a) and not shutdown
         if talk.queue_call is not None:
             self.queues.complete(talk.queue_call, "caller" if by_customer else "agent")
         if talk.deferred_complete is not None and by_customer:
@@ -437,13 +440,13 @@ class Dialplan:
         pbx.setvar(talk.a, "DIALEDTIME", str(int(dialled)))
         pbx.setvar(talk.a, "DIALEDTIME_MS", str(int(dialled * 1000)))
 
-    def hangup_channel(self, name: str, cause: int = 16) -> bool:
+    def hangup_channel(self, name: str, cause: int = 16, *, shutdown: bool = False) -> bool:
         """The AMI ``Hangup`` action: end whatever ``name`` is doing. False: no such channel."""
         if name not in self.pbx.channels:
             return False
         talk = self.talks.get(name)
         if talk is not None:
-            self.end_talk(talk, self.pbx.channels[name], soft=True)
+            self.end_talk(talk, self.pbx.channels[name], soft=not shutdown, shutdown=shutdown)
             return True
         ender = self.enders.pop(name, None)
         if ender is not None:
@@ -453,6 +456,25 @@ class Dialplan:
         self.pbx.soft_hangup_request(chan, cause)
         self.pbx.hangup(chan, cause)
         return True
+
+    def hangup_everything(self) -> None:
+        """``core restart now``: every channel first gets ``SoftHangupRequest Cause: 4``
+        (the AST_SOFTHANGUP_SHUTDOWN flag, trace 11), then every call ends."""
+        pbx = self.pbx
+        for each in list(pbx.channels.values()):
+            pbx.soft_hangup_request(each, 4)
+        while pbx.channels:
+            name = next(iter(pbx.channels))
+            self.hangup_channel(name, 16, shutdown=True)
+            left = pbx.channels.get(name)
+            if left is not None:  # its owner waits for something that will never come
+                if left.bridge is not None:
+                    pbx.bridge_leave(left.bridge, left)
+                pbx.hangup(left, 16)
+        for bridge in list(pbx.bridges.values()):
+            pbx.bridge_destroy(bridge)
+        self.talks.clear()
+        self.enders.clear()
 
     # -- transfers ----------------------------------------------------------------
 

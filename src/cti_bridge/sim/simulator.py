@@ -263,9 +263,31 @@ class SimulatedPBX:
         assert isinstance(address, IPv4Address | IPv6Address)
         return address.port
 
+    def drop_connections(self) -> None:
+        """The network between the PBX and its clients breaks: every AMI link closes
+        (no ``Shutdown`` event) while the calls go on."""
+        for session in list(self.factory.sessions):
+            if session.transport is not None:
+                session.transport.loseConnection()
+
     def shutdown(self, restart: bool = False) -> None:
-        """Like ``core stop|restart now``: ``Event: Shutdown``, then every link closes."""
+        """Like ``core stop|restart now`` (trace 11): every call is hung up, then
+        ``Event: Shutdown`` and every link closes. After a restart the PBX takes logins
+        again at once, with uptime and queue statistics back at zero; traffic stays
+        stopped until :meth:`start_traffic`."""
+        self.stop_traffic()
+        self.dialplan.hangup_everything()
+        self.sched.cancel_all()
         self.factory.shutdown(restart)
+        if restart:
+            now = self.pbx.now()
+            self.pbx.booted_at = now
+            for queue in self.queues.queues.values():
+                queue.completed = queue.abandoned = queue.completed_in_sl = 0
+                queue.holdtime = queue.talktime = 0
+                for member in queue.members:
+                    member.calls_taken = member.last_call = 0
+                    member.login_time = int(now)
 
     def stop(self) -> defer.Deferred[None]:
         """Stop traffic and timers, close connections, stop listening."""
