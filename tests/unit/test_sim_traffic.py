@@ -11,7 +11,7 @@ from collections import Counter
 import pytest
 from twisted.internet.testing import MemoryReactorClock
 
-from cti_bridge.sim import SimulatedPBX
+from cti_bridge.sim import QueueConfig, SimulatedPBX
 from cti_bridge.sim.harness import Link, run
 from cti_bridge.sim.traffic import DEFAULT_MIX
 
@@ -188,3 +188,23 @@ def test_listen_on_loopback_and_stop() -> None:
     assert done.called
     assert link.closed
     assert not clock.getDelayedCalls() or all(not call.active() for call in clock.getDelayedCalls())
+
+
+def test_custom_queues_with_the_default_mix() -> None:
+    clock = MemoryReactorClock()
+    sim = SimulatedPBX(
+        clock,
+        seed=6,
+        secret=SECRET,
+        operators=[("PJSIP/301", "Ines"), ("PJSIP/302", "Jonas"), ("PJSIP/303", "Karel")],
+        queues=[QueueConfig("helpdesk", "0800", ["PJSIP/301", "PJSIP/302", "PJSIP/303"])],
+        second_line=("PJSIP/399", "Backoffice"),
+    )
+    link = Link.open(sim)
+    link.login("cti", SECRET)
+    sim.start_traffic(calls_per_minute=3)
+    run(clock, 3600, step=1.0)
+    assert {e["Queue"] for e in link.events("QueueCallerJoin")} == {"helpdesk"}
+    assert {e["Exten"] for e in link.events("QueueCallerJoin")} == {"0800"}
+    targets = {e["Extension"] for e in link.events("BlindTransfer")}
+    assert targets == {"399"}

@@ -2,9 +2,10 @@
 
 See ``docs/simulator.md``. The parts, one concern each: ``pbx`` (channels, bridges,
 devices and the events they emit), ``queues`` (app_queue), ``dialplan`` (inbound
-calls, ``Dial()``, conversations, transfers), ``originate``, ``phones`` (how the far
-ends answer), ``scenarios`` (one function per call flow), ``traffic`` (the random
-day), ``reports`` (list actions and CLI output) and ``server`` (the AMI protocol).
+calls, ``Dial()``, conversations), ``transfers``, ``originate``, ``phones`` (how the
+far ends answer), ``scenarios`` (one function per call flow), ``traffic`` (the random
+day), ``reports`` (list actions and CLI output), ``server`` (the AMI protocol) and
+``harness`` (driving it from tests without a network).
 """
 
 from .dialplan import Callee, CallPlan, TransferPlan

@@ -38,7 +38,7 @@ class Reports:
         self.queues = queues
 
     def _channels(self) -> list[Channel]:
-        return sorted(self.pbx.channels.values(), key=lambda c: float(c.uniqueid.split(".")[1]))
+        return list(self.pbx.channels.values())  # in creation order, as Asterisk lists them
 
     # -- channel lists ----------------------------------------------------------
 

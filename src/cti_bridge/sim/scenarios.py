@@ -33,6 +33,16 @@ class World:
     second_line: str  # the transfer target's extension, 2001
     rng: random.Random
 
+    def queue(self, name: str | None, *, linear: bool = False) -> str:
+        """The queue asked for; by default the first configured one (with ``linear``:
+        the first linear one, where a ring-no-answer moves on to the next member)."""
+        if name is not None:
+            return name
+        queues = list(self.queues.queues.values())
+        if linear:
+            queues = [q for q in queues if q.config.strategy == "linear"] or queues
+        return queues[0].name
+
     def did(self, queue: str) -> str:
         return self.queues.queues[queue].config.did
 
@@ -58,13 +68,14 @@ def queue_answered(
     world: World,
     caller: tuple[str, str],
     *,
-    queue: str = "support",
+    queue: str | None = None,
     operator: str | None = None,
     ring: float | None = None,
     talk: float | None = None,
     ended_by: Party | None = None,
 ) -> CallPlan:
     """A queue call answered; by ``operator`` if given, else by whoever is quickest."""
+    queue = world.queue(queue)
     members = world.members(queue)
     if operator is not None:
         replies = {d: Reply.noanswer() for d in members}
@@ -81,16 +92,22 @@ def queue_answered(
 
 
 def queue_abandoned(
-    world: World, caller: tuple[str, str], *, queue: str = "support", patience: float | None = None
+    world: World,
+    caller: tuple[str, str],
+    *,
+    queue: str | None = None,
+    patience: float | None = None,
 ) -> CallPlan:
     """Nobody picks up and the caller hangs up while waiting."""
+    queue = world.queue(queue)
     wait = patience if patience is not None else round(world.rng.uniform(6.0, 30.0), 1)
     replies = {d: Reply.noanswer() for d in world.members(queue)}
     return CallPlan(caller, world.did(queue), patience=wait, replies=replies)
 
 
-def queue_timeout(world: World, caller: tuple[str, str], *, queue: str = "support") -> CallPlan:
+def queue_timeout(world: World, caller: tuple[str, str], *, queue: str | None = None) -> CallPlan:
     """Nobody picks up and the queue's own 60 s limit ends the wait (quirk 11)."""
+    queue = world.queue(queue)
     replies = {d: Reply.noanswer() for d in world.members(queue)}
     return CallPlan(caller, world.did(queue), replies=replies)
 
@@ -99,13 +116,14 @@ def ring_no_answer(
     world: World,
     caller: tuple[str, str],
     *,
-    queue: str = "sales",
+    queue: str | None = None,
     operator: str | None = None,
     answered_by: str | None = None,
     ring: float = 2.0,
     talk: float | None = None,
 ) -> CallPlan:
     """The first operator rung lets it ring out; another one answers the next attempt."""
+    queue = world.queue(queue, linear=True)
     members = world.members(queue)
     missed = operator or members[0]
     taker = answered_by or next(d for d in members if d != missed)
@@ -127,12 +145,13 @@ def busy_then_answered(
     world: World,
     caller: tuple[str, str],
     *,
-    queue: str = "support",
+    queue: str | None = None,
     busy: str | None = None,
     answered_by: str | None = None,
     talk: float | None = None,
 ) -> CallPlan:
     """One operator's phone answers 486 Busy; another picks up (pjsip trace 02)."""
+    queue = world.queue(queue)
     members = world.members(queue)
     refuser = busy or members[0]
     taker = answered_by or next(d for d in members if d != refuser)
@@ -188,7 +207,7 @@ def _transferred(
     world: World,
     caller: tuple[str, str],
     *,
-    queue: str,
+    queue: str | None,
     operator: str | None,
     after: float | None,
     talk: float | None,
@@ -213,7 +232,7 @@ def blind_transfer(
     world: World,
     caller: tuple[str, str],
     *,
-    queue: str = "support",
+    queue: str | None = None,
     operator: str | None = None,
     after: float | None = None,
     talk: float | None = None,
@@ -236,7 +255,7 @@ def attended_transfer(
     world: World,
     caller: tuple[str, str],
     *,
-    queue: str = "support",
+    queue: str | None = None,
     operator: str | None = None,
     after: float | None = None,
     talk: float | None = None,

@@ -227,7 +227,7 @@ class SimulatedPBX:
         self.traffic = Traffic(
             self.sched,
             self.rng,
-            lambda scenario, caller: self.place_call(scenario, caller=caller),
+            self._traffic_call,
             self.customers,
             calls_per_minute=calls_per_minute,
             mix=mix,
@@ -235,6 +235,15 @@ class SimulatedPBX:
         )
         self.traffic.start()
         return self.traffic
+
+    def _traffic_call(self, scenario: str, caller: tuple[str, str]) -> PlacedCall:
+        """Most queue calls go to ``support``; about one in four to the second queue."""
+        options: dict[str, Any] = {}
+        queues = list(self.queues.queues)
+        takes_queue = scenario not in ("direct_answered", "direct_missed", "ring_no_answer")
+        if takes_queue and len(queues) > 1:
+            options["queue"] = queues[1] if self.rng.random() < 0.25 else queues[0]
+        return self.place_call(scenario, caller=caller, **options)
 
     def stop_traffic(self) -> None:
         if self.traffic is not None:
