@@ -541,6 +541,10 @@ def test_originate_with_channel_id_names_the_uniqueid(
         ChannelId="cti-callback-48",
         ActionID="cb-48",
     )
+    run(clock, 3)
+    link.send("CoreShowChannels", ActionID="csc")
+    listed = [m["Uniqueid"] for m in link.events("CoreShowChannel")]
+    assert listed[0] == "cti-callback-48"  # a ChannelId is the Uniqueid
     run(clock, 10)
     first, second = link.events("Newchannel")
     assert first["Uniqueid"] == first["Linkedid"] == "cti-callback-48"
