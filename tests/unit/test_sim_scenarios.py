@@ -437,3 +437,34 @@ def test_speed_factor_compresses_time_but_not_asterisk_durations(
     run(clock, 0.3, step=0.05)
     (abandon,) = link.events("QueueCallerAbandon")
     assert abandon["HoldTime"] == "60"
+
+
+# -- phones driven by hand (browser tests) ---------------------------------------------
+
+
+def test_answer_a_ringing_phone_by_hand(
+    sim: SimulatedPBX, link: Link, clock: MemoryReactorClock
+) -> None:
+    placed = sim.place_call("direct_missed", operator="PJSIP/1003")
+    run(clock, 5)
+    assert of(link, "DialState", Channel=placed.channel.name)[0]["DialStatus"] == "RINGING"
+    assert sim.answer("PJSIP/1003")
+    assert not sim.answer("PJSIP/1003")  # nothing rings there any more
+    assert link.events("DialEnd")[0]["DialStatus"] == "ANSWER"
+    assert sim.hang_up("PJSIP/1003")
+    assert device(link.events("SoftHangupRequest")[0]["Channel"]) == "PJSIP/1003"
+    assert sim.pbx.channels == {}
+
+
+def test_decline_a_queue_call_by_hand(
+    sim: SimulatedPBX, link: Link, clock: MemoryReactorClock
+) -> None:
+    sim.place_call("queue_answered", operator="PJSIP/1002", ring=6, talk=5)
+    run(clock, 2)
+    assert sim.hang_up("PJSIP/1004")  # Dina declines while everybody rings
+    (rna,) = link.events("AgentRingNoAnswer")
+    assert (rna["Interface"], rna["RingTime"]) == ("PJSIP/1004", "0")
+    declined = of(link, "Hangup", Cause="21")
+    assert [device(e["Channel"]) for e in declined] == ["PJSIP/1004"]
+    run(clock, 20)
+    assert link.events("AgentConnect")[0]["Interface"] == "PJSIP/1002"

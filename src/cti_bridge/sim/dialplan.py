@@ -452,6 +452,8 @@ class Dialplan:
         if ender is not None:
             ender(cause)
             return True
+        if self.queues.decline(name):
+            return True
         chan = self.pbx.channels[name]
         self.pbx.soft_hangup_request(chan, cause)
         self.pbx.hangup(chan, cause)

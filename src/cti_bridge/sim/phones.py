@@ -68,6 +68,8 @@ class Ringing:
     rang_at: float | None = None
     timers: list[IDelayedCall] = field(default_factory=list)
     done: bool = False
+    #: Picks the call up now (the person at the phone presses "answer").
+    pick_up: Callable[[], None] | None = None
 
 
 class Ringer:
@@ -75,6 +77,8 @@ class Ringer:
 
     def __init__(self, pbx: PBX) -> None:
         self.pbx = pbx
+        #: Phones ringing now, by leg name.
+        self.ringing: dict[str, Ringing] = {}
 
     def ring(
         self,
@@ -98,13 +102,16 @@ class Ringer:
 
         def answered() -> None:
             if not ringing.done:
-                ringing.done = True
+                self.cancel(ringing)
                 on_answer(ringing)
 
         def rejected(cause: int, tech: str) -> None:
             if not ringing.done:
-                ringing.done = True
+                self.cancel(ringing)
                 on_reject(ringing, cause, tech)
+
+        self.ringing[leg.name] = ringing
+        ringing.pick_up = answered
 
         if reply.kind == "busy":
             ringing.timers.append(sched.later(reply.after, rejected, 17, "486"))
@@ -117,7 +124,17 @@ class Ringer:
                 ringing.timers.append(sched.later(delay, answered))
         return ringing
 
+    def answer_now(self, device: str) -> bool:
+        """The phone on ``device`` picks up the call that rings it (after its 180)."""
+        for ringing in list(self.ringing.values()):
+            rang = ringing.rang_at is not None
+            if ringing.leg.device == device and rang and ringing.pick_up is not None:
+                ringing.pick_up()
+                return True
+        return False
+
     def cancel(self, ringing: Ringing) -> None:
+        self.ringing.pop(ringing.leg.name, None)
         ringing.done = True
         for timer in ringing.timers:
             self.pbx.sched.cancel(timer)

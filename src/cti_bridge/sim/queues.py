@@ -352,6 +352,18 @@ class QueueEngine:
         self.pbx.sched.cancel(w.ring_timer)
         w.retry_timer = self.pbx.sched.later(queue.config.retry, self._tick, queue)
 
+    def decline(self, leg_name: str) -> bool:
+        """The phone ringing on ``leg_name`` declines the call (603): the queue books a
+        ring-no-answer, as for a busy phone. False if no queue is ringing that leg."""
+        for queue in self.queues.values():
+            for w in queue.waiting:
+                for a in w.attempts:
+                    if a.leg.name == leg_name:
+                        self._stop_ringing(a)
+                        self._rejected(w, a, 21, "603")
+                        return True
+        return False
+
     def _rejected(self, w: Waiting, a: Attempt, cause: int, tech: str) -> None:
         """A 486/503 from the phone: the queue books it as a ring-no-answer (pjsip 02)."""
         pbx = self.pbx

@@ -186,6 +186,18 @@ class SimulatedPBX:
         else:
             self.replies[device] = reply
 
+    def answer(self, device: str) -> bool:
+        """The operator at ``device`` picks up the call ringing there now (for tests
+        that drive a phone by hand: ring with ``Reply.noanswer()``, then answer)."""
+        return self.ringer.answer_now(device)
+
+    def hang_up(self, device: str) -> bool:
+        """The phone on ``device`` hangs up whatever call it is in (or rejects a ring)."""
+        for name, chan in list(self.pbx.channels.items()):
+            if chan.device == device:
+                return self.dialplan.hangup_channel(name)
+        return False
+
     def set_reachable(self, device: str, reachable: bool) -> None:
         """Take a phone off the network (qualify notices) or bring it back."""
         self.pbx.set_reachable(device, reachable)
