@@ -1,1 +1,47 @@
+"""Screen-pop: who is calling, on the screen of the operator whose phone rings.
 
+``core`` decides (pure), ``context`` reads what the pop shows (database, in the pool),
+``service`` runs it on the reactor, ``agi`` answers the dialplan's caller lookup. See
+docs/screen-pop.md.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet.interfaces import IReactorTime
+
+from cti_bridge.bus import Bus
+
+from .context import ContextRequest, PopContextBuilder
+from .core import OperatorRef, PopCore, operator_topic
+from .service import POP_REPLAY_TOPIC, OperatorDirectory, PopService, Runner, operators_of
+
+__all__ = [
+    "POP_REPLAY_TOPIC",
+    "ContextRequest",
+    "OperatorDirectory",
+    "OperatorRef",
+    "PopContextBuilder",
+    "PopCore",
+    "PopService",
+    "make_pop_service",
+    "operator_topic",
+    "operators_of",
+]
+
+
+def make_pop_service(
+    store: Any, reactor: IReactorTime, bus: Bus, run: Runner, *, default_region: str = "BE"
+) -> PopService:
+    """The production wiring: ``store`` is a ``cti_bridge.store.Store``, ``run`` runs
+    blocking work in the database pool (e.g. ``StoreBackend.run``)."""
+    builder = PopContextBuilder(store.sessions, default_region=default_region)
+    return PopService(
+        reactor,
+        bus,
+        run,
+        builder.build,
+        operators_of(store.accounts),
+        default_region=default_region,
+    )

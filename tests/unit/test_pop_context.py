@@ -1,0 +1,301 @@
+"""What a pop shows, read from the real store (SQLite and PostgreSQL): customer, contracts
+valid today, history with notes, open agreements, latest scripts, the upsell hint, and the
+call record id that the record writer then shares."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from cti_bridge.calls.events import Direction, Outcome
+from cti_bridge.pop import ContextRequest, PopContextBuilder
+from cti_bridge.store import Store
+from cti_bridge.store.models import CallRecord
+from cti_bridge.store.testing import START, CallBuilder, FakeTime, queue_call_answered
+
+pytest_plugins = ["cti_bridge.store.pytest_plugin"]
+
+TODAY = date(2026, 11, 27)  # START in Brussels
+ANNA, BART = "Local/1001@agents", "Local/1002@agents"
+
+
+@pytest.fixture
+def helpdesk(store: Store) -> dict[str, Any]:
+    accounts, customers = store.accounts, store.customers
+    anna = accounts.add_operator("anna", role="operator", password="anna-secret", devices=[ANNA])
+    accounts.add_operator("bart", role="operator", password="bart-secret", devices=[BART])
+    router = customers.add_product("RTR-200", "Router RTR-200")
+    boiler = customers.add_product("HB-9", "Boiler HB-9")
+    spare = customers.add_product("SPARE", "Not owned")
+    jan = customers.add_customer(
+        "Jan Peeters",
+        numbers=["050 12 34 56", "+32 470 12 34 56"],
+        company="Peeters Installaties",
+        language="nl",
+        knowledge_level="expert",
+        tier="premium",
+        external_ref="CRM-1",
+    )
+    customers.give_product(jan, router, serial="SN-1")
+    customers.add_contract(  # valid, ends in 12 days: the upsell
+        jan,
+        valid_from=TODAY - timedelta(days=300),
+        valid_until=TODAY + timedelta(days=12),
+        covered=["phone", "repair"],
+        product_id=router,
+        service_level_hours=4,
+        reference="C-1",
+    )
+    customers.add_contract(  # valid, open-ended, all products
+        jan, valid_from=TODAY - timedelta(days=10), covered=["phone"], reference="C-2"
+    )
+    customers.add_contract(  # expired: shown, not valid today
+        jan,
+        valid_from=TODAY - timedelta(days=800),
+        valid_until=TODAY - timedelta(days=400),
+        covered=["technician"],
+        product_id=boiler,
+        reference="C-0",
+    )
+    customers.add_script_version(router, "no-internet", title="No internet v1", body="old")
+    customers.add_script_version(router, "no-internet", title="No internet v2", body="new")
+    customers.add_script_version(router, "wifi", title="Wi-Fi", body="<b>as text</b>")
+    customers.add_script_version(spare, "other", title="Not for Jan", body="x")
+    deadline = datetime(2026, 11, 28, 12, tzinfo=UTC)
+    open_one = customers.add_agreement(
+        "callback", customer_id=jan, owner_operator_id=anna["id"], deadline=deadline
+    )
+    overdue = customers.add_agreement(
+        "technician", customer_id=jan, deadline=datetime(2026, 11, 20, tzinfo=UTC), notes="x" * 3000
+    )
+    done = customers.add_agreement("repair", customer_id=jan)
+    customers.set_agreement_status(done, "done")
+    return {
+        "jan": jan,
+        "anna": anna,
+        "router": router,
+        "open": open_one,
+        "overdue": overdue,
+        "done": done,
+    }
+
+
+def builder(store: Store, fake_time: FakeTime) -> PopContextBuilder:
+    return PopContextBuilder(store.sessions, clock=fake_time, today=lambda: TODAY)
+
+
+def request(call_builder: CallBuilder) -> ContextRequest:
+    return ContextRequest.of(call_builder.call)
+
+
+def past_call(store: Store, linkedid: str, at: float, number: str, notes: str | None) -> int:
+    call = (
+        CallBuilder(linkedid, at=at, number=number)
+        .join_queue("support", at + 0.5)
+        .ring(ANNA, at + 1, queue="support")
+        .answer(ANNA, at + 3)
+        .end(at + 60, Outcome.ANSWERED)
+    )
+    store.calls.apply(call.events)
+    found = store.queries.find_call("main", linkedid)
+    assert found is not None
+    if notes is not None:
+        store.queries.patch_call(
+            found["id"], notes=notes, category="internet", disposition="solved"
+        )
+    return int(found["id"])
+
+
+def test_known_caller_gets_everything(
+    store: Store, fake_time: FakeTime, helpdesk: dict[str, Any]
+) -> None:
+    earlier = [
+        past_call(store, f"old.{i}", START - 86400 * (i + 1), "050123456", f"note {i}")
+        for i in range(12)
+    ]
+    context = builder(store, fake_time).build(
+        request(CallBuilder("now.1", number="0032 50 12 34 56"))
+    )
+
+    assert context["caller"] == {
+        "number": "+3250123456",
+        "number_raw": "0032 50 12 34 56",
+        "name": "Jan Peeters",
+        "withheld": False,
+    }
+    customer = context["customer"]
+    assert customer["id"] == helpdesk["jan"]
+    assert customer["name"] == "Jan Peeters"
+    assert customer["company"] == "Peeters Installaties"
+    assert (customer["language"], customer["knowledge_level"], customer["tier"]) == (
+        "nl",
+        "expert",
+        "premium",
+    )
+    assert customer["numbers"] == ["+3250123456", "+32470123456"]
+    assert [p["code"] for p in customer["products"]] == ["RTR-200"]
+
+    assert [c["reference"] for c in context["contracts"]] == ["C-1", "C-2", "C-0"]
+    assert [c["valid_today"] for c in context["contracts"]] == [True, True, False]
+    assert context["contracts"][0]["covered"] == ["phone", "repair"]
+    assert context["contracts"][0]["service_level_hours"] == 4
+    assert context["contracts"][0]["days_left"] == 12
+    assert context["contracts"][1]["product"] is None  # covers every product
+    assert context["in_contract"] is True
+    assert context["upsell"]["contract"] == "C-1"
+    assert context["upsell"]["days_left"] == 12
+    assert "12 days" in context["upsell"]["text"]
+
+    history = context["history"]
+    assert [h["id"] for h in history] == earlier[:10]  # newest first, ten of them
+    assert history[0]["notes"] == "note 0"
+    assert history[0]["category"] == "internet"
+    assert history[0]["disposition"] == "solved"
+    assert history[0]["outcome"] == "answered"
+    assert history[0]["answered_by"] == "anna"
+
+    assert [a["id"] for a in context["agreements"]] == [helpdesk["overdue"], helpdesk["open"]]
+    overdue, upcoming = context["agreements"]
+    assert overdue["overdue"] is True and upcoming["overdue"] is False
+    assert upcoming["owner"] == "anna"
+    assert upcoming["deadline"] == "2026-11-28T12:00:00.000Z"
+    assert overdue["notes_truncated"] is True and len(overdue["notes"]) == 1000
+
+    scripts = {(s["name"], s["version"]): s for s in context["scripts"]}
+    assert set(scripts) == {("no-internet", 2), ("wifi", 1)}
+    assert scripts[("no-internet", 2)]["body"] == "new"
+    assert scripts[("wifi", 1)]["body"] == "<b>as text</b>"
+    assert context["agreement"] is None
+    assert context["degraded"] is False
+
+
+def test_history_finds_calls_from_any_of_the_customers_numbers(
+    store: Store, fake_time: FakeTime, helpdesk: dict[str, Any]
+) -> None:
+    mobile = past_call(store, "old.mobile", START - 3600, "0470123456", "from the mobile")
+    context = builder(store, fake_time).build(request(CallBuilder("now.2", number="050123456")))
+    assert [h["id"] for h in context["history"]] == [mobile]
+
+
+def test_unknown_number_pops_with_its_earlier_calls(
+    store: Store, fake_time: FakeTime, helpdesk: dict[str, Any]
+) -> None:
+    earlier = past_call(store, "old.unknown", START - 3600, "+32 9 234 56 78", "who was it?")
+    past_call(store, "old.jan", START - 7200, "050123456", "Jan's")
+    store.customers.add_agreement("callback", callback_number="092345678")
+    context = builder(store, fake_time).build(request(CallBuilder("now.3", number="092345678")))
+    assert context["customer"] is None
+    assert context["contracts"] == [] and context["in_contract"] is False
+    assert context["caller"]["number"] == "+3292345678"
+    assert [h["id"] for h in context["history"]] == [earlier]
+    assert [a["callback_number"] for a in context["agreements"]] == ["+3292345678"]
+    assert context["scripts"] == [] and context["upsell"] is None
+
+
+@pytest.mark.parametrize("raw", ["anonymous", "<unknown>", None])
+def test_withheld_caller_has_no_history_of_other_withheld_callers(
+    store: Store, fake_time: FakeTime, helpdesk: dict[str, Any], raw: str | None
+) -> None:
+    store.calls.apply(CallBuilder("old.anon", number="anonymous", withheld=True).events)
+    context = builder(store, fake_time).build(
+        request(CallBuilder("now.4", number=raw, name=None, withheld=True))
+    )
+    assert context["caller"]["withheld"] is True
+    assert context["caller"]["number"] is None
+    assert context["history"] == [] and context["customer"] is None
+
+
+def test_callback_pops_with_its_agreement_and_that_customer(
+    store: Store, fake_time: FakeTime, helpdesk: dict[str, Any]
+) -> None:
+    call = CallBuilder("cb.1", direction=Direction.OUTBOUND, number="0499999999", name="Terugbel")
+    call.call = replace(call.call, agreement_id=str(helpdesk["open"]))
+    context = builder(store, fake_time).build(request(call))
+    assert context["agreement"]["id"] == helpdesk["open"]
+    assert context["agreement"]["kind"] == "callback"
+    assert context["customer"]["id"] == helpdesk["jan"]  # not the number's (nobody's)
+
+
+@pytest.mark.parametrize("ref", ["999999", "42abc", "1" * 30])
+def test_unknown_or_bogus_agreement_refs_are_ignored(
+    store: Store, fake_time: FakeTime, helpdesk: dict[str, Any], ref: str
+) -> None:
+    call = CallBuilder("cb.2", direction=Direction.OUTBOUND)
+    call.call = replace(call.call, agreement_id=ref)
+    context = builder(store, fake_time).build(request(call))
+    assert context["agreement"] is None
+    assert context["customer"]["id"] == helpdesk["jan"]  # by the number
+
+
+def test_the_pop_and_the_record_writer_share_one_call_row(
+    store: Store, fake_time: FakeTime, helpdesk: dict[str, Any]
+) -> None:
+    call = queue_call_answered("share.1")
+    # The pop comes first: it creates the row, the writer merges into it.
+    context = builder(store, fake_time).build(ContextRequest.of(call.events[2].call))
+    store.calls.apply(call.events)
+    record = store.queries.find_call("main", "share.1")
+    assert record is not None and record["id"] == context["call_id"]
+    assert record["answered_by"] == "anna" and record["outcome"] == "answered"
+    assert record["customer_id"] == helpdesk["jan"]
+    # The writer first, then the pop (and a second pop of the same call): the same row.
+    later = CallBuilder("share.2").ring(ANNA, START + 1).answer(ANNA, START + 2)
+    store.calls.apply(later.events)
+    first = builder(store, fake_time).build(request(later))
+    again = builder(store, fake_time).build(request(later))
+    assert first["call_id"] == again["call_id"] == store.queries.find_call("main", "share.2")["id"]  # type: ignore[index]
+    with store.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(CallRecord)) == 2
+
+
+def test_the_current_call_is_not_in_its_own_history(
+    store: Store, fake_time: FakeTime, helpdesk: dict[str, Any]
+) -> None:
+    current = CallBuilder("cur.1", number="050123456").ring(ANNA, START + 1)
+    store.calls.apply(current.events)
+    context = builder(store, fake_time).build(request(current))
+    assert context["call_id"] not in [h["id"] for h in context["history"]]
+    assert context["history"] == []
+
+
+def test_no_contract_valid_today_means_out_of_contract(
+    store: Store, fake_time: FakeTime, helpdesk: dict[str, Any]
+) -> None:
+    lapsed = store.customers.add_customer("Lapsed", numbers=["011223344"])
+    store.customers.add_contract(
+        lapsed,
+        valid_from=TODAY - timedelta(days=100),
+        valid_until=TODAY - timedelta(days=1),
+        covered=["phone"],
+        reference="C-LAPSED",
+    )
+    store.customers.add_contract(
+        lapsed, valid_from=TODAY + timedelta(days=1), covered=["phone"], reference="C-FUTURE"
+    )
+    context = builder(store, fake_time).build(request(CallBuilder("oc.1", number="011223344")))
+    assert context["in_contract"] is False
+    assert [c["valid_today"] for c in context["contracts"]] == [False, False]
+    assert context["upsell"] is None  # nothing valid to renew
+
+
+def test_contract_ending_today_is_still_valid_and_urgent(
+    store: Store, fake_time: FakeTime, helpdesk: dict[str, Any]
+) -> None:
+    last_day = store.customers.add_customer("Last day", numbers=["056123456"])
+    store.customers.add_contract(
+        last_day, valid_from=TODAY - timedelta(days=365), valid_until=TODAY, covered=["phone"]
+    )
+    context = builder(store, fake_time).build(request(CallBuilder("ld.1", number="056123456")))
+    assert context["in_contract"] is True
+    assert context["upsell"]["days_left"] == 0
+    assert "ends today" in context["upsell"]["text"]
+
+
+def test_hostile_caller_name_is_kept_as_text(store: Store, fake_time: FakeTime) -> None:
+    name = "<script>alert(1)</script>\x00\r\nEvent: Hangup"
+    context = builder(store, fake_time).build(request(CallBuilder("h.1", name=name)))
+    assert context["caller"]["name"] == "<script>alert(1)</script>\ufffd\r\nEvent: Hangup"
