@@ -7,33 +7,19 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 import pytest_twisted
+from integration_support import eventually, sleep
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.internet.defer import ensureDeferred
 
 from cti_bridge.bus import Bus, MemoryBus
 from cti_bridge.bus.redis import RedisBus, parse_redis_url
 
 REDIS_URL = os.environ.get("CTI_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-
-
-def sleep(seconds: float) -> Deferred[None]:
-    d: Deferred[None] = Deferred()
-    reactor.callLater(seconds, d.callback, None)  # type: ignore[attr-defined]
-    return d
-
-
-async def eventually(check: Callable[[], bool], timeout: float = 5.0) -> None:
-    waited = 0.0
-    while not check():
-        if waited >= timeout:
-            raise AssertionError("condition not met in time")
-        await sleep(0.01)
-        waited += 0.01
 
 
 async def started_redis_bus(prefix: str) -> RedisBus:

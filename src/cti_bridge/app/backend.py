@@ -15,11 +15,17 @@ from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.threads import deferToThreadPool
 from twisted.python.threadpool import ThreadPool
 
-from cti_bridge.store import CallNotFound, InvalidAnnotation, OperatorInfo, Store
+from cti_bridge.store import CallNotFound, InvalidAnnotation, InvalidRecord, OperatorInfo, Store
 from cti_bridge.store import LoginRefused as StoreLoginRefused
 from cti_bridge.store import LoginThrottled as StoreLoginThrottled
 from cti_bridge.web.api import BadRequest, NotFound
 from cti_bridge.web.auth import Forbidden, LoginRefused, LoginThrottled, Principal
+
+from .console import (
+    agreement_request,
+    console_customer_context,
+    console_search_customers,
+)
 
 T = TypeVar("T")
 
@@ -140,6 +146,68 @@ class StoreBackend:
         except CallNotFound:
             raise NotFound("no such call") from None
         return updated
+
+    # == operator console (issue 4, console workstream): customers and agreements =========
+    # Customer search and the customer view answer the console's search screen; the
+    # customer view has the pop's shape (customer, contracts, history, agreements, scripts,
+    # upsell) so the page draws both with one renderer. Any operator may read customers
+    # (shared helpdesk knowledge, like the call history).
+
+    def search_customers(
+        self, principal: Principal, text: str, limit: int
+    ) -> Deferred[list[dict[str, Any]]]:
+        store = self.store
+        return self.run(lambda: console_search_customers(store, text, limit))
+
+    def customer_context(self, principal: Principal, customer_id: int) -> Deferred[Any]:
+        store = self.store
+        return self.run(lambda: console_customer_context(store, customer_id))
+
+    @inlineCallbacks
+    def create_agreement(self, principal: Principal, body: Mapping[str, Any]) -> Any:
+        request = agreement_request(body)
+        store = self.store
+        call_id = request["call_id"]
+        if call_id is not None:
+            try:
+                call = yield self.run(lambda: store.queries.get_call(call_id))
+            except CallNotFound:
+                raise BadRequest("call_id: no such call") from None
+            if not principal.sees_everything and not involved(principal, call):
+                raise Forbidden("only operators who handled this call may make its agreements")
+            if request["customer_id"] is None:
+                request["customer_id"] = call.get("customer_id")
+            if request["callback_number"] is None and request["kind"] == "callback":
+                request["callback_number"] = call.get("caller_number")
+        customer_id = request["customer_id"]
+        if customer_id is not None:
+            customer = yield self.run(lambda: store.customers.get_customer(customer_id))
+            if customer is None:
+                raise BadRequest("customer_id: no such customer")
+        if request["kind"] == "callback" and request["callback_number"] is None:
+            raise BadRequest("callback_number: a callback needs a number to call")
+
+        def work() -> dict[str, Any] | None:
+            agreement_id = store.customers.add_agreement(
+                request["kind"],
+                customer_id=request["customer_id"],
+                call_id=request["call_id"],
+                owner_operator_id=principal.operator_id,
+                deadline=request["deadline"],
+                callback_number=request["callback_number"],
+                window=request["window"],
+                notes=request["notes"],
+                by_operator=principal.operator_id,
+            )
+            return store.customers.get_agreement(agreement_id)
+
+        try:
+            created = yield self.run(work)
+        except InvalidRecord as error:
+            raise BadRequest(str(error)) from None
+        return created
+
+    # == end of the operator console block ================================================
 
     # -- health ---------------------------------------------------------------------------
 

@@ -42,9 +42,16 @@ def _read_password(args: argparse.Namespace) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .daemon import run_daemon  # noqa: PLC0415 - keep `--help` fast
+    from cti_bridge.store import SchemaOutOfDate  # noqa: PLC0415 - keep `--help` fast
 
-    return run_daemon(_config(args))
+    from .daemon import run_daemon  # noqa: PLC0415
+
+    try:
+        return run_daemon(_config(args))
+    except SchemaOutOfDate as error:
+        # Say exactly which command to run, with this config file.
+        where = f"--config {args.config}" if args.config else ""
+        raise CommandError(str(error).replace("--config FILE", where)) from None
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

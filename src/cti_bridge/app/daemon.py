@@ -7,6 +7,7 @@ everything blocking happens in bounded thread pools.
 
 from __future__ import annotations
 
+import logging
 import signal
 import sys
 from collections.abc import Callable
@@ -208,6 +209,8 @@ class Daemon:
 def run_daemon(config: Config, *, reactor: Any = None) -> int:
     """``cti-bridge run``: until SIGTERM/SIGINT. Start-up problems raise for the CLI."""
     configure_logging(config.log.level, sys.stderr)
+    # Alembic's schema check logs its dialect at INFO on every start: noise in a daemon.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     if not config.pbx:
         from .config import ConfigError  # noqa: PLC0415
 
