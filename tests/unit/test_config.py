@@ -95,3 +95,11 @@ def test_no_config_at_all(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("CTI_BRIDGE_CONFIG", raising=False)
     with pytest.raises(ConfigError, match="--config FILE or set CTI_BRIDGE_CONFIG"):
         load_config(None)
+
+
+def test_the_shipped_example_configs_load(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CTI_AMI_SECRET", "s3cret")
+    repo = Path(__file__).resolve().parents[2]
+    for name in ("config/cti-bridge.example.toml", "docker/cti-bridge.toml"):
+        config = load_config(repo / name)
+        assert config.pbx[0].secret == "s3cret", name
