@@ -55,6 +55,15 @@ class Customers:
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self._clock(), UTC)
 
+    # Added for the importer and the pop (store/importer.py, pop/): what numbers are
+    # normalised against, and the store's clock.
+    @property
+    def default_region(self) -> str:
+        return self._region
+
+    def now(self) -> datetime:
+        return self._now()
+
     # --- customers and numbers ---------------------------------------------------------
 
     def add_customer(

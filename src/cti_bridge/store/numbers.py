@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberFormat
@@ -61,6 +62,11 @@ def normalize_number(raw: str | None, region: str = "BE") -> str | None:
     """
     if raw is None:
         return None
+    return _normalize(raw, region)
+
+
+@lru_cache(maxsize=8192)  # every event of a call carries its number again; parsing is slow
+def _normalize(raw: str, region: str) -> str | None:
     text = raw.strip()
     if not _NUMBERISH.fullmatch(text):
         return None

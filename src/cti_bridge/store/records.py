@@ -25,14 +25,15 @@ answered as things were during the call.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, selectinload, sessionmaker
+from sqlalchemy.orm.attributes import set_committed_value
 
 from cti_bridge.calls.events import (
     Call,
@@ -55,6 +56,7 @@ from .types import from_posix
 __all__ = ["CallStore", "clean_text"]
 
 CallKey = tuple[str, str]
+T = TypeVar("T")
 
 
 def clean_text(value: str | None, limit: int) -> str | None:
@@ -87,9 +89,9 @@ class CallStore:
         """Merge ``events`` (in order) in one transaction; returns how many calls changed."""
         if not events:
             return 0
-        with writing(self._sessions) as session:
+        with writing(self._sessions) as session, session.no_autoflush:
             batch = _Batch(session, self._region, _utc(self._clock()))
-            batch.load_operators(events)
+            batch.load(events)
             for event in events:
                 batch.merge(event)
             return len(batch.changed)
@@ -161,6 +163,15 @@ def _derive_durations(row: CallRecord) -> None:
         row.talk_seconds = talk
 
 
+def _agreement_number(ref: str | None) -> bool:
+    return ref is not None and ref.isascii() and ref.isdigit() and len(ref) <= 18
+
+
+def _chunks(items: Sequence[T], size: int = 500) -> Iterator[Sequence[T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
 def _earliest(current: datetime | None, incoming: datetime | None) -> datetime | None:
     if current is None:
         return incoming
@@ -177,15 +188,27 @@ class _Batch:
     region: str
     now: datetime
     operators: dict[str, int | None] = field(default_factory=dict)
+    customers: dict[str, int] = field(default_factory=dict)  # E.164 -> customer
+    agreements: set[int] = field(default_factory=set)
     rows: dict[CallKey, CallRecord] = field(default_factory=dict)
+    fresh: set[CallKey] = field(default_factory=set)  # inserted by this batch
     changed: set[CallKey] = field(default_factory=set)
 
-    # --- loading ---------------------------------------------------------------------
+    # --- loading: a few queries per batch, not per event ------------------------------
 
-    def load_operators(self, events: Iterable[DomainEvent]) -> None:
+    def load(self, events: Sequence[DomainEvent]) -> None:
+        calls = [event.call for event in events]
+        for call in calls:
+            if len(call.pbx) > 64 or len(call.linkedid) > 64:
+                raise ValueError(f"call key too long: {call.pbx[:64]!r}/{call.linkedid[:64]!r}")
+        self._load_operators(calls)
+        self._load_customers(calls)
+        self._load_agreements(calls)
+        self._load_rows(calls)
+
+    def _load_operators(self, calls: Iterable[Call]) -> None:
         devices: set[str] = set()
-        for event in events:
-            call = event.call
+        for call in calls:
             devices.update(r.device for r in call.rings)
             devices.update(s.device for s in call.segments)
             devices.update(t.from_device for t in call.transfers if t.from_device)
@@ -193,68 +216,112 @@ class _Batch:
             if call.answered_by:
                 devices.add(call.answered_by)
         devices = {d for d in devices if len(d) <= 128}
-        for device in devices:
-            self.operators[device] = None
-        if devices:
-            rows = self.session.execute(
-                select(OperatorDevice.device, OperatorDevice.operator_id).where(
-                    OperatorDevice.device.in_(devices)
-                )
+        self.operators = dict.fromkeys(devices)
+        for chunk in _chunks(sorted(devices)):
+            query = select(OperatorDevice.device, OperatorDevice.operator_id).where(
+                OperatorDevice.device.in_(chunk)
             )
-            for device, operator_id in rows:
-                self.operators[device] = operator_id
+            self.operators.update(self.session.execute(query).all())
+
+    def _load_customers(self, calls: Iterable[Call]) -> None:
+        numbers = set()
+        for call in calls:
+            raw = clean_text(call.caller_number_raw, 128)
+            number = caller_number(raw, self.region, withheld=call.caller_withheld).e164
+            if number is not None:
+                numbers.add(number)
+        for chunk in _chunks(sorted(numbers)):
+            query = select(CustomerNumberRow.number, CustomerNumberRow.customer_id).where(
+                CustomerNumberRow.number.in_(chunk)
+            )
+            self.customers.update(self.session.execute(query).all())
+
+    def _load_agreements(self, calls: Iterable[Call]) -> None:
+        ids = {int(c.agreement_id or "") for c in calls if _agreement_number(c.agreement_id)}
+        for chunk in _chunks(sorted(ids)):
+            self.agreements.update(
+                self.session.scalars(select(Agreement.id).where(Agreement.id.in_(chunk)))
+            )
+
+    def _load_rows(self, calls: Iterable[Call]) -> None:
+        wanted: dict[CallKey, Call] = {}
+        for call in calls:
+            wanted.setdefault((call.pbx, call.linkedid), call)
+        self._select_rows(wanted, children=True)
+        missing = [call for key, call in wanted.items() if key not in self.rows]
+        if not missing:
+            return
+        self.fresh = self._insert_or_nothing(missing)
+        # What we inserted has no children yet; what another writer inserted meanwhile may.
+        self._select_rows(self.fresh, children=False)
+        for key in self.fresh:
+            for collection in ("rings", "segments", "transfers"):
+                set_committed_value(self.rows[key], collection, [])
+        self._select_rows({(c.pbx, c.linkedid) for c in missing} - self.fresh, children=True)
+
+    def _select_rows(self, keys: Iterable[CallKey], *, children: bool) -> None:
+        """Load and lock the rows (in key order, so two writers never deadlock)."""
+        by_pbx: dict[str, list[str]] = {}
+        for pbx, linkedid in sorted(keys):
+            by_pbx.setdefault(pbx, []).append(linkedid)
+        for pbx, linkedids in by_pbx.items():
+            for chunk in _chunks(linkedids):
+                query = (
+                    select(CallRecord)
+                    .where(CallRecord.pbx == pbx, CallRecord.linkedid.in_(chunk))
+                    .order_by(CallRecord.linkedid)
+                    .with_for_update()
+                )
+                if children:
+                    query = query.options(
+                        selectinload(CallRecord.rings),
+                        selectinload(CallRecord.segments),
+                        selectinload(CallRecord.transfers),
+                    )
+                for row in self.session.scalars(query):
+                    self.rows[(row.pbx, row.linkedid)] = row
+
+    def _insert_or_nothing(self, calls: Sequence[Call]) -> set[CallKey]:
+        """Insert the calls' rows; another node (or lane) may insert the same call at the
+        same moment, so a conflict is fine. Returns the keys this batch inserted."""
+        dialect = self.session.get_bind().dialect.name
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        values: list[dict[str, Any]] = [
+            {
+                "pbx": call.pbx,
+                "linkedid": call.linkedid,
+                "direction": call.direction.value,
+                "caller_withheld": call.caller_withheld,
+                "queues": [],
+                "started_at": from_posix(call.started_at),
+                "complete": call.complete,
+                "created_at": self.now,
+                "updated_at": self.now,
+            }
+            for call in sorted(calls, key=lambda c: (c.pbx, c.linkedid))
+        ]
+        inserted: set[CallKey] = set()
+        for chunk in _chunks(values, 200):
+            statement = (
+                insert(CallRecord)
+                .values(chunk)
+                .on_conflict_do_nothing(index_elements=["pbx", "linkedid"])
+                .returning(CallRecord.pbx, CallRecord.linkedid)
+            )
+            inserted.update((pbx, linkedid) for pbx, linkedid in self.session.execute(statement))
+        return inserted
 
     def operator_of(self, device: str | None) -> int | None:
         return None if device is None else self.operators.get(device)
-
-    def row_for(self, call: Call) -> tuple[CallRecord, bool]:
-        key = (call.pbx, call.linkedid)
-        row = self.rows.get(key)
-        if row is not None:
-            return row, False
-        query = (
-            select(CallRecord)
-            .where(CallRecord.pbx == call.pbx, CallRecord.linkedid == call.linkedid)
-            .options(
-                selectinload(CallRecord.rings),
-                selectinload(CallRecord.segments),
-                selectinload(CallRecord.transfers),
-            )
-            .with_for_update()
-        )
-        row = self.session.scalars(query).one_or_none()
-        created = row is None
-        if row is None:
-            self._insert_or_nothing(call)
-            row = self.session.scalars(query).one()
-        self.rows[key] = row
-        return row, created
-
-    def _insert_or_nothing(self, call: Call) -> None:
-        """Another node (or lane) may insert the same call at the same moment."""
-        dialect = self.session.get_bind().dialect.name
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        values: dict[str, Any] = {
-            "pbx": call.pbx,
-            "linkedid": call.linkedid,
-            "direction": call.direction.value,
-            "caller_withheld": call.caller_withheld,
-            "queues": [],
-            "started_at": from_posix(call.started_at),
-            "complete": call.complete,
-            "created_at": self.now,
-            "updated_at": self.now,
-        }
-        statement = insert(CallRecord).values(**values)
-        self.session.execute(statement.on_conflict_do_nothing(index_elements=["pbx", "linkedid"]))
 
     # --- merging ---------------------------------------------------------------------
 
     def merge(self, event: DomainEvent) -> None:
         call = event.call
-        if len(call.pbx) > 64 or len(call.linkedid) > 64:
-            raise ValueError(f"call key too long: {call.pbx[:64]!r}/{call.linkedid[:64]!r}")
-        row, created = self.row_for(call)
+        key = (call.pbx, call.linkedid)
+        row = self.rows[key]
+        created = key in self.fresh
+        self.fresh.discard(key)
         ended = row.ended_at is not None and not created
         changed = created
         changed |= self._merge_call(row, call, ended)
@@ -280,67 +347,72 @@ class _Batch:
             self.changed.add((call.pbx, call.linkedid))
 
     def _merge_call(self, row: CallRecord, call: Call, ended: bool) -> bool:
-        before = _snapshot(row)
+        changed = False
+        values = row.__dict__  # plain reads: this runs for every event
+
+        def put(name: str, value: Any) -> None:
+            nonlocal changed
+            if values.get(name) != value:
+                setattr(row, name, value)
+                changed = True
+
         started = from_posix(call.started_at)
         if started is not None and started < row.started_at:
-            row.started_at = started
+            put("started_at", started)
         if not ended:
-            self._merge_caller(row, call)
-        if row.dialled is None:
-            row.dialled = clean_text(call.dialled, 128)
-        if row.queue is None and call.queue is not None:
-            row.queue = clean_text(call.queue, 128)
+            self._merge_caller(row, call, put)
+        if values.get("dialled") is None and call.dialled is not None:
+            put("dialled", clean_text(call.dialled, 128))
+        if values.get("queue") is None and call.queue is not None:
+            put("queue", clean_text(call.queue, 128))
         missing = [q for q in call.queues if q not in row.queues]
         if missing:
-            row.queues = [*row.queues, *(clean_text(q, 128) or "" for q in missing)]
-        row.queue_joined_at = _earliest(row.queue_joined_at, from_posix(call.queue_joined_at))
-        row.wait_ended_at = _earliest(row.wait_ended_at, from_posix(call.wait_ended_at))
+            put("queues", [*row.queues, *(clean_text(q, 128) or "" for q in missing)])
+        put("queue_joined_at", _earliest(row.queue_joined_at, from_posix(call.queue_joined_at)))
+        put("wait_ended_at", _earliest(row.wait_ended_at, from_posix(call.wait_ended_at)))
         answered = from_posix(call.answered_at)
         if answered is not None and (row.answered_at is None or answered < row.answered_at):
-            row.answered_at = answered
-            row.answered_by_device = clean_text(call.answered_by, 128)
-            row.answered_by_operator_id = self.operator_of(call.answered_by)
-        if row.agreement_ref is None and call.agreement_id is not None:
-            row.agreement_ref = clean_text(call.agreement_id, 64)
-            row.agreement_id = self._agreement(row.agreement_ref)
-        if row.originate_action_id is None:
-            row.originate_action_id = clean_text(call.originate_action_id, 128)
-        if not call.complete and row.complete:
-            row.complete = False
+            put("answered_at", answered)
+            put("answered_by_device", clean_text(call.answered_by, 128))
+            put("answered_by_operator_id", self.operator_of(call.answered_by))
+        if values.get("agreement_ref") is None and call.agreement_id is not None:
+            put("agreement_ref", clean_text(call.agreement_id, 64))
+            put("agreement_id", self._agreement(row.agreement_ref))
+        if values.get("originate_action_id") is None and call.originate_action_id is not None:
+            put("originate_action_id", clean_text(call.originate_action_id, 128))
+        if not call.complete:
+            put("complete", False)
         if not ended and call.ended_at is not None:
-            row.ended_at = from_posix(call.ended_at)
-            row.outcome = None if call.outcome is None else call.outcome.value
-            row.hangup_cause = call.hangup_cause
-            row.hangup_cause_text = clean_text(call.hangup_cause_text, 128)
-            row.hung_up_by = None if call.hung_up_by is None else call.hung_up_by.value
+            put("ended_at", from_posix(call.ended_at))
+            put("outcome", None if call.outcome is None else call.outcome.value)
+            put("hangup_cause", call.hangup_cause)
+            put("hangup_cause_text", clean_text(call.hangup_cause_text, 128))
+            put("hung_up_by", None if call.hung_up_by is None else call.hung_up_by.value)
         queue_result = getattr(call, "queue_result", None)  # newer model versions
-        if queue_result is not None and (row.queue_result is None or not ended):
-            row.queue_result = str(queue_result)
-        return _snapshot(row) != before
+        if queue_result is not None and (values.get("queue_result") is None or not ended):
+            put("queue_result", str(queue_result))
+        return changed
 
-    def _merge_caller(self, row: CallRecord, call: Call) -> None:
+    def _merge_caller(self, row: CallRecord, call: Call, put: Callable[[str, Any], None]) -> None:
         """Caller details follow the newest live snapshot (NewCallerid can change them),
         but a snapshot that knows less (a resync) never blanks what is known."""
         raw = clean_text(call.caller_number_raw, 128)
         if raw is not None or call.caller_withheld:
             number = caller_number(raw, self.region, withheld=call.caller_withheld)
-            row.caller_number_raw = raw
-            row.caller_number = number.e164
-            row.caller_withheld = number.withheld
-            if row.caller_number is not None and row.customer_id is None:
-                row.customer_id = self.session.scalar(
-                    select(CustomerNumberRow.customer_id).where(
-                        CustomerNumberRow.number == row.caller_number
-                    )
-                )
+            put("caller_number_raw", raw)
+            put("caller_number", number.e164)
+            put("caller_withheld", number.withheld)
+            if number.e164 is not None and row.customer_id is None:
+                put("customer_id", self.customers.get(number.e164))
         name = clean_text(call.caller_name, 512)
         if name is not None:
-            row.caller_name = name
+            put("caller_name", name)
 
     def _agreement(self, ref: str | None) -> int | None:
-        if ref is None or not ref.isdigit() or len(ref) > 18:
+        if not _agreement_number(ref):
             return None
-        return self.session.scalar(select(Agreement.id).where(Agreement.id == int(ref)))
+        number = int(ref or "")
+        return number if number in self.agreements else None
 
     def _merge_ring(self, row: CallRecord, ring: Ring) -> bool:
         uniqueid = clean_text(ring.uniqueid, 64) or ""
@@ -350,17 +422,18 @@ class _Batch:
         result = None if ring.result is None else ring.result.value
         for existing in row.rings:
             if existing.uniqueid == uniqueid:
-                before = (existing.started_at, existing.ended_at, existing.result)
-                existing.started_at = min(existing.started_at, started)
+                changed = False
+                if started < existing.started_at:
+                    existing.started_at, changed = started, True
                 if existing.ended_at is None and ended is not None:
-                    existing.ended_at = ended
+                    existing.ended_at, changed = ended, True
                 if existing.result is None and result is not None:
-                    existing.result = result
+                    existing.result, changed = result, True
                 if existing.queue is None and ring.queue is not None:
                     existing.queue = clean_text(ring.queue, 128)
                 if existing.member_name is None and ring.member_name is not None:
                     existing.member_name = clean_text(ring.member_name, 128)
-                return before != (existing.started_at, existing.ended_at, existing.result)
+                return changed
         row.rings.append(
             CallRing(
                 uniqueid=uniqueid,
@@ -405,11 +478,12 @@ class _Batch:
                 )
             )
             return True
-        before = (match.started_at, match.ended_at)
-        match.started_at = min(match.started_at, started)
+        changed = False
+        if started < match.started_at:
+            match.started_at, changed = started, True
         if match.ended_at is None and ended is not None:
-            match.ended_at = ended
-        return before != (match.started_at, match.ended_at)
+            match.ended_at, changed = ended, True
+        return changed
 
     def _merge_transfer(self, row: CallRecord, transfer: Transfer) -> bool:
         at = from_posix(transfer.at)
@@ -438,36 +512,3 @@ class _Batch:
             )
         )
         return True
-
-
-_TRACKED = (
-    "started_at",
-    "direction",
-    "caller_number",
-    "caller_number_raw",
-    "caller_name",
-    "caller_withheld",
-    "customer_id",
-    "dialled",
-    "queue",
-    "queues",
-    "queue_joined_at",
-    "wait_ended_at",
-    "answered_at",
-    "answered_by_device",
-    "agreement_ref",
-    "originate_action_id",
-    "complete",
-    "ended_at",
-    "outcome",
-    "hangup_cause",
-    "hung_up_by",
-    "queue_result",
-)
-
-
-def _snapshot(row: CallRecord) -> tuple[Any, ...]:
-    return tuple(
-        tuple(value) if isinstance(value := getattr(row, name), list) else value
-        for name in _TRACKED
-    )

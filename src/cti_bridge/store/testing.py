@@ -120,12 +120,12 @@ def set_connections_allowed(url: str, allowed: bool) -> None:
 
 
 def empty_tables(url: str) -> None:
-    """Every table emptied (schema kept): faster than a new database per test."""
+    """Every row deleted, schema kept: much faster than a new database per test."""
     engine = create_engine(url)
     try:
         with engine.begin() as connection:
-            names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
-            connection.exec_driver_sql(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
+            for table in reversed(Base.metadata.sorted_tables):
+                connection.execute(table.delete())
     finally:
         engine.dispose()
 
