@@ -6,6 +6,8 @@ Runs on the real reactor (pytest-twisted), because the Redis bus talks to a real
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -146,3 +148,75 @@ async def test_redis_down_keeps_local_delivery_and_reports_degraded() -> None:
     await eventually(lambda: len(got) == 1)
     assert bus.status()["status"] == "degraded"
     await bus.stop()
+
+
+class PrivateRedis:
+    """A redis-server of this test's own, so that it can be killed and restarted."""
+
+    def __init__(self, folder: Any) -> None:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.folder = folder
+        self.process: Any = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.folder),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(10)
+            self.process = None
+
+
+@pytest.mark.redis
+@pytest_twisted.ensureDeferred
+async def test_redis_restart_degrades_then_recovers(tmp_path: Any) -> None:
+    server = PrivateRedis(tmp_path)
+    server.start()
+    url = f"redis://127.0.0.1:{server.port}/0"
+    a, b = RedisBus(reactor, url, prefix="restart"), RedisBus(reactor, url, prefix="restart")
+    try:
+        await a.start()
+        await b.start()
+        await eventually(lambda: a.status()["subscribed"] and b.status()["subscribed"], 10)
+        got_a: list[Any] = []
+        got_b: list[Any] = []
+        a.subscribe("operator.1", got_a.append)
+        b.subscribe("operator.1", got_b.append)
+
+        server.stop()
+        await eventually(lambda: a.status()["status"] == "degraded", 10, "degraded")
+        a.publish("operator.1", {"n": 1})  # this node's own screens still get it
+        await eventually(lambda: got_a == [{"n": 1}], 5)
+
+        server.start()
+        await eventually(
+            lambda: a.status()["subscribed"] and b.status()["subscribed"],
+            30,
+            "both nodes resubscribed",
+        )
+        a.publish("operator.1", {"n": 2})
+        await eventually(lambda: {"n": 2} in got_b, 10, "delivery across nodes again")
+        assert a.status()["status"] == "ok"
+    finally:
+        await a.stop()
+        await b.stop()
+        server.stop()
