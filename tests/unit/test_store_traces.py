@@ -9,6 +9,7 @@ must not change a single row.
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
 import pytest
 from calls_facts import (
@@ -51,20 +52,12 @@ def apply_in_batches(store: Store, events: list[DomainEvent], size: int = 50) ->
         store.calls.apply(events[start : start + size])
 
 
-@pytest.mark.parametrize(
-    ("trace", "linkedid", "wait", "talk", "rings", "legs"),
-    DURATIONS,
-    ids=[d[0] for d in DURATIONS],
-)
-def test_timestamped_trace_durations_survive_the_store(
-    helpdesk: Store,
-    trace: str,
-    linkedid: str,
-    wait: float | None,
-    talk: float | None,
-    rings: list[tuple[str, float, str]],
-    legs: list[tuple[str, float]],
-) -> None:
+Duration = tuple[str, str, float | None, float | None, list[Any], list[Any]]
+
+
+@pytest.mark.parametrize("case", DURATIONS, ids=[d[0] for d in DURATIONS])
+def test_timestamped_trace_durations_survive_the_store(helpdesk: Store, case: Duration) -> None:
+    trace, linkedid, wait, talk, rings, legs = case
     events = replay(f"timestamped/{trace}.ami").events
     helpdesk.calls.apply(events)
     call = helpdesk.queries.find_call("main", linkedid)

@@ -305,6 +305,9 @@ def test_stop_gives_the_backlog_a_deadline() -> None:
     assert stopped.called
     assert any(log["event"] == "record writer stopped with events unwritten" for log in logs)
     assert not clock.getDelayedCalls()  # no retry left behind
+    attempts_left = sink.outage
+    clock.advance(60)
+    assert sink.outage == attempts_left  # nothing is tried after the deadline
     writer.submit(queue_call_answered().events[1])
     assert writer.status()["dropped"] == 1
 

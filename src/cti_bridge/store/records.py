@@ -146,7 +146,7 @@ def _guess_outcome(row: CallRecord) -> str:
         return "answered"
     if row.queue is not None:
         return "abandoned"
-    return "missed" if row.rings else "failed"
+    return "missed" if row.direction == "inbound" and row.rings else "failed"
 
 
 def _derive_durations(row: CallRecord) -> None:
@@ -388,7 +388,7 @@ class _Batch:
             put("hangup_cause", call.hangup_cause)
             put("hangup_cause_text", clean_text(call.hangup_cause_text, 128))
             put("hung_up_by", None if call.hung_up_by is None else call.hung_up_by.value)
-        queue_result = getattr(call, "queue_result", None)  # newer model versions
+        queue_result = call.queue_result
         if queue_result is not None and (values.get("queue_result") is None or not ended):
             put("queue_result", str(queue_result))
         return changed

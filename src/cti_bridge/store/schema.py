@@ -19,7 +19,14 @@ from sqlalchemy.engine import URL, Engine
 
 from .db import create_database_engine, safe_url
 
-__all__ = ["SchemaOutOfDate", "alembic_config", "check_current", "head_revision", "upgrade"]
+__all__ = [
+    "SchemaOutOfDate",
+    "alembic_config",
+    "check_current",
+    "head_revision",
+    "new_revision",
+    "upgrade",
+]
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 UPGRADE_HINT = "run `cti-bridge db upgrade --config FILE`"
@@ -65,6 +72,20 @@ def downgrade_engine(engine: Engine, revision: str) -> None:
     with engine.begin() as connection:
         config.attributes["connection"] = connection
         command.downgrade(config, revision)
+
+
+def new_revision(url: str | URL, message: str) -> None:
+    """For developers: upgrade ``url`` to head, then autogenerate the next revision from
+    the difference between it and ``models.py``. Review the file it writes."""
+    upgrade(url)
+    engine = create_database_engine(url)
+    try:
+        config = alembic_config()
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.revision(config, message=message, autogenerate=True)
+    finally:
+        engine.dispose()
 
 
 def current_revisions(engine: Engine) -> tuple[str, ...]:

@@ -140,6 +140,7 @@ class RecordWriter:
         self._waiters: list[Deferred[None]] = []
         self._pool: ThreadPool | None = None
         self._stopped = False
+        self._released = False  # stopped and past the deadline: start nothing new
         self._counts = {"written": 0, "batches": 0, "retries": 0, "failed": 0, "dropped": 0}
         self._backlog_full = False
         self._degraded_since: float | None = None
@@ -206,7 +207,11 @@ class RecordWriter:
         return waiter
 
     def stop(self, timeout: float = 10.0) -> Deferred[None]:
-        """Stop taking events, give the backlog ``timeout`` seconds, then let go."""
+        """Stop taking events, give the backlog ``timeout`` seconds, then let go.
+
+        Stopping an owned pool waits for a write already running in it (at most the
+        database's connect or statement time): call this at shutdown, not per request.
+        """
         self._stopped = True
         done: Deferred[None] = Deferred()
 
@@ -221,6 +226,7 @@ class RecordWriter:
         self.flush().addBoth(finished)
 
         def release(_: object) -> None:
+            self._released = True
             for lane in self._lanes:
                 if lane.retry is not None and lane.retry.active():
                     lane.retry.cancel()
@@ -301,6 +307,8 @@ class RecordWriter:
 
     def _start(self, lane: _Lane) -> None:
         if lane.inflight is not None or lane.retry is not None or not lane.queue:
+            return
+        if self._released:
             return
         size = 1 if lane.one_by_one else self._max_batch
         batch = [lane.queue.popleft() for _ in range(min(size, len(lane.queue)))]
