@@ -8,6 +8,7 @@ everything blocking happens in bounded thread pools.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable
@@ -29,6 +30,8 @@ from cti_bridge.calls.devices import Topology
 from cti_bridge.calls.events import DomainEvent
 from cti_bridge.calls.model import CallModel
 from cti_bridge.log import configure_logging, register_secret
+from cti_bridge.pop import make_pop_service
+from cti_bridge.pop.agi import agi_lookup_resource
 from cti_bridge.store import RecordWriter, Store, open_store
 from cti_bridge.web.api import WebApp
 from cti_bridge.web.ws import Hub
@@ -109,6 +112,30 @@ class Daemon:
         )
         self.hub = Hub(reactor, self.bus, self.backend.resolve_token, self.backend.operator_id_for)
         self.web = WebApp(self.backend, self.hub)
+        # == screen-pop and AGI caller lookup (pop workstream, docs/screen-pop.md) =========
+        # Pops are built from the domain events in the database pool and go out on the bus
+        # (operator.<id>); the hub's pop.replay re-sends them to a screen that connects.
+        self.pop = make_pop_service(
+            self.store,
+            reactor,
+            self.bus,
+            self.backend.run,
+            default_region=config.phone.default_region,
+        )
+        self.add_consumer(self.pop.handle)
+        reactor.callWhenRunning(self.pop.start)
+        reactor.addSystemEventTrigger("before", "shutdown", self.pop.stop)
+        # /api/agi/lookup for dialplans/agi/caller_lookup.py; off without a service token.
+        agi_token = os.environ.get("CTI_AGI_TOKEN") or None
+        if agi_token:
+            register_secret(agi_token)
+        self.agi_lookup = agi_lookup_resource(
+            self.store,
+            self.backend.run,
+            default_region=config.phone.default_region,
+            token=agi_token,
+        )
+        # == end of the screen-pop block =================================================
         self.port: IListeningPort | None = None
         self._db_state: dict[str, Any] = {"reachable": None, "last_error": None}
         self._db_check = LoopingCall(self._check_database)
