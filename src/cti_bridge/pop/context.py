@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import and_, func, not_, or_, select
+from sqlalchemy import and_, bindparam, func, not_, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -53,6 +53,84 @@ MAX_AGREEMENTS = 20
 #: Notes in the history are cut here; the full text is one click away (GET /api/calls/{id}).
 NOTES_PREVIEW = 1000
 UPSELL_DAYS = 30
+
+# The pop's statements, built once: a pop runs them all, and building SQLAlchemy
+# statements costs more than SQLite takes to answer them.
+_CALL_ID = select(CallRecord.id).where(
+    CallRecord.pbx == bindparam("pbx"), CallRecord.linkedid == bindparam("linkedid")
+)
+_CUSTOMER_OF_NUMBER = select(CustomerNumber.customer_id).where(
+    CustomerNumber.number == bindparam("number")
+)
+_NUMBERS = (
+    select(CustomerNumber.number)
+    .where(CustomerNumber.customer_id == bindparam("customer_id"))
+    .order_by(CustomerNumber.id)
+)
+_PRODUCTS = (
+    select(Product.id, Product.code, Product.name, CustomerProduct.serial)
+    .join(CustomerProduct, CustomerProduct.product_id == Product.id)
+    .where(CustomerProduct.customer_id == bindparam("customer_id"))
+    .order_by(Product.code)
+)
+_CONTRACTS = (
+    select(Contract, Product.code, Product.name)
+    .outerjoin(Product, Product.id == Contract.product_id)
+    .where(Contract.customer_id == bindparam("customer_id"))
+)
+_NOT_THIS_CALL = not_(
+    and_(CallRecord.pbx == bindparam("pbx"), CallRecord.linkedid == bindparam("linkedid"))
+)
+_HISTORY = (
+    select(CallRecord, Operator.username)
+    .outerjoin(Operator, Operator.id == CallRecord.answered_by_operator_id)
+    .order_by(CallRecord.started_at.desc(), CallRecord.id.desc())
+    .limit(bindparam("limit"))
+)
+#: A customer's calls: by customer, or from any of their numbers (calls recorded before
+#: the customer was imported have no customer id).
+_HISTORY_OF_CUSTOMER = _HISTORY.where(
+    or_(
+        CallRecord.customer_id == bindparam("customer_id"),
+        CallRecord.caller_number.in_(bindparam("numbers", expanding=True)),
+    ),
+    _NOT_THIS_CALL,
+)
+_HISTORY_OF_NUMBER = _HISTORY.where(CallRecord.caller_number == bindparam("number"), _NOT_THIS_CALL)
+
+
+def _open_agreements_where(which: Any) -> Any:
+    return (
+        select(Agreement, Operator.username)
+        .outerjoin(Operator, Operator.id == Agreement.owner_operator_id)
+        .where(which, Agreement.status == "open")
+        .order_by(Agreement.deadline.is_(None), Agreement.deadline, Agreement.id)
+        .limit(MAX_AGREEMENTS)
+    )
+
+
+_AGREEMENTS_OF_CUSTOMER = _open_agreements_where(Agreement.customer_id == bindparam("customer_id"))
+#: An unknown caller's earlier promises, by the number to call back.
+_AGREEMENTS_OF_NUMBER = _open_agreements_where(Agreement.callback_number == bindparam("number"))
+_LATEST_SCRIPTS = (
+    select(Script.product_id, Script.name, func.max(Script.version).label("version"))
+    .where(Script.product_id.in_(bindparam("product_ids", expanding=True)))
+    .group_by(Script.product_id, Script.name)
+    .subquery()
+)
+_SCRIPTS = (
+    select(Script, Product.code, Product.name)
+    .join(
+        _LATEST_SCRIPTS,
+        and_(
+            Script.product_id == _LATEST_SCRIPTS.c.product_id,
+            Script.name == _LATEST_SCRIPTS.c.name,
+            Script.version == _LATEST_SCRIPTS.c.version,
+        ),
+    )
+    .join(Product, Product.id == Script.product_id)
+    .order_by(Product.code, Script.name)
+)
 
 
 def local_today(clock: Callable[[], float] = time.time) -> Callable[[], date]:
@@ -139,25 +217,18 @@ class PopContextBuilder:
         today = self._today()
         now = datetime.fromtimestamp(self._clock(), UTC)
         with self._sessions() as session:
-            call_id = session.scalar(
-                select(CallRecord.id).where(
-                    CallRecord.pbx == request.pbx, CallRecord.linkedid == request.linkedid
-                )
-            )
+            this_call = {"pbx": request.pbx, "linkedid": request.linkedid}
+            call_id = session.scalar(_CALL_ID, this_call)
             agreement = _callback_agreement(session, request.agreement_ref)
             customer_id = agreement.customer_id if agreement is not None else None
             if customer_id is None and caller["number"] is not None:
-                customer_id = session.scalar(
-                    select(CustomerNumber.customer_id).where(
-                        CustomerNumber.number == caller["number"]
-                    )
-                )
+                customer_id = session.scalar(_CUSTOMER_OF_NUMBER, {"number": caller["number"]})
             customer = None if customer_id is None else _customer(session, customer_id)
             contracts = [] if customer is None else _contracts(session, customer["id"], today)
             numbers = [caller["number"]] if caller["number"] else []
             if customer is not None:
                 numbers = sorted(set(numbers) | set(customer["numbers"]))
-            history = _history(session, request, customer_id, numbers, self._history)
+            history = _history(session, this_call, customer_id, numbers, self._history)
             agreements = _open_agreements(session, customer_id, caller["number"], now)
             product_ids = {p["id"] for p in customer["products"]} if customer else set()
             product_ids |= {c["product"]["id"] for c in contracts if c["product"]}
@@ -198,11 +269,8 @@ class PopContextBuilder:
                 updated_at=now,
             )
             session.execute(statement.on_conflict_do_nothing(index_elements=["pbx", "linkedid"]))
-            call_id = session.scalar(
-                select(CallRecord.id).where(
-                    CallRecord.pbx == request.pbx, CallRecord.linkedid == request.linkedid
-                )
-            )
+            this_call = {"pbx": request.pbx, "linkedid": request.linkedid}
+            call_id = session.scalar(_CALL_ID, this_call)
         assert call_id is not None
         return call_id
 
@@ -221,17 +289,8 @@ def _customer(session: Session, customer_id: int) -> dict[str, Any] | None:
     row = session.get(Customer, customer_id)
     if row is None:
         return None
-    numbers = session.scalars(
-        select(CustomerNumber.number)
-        .where(CustomerNumber.customer_id == customer_id)
-        .order_by(CustomerNumber.id)
-    ).all()
-    products = session.execute(
-        select(Product.id, Product.code, Product.name, CustomerProduct.serial)
-        .join(CustomerProduct, CustomerProduct.product_id == Product.id)
-        .where(CustomerProduct.customer_id == customer_id)
-        .order_by(Product.code)
-    ).all()
+    numbers = session.scalars(_NUMBERS, {"customer_id": customer_id}).all()
+    products = session.execute(_PRODUCTS, {"customer_id": customer_id}).all()
     return {
         "id": row.id,
         "external_ref": row.external_ref,
@@ -255,11 +314,7 @@ def valid_on(valid_from: date, valid_until: date | None, day: date) -> bool:
 
 
 def _contracts(session: Session, customer_id: int, today: date) -> list[dict[str, Any]]:
-    rows = session.execute(
-        select(Contract, Product.code, Product.name)
-        .outerjoin(Product, Product.id == Contract.product_id)
-        .where(Contract.customer_id == customer_id)
-    ).all()
+    rows = session.execute(_CONTRACTS, {"customer_id": customer_id}).all()
     contracts: list[dict[str, Any]] = []
     for contract, code, name in rows:
         valid_today = valid_on(contract.valid_from, contract.valid_until, today)
@@ -290,30 +345,22 @@ def _contracts(session: Session, customer_id: int, today: date) -> list[dict[str
 
 def _history(
     session: Session,
-    request: ContextRequest,
+    this_call: dict[str, str],
     customer_id: int | None,
     numbers: Sequence[str],
     limit: int,
 ) -> list[dict[str, Any]]:
-    """The customer's last calls (by customer, or from any of their numbers: calls recorded
-    before the customer was imported have no customer id), or the number's."""
-    matches = []
+    """The last calls of the customer, or of the number when nobody has it."""
+    params: dict[str, Any] = {**this_call, "limit": limit}
     if customer_id is not None:
-        matches.append(CallRecord.customer_id == customer_id)
-    if numbers:
-        matches.append(CallRecord.caller_number.in_(list(numbers)))
-    if not matches:
+        statement = _HISTORY_OF_CUSTOMER
+        params |= {"customer_id": customer_id, "numbers": list(numbers)}
+    elif numbers:
+        statement = _HISTORY_OF_NUMBER
+        params["number"] = numbers[0]
+    else:
         return []  # withheld or not a phone number: "anonymous" is not one caller
-    rows = session.execute(
-        select(CallRecord, Operator.username)
-        .outerjoin(Operator, Operator.id == CallRecord.answered_by_operator_id)
-        .where(
-            or_(*matches),
-            not_(and_(CallRecord.pbx == request.pbx, CallRecord.linkedid == request.linkedid)),
-        )
-        .order_by(CallRecord.started_at.desc(), CallRecord.id.desc())
-        .limit(limit)
-    ).all()
+    rows = session.execute(statement, params).all()
     history = []
     for row, username in rows:
         notes, cut = _preview(row.notes)
@@ -341,19 +388,11 @@ def _open_agreements(
     session: Session, customer_id: int | None, number: str | None, now: datetime
 ) -> list[dict[str, Any]]:
     if customer_id is not None:
-        which = Agreement.customer_id == customer_id
+        rows = session.execute(_AGREEMENTS_OF_CUSTOMER, {"customer_id": customer_id}).all()
     elif number is not None:
-        which = Agreement.callback_number == number  # an unknown caller's earlier promises
+        rows = session.execute(_AGREEMENTS_OF_NUMBER, {"number": number}).all()
     else:
         return []
-    owner = Operator
-    rows = session.execute(
-        select(Agreement, owner.username)
-        .outerjoin(owner, owner.id == Agreement.owner_operator_id)
-        .where(which, Agreement.status == "open")
-        .order_by(Agreement.deadline.is_(None), Agreement.deadline, Agreement.id)
-        .limit(MAX_AGREEMENTS)
-    ).all()
     return [_agreement_dict(agreement, username, now) for agreement, username in rows]
 
 
@@ -390,25 +429,7 @@ def _scripts(session: Session, product_ids: Iterable[int]) -> list[dict[str, Any
     ids = sorted(product_ids)
     if not ids:
         return []
-    latest = (
-        select(Script.product_id, Script.name, func.max(Script.version).label("version"))
-        .where(Script.product_id.in_(ids))
-        .group_by(Script.product_id, Script.name)
-        .subquery()
-    )
-    rows = session.execute(
-        select(Script, Product.code, Product.name)
-        .join(
-            latest,
-            and_(
-                Script.product_id == latest.c.product_id,
-                Script.name == latest.c.name,
-                Script.version == latest.c.version,
-            ),
-        )
-        .join(Product, Product.id == Script.product_id)
-        .order_by(Product.code, Script.name)
-    ).all()
+    rows = session.execute(_SCRIPTS, {"product_ids": ids}).all()
     return [
         {
             "product": {"id": script.product_id, "code": code, "name": name},
