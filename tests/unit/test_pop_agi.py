@@ -8,6 +8,7 @@ import http.server
 import importlib.util
 import json
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -347,3 +348,38 @@ def test_settings_from_file_and_environment(tmp_path: Path) -> None:
     )
     assert settings["url"] == "http://other" and settings["timeout"] == "1"
     assert script.load_settings({"CTI_AGI_CONFIG": str(tmp_path / "none")})["token"] == ""
+
+
+def test_process_agi_mode_speaks_agi_on_stdin_and_stdout(tmp_path: Path) -> None:
+    """``AGI(caller_lookup.py)``: Asterisk's side is played through the pipes."""
+    env = "agi_request: caller_lookup.py\nagi_callerid: anonymous\nagi_channel: x\n\n"
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT)],
+        input=env + "200 result=1\n" * 5,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={"CTI_AGI_CONFIG": str(tmp_path / "none"), "PATH": "/usr/bin:/bin"},
+        check=False,
+    )
+    assert done.returncode == 0
+    assert done.stdout.splitlines() == [
+        'SET VARIABLE "CTI_LOOKUP" "unknown"',
+        'SET VARIABLE "CTI_PRIORITY" "0"',
+    ]
+    assert "anonymous" not in done.stderr  # pyst2's echo of the environment is silenced
+
+
+@pytest.mark.parametrize("stdin", ["", "not an agi environment\n\n", "agi_callerid: 050\n"])
+def test_process_agi_mode_never_fails(stdin: str, tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT)],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={"CTI_AGI_CONFIG": str(tmp_path / "none"), "PATH": "/usr/bin:/bin"},
+        check=False,
+    )
+    assert done.returncode == 0
+    assert done.stderr == ""
