@@ -299,3 +299,17 @@ def test_hostile_caller_name_is_kept_as_text(store: Store, fake_time: FakeTime) 
     name = "<script>alert(1)</script>\x00\r\nEvent: Hangup"
     context = builder(store, fake_time).build(request(CallBuilder("h.1", name=name)))
     assert context["caller"]["name"] == "<script>alert(1)</script>\ufffd\r\nEvent: Hangup"
+
+
+def test_customer_context_reads_like_a_pop(
+    store: Store, fake_time: FakeTime, helpdesk: dict[str, Any]
+) -> None:
+    past = past_call(store, "old.card", START - 3600, "0470123456", "card note")
+    built = builder(store, fake_time)
+    card = built.customer_context(helpdesk["jan"])
+    assert card is not None
+    pop = built.build(request(CallBuilder("now.card", number="050123456")))
+    for key in ("customer", "contracts", "in_contract", "agreements", "scripts", "upsell"):
+        assert card[key] == pop[key], key
+    assert [h["id"] for h in card["history"]] == [past]
+    assert built.customer_context(999_999) is None

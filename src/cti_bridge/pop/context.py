@@ -252,6 +252,32 @@ class PopContextBuilder:
             "degraded": False,
         }
 
+    def customer_context(self, customer_id: int) -> dict[str, Any] | None:
+        """What a pop shows about a customer, without a call: for the console's customer
+        view (search -> card), so a looked-up customer reads exactly like a pop."""
+        today = self._today()
+        now = datetime.fromtimestamp(self._clock(), UTC)
+        with self._sessions() as session:
+            customer = _customer(session, customer_id)
+            if customer is None:
+                return None
+            contracts = _contracts(session, customer_id, today)
+            nowhere = {"pbx": "", "linkedid": ""}
+            history = _history(session, nowhere, customer_id, customer["numbers"], self._history)
+            agreements = _open_agreements(session, customer_id, None, now)
+            product_ids = {p["id"] for p in customer["products"]}
+            product_ids |= {c["product"]["id"] for c in contracts if c["product"]}
+            scripts = _scripts(session, product_ids)
+        return {
+            "customer": customer,
+            "in_contract": any(c["valid_today"] for c in contracts),
+            "contracts": contracts,
+            "history": history,
+            "agreements": agreements,
+            "scripts": scripts,
+            "upsell": _upsell(contracts),
+        }
+
     def _create_call(self, request: ContextRequest) -> int:
         now = datetime.fromtimestamp(self._clock(), UTC)
         with writing(self._sessions) as session:
