@@ -18,7 +18,8 @@ from klein import Klein
 from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
-from twisted.web.resource import Resource
+from twisted.web.pages import notFound
+from twisted.web.resource import IResource, Resource
 from twisted.web.server import Request
 from twisted.web.static import File
 
@@ -29,6 +30,39 @@ log = structlog.get_logger("cti_bridge.web")
 
 MAX_BODY = 64 * 1024
 MAX_LIMIT = 500
+
+
+#: The console's pages run only their own scripts and styles and talk only to this
+#: origin; Trusted Types make the browser refuse any string-to-markup sink, so caller IDs
+#: and notes can never become markup even through a slip in the page's code.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "
+    "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'none'; "
+    "require-trusted-types-for 'script'; trusted-types 'none'"
+)
+PAGE_HEADERS = {
+    b"content-security-policy": CONTENT_SECURITY_POLICY.encode(),
+    b"x-content-type-options": b"nosniff",
+    b"referrer-policy": b"no-referrer",
+    b"x-frame-options": b"DENY",
+    b"cache-control": b"no-cache",
+}
+
+
+class Pages(File):
+    """The console's static files: explicit types for ES modules, no directory listings."""
+
+    contentTypes = {
+        **File.contentTypes,
+        ".html": "text/html; charset=utf-8",
+        ".js": "text/javascript; charset=utf-8",
+        ".css": "text/css; charset=utf-8",
+        ".svg": "image/svg+xml",
+    }
+
+    def directoryListing(self) -> IResource:
+        return notFound("Not Found", "No such page.")
 
 
 class BadRequest(Exception):
@@ -61,6 +95,20 @@ class Backend(Protocol):
     def health(self) -> dict[str, Any]: ...
 
     def metrics(self) -> bytes: ...
+
+    # -- operator console (issue 4): customer search and view, agreements -----------------
+
+    def search_customers(
+        self, principal: Principal, text: str, limit: int
+    ) -> Deferred[list[dict[str, Any]]]: ...
+
+    def customer_context(
+        self, principal: Principal, customer_id: int
+    ) -> Deferred[dict[str, Any] | None]: ...
+
+    def create_agreement(
+        self, principal: Principal, body: Mapping[str, Any]
+    ) -> Deferred[dict[str, Any]]: ...
 
 
 def parse_since(value: str | None) -> datetime | None:
@@ -259,6 +307,42 @@ class WebApp:
             raise NotFound("no such call")
         return _respond(request, 200, row)
 
+    # == operator console (issue 4, console workstream): customers and agreements ======
+
+    @app.route("/api/customers", methods=["GET"])
+    @inlineCallbacks
+    def customers(self, request: Request) -> Any:
+        principal = yield self._principal(request)
+        text = (_arg(request, "q") or "").strip()
+        if len(text) < 2:
+            raise BadRequest("q: give at least 2 characters to search for")
+        if len(text) > 100:
+            raise BadRequest("q is too long")
+        limit = min(parse_limit(_arg(request, "limit"), default=20), 100)
+        rows = yield self.backend.search_customers(principal, text, limit)
+        return _respond(request, 200, {"customers": rows})
+
+    @app.route("/api/customers/<string:customer_id>", methods=["GET"])
+    @inlineCallbacks
+    def customer(self, request: Request, customer_id: str) -> Any:
+        principal = yield self._principal(request)
+        if not customer_id.isdigit() or len(customer_id) > 18 or int(customer_id) < 1:
+            raise NotFound("no such customer")
+        context = yield self.backend.customer_context(principal, int(customer_id))
+        if context is None:
+            raise NotFound("no such customer")
+        return _respond(request, 200, context)
+
+    @app.route("/api/agreements", methods=["POST"])
+    @inlineCallbacks
+    def create_agreement(self, request: Request) -> Any:
+        principal = yield self._principal(request)
+        body = _json_body(request)
+        created = yield self.backend.create_agreement(principal, body)
+        return _respond(request, 201, created)
+
+    # == end of the operator console block ============================================
+
     # -- push and pages ------------------------------------------------------------------
 
     @app.route("/ws", branch=False)
@@ -267,4 +351,7 @@ class WebApp:
 
     @app.route("/", branch=True)
     def pages(self, request: Request) -> Resource:
-        return File(self._static)
+        # Operator console: the pages' security headers (console workstream).
+        for name, value in PAGE_HEADERS.items():
+            request.setHeader(name, value)
+        return Pages(self._static)

@@ -1,0 +1,483 @@
+// The operator console: login, the live calls (pops as they arrive, state and timer,
+// notes and outcome), customer and call-history search. No framework, no build step:
+// ES modules served by the daemon, every piece of data set as text (see dom.js).
+
+import { Api } from "./api.js";
+import { CallBook, timerFor } from "./calls.js";
+import { renderCard } from "./card.js";
+import { byId, formatDuration, h, replace } from "./dom.js";
+import { installShortcuts } from "./keys.js";
+import { CALL_STATES, WITHDRAWN_REASONS, label } from "./labels.js";
+import { CustomerSearch, HistorySearch } from "./search.js";
+import { LiveSocket } from "./socket.js";
+import { AgreementDialog, WrapUpForm } from "./wrapup.js";
+
+const TITLE = "cti-bridge console";
+
+const api = new Api({ onExpired: () => expired() });
+const book = new CallBook();
+const forms = new Map(); // call id -> WrapUpForm, so typed notes and focus survive updates
+const agreementDialog = new AgreementDialog({ api });
+const customerSearch = new CustomerSearch({ api, agreementDialog });
+const historySearch = new HistorySearch({ api, agreementDialog });
+const socket = new LiveSocket({
+  token: () => api.token,
+  checkToken: () => api.me(),
+  onMessage: (message) => received(message),
+  onState: (state) => linkState(state),
+});
+
+let me = null;
+let view = "live";
+let selected = null; // call id on screen
+let ticker = null;
+
+// -- login ----------------------------------------------------------------------------------
+
+function showLogin(message = "") {
+  byId("console-view").hidden = true;
+  byId("connection").hidden = true;
+  byId("login-view").hidden = false;
+  byId("login-message").textContent = message;
+  byId("login-password").value = "";
+  document.title = TITLE;
+  byId("login-username").focus();
+}
+
+function expired() {
+  if (!me) return;
+  stopConsole();
+  showLogin("Your session has ended. Please log in again.");
+}
+
+byId("login-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const button = byId("login-submit");
+  button.disabled = true;
+  byId("login-message").textContent = "Logging in…";
+  try {
+    await api.login(byId("login-username").value.trim(), byId("login-password").value);
+    startConsole(await api.me());
+  } catch (error) {
+    const words = {
+      401: "Wrong username or password.",
+      0: "cti-bridge cannot be reached. Try again in a moment.",
+    };
+    byId("login-message").textContent = words[error.status] || error.message;
+    byId("login-password").value = "";
+    byId("login-password").focus();
+  } finally {
+    button.disabled = false;
+  }
+});
+
+byId("logout-button").addEventListener("click", async () => {
+  stopConsole();
+  try {
+    await api.logout();
+  } catch {
+    // the token is forgotten here either way
+  }
+  showLogin("You are logged out.");
+});
+
+function startConsole(who) {
+  me = who;
+  byId("login-view").hidden = true;
+  byId("console-view").hidden = false;
+  const role = who.role === "operator" ? "" : ` (${who.role})`;
+  const devices = who.devices && who.devices.length ? ` · ${who.devices.join(", ")}` : "";
+  byId("who").textContent = `${who.name || who.username}${role}${devices}`;
+  byId("watch-form").hidden = !(who.role === "supervisor" || who.role === "admin");
+  showView("live");
+  renderLive();
+  socket.start();
+  ticker = setInterval(tick, 1000);
+}
+
+function stopConsole() {
+  me = null;
+  socket.stop();
+  clearInterval(ticker);
+  ticker = null;
+  agreementDialog.close();
+  book.calls.clear();
+  forms.clear();
+  selected = null;
+}
+
+// -- the live link ------------------------------------------------------------------------
+
+function linkState({ state, attempt, retryInMs, reconnected }) {
+  const banner = byId("connection");
+  const status = byId("link-state");
+  if (state === "open") {
+    banner.hidden = true;
+    status.textContent = "● Live";
+    status.className = "link-state link-up";
+    if (reconnected) refreshAfterReconnect();
+    return;
+  }
+  if (state === "connecting") {
+    status.textContent = "Connecting…";
+    status.className = "link-state";
+    return;
+  }
+  status.textContent = "✘ Offline";
+  status.className = "link-state link-down";
+  banner.hidden = false;
+  const wait = retryInMs ? ` in ${Math.max(1, Math.round(retryInMs / 1000))} s` : "";
+  banner.textContent =
+    state === "lost"
+      ? `Connection lost: calls will not pop up. Reconnecting${wait} (attempt ${attempt})…`
+      : "Connection lost: calls will not pop up. Reconnecting now…";
+}
+
+/** Updates missed while offline: ask the call records (ringing pops are re-sent anyway). */
+async function refreshAfterReconnect() {
+  for (const entry of book.active()) {
+    if (entry.callId === null) continue;
+    try {
+      book.refresh(entry.id, await api.call(entry.callId));
+    } catch {
+      // a call we cannot read any more stays as it was
+    }
+  }
+  renderList();
+  renderHead();
+}
+
+function received(message) {
+  switch (message.type) {
+    case "screen_pop":
+      popArrived(message);
+      break;
+    case "call_update":
+      changed(book.update(message));
+      break;
+    case "pop_withdrawn":
+      changed(book.withdraw(message));
+      break;
+    case "watching":
+      byId("watching").textContent = `Watching ${message.username}.`;
+      break;
+    case "error":
+      if (!byId("watch-form").hidden) byId("watching").textContent = String(message.error);
+      break;
+    default:
+      break; // hello, pong, supervision pushes: nothing to show here
+  }
+}
+
+function popArrived(message) {
+  const entry = book.pop(message);
+  const current = selected ? book.get(selected) : null;
+  const busy = current && current.id !== entry.id && !current.withdrawn && ["answered", "transferred"].includes(current.state);
+  if (!busy) select(entry.id, false);
+  else if (entry.id === selected) renderSelected();
+  renderList();
+  byId("announce").textContent = `Call from ${displayName(entry.pop)}`;
+}
+
+function changed(entry) {
+  if (!entry) return; // about a call this screen never showed
+  renderList();
+  if (entry.id === selected) {
+    if (entry.callId !== null && !forms.has(entry.id)) renderSelected(); // the record exists now
+    else renderHead();
+  }
+}
+
+// -- live view ------------------------------------------------------------------------------
+
+function displayName(pop) {
+  const caller = pop.caller || {};
+  if (pop.customer && pop.customer.name) return pop.customer.name;
+  if (caller.name) return caller.name;
+  if (caller.withheld) return "Withheld number";
+  return caller.number || caller.number_raw || "Unknown caller";
+}
+
+function stateWords(entry) {
+  if (entry.withdrawn) return "Withdrawn";
+  return label(CALL_STATES, entry.state);
+}
+
+function renderList() {
+  const list = byId("call-list");
+  const entries = book.list();
+  byId("calls-empty").hidden = entries.length > 0;
+  replace(
+    list,
+    entries.map((entry) => {
+      const timer = timerFor(entry);
+      const pop = entry.pop || {};
+      return h(
+        "li",
+        { className: `call-item state-${entry.state}${entry.withdrawn ? " withdrawn" : ""}` },
+        h(
+          "button",
+          {
+            type: "button",
+            className: "call-button",
+            dataset: { callId: entry.id },
+            "aria-current": entry.id === selected ? "true" : null,
+            onclick: () => select(entry.id, true),
+          },
+          h("span", { className: "call-name" }, displayName(pop)),
+          h(
+            "span",
+            { className: "call-meta" },
+            `${stateWords(entry)} `,
+            h("span", { className: "timer", dataset: { timer: entry.id } }, formatDuration(timer.ms)),
+            entry.draft.dirty ? " · notes not saved" : null,
+          ),
+        ),
+      );
+    }),
+  );
+  const ringing = book.active().filter((e) => e.state === "ringing").length;
+  const current = selected ? book.get(selected) : null;
+  document.title = ringing
+    ? `☎ (${ringing}) ${current && current.pop ? displayName(current.pop) : "Ringing"} · ${TITLE}`
+    : TITLE;
+}
+
+function select(id, focusPanel) {
+  selected = String(id);
+  renderSelected();
+  renderList();
+  if (focusPanel) byId("caller-name")?.focus();
+}
+
+/** The whole panel for the selected call: head, card and (kept) form. */
+function renderSelected() {
+  const panel = byId("pop");
+  const entry = selected ? book.get(selected) : null;
+  if (!entry || !entry.pop) {
+    replace(panel, h("p", { className: "quiet" }, "Waiting for a call."));
+    return;
+  }
+  const context = { ...entry.pop, agreements: [...entry.agreements, ...(entry.pop.agreements || [])] };
+  replace(
+    panel,
+    h("header", { id: "call-head", className: "call-head" }),
+    h("div", { id: "card-slot" }, renderCard(context)),
+    entry.callId === null
+      ? h("p", { className: "message error", role: "status" }, "The call record is not available yet: notes can be written once it is.")
+      : formFor(entry).element,
+  );
+  renderHead();
+}
+
+function formFor(entry) {
+  let form = forms.get(entry.id);
+  if (!form) {
+    form = new WrapUpForm({
+      api,
+      callId: entry.callId,
+      draft: entry.draft,
+      agreements: () => entry.agreements,
+      onAgreement: () => makeAgreement(entry),
+    });
+    forms.set(entry.id, form);
+    api.call(entry.callId).then(
+      (record) => form.load(record),
+      () => {}, // no record yet or not ours: the form still saves when it is
+    );
+  }
+  return form;
+}
+
+function makeAgreement(entry) {
+  const pop = entry.pop || {};
+  agreementDialog.open({
+    callId: entry.callId,
+    customerId: pop.customer ? pop.customer.id : null,
+    number: (pop.caller && pop.caller.number) || "",
+    who: displayName(pop),
+    onCreated: (agreement) => {
+      entry.agreements.push(agreement);
+      forms.get(entry.id)?.showAgreements();
+      if (selected === entry.id) {
+        const context = { ...pop, agreements: [...entry.agreements, ...(pop.agreements || [])] };
+        replace(byId("card-slot"), renderCard(context));
+      }
+    },
+  });
+}
+
+function renderHead() {
+  const head = document.getElementById("call-head");
+  const entry = selected ? book.get(selected) : null;
+  if (!head || !entry || !entry.pop) return;
+  const pop = entry.pop;
+  const caller = pop.caller || {};
+  const number = caller.withheld ? "withheld number" : caller.number || caller.number_raw || "no number";
+  const dialled = caller.number_raw && caller.number_raw !== caller.number ? ` (as sent: ${caller.number_raw})` : "";
+  const timer = timerFor(entry);
+  const forWhom = pop.operator && me && pop.operator !== me.username ? ` · for ${pop.operator}` : "";
+  head.className = `call-head state-${entry.state}${entry.withdrawn ? " withdrawn" : ""}`;
+  replace(
+    head,
+    h("h2", { id: "caller-name", className: "caller-name", tabindex: "-1" }, displayName(pop)),
+    h(
+      "p",
+      { className: "caller-id" },
+      pop.customer && caller.name ? h("span", { id: "callerid-name" }, `Caller ID: ${caller.name} · `) : null,
+      h("span", { id: "caller-number" }, number),
+      dialled,
+    ),
+    h(
+      "p",
+      { className: "call-state" },
+      h("strong", { id: "call-state", className: "state-words" }, stateWords(entry)),
+      " ",
+      h("span", { className: "timer", id: "call-timer", dataset: { timer: entry.id } }, formatDuration(timer.ms)),
+      pop.queue ? ` · queue ${pop.queue}` : " · direct call",
+      entry.answeredBy && entry.state !== "ringing" ? ` · answered by ${entry.answeredBy}` : null,
+      forWhom,
+    ),
+    entry.withdrawn
+      ? h(
+          "p",
+          { id: "withdrawn-reason", className: "withdrawn-note", role: "status" },
+          `No longer yours: ${label(WITHDRAWN_REASONS, entry.withdrawn.reason)}`,
+          entry.answeredBy ? ` (${entry.answeredBy})` : "",
+          ". Alt+D dismisses it.",
+        )
+      : null,
+  );
+}
+
+function tick() {
+  const now = Date.now();
+  for (const node of document.querySelectorAll("[data-timer]")) {
+    const entry = book.get(node.dataset.timer);
+    if (entry) node.textContent = formatDuration(timerFor(entry, now).ms);
+  }
+  const before = book.calls.size;
+  book.trim(now, selected);
+  if (book.calls.size !== before) {
+    for (const id of forms.keys()) if (!book.get(id)) forms.delete(id);
+    renderList();
+  }
+}
+
+function dismiss() {
+  const entry = selected ? book.get(selected) : null;
+  if (!entry) return;
+  if (!entry.withdrawn && entry.state !== "ended") return;
+  if (entry.draft.dirty) {
+    forms.get(entry.id)?.say("Save the notes (Alt+S) before dismissing this call.", true);
+    return;
+  }
+  book.remove(entry.id);
+  forms.delete(entry.id);
+  const next = book.list()[0];
+  selected = next ? next.id : null;
+  renderSelected();
+  renderList();
+  document.querySelector(".call-button")?.focus();
+}
+
+// -- views and keys -------------------------------------------------------------------------
+
+function showView(name) {
+  view = name;
+  for (const panel of document.querySelectorAll("[data-panel]")) panel.hidden = panel.dataset.panel !== name;
+  for (const tab of document.querySelectorAll(".tab")) {
+    tab.setAttribute("aria-current", tab.dataset.view === name ? "page" : "false");
+  }
+}
+
+for (const tab of document.querySelectorAll(".tab")) {
+  tab.addEventListener("click", () => {
+    showView(tab.dataset.view);
+    if (tab.dataset.view === "customers") customerSearch.focus();
+    if (tab.dataset.view === "history") historySearch.focus();
+  });
+}
+
+byId("help-button").addEventListener("click", () => byId("help-dialog").showModal());
+
+byId("watch-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const username = byId("watch-username").value.trim();
+  if (username && !socket.send({ type: "watch", username })) {
+    byId("watching").textContent = "Not connected; try again when the link is back.";
+  }
+});
+
+/** The form the shortcuts act on: the open history call there, else the live call. */
+function currentForm() {
+  if (view === "history" && historySearch.form) return historySearch.form;
+  if (view !== "live") showView("live");
+  return selected ? forms.get(selected) || null : null;
+}
+
+function whenNoDialog(action) {
+  return () => {
+    if (document.querySelector("dialog[open]")) return;
+    if (me) action();
+  };
+}
+
+installShortcuts({
+  notes: whenNoDialog(() => currentForm()?.focusNotes()),
+  save: whenNoDialog(() => currentForm()?.save()),
+  agreement: whenNoDialog(() => {
+    if (view === "history" && historySearch.form) {
+      historySearch.form.element.querySelector("#history-make-agreement")?.click();
+      return;
+    }
+    const entry = selected ? book.get(selected) : null;
+    if (entry) {
+      showView("live");
+      makeAgreement(entry);
+    }
+  }),
+  calls: whenNoDialog(() => {
+    showView("live");
+    (document.querySelector(".call-button[aria-current='true']") || document.querySelector(".call-button"))?.focus();
+  }),
+  dismiss: whenNoDialog(() => {
+    showView("live");
+    dismiss();
+  }),
+  live: whenNoDialog(() => {
+    showView("live");
+    byId("caller-name")?.focus();
+  }),
+  customers: whenNoDialog(() => {
+    showView("customers");
+    customerSearch.focus();
+  }),
+  history: whenNoDialog(() => {
+    showView("history");
+    historySearch.focus();
+  }),
+  help: whenNoDialog(() => byId("help-dialog").showModal()),
+});
+
+// -- start ----------------------------------------------------------------------------------
+
+function renderLive() {
+  renderList();
+  renderSelected();
+}
+
+async function boot() {
+  if (!api.token) {
+    showLogin();
+    return;
+  }
+  try {
+    startConsole(await api.me());
+  } catch (error) {
+    if (error.status !== 401) showLogin(`cti-bridge cannot be reached (${error.message}).`);
+    else showLogin();
+  }
+}
+
+boot();
