@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest_twisted
 from integration_support import (
@@ -23,65 +21,14 @@ from integration_support import (
     daemon_config,
     eventually,
     in_thread,
-    login,
     prepared_store,
     started_daemon,
 )
-from twisted.internet import reactor
-from twisted.web.websocket import WebSocketClientEndpoint, WebSocketTransport
+from pop_support import Screen, open_screen
 
 from cti_bridge.app.daemon import Daemon
 from cti_bridge.store import Store
 from cti_bridge.testing.asterisk import AsteriskInstance
-
-
-@dataclass
-class Screen:
-    """One operator's console, as far as the WebSocket goes."""
-
-    username: str
-    messages: list[dict[str, Any]] = field(default_factory=list)
-    transport: WebSocketTransport | None = None
-    lost: bool = False
-
-    def negotiationStarted(self, transport: WebSocketTransport) -> None:
-        self.transport = transport
-
-    def negotiationFinished(self) -> None:
-        pass
-
-    def textMessageReceived(self, data: str) -> None:
-        self.messages.append(json.loads(data))
-
-    def bytesMessageReceived(self, data: bytes) -> None:
-        pass
-
-    def pongReceived(self, payload: bytes) -> None:
-        pass
-
-    def connectionLost(self, reason: Any) -> None:
-        self.lost = True
-
-    def buildProtocol(self, url: str) -> Screen:
-        return self
-
-    def of(self, kind: str, linkedid: str | None = None) -> list[dict[str, Any]]:
-        return [
-            m
-            for m in self.messages
-            if m["type"] == kind and (linkedid is None or m.get("linkedid") == linkedid)
-        ]
-
-    def about(self, number: str) -> list[dict[str, Any]]:
-        """Every message about the call from ``number`` (once its pop said which call)."""
-        linkedids = {
-            m["linkedid"] for m in self.of("screen_pop") if m["caller"]["number_raw"] == number
-        }
-        return [m for m in self.messages if m.get("linkedid") in linkedids]
-
-    def close(self) -> None:
-        if self.transport is not None:
-            self.transport.loseConnection()
 
 
 class Desk:
@@ -90,11 +37,7 @@ class Desk:
         self.screens: list[Screen] = []
 
     async def screen(self, username: str) -> Screen:
-        token = await login(self.daemon, username)
-        url = self.daemon.url.replace("http://", "ws://") + f"ws?token={token}"
-        screen = Screen(username)
-        await WebSocketClientEndpoint.new(reactor, url).connect(screen)  # type: ignore[arg-type]
-        await eventually(lambda: screen.of("hello"), 10, f"{username}'s hello")
+        screen = await open_screen(self.daemon, username)
         self.screens.append(screen)
         return screen
 
