@@ -135,6 +135,7 @@ class Daemon:
             default_region=config.phone.default_region,
             token=agi_token,
         )
+        self.web.agi_lookup = self.agi_lookup
         # == end of the screen-pop block =================================================
         self.port: IListeningPort | None = None
         self._db_state: dict[str, Any] = {"reachable": None, "last_error": None}

@@ -343,6 +343,19 @@ class WebApp:
 
     # == end of the operator console block ============================================
 
+    # == AGI caller lookup (pop workstream, docs/screen-pop.md) =========================
+    #: Set by the daemon (``pop.agi.agi_lookup_resource``) when a service token is
+    #: configured; without one the lookup is off and the AGI script goes on without it.
+    agi_lookup: Resource | None = None
+
+    @app.route("/api/agi/lookup", branch=False)
+    def agi(self, request: Request) -> Resource:
+        if self.agi_lookup is None:
+            raise NotFound("the AGI caller lookup is not enabled")
+        return self.agi_lookup
+
+    # == end of the AGI block ===========================================================
+
     # -- push and pages ------------------------------------------------------------------
 
     @app.route("/ws", branch=False)
