@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -125,3 +126,62 @@ def test_unreachable_database_is_one_line(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert done.stderr.startswith("cti-bridge: database unreachable:")
     assert "Traceback" not in done.stderr
+
+
+TRACES = Path(__file__).resolve().parents[1] / "fixtures" / "ami-traces"
+
+
+def replayed(*args: str, env: dict[str, str] | None = None) -> list[dict[str, object]]:
+    done = cti("replay", "--json", *args, env=env)
+    assert done.returncode == 0, done.stderr
+    return [json.loads(line) for line in done.stdout.splitlines()]
+
+
+def test_replay_prints_the_records_a_recording_makes() -> None:
+    queue, busy, xfer = (
+        replayed(str(TRACES / name))
+        for name in (
+            "pjsip/02-queue-busy-then-answered.ami",
+            "08-callback-originate-failed-busy.ami",
+            "timestamped/05-blind-transfer.ami",
+        )
+    )
+    (call,) = queue
+    assert (call["outcome"], call["answered_by"], call["queue"]) == (
+        "answered",
+        "PJSIP/1002",
+        "support-sip",
+    )
+    assert call["rang"] == ["PJSIP/1002", "PJSIP/1001"]
+    assert call["caller_number"] == "+3250987654" and call["caller_name"] == "Marie Dubois"
+    assert busy[0]["outcome"] == "failed" and busy[0]["answered_by"] is None
+    (call,) = xfer
+    assert call["outcome"] == "transferred"
+    assert call["wait_seconds"] == pytest.approx(2.005, abs=0.001)  # Timestamp headers
+    assert call["talk_seconds"] == pytest.approx(20.508, abs=0.001)
+
+
+def test_replay_into_the_configured_database_is_idempotent(config: Path, tmp_path: Path) -> None:
+    env = {"CTI_TEST_AMI_SECRET": "s", "CTI_BRIDGE_CONFIG": str(config)}
+    assert cti("db", "upgrade", env=env).returncode == 0
+    trace = str(TRACES / "12-burst.ami")
+    first = replayed(trace, env=env)
+    second = replayed(trace, env=env)
+    assert len(first) == len(second) == 40
+    assert [c["id"] for c in first] == [c["id"] for c in second]
+    outcomes = [c["outcome"] for c in second]
+    assert (outcomes.count("answered"), outcomes.count("abandoned")) == (24, 16)
+    store = open_store(f"sqlite:///{tmp_path / 'cti.sqlite3'}")
+    try:
+        assert len(store.queries.list_calls(limit=500)) == 40
+        assert {c["pbx"] for c in store.queries.list_calls(limit=500)} == {"main"}
+    finally:
+        store.close()
+
+
+def test_replay_of_something_else_is_one_line(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.ami"
+    junk.write_bytes(b"")
+    done = cti("replay", str(junk))
+    assert done.returncode == 2
+    assert done.stderr == f"cti-bridge: {junk}: no AMI messages in it\n"

@@ -123,6 +123,15 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_replay(args: argparse.Namespace) -> int:
+    from .replay import run_replay  # noqa: PLC0415
+
+    config = _config(args) if (args.config or os.environ.get("CTI_BRIDGE_CONFIG")) else None
+    return run_replay(
+        args.trace, config=config, pbx=args.pbx, gap=args.gap, as_json=args.json, out=sys.stdout
+    )
+
+
 def _safe_url(url: str) -> str:
     from sqlalchemy.engine import make_url  # noqa: PLC0415
 
@@ -178,6 +187,25 @@ def build_parser() -> argparse.ArgumentParser:
     bind.add_argument("username")
     bind.add_argument("device")
     bind.set_defaults(func=cmd_operators_bind_device)
+
+    replay = with_config(
+        sub.add_parser(
+            "replay",
+            help="recorded AMI streams through the call model into call records",
+            description="Each TRACE is the raw bytes of one AMI connection. Without a "
+            "config the records go to a temporary database.",
+        )
+    )
+    replay.add_argument("trace", nargs="+", help="a recorded AMI byte stream (.ami)")
+    replay.add_argument("--pbx", default=None, help="PBX name for the records")
+    replay.add_argument(
+        "--gap",
+        type=float,
+        default=0.01,
+        help="seconds between messages when the recording has no Timestamp headers",
+    )
+    replay.add_argument("--json", action="store_true", help="one JSON record per line")
+    replay.set_defaults(func=cmd_replay)
 
     imp = with_config(sub.add_parser("import", help="import customers, contracts or scripts"))
     imp.add_argument("kind", choices=("customers", "contracts", "scripts"))
