@@ -142,7 +142,7 @@ def test_replay_prints_the_records_a_recording_makes() -> None:
         replayed(str(TRACES / name))
         for name in (
             "pjsip/02-queue-busy-then-answered.ami",
-            "08-callback-originate-failed-busy.ami",
+            "08-callback-originate-customer-busy.ami",
             "timestamped/05-blind-transfer.ami",
         )
     )
@@ -154,7 +154,14 @@ def test_replay_prints_the_records_a_recording_makes() -> None:
     )
     assert call["rang"] == ["PJSIP/1002", "PJSIP/1001"]
     assert call["caller_number"] == "+3250987654" and call["caller_name"] == "Marie Dubois"
-    assert busy[0]["outcome"] == "failed" and busy[0]["answered_by"] is None
+    (call,) = busy  # operator first: Anna answered, then the customer was busy
+    assert (call["outcome"], call["answered_by"], call["direction"]) == (
+        "failed", None, "outbound")
+    assert call["rang"] == ["Local/1001@agents"]  # the customer's phone is no operator
+    assert [(r["device"], r["result"], r["outside"]) for r in call["rings"]] == [
+        ("Local/1001@agents", "answered", False),
+        ("Local/0478554433@pstn-out", "busy", True),
+    ]
     (call,) = xfer
     assert call["outcome"] == "transferred"
     assert call["wait_seconds"] == pytest.approx(2.005, abs=0.001)  # Timestamp headers

@@ -80,6 +80,9 @@ class Ring:
     member_name: str | None = None  # the queue's MemberName, when a queue rang it
     ended_at: float | None = None
     result: RingResult | None = None
+    #: A phone outside the helpdesk rang (a callback dialling the customer over the
+    #: trunk): kept with the call's rings, but it is nobody's pop and not in ``rang``.
+    outside: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -520,8 +520,11 @@ class CallModel:
             call.originated = True
         at = self._time(call, msg, rx)
         queue, member = call.pending_agent.pop(dest.uniqueid, (None, None))
-        ring = Ring(dest.device, dest.name, dest.uniqueid, at, queue=queue, member_name=member)
         outside = self.topology.is_trunk(dest.device)
+        ring = Ring(
+            dest.device, dest.name, dest.uniqueid, at, queue=queue, member_name=member,
+            outside=outside,
+        )
         if outside:
             self._make_outbound(call)
         if call.dialled is None:

@@ -29,6 +29,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -399,6 +400,8 @@ class CallRing(Base):
     started_at: Mapped[datetime]
     ended_at: Mapped[datetime | None]
     result: Mapped[str | None] = mapped_column(String(16))
+    #: The customer's phone on a callback, not an operator's: not listed in ``rang``.
+    outside: Mapped[bool] = mapped_column(default=False, server_default=false())
 
     call: Mapped[CallRecord] = relationship(back_populates="rings")
 

@@ -223,6 +223,8 @@ def _seconds(value: float | None) -> float | None:
 def _call_dict(row: CallRecord, names: dict[int, str]) -> dict[str, Any]:
     rang: list[str] = []
     for ring in row.rings:
+        if ring.outside:
+            continue  # the customer's phone on a callback
         who = _who(names, ring.operator_id, ring.device)
         if who is not None and who not in rang:
             rang.append(who)
@@ -272,6 +274,7 @@ def _call_dict(row: CallRecord, names: dict[int, str]) -> dict[str, Any]:
                 "started_at": iso_utc(r.started_at),
                 "ended_at": iso_utc(r.ended_at),
                 "result": r.result,
+                "outside": r.outside,
             }
             for r in row.rings
         ],

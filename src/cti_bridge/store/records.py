@@ -445,6 +445,7 @@ class _Batch:
                 started_at=started,
                 ended_at=ended,
                 result=result,
+                outside=ring.outside,
             )
         )
         return True

@@ -357,6 +357,7 @@ def upgrade() -> None:
         sa.Column("started_at", cti_bridge.store.types.UTCDateTime(timezone=True), nullable=False),
         sa.Column("ended_at", cti_bridge.store.types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("result", sa.String(length=16), nullable=True),
+        sa.Column("outside", sa.Boolean(), server_default=sa.false(), nullable=False),
         sa.ForeignKeyConstraint(
             ["call_id"], ["calls.id"], name=op.f("fk_call_rings_call_id_calls"), ondelete="CASCADE"
         ),
