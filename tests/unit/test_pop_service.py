@@ -334,3 +334,18 @@ def test_sockets_see_their_own_pops_only_and_get_them_at_connect() -> None:
     pops = [m for m in sofie.sent if m["type"] == "screen_pop"]
     assert [(p["operator"], p["linkedid"]) for p in pops] == [("anna", "15.1")]
     assert [m["type"] for m in chris.sent] == ["hello"]
+
+
+def test_rings_that_found_nobody_are_swept_with_their_calls() -> None:
+    bound: dict[str, OperatorRef] = {}
+    rig = pop_rig(devices=lambda: dict(bound))
+    rig.clock.advance(START - rig.clock.seconds())
+    rig.feed(CallBuilder("17.1").ring(ANNA, START + 1).events)  # nobody has the device
+    rig.clock.advance(7 * 3600)  # no end ever came; the periodic refresh sweeps
+    bound[ANNA] = OperatorRef(1, "anna")
+    rig.clock.advance(31)  # the next refresh finds Anna's device: nothing old pops
+    rig.deliver()
+    assert rig.bus.log == []
+    fresh = CallBuilder("17.2", at=rig.clock.seconds()).ring(ANNA, rig.clock.seconds())
+    rig.feed(fresh.events)
+    assert rig.bus.kinds("anna") == ["screen_pop"]

@@ -24,7 +24,7 @@ watch them) listen to.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -224,8 +224,9 @@ class PopCore:
         old = [k for k, s in self._calls.items() if s.call.started_at < cutoff]
         for key in old:
             del self._calls[key]
-        for key in [k for k, w in self._unrouted.items() if not w]:
-            del self._unrouted[key]
+        for key, waiting in list(self._unrouted.items()):
+            if not waiting or all(e.call.started_at < cutoff for e in waiting.values()):
+                del self._unrouted[key]
         return len(old)
 
     # -- what is there -----------------------------------------------------------------------
@@ -434,7 +435,3 @@ class PopCore:
             waiting.pop(uniqueid, None)
             if not waiting:
                 del self._unrouted[key]
-
-
-def published(actions: Iterable[Action]) -> list[Publish]:
-    return [a for a in actions if isinstance(a, Publish)]

@@ -29,7 +29,7 @@ from twisted.internet.task import LoopingCall
 from twisted.python.failure import Failure
 
 from cti_bridge.bus import Bus
-from cti_bridge.calls.events import DomainEvent, OperatorRinging, RingEnded
+from cti_bridge.calls.events import CallEnded, DomainEvent, OperatorRinging, RingEnded
 
 from .context import ContextRequest, fallback_context
 from .core import Action, BuildContext, CallKey, LookUpDevices, OperatorRef, PopCore, Publish
@@ -186,6 +186,9 @@ class PopService:
             self._ring_seen[event.ring.uniqueid] = self._reactor.seconds()
         elif isinstance(event, RingEnded):
             self._ring_seen.pop(event.ring.uniqueid, None)
+        elif isinstance(event, CallEnded):
+            for ring in event.call.rings:
+                self._ring_seen.pop(ring.uniqueid, None)
         self._execute(self.core.feed(event))
 
     # -- running actions ---------------------------------------------------------------------
