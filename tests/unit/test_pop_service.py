@@ -9,7 +9,14 @@ from typing import Any
 from pop_helpers import OPERATORS, HeldRunner, directory, pop_rig
 from twisted.internet.defer import succeed
 
-from cti_bridge.calls.events import Outcome, RingResult, TransferKind
+from cti_bridge.calls.events import (
+    Direction,
+    OperatorRinging,
+    Outcome,
+    Ring,
+    RingResult,
+    TransferKind,
+)
 from cti_bridge.pop import ContextRequest, OperatorRef
 from cti_bridge.store.testing import START, CallBuilder, queue_call_answered
 from cti_bridge.web.auth import Principal
@@ -349,3 +356,18 @@ def test_rings_that_found_nobody_are_swept_with_their_calls() -> None:
     fresh = CallBuilder("17.2", at=rig.clock.seconds()).ring(ANNA, rig.clock.seconds())
     rig.feed(fresh.events)
     assert rig.bus.kinds("anna") == ["screen_pop"]
+
+
+def test_an_outside_ring_is_nobodys_pop_and_costs_no_lookup() -> None:
+    loads: list[int] = []
+
+    def load() -> dict[str, OperatorRef]:
+        loads.append(1)
+        return {**directory(), "Local/0470123456@pstn-out": OperatorRef(1, "anna")}
+
+    rig = pop_rig(devices=load)
+    rig.clock.advance(10)  # past the miss interval, before the periodic refresh
+    call = CallBuilder("18.1", direction=Direction.OUTBOUND).call
+    far_end = Ring("Local/0470123456@pstn-out", "x;1", "18.1-9", START + 1, outside=True)
+    rig.feed([OperatorRinging(call, far_end)])
+    assert rig.bus.log == [] and len(loads) == 1

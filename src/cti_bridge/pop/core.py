@@ -246,6 +246,8 @@ class PopCore:
         self, key: CallKey, event: OperatorRinging, *, retry: bool = False
     ) -> list[Action]:
         ring = event.ring
+        if ring.outside:
+            return []  # the customer's own phone (a callback's far end): nobody's pop
         operator = self._directory(ring.device)
         if operator is None:
             self._unrouted.setdefault(key, {})[ring.uniqueid] = event
