@@ -6,7 +6,7 @@ import { byId, h, replace } from "./dom.js";
 
 export const SHORTCUTS = [
   { key: "n", action: "notes", words: "Write notes for the call on screen" },
-  { key: "s", action: "save", words: "Save notes, category and disposition" },
+  { key: "s", action: "save", words: "Save notes, category and disposition (or the agreement)" },
   { key: "a", action: "agreement", words: "Make an agreement" },
   { key: "c", action: "calls", words: "Go to the list of calls" },
   { key: "d", action: "dismiss", words: "Dismiss an ended or withdrawn call" },

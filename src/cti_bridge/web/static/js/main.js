@@ -425,7 +425,10 @@ function whenNoDialog(action) {
 
 installShortcuts({
   notes: whenNoDialog(() => currentForm()?.focusNotes()),
-  save: whenNoDialog(() => currentForm()?.save()),
+  save: () => {
+    if (agreementDialog.isOpen) agreementDialog.form.requestSubmit(); // Alt+S saves what is in front
+    else whenNoDialog(() => currentForm()?.save())();
+  },
   agreement: whenNoDialog(() => {
     if (view === "history" && historySearch.form) {
       historySearch.form.element.querySelector("#history-make-agreement")?.click();

@@ -166,7 +166,7 @@ export class HistorySearch {
     });
     this.form.load(record);
     const caller = record.caller_withheld ? "withheld number" : record.caller_number || record.caller_number_raw || "";
-    const title = h("h3", { tabindex: "-1" }, record.caller_name || caller || `Call ${record.id}`);
+    const title = h("h3", { id: "history-caller", tabindex: "-1" }, record.caller_name || caller || `Call ${record.id}`);
     replace(
       this.detail,
       title,

@@ -1,0 +1,246 @@
+"""A real cti-bridge daemon on the simulated PBX, for the browser tests (a subprocess).
+
+Why a subprocess: the tests drive Chromium with Playwright's synchronous API, and the
+daemon needs a running Twisted reactor; running each in its own process keeps both on
+their own main thread (no reactor in a thread, no global reactor in the test process).
+
+It builds what ``cti-bridge demo`` builds, but deterministic: SQLite in ``--data-dir``,
+no random traffic, two operators (anna on PJSIP/1001, bart on PJSIP/1002), a supervisor
+and customers with contracts; then it listens on free loopback ports and prints one JSON
+line ``{"ready": ...}``. Commands arrive as JSON lines on stdin, answers and events go
+out as JSON lines on stdout:
+
+    {"cmd": "call", "scenario": "direct_answered", "caller": [number, name], "options": {...}}
+    {"cmd": "drop_sockets"}        close every console WebSocket (a network blip)
+    {"cmd": "quit"}
+
+Every ring on an operator's device is reported as ``{"event": "ringing", "device": ...,
+"linkedid": ..., "at": <time.time()>}`` so a test can time the pop against the ring.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from twisted.internet import defer, stdio, task
+from twisted.protocols.basic import LineReceiver
+
+from cti_bridge.app.config import parse_config
+from cti_bridge.app.daemon import Daemon
+from cti_bridge.calls.events import DomainEvent, OperatorRinging
+from cti_bridge.log import configure_logging
+from cti_bridge.pop import PopService, make_pop_service
+from cti_bridge.sim import SimulatedPBX
+from cti_bridge.store import Store, open_store, upgrade
+from cti_bridge.store.testing import cheap_hasher
+
+PASSWORD = "console-test-pw"
+OPERATORS = (("PJSIP/1001", "Anna"), ("PJSIP/1002", "Bart"))
+COVERED = ("+3250123456", "Jan Peeters")
+EXPIRED = ("050765432", "Marie Dubois")
+
+
+def seed(store: Store) -> dict[str, Any]:
+    accounts, customers = store.accounts, store.customers
+    for device, name in OPERATORS:
+        accounts.add_operator(
+            name.lower(), role="operator", password=PASSWORD, name=name, devices=[device]
+        )
+    accounts.add_operator("sofie", role="supervisor", password=PASSWORD, name="Sofie")
+    today = datetime.now().date()  # contracts are dated in the helpdesk's local days
+    router = customers.add_product("RTR-200", "Router RTR-200")
+    customers.add_script_version(
+        router, "no-internet", title="No internet", body="1. Is the WAN light on?\n2. <b>reboot</b>"
+    )
+    jan = customers.add_customer(
+        COVERED[1],
+        numbers=[COVERED[0]],
+        company="Peeters Installaties",
+        language="nl",
+        knowledge_level="expert",
+        tier="premium",
+        external_ref="CUST-001",
+    )
+    customers.give_product(jan, router)
+    customers.add_contract(
+        jan,
+        valid_from=today - timedelta(days=100),
+        valid_until=today + timedelta(days=20),
+        covered=["phone_support", "repair"],
+        product_id=router,
+        service_level_hours=4,
+        reference="C-2026-0001",
+    )
+    customers.add_agreement(
+        "callback",
+        customer_id=jan,
+        deadline=datetime.now(UTC) - timedelta(hours=3),
+        callback_number=COVERED[0],
+        notes="Call back about the <i>firmware</i> update",
+    )
+    marie = customers.add_customer(
+        EXPIRED[1],
+        numbers=[EXPIRED[0]],
+        company="Dubois & Fils",
+        language="fr",
+        knowledge_level="beginner",
+        tier="standard",
+        external_ref="CUST-002",
+    )
+    customers.add_contract(
+        marie,
+        valid_from=today - timedelta(days=400),
+        valid_until=today - timedelta(days=10),
+        covered=["phone_support"],
+        reference="C-2025-0099",
+    )
+    return {"customers": {"covered": jan, "expired": marie}}
+
+
+class Commands(LineReceiver):
+    delimiter = b"\n"
+
+    def __init__(self, daemon: Daemon, sim: SimulatedPBX, done: defer.Deferred[None]):
+        self.daemon = daemon
+        self.sim = sim
+        self.done = done
+
+    def lineReceived(self, line: bytes) -> None:
+        try:
+            command = json.loads(line)
+            answer = self.run(command)
+        except Exception as error:  # the test sees it and fails with the reason
+            answer = {"ok": False, "error": f"{type(error).__name__}: {error}"}
+        say(answer)
+
+    def run(self, command: dict[str, Any]) -> dict[str, Any]:
+        what = command.get("cmd")
+        if what == "call":
+            caller = tuple(command["caller"]) if command.get("caller") else None
+            placed = self.sim.place_call(
+                command["scenario"], caller=caller, **command.get("options", {})
+            )
+            return {"ok": True, "linkedid": placed.linkedid}
+        if what == "drop_sockets":
+            sockets = list(self.daemon.hub.sockets)
+            for socket in sockets:
+                if socket.transport is not None:
+                    socket.transport.loseConnection()
+            return {"ok": True, "closed": len(sockets)}
+        if what == "status":
+            return {"ok": True, "health": self.daemon.health()}
+        if what == "quit":
+            if not self.done.called:
+                self.done.callback(None)
+            return {"ok": True}
+        raise ValueError(f"unknown command {what!r}")
+
+    def connectionLost(self, reason: object = None) -> None:
+        if not self.done.called:  # the test process went away: stop too
+            self.done.callback(None)
+
+
+class Output:
+    """stdout belongs to StandardIO once it runs: every line goes through its transport."""
+
+    transport: Any = None
+
+    def __call__(self, message: dict[str, Any]) -> None:
+        line = json.dumps(message).encode() + b"\n"
+        if self.transport is not None:
+            self.transport.write(line)
+        else:
+            sys.stdout.buffer.write(line)
+            sys.stdout.flush()
+
+
+say = Output()
+
+
+def report_rings(event: DomainEvent) -> None:
+    if isinstance(event, OperatorRinging):
+        say(
+            {
+                "event": "ringing",
+                "device": event.ring.device,
+                "linkedid": event.call.linkedid,
+                "at": time.time(),
+            }
+        )
+
+
+@defer.inlineCallbacks
+def main(reactor: Any, data_dir: str) -> Any:
+    configure_logging("warning", sys.stderr)
+    url = f"sqlite:///{Path(data_dir) / 'console.sqlite3'}"
+    upgrade(url)
+    store = open_store(url, accounts={"hasher": cheap_hasher()})
+    seeded = seed(store)
+    sim = SimulatedPBX(reactor, seed=4, operators=OPERATORS)
+    pbx_port = sim.listen(0)
+    config = parse_config(
+        {
+            "web": {"host": "127.0.0.1", "port": 0},
+            "database": {"url": url},
+            "bus": {"url": "memory://"},
+            "phone": {"default_region": "BE"},
+            "pbx": [
+                {
+                    "name": "sim",
+                    "host": "127.0.0.1",
+                    "port": pbx_port,
+                    "username": "cti",
+                    "secret": sim.secret,
+                }
+            ],
+            "log": {"level": "warning"},
+        },
+        source="console-test",
+    )
+    daemon = Daemon(config, reactor, store=store)
+    # The pop engine: the daemon's own when it wires one, else wired here the same way.
+    own = [v for v in vars(daemon).values() if isinstance(v, PopService)]
+    pops = None
+    if not own:
+        pops = make_pop_service(store, reactor, daemon.bus, daemon.backend.run)
+        daemon.add_consumer(pops.handle)
+    daemon.add_consumer(report_rings)
+    yield daemon.start()
+    if pops is not None:
+        pops.start()
+    client = daemon.clients["sim"]
+    for _ in range(200):  # logged in and resynced: the daemon follows the PBX
+        if client.status().get("state") == "connected":
+            break
+        yield task.deferLater(reactor, 0.05, lambda: None)
+    done: defer.Deferred[None] = defer.Deferred()
+    commands = Commands(daemon, sim, done)
+    stdio.StandardIO(commands)
+    say.transport = commands.transport
+    say(
+        {
+            "ready": daemon.url,
+            "password": PASSWORD,
+            "pop_engine": "daemon" if own else "harness",
+            "link": client.status().get("state"),
+            **seeded,
+        }
+    )
+    yield done
+    if pops is not None:
+        pops.stop()
+    yield sim.stop()
+    yield daemon.stop()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--data-dir", required=True)
+    args = parser.parse_args()
+    task.react(main, [args.data_dir])

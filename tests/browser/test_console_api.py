@@ -1,0 +1,164 @@
+"""The routes and headers the console relies on, over real HTTP against a real daemon:
+customer search and view, POST /api/agreements, the pages' security headers; and the
+page's own rules (no markup sinks, no inline script) checked in its source."""
+
+from __future__ import annotations
+
+import re
+import urllib.request
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+from console_harness import ConsoleServer
+
+STATIC = Path(__file__).resolve().parents[2] / "src" / "cti_bridge" / "web" / "static"
+JAN = ("+3250123456", "Jan Peeters")
+
+
+def get_page(server: ConsoleServer, path: str) -> tuple[int, dict[str, str], bytes]:
+    try:
+        with urllib.request.urlopen(server.url.rstrip("/") + path, timeout=10) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), error.read()
+
+
+def test_pages_carry_a_strict_content_security_policy(shared_server: ConsoleServer) -> None:
+    server = shared_server
+    for path in ("/", "/js/main.js", "/console.css"):
+        status, headers, _ = get_page(server, path)
+        assert status == 200, path
+        policy = headers["Content-Security-Policy"]
+        assert "default-src 'self'" in policy
+        assert "script-src 'self'" in policy
+        assert "unsafe-inline" not in policy and "unsafe-eval" not in policy
+        assert "require-trusted-types-for 'script'" in policy
+        assert headers["X-Content-Type-Options"] == "nosniff"
+    _, headers, _ = get_page(server, "/js/main.js")
+    assert headers["Content-Type"].startswith("text/javascript")
+    status, _, body = get_page(server, "/js/")
+    assert status == 404 and b"main.js" not in body  # no directory listings
+
+
+def test_the_page_source_has_no_markup_sinks_or_inline_code() -> None:
+    index = (STATIC / "index.html").read_text()
+    assert re.findall(r"<script(?![^>]*\bsrc=)[^>]*>", index) == []  # every script is a file
+    assert not re.search(r"\son[a-z]+\s*=", index)  # no inline event handlers
+    assert not re.search(r"\sstyle\s*=", index)
+    sinks = re.compile(r"innerHTML|outerHTML|insertAdjacentHTML|document\.write|\beval\(")
+    for script in STATIC.glob("js/*.js"):
+        code = re.sub(r"^\s*(//|\*|/\*).*$", "", script.read_text(), flags=re.MULTILINE)
+        assert sinks.findall(code) == [], script.name
+    assert not re.search(
+        r"https?://", index + "".join(p.read_text() for p in STATIC.glob("js/*.js"))
+    )  # nothing loads from the network
+
+
+def test_customer_search_needs_a_token_and_finds_by_name_number_and_fragment(
+    shared_server: ConsoleServer,
+) -> None:
+    server = shared_server
+    assert server.api("GET", "/api/customers?q=peeters")[0] == 401
+    token = server.login("bart")
+
+    def names(q: str) -> list[str]:
+        status, body = server.api("GET", f"/api/customers?q={quote(q)}", token=token)
+        assert status == 200, body
+        return [c["name"] for c in body["customers"]]
+
+    assert names("PEETERS") == ["Jan Peeters"]
+    assert names("Installaties") == ["Jan Peeters"]
+    assert names("CUST-002") == ["Marie Dubois"]
+    assert names("050 76 54 32") == ["Marie Dubois"]
+    assert names("0032 50 76 54 32") == ["Marie Dubois"]
+    assert names("765432") == ["Marie Dubois"]
+    assert names("%%") == []  # LIKE wildcards are literal text
+    assert names("__") == []
+    assert names("' OR 1=1 --") == []
+    status, body = server.api("GET", "/api/customers?q=x", token=token)
+    assert status == 400 and "2 characters" in body["error"]
+
+
+def test_customer_view(shared_server: ConsoleServer) -> None:
+    server = shared_server
+    token = server.login("bart")
+    jan = server.ready["customers"]["covered"]
+    status, body = server.api("GET", f"/api/customers/{jan}", token=token)
+    assert status == 200
+    assert body["customer"]["name"] == "Jan Peeters"
+    assert body["in_contract"] is True
+    assert [c["reference"] for c in body["contracts"]] == ["C-2026-0001"]
+    assert body["upsell"]["days_left"] == 20
+    assert [a["overdue"] for a in body["agreements"]] == [True]
+    assert [s["title"] for s in body["scripts"]] == ["No internet"]
+    for missing in ("999999", "abc", "0"):
+        assert server.api("GET", f"/api/customers/{missing}", token=token)[0] == 404
+    assert server.api("GET", f"/api/customers/{jan}")[0] == 401
+
+
+@pytest.mark.parametrize(
+    ("body", "error"),
+    [
+        ({"kind": "party"}, "kind must be one of"),
+        ({}, "kind is required"),
+        ({"kind": "repair", "colour": "red"}, "unknown field colour"),
+        ({"kind": "repair", "deadline": "tomorrow"}, "deadline must be an ISO 8601"),
+        ({"kind": "repair", "window_start": "2031-01-01T10:00:00Z"}, "go together"),
+        (
+            {
+                "kind": "callback",
+                "callback_number": "+3250123456",
+                "window_start": "2031-01-01T10:00:00Z",
+                "window_end": "2031-01-01T09:00:00Z",
+            },
+            "must end after it starts",
+        ),
+        ({"kind": "callback"}, "needs a number"),
+        ({"kind": "callback", "callback_number": "not a number"}, "is not a phone number"),
+        ({"kind": "repair", "customer_id": 999999}, "no such customer"),
+        ({"kind": "repair", "call_id": 999999}, "no such call"),
+        ({"kind": "repair", "customer_id": "1"}, "positive whole number"),
+    ],
+)
+def test_a_wrong_agreement_is_refused_with_the_reason(
+    shared_server: ConsoleServer, body: dict[str, Any], error: str
+) -> None:
+    server = shared_server
+    status, answer = server.api("POST", "/api/agreements", token=server.login("anna"), body=body)
+    assert status == 400, answer
+    assert error in answer["error"]
+
+
+def test_agreements_on_a_call_belong_to_who_handled_it(server: ConsoleServer) -> None:
+    assert server.api("POST", "/api/agreements", body={"kind": "repair"})[0] == 401
+    anna, bart, sofie = (server.login(n) for n in ("anna", "bart", "sofie"))
+    server.call("direct_answered", JAN, operator="PJSIP/1001", ring=1.0, talk=1.0)
+
+    def ended() -> Any:
+        status, body = server.api("GET", f"/api/calls?number={quote(JAN[0])}", token=anna)
+        return status == 200 and [c for c in body["calls"] if c["ended_at"]]
+
+    [call] = server.eventually(ended, 20, "the call to end")
+    status, made = server.api(
+        "POST",
+        "/api/agreements",
+        token=anna,
+        body={"kind": "callback", "call_id": call["id"], "deadline": "2031-01-02T15:00:00Z"},
+    )
+    assert status == 201, made
+    assert made["call_id"] == call["id"]
+    assert made["customer_id"] == server.ready["customers"]["covered"]  # from the call
+    assert made["callback_number"] == "+3250123456"  # the caller's number
+    assert made["deadline"] == "2031-01-02T15:00:00.000Z"
+    assert made["status"] == "open"
+    # bart never rang on that call: he may not make its agreements; a supervisor may.
+    status, answer = server.api(
+        "POST", "/api/agreements", token=bart, body={"kind": "repair", "call_id": call["id"]}
+    )
+    assert status == 403, answer
+    status, _ = server.api(
+        "POST", "/api/agreements", token=sofie, body={"kind": "repair", "call_id": call["id"]}
+    )
+    assert status == 201
