@@ -85,7 +85,14 @@ async def http(
 
 
 def daemon_config(
-    db_url: str, pbx_host: str, pbx_port: int, username: str, secret: str, **pbx: Any
+    db_url: str,
+    pbx_host: str,
+    pbx_port: int,
+    username: str,
+    secret: str,
+    *,
+    agi: dict[str, Any] | None = None,
+    **pbx: Any,
 ) -> Config:
     return parse_config(
         {
@@ -104,6 +111,7 @@ def daemon_config(
                     **pbx,
                 }
             ],
+            "agi": agi or {},
         }
     )
 

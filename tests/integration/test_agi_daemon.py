@@ -1,5 +1,5 @@
 """``/api/agi/lookup`` served by the real daemon (real HTTP, real SQLite): on with a service
-token from ``CTI_AGI_TOKEN``, refusing operators' tokens; off (404) without one. The AGI
+token from ``[agi] token_env``, refusing operators' tokens; off (404) without one. The AGI
 script then asks it the way the dialplan's AGI does."""
 
 from __future__ import annotations
@@ -55,7 +55,10 @@ async def daemon_with(tmp_path: Path, token: str | None, monkeypatch: pytest.Mon
     store.close()
     sim = SimulatedPBX(reactor, seed=1)
     port = sim.listen(0)
-    daemon = await started_daemon(daemon_config(url, "127.0.0.1", port, sim.username, sim.secret))
+    agi = None if token is None else {"token_env": "CTI_AGI_TOKEN"}
+    daemon = await started_daemon(
+        daemon_config(url, "127.0.0.1", port, sim.username, sim.secret, agi=agi)
+    )
     daemon.sim = sim  # type: ignore[attr-defined]
     return daemon
 
@@ -65,7 +68,6 @@ async def daemon(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterat
     running = await daemon_with(tmp_path, TOKEN, monkeypatch)
     yield running
     await running.stop()
-    running.pop.stop()
     await running.sim.stop()  # type: ignore[attr-defined]
 
 
@@ -103,5 +105,4 @@ async def test_without_a_token_the_lookup_is_off(
         assert status == 404 and "not enabled" in body["error"]
     finally:
         await running.stop()
-        running.pop.stop()
         await running.sim.stop()  # type: ignore[attr-defined]

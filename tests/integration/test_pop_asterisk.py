@@ -80,7 +80,6 @@ async def desk(asterisk: AsteriskInstance, tmp_path: Path) -> AsyncIterator[Desk
     for screen in live.screens:
         screen.close()
     await daemon.stop()
-    daemon.pop.stop()
     store.close()
     await in_thread(asterisk.wait_idle, 30, 5)
 

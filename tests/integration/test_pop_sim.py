@@ -45,7 +45,6 @@ async def demo(tmp_path: Path) -> AsyncIterator[Demo]:
     for screen in live.screens:
         screen.close()
     await daemon.stop()
-    daemon.pop.stop()
     await sim.stop()
     store.close()
 

@@ -103,3 +103,14 @@ def test_the_shipped_example_configs_load(monkeypatch: pytest.MonkeyPatch) -> No
     for name in ("config/cti-bridge.example.toml", "docker/cti-bridge.toml"):
         config = load_config(repo / name)
         assert config.pbx[0].secret == "s3cret", name
+
+
+def test_agi_token_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CTI_TEST_AGI", "a-long-enough-service-token")
+    config = parse_config({"agi": {"token_env": "CTI_TEST_AGI"}})
+    assert config.agi.token == "a-long-enough-service-token"
+    assert "service-token" not in repr(config)
+    monkeypatch.setenv("CTI_TEST_AGI", "short")
+    with pytest.raises(ConfigError, match=r"agi\.token_env: the token in CTI_TEST_AGI is shorter"):
+        parse_config({"agi": {"token_env": "CTI_TEST_AGI"}})
+    assert parse_config({}).agi.token is None

@@ -125,6 +125,29 @@ class PbxConfig(_Section):
         return f"{self.name} ({self.host}:{self.port})"
 
 
+class AgiConfig(_Section):
+    """The service token ``dialplans/agi/caller_lookup.py`` presents to ``/api/agi/lookup``.
+    Without one the endpoint is off (404)."""
+
+    token: str | None = Field(default=None, repr=False)
+    token_env: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _resolve_token(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or data.get("token_env") is None:
+            return data
+        if data.get("token") is not None:
+            raise ValueError("give token or token_env, not both")
+        env = data["token_env"]
+        value = os.environ.get(env) if isinstance(env, str) and env else None
+        if not value:
+            raise _KeyError("token_env", f"environment variable {env} is not set")
+        if len(value) < 16:
+            raise _KeyError("token_env", f"the token in {env} is shorter than 16 characters")
+        return {**data, "token": value}
+
+
 class LogConfig(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
 
@@ -135,6 +158,7 @@ class Config(_Section):
     bus: BusConfig = BusConfig()
     phone: PhoneConfig = PhoneConfig()
     pbx: tuple[PbxConfig, ...] = ()
+    agi: AgiConfig = AgiConfig()
     log: LogConfig = LogConfig()
 
     @field_validator("pbx")

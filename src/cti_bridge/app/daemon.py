@@ -8,7 +8,6 @@ everything blocking happens in bounded thread pools.
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import sys
 from collections.abc import Callable
@@ -123,10 +122,8 @@ class Daemon:
             default_region=config.phone.default_region,
         )
         self.add_consumer(self.pop.handle)
-        reactor.callWhenRunning(self.pop.start)
-        reactor.addSystemEventTrigger("before", "shutdown", self.pop.stop)
         # /api/agi/lookup for dialplans/agi/caller_lookup.py; off without a service token.
-        agi_token = os.environ.get("CTI_AGI_TOKEN") or None
+        agi_token = config.agi.token
         if agi_token:
             register_secret(agi_token)
         self.agi_lookup = agi_lookup_resource(
@@ -154,6 +151,7 @@ class Daemon:
     def start(self) -> Any:
         self.pool.start()
         yield self.bus.start()
+        self.pop.start()
         site = Site(self.web.resource())
         site.noisy = False
         site.displayTracebacks = False
@@ -188,6 +186,7 @@ class Daemon:
         log.info("cti-bridge stopping")
         if self._db_check.running:
             self._db_check.stop()
+        self.pop.stop()
         yield DeferredList([c.stop() for c in self.clients.values()], consumeErrors=True)
         if self.port is not None:
             yield self.port.stopListening()
@@ -231,7 +230,12 @@ class Daemon:
             "bus": bus,
         }
         overall = all(part["status"] == "ok" for part in parts.values())
-        return {"status": "ok" if overall else "degraded", **parts, "web": self.hub.status()}
+        return {
+            "status": "ok" if overall else "degraded",
+            **parts,
+            "web": self.hub.status(),
+            "pops": self.pop.status(),
+        }
 
 
 def run_daemon(config: Config, *, reactor: Any = None) -> int:

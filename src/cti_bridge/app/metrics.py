@@ -59,6 +59,18 @@ class _DaemonCollector(Collector):
         yield GaugeMetricFamily(
             "cti_screen_sockets", "Open operator/supervisor WebSockets", value=len(d.hub.sockets)
         )
+        pops: dict[str, Any] = d.pop.status()
+        yield CounterMetricFamily("cti_screen_pops", "Screen-pops sent", value=pops["pops"])
+        latency = GaugeMetricFamily(
+            "cti_ring_to_pop_seconds",
+            "Ring event to pop published, recent calls",
+            labels=["quantile"],
+        )
+        for quantile in ("p50", "p95", "max"):
+            value = pops["ring_to_pop_ms"][quantile]
+            if value is not None:
+                latency.add_metric([quantile], value / 1000.0)
+        yield latency
         reachable = d.health()["database"]["status"] == "ok"
         yield GaugeMetricFamily(
             "cti_database_up", "1 when the database answers", value=1.0 if reachable else 0.0
