@@ -96,7 +96,11 @@ def test_a_pop_reaches_the_ringing_operator_only_and_the_notes_are_stored(
 def test_an_expired_contract_reads_out_of_contract(server: ConsoleServer, screen: Any) -> None:
     anna = screen()
     log_in(anna, "anna", server.password)
-    server.call("direct_answered", MARIE, operator="PJSIP/1001", ring=2.0, talk=5.0)
+    anna.keyboard.press("Alt+K")  # busy searching customers when the phone rings
+    expect(anna.locator("#live-panel")).to_be_hidden()
+    server.call("direct_answered", MARIE, operator="PJSIP/1001", ring=3.0, talk=5.0)
+    expect(anna.locator("#live-panel")).to_be_visible()  # the ringing phone comes first
+    expect(anna.locator("#ringing-count")).to_have_text(" ☎ 1 ringing")
     expect(anna.locator("#caller-name")).to_have_text("Marie Dubois")
     expect(anna.locator(".coverage-words")).to_have_text("OUT OF CONTRACT")
     expect(anna.locator(".coverage")).to_have_attribute("data-coverage", "out")
@@ -182,3 +186,29 @@ def test_a_pop_that_rings_before_the_screen_connects_shows_at_connect(
     log_in(anna, "anna", server.password)
     expect(anna.locator("#caller-name")).to_have_text("Jan Peeters")
     expect(anna.locator("#call-state")).to_have_text("Ringing")
+
+
+def test_a_withheld_caller_pops_as_withheld(server: ConsoleServer, screen: Any) -> None:
+    anna = screen()
+    log_in(anna, "anna", server.password)
+    server.call("withheld", ("anonymous", "Anonymous"), operator="PJSIP/1001")
+    expect(anna.locator("#caller-number")).to_have_text("withheld number", timeout=15_000)
+    expect(anna.locator(".coverage-words")).to_have_text("UNKNOWN CALLER")
+
+
+def test_a_supervisor_watching_an_operator_sees_their_pops(
+    server: ConsoleServer, screen: Any
+) -> None:
+    sofie, anna = screen(), screen()
+    log_in(sofie, "sofie", server.password)
+    log_in(anna, "anna", server.password)
+    expect(sofie.locator("#watch-form")).to_be_visible()
+    expect(anna.locator("#watch-form")).to_be_hidden()  # operators watch nobody
+    sofie.fill("#watch-username", "anna")
+    sofie.press("#watch-username", "Enter")
+    expect(sofie.locator("#watching")).to_have_text("Watching anna.")
+    server.call("direct_answered", JAN, operator="PJSIP/1001", ring=3.0, talk=30.0)
+    expect(anna.locator("#caller-name")).to_have_text("Jan Peeters")
+    expect(sofie.locator("#caller-name")).to_have_text("Jan Peeters")
+    expect(sofie.locator(".call-state")).to_contain_text("for anna")
+    expect(anna.locator(".call-state")).not_to_contain_text("for anna")

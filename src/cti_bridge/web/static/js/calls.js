@@ -159,6 +159,9 @@ function normalState(state) {
 
 /** The timer an operator sees: ringing for, talking for, or the talk time once ended. */
 export function timerFor(entry, now = Date.now()) {
+  if (entry.withdrawn && entry.state === "ringing") {
+    return { label: "rang", ms: entry.withdrawn.at - (entry.rangAt ?? entry.withdrawn.at) };
+  }
   if (entry.state === "ringing") return { label: "ringing", ms: now - (entry.rangAt ?? now) };
   if (entry.state === "ended") {
     const start = entry.answeredAt ?? entry.rangAt;

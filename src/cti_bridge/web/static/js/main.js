@@ -85,9 +85,10 @@ function startConsole(who) {
   me = who;
   byId("login-view").hidden = true;
   byId("console-view").hidden = false;
-  const role = who.role === "operator" ? "" : ` (${who.role})`;
+  const name = who.name || who.username;
+  const role = who.role === "operator" || name.includes(who.role) ? "" : ` (${who.role})`;
   const devices = who.devices && who.devices.length ? ` · ${who.devices.join(", ")}` : "";
-  byId("who").textContent = `${who.name || who.username}${role}${devices}`;
+  byId("who").textContent = `${name}${role}${devices}`;
   byId("watch-form").hidden = !(who.role === "supervisor" || who.role === "admin");
   showView("live");
   renderLive();
@@ -173,7 +174,10 @@ function popArrived(message) {
   const entry = book.pop(message);
   const current = selected ? book.get(selected) : null;
   const busy = current && current.id !== entry.id && !current.withdrawn && ["answered", "transferred"].includes(current.state);
-  if (!busy) select(entry.id, false);
+  if (!busy) {
+    select(entry.id, false);
+    if (view !== "live" && !message.replay) showView("live"); // a ringing phone comes first
+  }
   else if (entry.id === selected) renderSelected();
   renderList();
   byId("announce").textContent = `Call from ${displayName(entry.pop)}`;
@@ -237,6 +241,7 @@ function renderList() {
     }),
   );
   const ringing = book.active().filter((e) => e.state === "ringing").length;
+  byId("ringing-count").textContent = ringing ? ` ☎ ${ringing} ringing` : "";
   const current = selected ? book.get(selected) : null;
   document.title = ringing
     ? `☎ (${ringing}) ${current && current.pop ? displayName(current.pop) : "Ringing"} · ${TITLE}`
@@ -342,7 +347,7 @@ function renderHead() {
       ? h(
           "p",
           { id: "withdrawn-reason", className: "withdrawn-note", role: "status" },
-          `No longer yours: ${label(WITHDRAWN_REASONS, entry.withdrawn.reason)}`,
+          `No longer ${forWhom ? `${pop.operator}'s` : "yours"}: ${label(WITHDRAWN_REASONS, entry.withdrawn.reason)}`,
           entry.answeredBy ? ` (${entry.answeredBy})` : "",
           ". Alt+D dismisses it.",
         )
