@@ -155,19 +155,58 @@ def _banner_major(banner: str) -> int:
 def parse_block(block: bytes, *, legacy_command_output: bool = False) -> Message:
     """One message's bytes (``\\n`` line endings, no blank line) to a :class:`Message`."""
     text = decode_text(block)
-    lines = text.split("\n")
     if legacy_command_output and text.startswith("Response: Follows"):
-        return _parse_lines(lines, follows=True)
+        return _parse_lines(text.split("\n"), follows=True)
+    out: list[Message] = []
+    _parse_blocks([text], "\n", out)
+    return out[0] if out else Message()
+
+
+def _parse_blocks(blocks: Iterable[str], newline: str, out: list[Message]) -> int:
+    """Messages (text, lines ended by ``newline``) onto ``out``; returns the lines seen.
+
+    The hot loop of the link. The fast path is one ``partition`` per line straight into
+    the message; it gives way to the careful path (``_parse_lines``) at the first line
+    without ": " or when a header repeats, so both paths always agree. A block of blank
+    lines (extra blank lines between messages) yields nothing.
+    """
+    seen = 0
+    for block in blocks:
+        lines = block.split(newline)
+        seen += len(lines)
+        msg = Message()
+        for line in lines:
+            name, sep, value = line.partition(": ")
+            if not sep:
+                break
+            msg[name] = value
+        else:
+            if len(msg) == len(lines):
+                out.append(msg)
+                continue
+        msg = _parse_lines(lines, follows=False)
+        if msg or msg.malformed:
+            out.append(msg)
+    return seen
+
+
+def _parse_crlf(raw: bytes) -> list[Message] | None:
+    """Whole messages in Asterisk's own framing (CRLF everywhere), or ``None`` when
+    ``raw`` holds a bare LF, which only the general path frames exactly.
+
+    Decoding the read at once is decoding each message: no UTF-8 sequence can span a
+    blank line, so the read is UTF-8 exactly when every message is.
+    """
     try:
-        # Fast path: every line is "Name: value" and no header repeats. dict() over
-        # the split pairs runs in C; a line without ": " makes it raise.
-        pairs = [line.split(": ", 1) for line in lines]
-        msg = Message(pairs)
-    except ValueError:
-        return _parse_lines(lines, follows=False)
-    if len(msg) != len(pairs):
-        return _parse_lines(lines, follows=False)
-    return msg
+        blocks = raw.decode("utf-8").split("\r\n\r\n")
+    except UnicodeDecodeError:
+        blocks = [decode_text(block) for block in raw.split(b"\r\n\r\n")]
+    out: list[Message] = []
+    lines = _parse_blocks(blocks, "\r\n", out)
+    # Every line break we split on is one CRLF; any other LF is a bare one.
+    if raw.count(b"\n") != lines - len(blocks) + 2 * (len(blocks) - 1):
+        return None
+    return out
 
 
 class AMIParser:
@@ -193,7 +232,6 @@ class AMIParser:
         self.legacy_command_output = legacy_command_output
         self._expect_banner = expect_banner
         self._buf = b""
-        self._carry_cr = False
         self._max = max_message
 
     @property
@@ -202,15 +240,6 @@ class AMIParser:
         return len(self._buf)
 
     def feed(self, data: bytes) -> list[Message]:
-        if self._carry_cr:
-            data = b"\r" + data
-            self._carry_cr = False
-        if data.endswith(b"\r"):
-            # Half of a CRLF: keep it until we see whether a LF follows.
-            self._carry_cr = True
-            data = data[:-1]
-        if b"\r" in data:
-            data = data.replace(b"\r\n", b"\n")
         buf = self._buf + data if self._buf else data
         if self._expect_banner:
             nl = buf.find(b"\n")
@@ -219,18 +248,34 @@ class AMIParser:
                 self._check_size()
                 return []
             self._expect_banner = False
-            first = buf[:nl]
+            first = buf[:nl].removesuffix(b"\r")
             if first.startswith(_BANNER_PREFIX) or b":" not in first:
                 self.banner = decode_text(first)
                 buf = buf[nl + 1 :]
                 if self.legacy_command_output is None:
                     self.legacy_command_output = _banner_major(self.banner) < 3
         if self.legacy_command_output and _FOLLOWS in buf:
-            return self._feed_careful(buf)
+            return self._feed_careful(buf.replace(b"\r\n", b"\n"))
+        # Asterisk ends every line with CRLF: then the read is framed as it is, without
+        # a copy that turns CRLF into LF first.
+        end = buf.rfind(b"\r\n\r\n")
+        if end >= 0 and b"\n\n" not in buf[end + 4 :]:
+            out = _parse_crlf(buf[:end])
+            if out is not None:
+                self._buf = buf[end + 4 :]
+                self._check_size()
+                return out
+        return self._feed_general(buf)
+
+    def _feed_general(self, buf: bytes) -> list[Message]:
+        """Any mix of CRLF and bare LF line ends. A CR at the very end of the buffer may
+        be half of a CRLF: it stays in the buffer until the next read tells."""
+        if b"\r" in buf:
+            buf = buf.replace(b"\r\n", b"\n")
         parts = buf.split(b"\n\n")
         self._buf = parts.pop()
         self._check_size()
-        out = []
+        out: list[Message] = []
         for part in parts:
             if part.startswith(b"\n"):  # extra blank lines between messages
                 part = part.lstrip(b"\n")  # noqa: PLW2901
