@@ -30,6 +30,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from cti_bridge.calls.events import Call
+from cti_bridge.store.customers import customer_fields
 from cti_bridge.store.db import writing
 from cti_bridge.store.models import (
     Agreement,
@@ -318,14 +319,7 @@ def _customer(session: Session, customer_id: int) -> dict[str, Any] | None:
     numbers = session.scalars(_NUMBERS, {"customer_id": customer_id}).all()
     products = session.execute(_PRODUCTS, {"customer_id": customer_id}).all()
     return {
-        "id": row.id,
-        "external_ref": row.external_ref,
-        "name": row.name,
-        "company": row.company,
-        "language": row.language,
-        "knowledge_level": row.knowledge_level,
-        "tier": row.tier,
-        "timezone": row.timezone,
+        **customer_fields(row),
         "notes": row.notes,
         "numbers": list(numbers),
         "products": [

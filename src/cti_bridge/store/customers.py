@@ -7,15 +7,14 @@ stored in E.164 so a caller's number finds its customer with one indexed lookup.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterable, Sequence
-from datetime import UTC, date, datetime
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session, selectinload, sessionmaker
+from sqlalchemy.orm import selectinload
 
-from .db import writing
+from .db import StoreService, writing
 from .models import (
     AGREEMENT_KINDS,
     AGREEMENT_STATUSES,
@@ -36,25 +35,25 @@ from .types import iso_utc
 __all__ = ["Customers", "InvalidRecord"]
 
 
+def customer_fields(row: Customer) -> dict[str, Any]:
+    """A customer's own fields as the API, the pop and the console show them."""
+    return {
+        "id": row.id,
+        "external_ref": row.external_ref,
+        "name": row.name,
+        "company": row.company,
+        "language": row.language,
+        "knowledge_level": row.knowledge_level,
+        "tier": row.tier,
+        "timezone": row.timezone,
+    }
+
+
 class InvalidRecord(ValueError):
     user_facing = True
 
 
-class Customers:
-    def __init__(
-        self,
-        sessions: sessionmaker[Session],
-        *,
-        default_region: str = "BE",
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self._sessions = sessions
-        self._region = default_region
-        self._clock = clock
-
-    def _now(self) -> datetime:
-        return datetime.fromtimestamp(self._clock(), UTC)
-
+class Customers(StoreService):
     # Added for the importer and the pop (store/importer.py, pop/): what numbers are
     # normalised against, and the store's clock.
     @property
@@ -122,17 +121,7 @@ class Customers:
             )
             if row is None:
                 return None
-            return {
-                "id": row.id,
-                "external_ref": row.external_ref,
-                "name": row.name,
-                "company": row.company,
-                "language": row.language,
-                "knowledge_level": row.knowledge_level,
-                "tier": row.tier,
-                "timezone": row.timezone,
-                "numbers": [n.number for n in row.numbers],
-            }
+            return {**customer_fields(row), "numbers": [n.number for n in row.numbers]}
 
     # --- products, contracts, scripts --------------------------------------------------
 

@@ -11,8 +11,10 @@ another writer committed in between.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import event
@@ -21,6 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
 __all__ = [
+    "StoreService",
     "create_database_engine",
     "normalize_url",
     "safe_url",
@@ -116,3 +119,22 @@ def writing(sessions: sessionmaker[Session]) -> Iterator[Session]:
         session.connection(execution_options={WRITE_OPTION: True})
         yield session
         session.commit()
+
+
+class StoreService:
+    """What every synchronous store service holds: the session factory, the region that
+    national numbers are read in, and the clock (handed in so tests can set the time)."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        *,
+        default_region: str = "BE",
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._sessions = sessions
+        self._region = default_region
+        self._clock = clock
+
+    def _now(self) -> datetime:
+        return datetime.fromtimestamp(self._clock(), UTC)

@@ -8,15 +8,14 @@ usernames (a device where nobody was bound to it).
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
+from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, or_, select
-from sqlalchemy.orm import Session, selectinload, sessionmaker
+from sqlalchemy.orm import Session, selectinload
 
-from .db import writing
+from .db import StoreService, writing
 from .models import DISPOSITIONS, CallRecord, CallRing, CallSegment, Operator
 from .numbers import normalize_number
 from .records import clean_text
@@ -38,18 +37,7 @@ class InvalidAnnotation(ValueError):
     user_facing = True
 
 
-class CallQueries:
-    def __init__(
-        self,
-        sessions: sessionmaker[Session],
-        *,
-        default_region: str = "BE",
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self._sessions = sessions
-        self._region = default_region
-        self._clock = clock
-
+class CallQueries(StoreService):
     def list_calls(
         self,
         number: str | None = None,
@@ -139,7 +127,7 @@ class CallQueries:
             if changes:
                 for name, value in changes.items():
                     setattr(row, name, value)
-                row.annotated_at = datetime.fromtimestamp(self._clock(), UTC)
+                row.annotated_at = self._now()
                 row.annotated_by_operator_id = by_operator
         return self.get_call(call_id)
 

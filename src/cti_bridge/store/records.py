@@ -24,7 +24,6 @@ answered as things were during the call.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -32,7 +31,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session, selectinload, sessionmaker
+from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from cti_bridge.calls.events import (
@@ -47,7 +46,7 @@ from cti_bridge.calls.events import (
     Transfer,
 )
 
-from .db import writing
+from .db import StoreService, writing
 from .models import Agreement, CallRecord, CallRing, CallSegment, CallTransfer, OperatorDevice
 from .models import CustomerNumber as CustomerNumberRow
 from .numbers import caller_number
@@ -71,19 +70,8 @@ def clean_text(value: str | None, limit: int) -> str | None:
     return value[:limit]
 
 
-class CallStore:
+class CallStore(StoreService):
     """Writes call records. Synchronous: run it in a thread pool (see ``RecordWriter``)."""
-
-    def __init__(
-        self,
-        sessions: sessionmaker[Session],
-        *,
-        default_region: str = "BE",
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self._sessions = sessions
-        self._region = default_region
-        self._clock = clock
 
     def apply(self, events: Sequence[DomainEvent]) -> int:
         """Merge ``events`` (in order) in one transaction; returns how many calls changed."""
