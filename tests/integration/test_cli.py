@@ -155,8 +155,7 @@ def test_replay_prints_the_records_a_recording_makes() -> None:
     assert call["rang"] == ["PJSIP/1002", "PJSIP/1001"]
     assert call["caller_number"] == "+3250987654" and call["caller_name"] == "Marie Dubois"
     (call,) = busy  # operator first: Anna answered, then the customer was busy
-    assert (call["outcome"], call["answered_by"], call["direction"]) == (
-        "failed", None, "outbound")
+    assert (call["outcome"], call["answered_by"], call["direction"]) == ("failed", None, "outbound")
     assert call["rang"] == ["Local/1001@agents"]  # the customer's phone is no operator
     assert [(r["device"], r["result"], r["outside"]) for r in call["rings"]] == [
         ("Local/1001@agents", "answered", False),

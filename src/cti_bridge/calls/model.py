@@ -522,7 +522,12 @@ class CallModel:
         queue, member = call.pending_agent.pop(dest.uniqueid, (None, None))
         outside = self.topology.is_trunk(dest.device)
         ring = Ring(
-            dest.device, dest.name, dest.uniqueid, at, queue=queue, member_name=member,
+            dest.device,
+            dest.name,
+            dest.uniqueid,
+            at,
+            queue=queue,
+            member_name=member,
             outside=outside,
         )
         if outside:
