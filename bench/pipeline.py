@@ -1,0 +1,242 @@
+"""End-to-end event throughput: AMI bytes to records and pops (issue 5, #2).
+
+    python bench/pipeline.py [--repeat N] [--database sqlite|postgresql] [--profile]
+
+The real daemon (``cti_bridge.app.daemon.Daemon``: AMI client and protocol, parser, call
+pipeline and model, record writer, pop engine, bus, web) on the real reactor, connected
+over loopback TCP to a raw AMI server in another process (bench/amiserver.py) that
+writes the burst trace's events N times as fast as the socket takes them, every copy
+with its own Uniqueids/Linkedids so that every copy's 40 calls are new calls. Two
+operators are bound to the trace's devices, so every queue call is popped (context built
+in the database pool, pushed on the bus) and recorded (RecordWriter, its own pool).
+
+Figures, from the first event to the last one handled by the pipeline:
+
+* ``cti-bridge (reactor thread CPU)``: events per CPU second of the reactor thread -
+  the one core the event path runs on (pool threads not counted);
+* ``cti-bridge (wall, records draining)``: events per wall second meanwhile, with the
+  record and pop threads competing for the GIL;
+* ``cti-bridge (wall, until every record is written)``: up to the writer's flush.
+
+With --profile the reactor thread runs under cProfile (slower; the shares are what
+count) and the top functions and a per-component split are printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import pstats
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import benchlib
+from twisted.internet import defer, task
+from twisted.internet.defer import Deferred
+
+from cti_bridge.ami.parser import Message
+from cti_bridge.app.config import parse_config
+from cti_bridge.app.daemon import Daemon
+from cti_bridge.log import configure_logging
+from cti_bridge.store import open_store
+from cti_bridge.store.schema import upgrade
+from cti_bridge.store.testing import scratch_postgres
+
+OPERATORS = {"anna": "Local/1001@agents", "bart": "Local/1002@agents"}
+
+
+class Stopwatch:
+    """The last AMI listener: sees each event after the pipeline has handled it."""
+
+    def __init__(self, expected: int, profile: cProfile.Profile | None) -> None:
+        self.expected = expected
+        self.count = 0
+        self.profile = profile
+        self.first_wall = self.first_cpu = 0.0
+        self.last_wall = self.last_cpu = 0.0
+        self.first_process = self.last_process = 0.0
+        self.done: Deferred[None] = Deferred()
+
+    def ami_event(self, msg: Message, received_at: float) -> None:
+        self.count += 1
+        if self.count == 1:
+            self.first_wall, self.first_cpu = time.perf_counter(), time.thread_time()
+            self.first_process = time.process_time()
+            if self.profile is not None:
+                self.profile.enable()
+        if self.count == self.expected:
+            if self.profile is not None:
+                self.profile.disable()
+            self.last_wall, self.last_cpu = time.perf_counter(), time.thread_time()
+            self.last_process = time.process_time()
+            self.done.callback(None)
+
+
+def prepare_database(url: str) -> None:
+    upgrade(url)
+    store = open_store(url)
+    try:
+        for username, device in OPERATORS.items():
+            if store.accounts.get_operator(username) is None:
+                store.accounts.add_operator(
+                    username, role="operator", password="bench-password-1", devices=[device]
+                )
+    finally:
+        store.close()
+
+
+def start_pbx(repeat: int) -> tuple[subprocess.Popen[str], int, int]:
+    pbx = subprocess.Popen(
+        [sys.executable, str(benchlib.BENCH / "amiserver.py"), "--repeat", str(repeat)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert pbx.stdout is not None
+    words = pbx.stdout.readline().split()
+    if not words or words[0] != "port":
+        pbx.kill()
+        sys.exit("bench/amiserver.py did not start")
+    return pbx, int(words[1]), int(words[3])
+
+
+COMPONENTS = [
+    ("ami parser", "cti_bridge/ami/parser"),
+    ("ami link (protocol, client)", "cti_bridge/ami/"),
+    ("pipeline", "cti_bridge/app/pipeline"),
+    ("call model", "cti_bridge/calls/"),
+    ("record writer (reactor side)", "cti_bridge/store/"),
+    ("pop engine", "cti_bridge/pop/"),
+    ("bus", "cti_bridge/bus/"),
+    ("web", "cti_bridge/web/"),
+    ("twisted", "twisted/"),
+    ("structlog/logging", "structlog/"),
+]
+
+
+def report_profile(profile: cProfile.Profile) -> None:
+    stats = pstats.Stats(profile)
+    total = sum(v[2] for v in stats.stats.values())  # type: ignore[attr-defined]
+    shares: dict[str, float] = {}
+    for (filename, _, _), value in stats.stats.items():  # type: ignore[attr-defined]
+        fallback = "builtins (str/dict/list methods...)" if filename == "~" else "other"
+        name = next((n for n, marker in COMPONENTS if marker in filename), fallback)
+        shares[name] = shares.get(name, 0.0) + value[2]
+    print(f"# profile (reactor thread, own time, {total:.2f} s under cProfile):")
+    for name, seconds in sorted(shares.items(), key=lambda kv: -kv[1]):
+        print(f"#   {seconds / total * 100:5.1f}%  {name}")
+    out = io.StringIO()
+    pstats.Stats(profile, stream=out).sort_stats("tottime").print_stats(25)
+    print("# top functions by own time:")
+    for line in out.getvalue().splitlines():
+        if line.strip() and not line.startswith(("   Ordered", "         ")):
+            print(f"#   {line.rstrip()}")
+
+
+async def run(reactor: Any, args: argparse.Namespace, url: str) -> None:
+    pbx, port, expected = start_pbx(args.repeat)
+    profile = cProfile.Profile() if args.profile else None
+    try:
+        config = parse_config(
+            {
+                "web": {"host": "127.0.0.1", "port": 0},
+                "database": {"url": url},
+                "pbx": [
+                    {
+                        "name": "bench",
+                        "port": port,
+                        "username": "cti",
+                        "secret": "bench",
+                        "auth": "plain",
+                    }
+                ],
+            }
+        )
+        daemon = Daemon(config, reactor)
+        if args.consumers != "all":
+            # Diagnosis only: which consumers' reactor-side work (and pool threads) cost what.
+            keep = {"none": (), "records": ("submit",), "pops": ("handle",)}[args.consumers]
+            for pipe in daemon.pipelines.values():
+                pipe.consumers = [c for c in pipe.consumers if c.__name__ in keep]
+        watch = Stopwatch(expected, profile)
+        daemon.clients["bench"].add_listener(watch)
+        await daemon.start()
+        await watch.done
+        flushed_at = None
+        await daemon.writer.flush()
+        flushed_at = time.perf_counter()
+        pipeline = daemon.pipelines["bench"].status()
+        writer = daemon.writer.status()
+        pops = daemon.pop.status()
+        await daemon.stop()
+    finally:
+        pbx.terminate()
+        pbx.wait()
+    wall = watch.last_wall - watch.first_wall
+    cpu = watch.last_cpu - watch.first_cpu
+    print(
+        f"# events: {expected}; calls started {pipeline['calls_started']}, ended "
+        f"{sum(pipeline['calls_ended'].values())} {pipeline['calls_ended']}; domain events "
+        f"{pipeline['domain_events']}; model/consumer errors {pipeline['model_errors']}/"
+        f"{pipeline['consumer_errors']}"
+    )
+    print(
+        f"# records: {writer['written']} events written in {writer['batches']} batches, "
+        f"{writer['dropped']} dropped; pops: {pops['pops']} screen_pop, {pops['updates']} "
+        f"updates, {pops['withdrawn']} withdrawn, {pops['builds']} context builds"
+    )
+    process = watch.last_process - watch.first_process
+    print(
+        f"# reactor thread CPU {cpu:.2f} s, whole process CPU {process:.2f} s (all threads),"
+        f" wall {wall:.2f} s; records flushed "
+        f"{flushed_at - watch.last_wall:.2f} s after the last event"
+    )
+    if pipeline["events"] != expected or pipeline["model_errors"]:
+        sys.exit("the pipeline did not see every event cleanly: figures not valid")
+    if profile is not None:
+        report_profile(profile)
+        return
+    benchlib.line("cti-bridge (reactor thread CPU)", expected / cpu, "events/s")
+    benchlib.line("cti-bridge (wall, records draining)", expected / wall, "events/s")
+    benchlib.line(
+        "cti-bridge (wall, until every record is written)",
+        expected / (flushed_at - watch.first_wall),
+        "events/s",
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeat", type=int, default=300, help="copies of the burst trace")
+    parser.add_argument("--database", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument("--profile", action="store_true")
+    parser.add_argument(
+        "--consumers",
+        choices=["all", "none", "records", "pops"],
+        default="all",
+        help="diagnosis: keep only these consumers of the domain events (default: all)",
+    )
+    args = parser.parse_args()
+    configure_logging("warning", sys.stderr)
+    benchlib.context(
+        stream=f"12-burst.ami events x {args.repeat} (distinct calls), loopback TCP",
+        database=args.database,
+        pbx="bench/amiserver.py in its own process",
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.database == "sqlite":
+            url = f"sqlite:///{Path(tmp) / 'bench.sqlite3'}"
+            prepare_database(url)
+            task.react(lambda reactor: defer.ensureDeferred(run(reactor, args, url)))
+        else:
+            with scratch_postgres("cti_bench") as url:
+                prepare_database(url)
+                task.react(lambda reactor: defer.ensureDeferred(run(reactor, args, url)))
+
+
+if __name__ == "__main__":
+    main()
