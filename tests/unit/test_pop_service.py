@@ -304,7 +304,7 @@ class FakeTransport:
 
 def connect(hub: Hub, username: str, role: str = "operator") -> FakeTransport:
     op_id, devices = OPERATORS[username]
-    socket = ScreenSocket(hub, Principal(op_id, username, role, devices))
+    socket = ScreenSocket(hub, Principal(op_id, username, role, devices), f"token-{username}")
     transport = FakeTransport()
     socket.negotiationStarted(transport)  # type: ignore[arg-type]
     socket.negotiationFinished()

@@ -38,6 +38,8 @@ SUPERVISORS_TOPIC = "supervisors"
 #: Asks the node that follows the PBX to send an operator's ringing pops again.
 POP_REPLAY_TOPIC = "pop.replay"
 MAX_CLIENT_MESSAGE = 4096
+#: WebSocket close code when the socket's token has ended (4000-4999: the application's).
+SESSION_ENDED = 4401
 
 
 class TokenResolver(Protocol):
@@ -51,9 +53,10 @@ class OperatorLookup(Protocol):
 class ScreenSocket:
     """One browser tab's socket."""
 
-    def __init__(self, hub: Hub, principal: Principal):
+    def __init__(self, hub: Hub, principal: Principal, token: str):
         self.hub = hub
         self.principal = principal
+        self._token = token
         self.transport: WebSocketTransport | None = None
         self._unsubscribe: dict[str, Callable[[], None]] = {}
         self._ping: LoopingCall | None = None
@@ -125,8 +128,22 @@ class ScreenSocket:
             self.transport.sendTextMessage(json.dumps(message, ensure_ascii=False))
 
     def _keepalive(self) -> None:
-        if self.transport is not None:
-            self.transport.ping(b"cti")
+        """Ping the browser, and end the socket once its token is gone (logged out,
+        expired, operator deactivated): a screen must not keep receiving pops then."""
+        if self.transport is None:
+            return
+        self.transport.ping(b"cti")
+        self.hub.resolve_token(self._token).addCallbacks(self._still_valid, self._unknown)
+
+    def _still_valid(self, principal: Principal | None) -> None:
+        if principal is None and self.transport is not None:
+            log.info("screen token ended; closing its socket", username=self.principal.username)
+            self.send({"type": "session_ended"})
+            self.transport.loseConnection(SESSION_ENDED)
+
+    def _unknown(self, failure: Failure) -> None:
+        # The database cannot say now: keep the socket, ask again at the next ping.
+        log.warning("cannot re-check a screen's token", error=failure.getErrorMessage())
 
 
 class Hub:
@@ -206,7 +223,7 @@ class ScreenSocketResource(Resource):
                 request.write(self._refuse(request, 401, "invalid or expired token"))
                 request.finish()
                 return
-            socket = ScreenSocket(self.hub, principal)
+            socket = ScreenSocket(self.hub, principal, token)
             upgrade = WebSocketResource(_OneSocket(socket))
             result = upgrade.render_GET(request)
             if isinstance(result, bytes):  # the upgrade was refused (not a WebSocket request)
