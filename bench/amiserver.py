@@ -116,8 +116,11 @@ def main() -> None:
     parser.add_argument("--trace", type=Path, default=benchlib.BURST)
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--drop", nargs="*", default=[], help="event names to leave out")
     args = parser.parse_args()
-    stream, count = benchlib.event_stream(args.trace.read_bytes(), args.repeat)
+    stream, count = benchlib.event_stream(
+        args.trace.read_bytes(), args.repeat, drop=frozenset(args.drop)
+    )
 
     def ready(session: RawPBXSession) -> None:
         session.send(stream)

@@ -150,16 +150,16 @@ def percentiles(samples: Iterable[float], points: Sequence[float]) -> list[float
 _IDS = re.compile(rb"\b(1\d{9})\.(\d+)\b")
 
 
-def event_blocks(trace: bytes) -> list[bytes]:
+def event_blocks(trace: bytes, drop: frozenset[str] = frozenset()) -> list[bytes]:
     """The trace's events (each with its blank line), without the connection's own
-    messages (login and logoff responses, FullyBooted, SuccessfulAuth)."""
+    messages (login and logoff responses, FullyBooted, SuccessfulAuth) nor ``drop``."""
     _, body = split_banner(trace)
     out = []
     for block in body.split(b"\r\n\r\n"):
         if not block.startswith(b"Event: "):
             continue
         name = block[7 : block.find(b"\r\n")] if b"\r\n" in block else block[7:]
-        if name in (b"FullyBooted", b"SuccessfulAuth"):
+        if name in (b"FullyBooted", b"SuccessfulAuth") or name.decode() in drop:
             continue
         out.append(block + b"\r\n\r\n")
     return out
@@ -177,7 +177,9 @@ def distinct_copy(blocks: list[bytes], copy: int) -> bytes:
     return _IDS.sub(shift, b"".join(blocks))
 
 
-def event_stream(trace: bytes, repeat: int) -> tuple[bytes, int]:
+def event_stream(
+    trace: bytes, repeat: int, drop: frozenset[str] = frozenset()
+) -> tuple[bytes, int]:
     """``repeat`` distinct copies of the trace's events and how many events that is."""
-    blocks = event_blocks(trace)
+    blocks = event_blocks(trace, drop)
     return b"".join(distinct_copy(blocks, k) for k in range(repeat)), len(blocks) * repeat
