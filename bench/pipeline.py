@@ -225,6 +225,12 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument(
+        "--switch-interval",
+        type=float,
+        default=None,
+        help="diagnosis: sys.setswitchinterval() (seconds) for the daemon's threads",
+    )
+    parser.add_argument(
         "--as-configured",
         action="store_true",
         help="leave out Newexten, as config/asterisk/manager.conf has Asterisk do",
@@ -237,11 +243,14 @@ def main() -> None:
     )
     args = parser.parse_args()
     configure_logging("warning", sys.stderr)
+    if args.switch_interval is not None:
+        sys.setswitchinterval(args.switch_interval)
     benchlib.context(
         stream=f"12-burst.ami events x {args.repeat} (distinct calls), loopback TCP"
         + (", without Newexten (as configured)" if args.as_configured else ""),
         database=args.database,
         pbx="bench/amiserver.py in its own process",
+        gil_switch_interval=f"{sys.getswitchinterval() * 1000:g} ms",
     )
     results: dict[str, list[float]] = {}
     for round_ in range(1 if args.profile else args.rounds):

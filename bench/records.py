@@ -33,6 +33,31 @@ from cti_bridge.store.testing import START, queue_call_answered, scratch_postgre
 EVENTS_PER_CALL = len(queue_call_answered("x").events)
 
 
+class GcPauses:
+    """Collections (in any thread) and how long each held the interpreter."""
+
+    def __init__(self) -> None:
+        self.pauses: list[tuple[int, float]] = []
+        self._started = 0.0
+        gc.callbacks.append(self._callback)
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.pauses.append((info["generation"], (time.perf_counter() - self._started) * 1e3))
+
+    def summary(self) -> str:
+        if not self.pauses:
+            return "no collections"
+        longest = max(self.pauses, key=lambda p: p[1])
+        full = sum(1 for g, _ in self.pauses if g == 2)
+        return (
+            f"{len(self.pauses)} collections ({full} full), longest {longest[1]:.1f} ms "
+            f"(generation {longest[0]})"
+        )
+
+
 class LagMeter:
     """A 1 ms tick that records how late each tick came."""
 
@@ -81,6 +106,7 @@ async def run(reactor: Any, url: str, args: argparse.Namespace, out: dict[str, A
     lag = LagMeter(reactor)
     feeder.start(0.01)
     lag.start()
+    collections = GcPauses()
     await task.deferLater(reactor, args.warmup, lambda: None)
     written0, lags0, t0 = writer.status()["written"], len(lag.lags), time.perf_counter()
     await task.deferLater(reactor, args.seconds, lambda: None)
@@ -100,6 +126,7 @@ async def run(reactor: Any, url: str, args: argparse.Namespace, out: dict[str, A
         status=status,
         submitted=submitted_calls,
         rows=rows,
+        gc=collections.summary(),
     )
 
 
@@ -123,7 +150,7 @@ def one(name: str, url: str, args: argparse.Namespace) -> None:
     print(
         f"# {name}: {out['submitted']} calls, {status['written']} events in "
         f"{status['batches']} batches; loop lag p50 {p50:.2f} ms, p99 {p99:.2f} ms, "
-        f"max {top:.2f} ms over {len(out['lags'])} ticks"
+        f"max {top:.2f} ms over {len(out['lags'])} ticks; garbage collector: {out['gc']}"
     )
     benchlib.line(f"cti-bridge records ({name})", out["rate"], "calls/s")
     benchlib.line(f"cti-bridge reactor max loop lag while writing ({name})", top, "ms")
