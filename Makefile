@@ -12,3 +12,8 @@ test:
 lint:
 	./scripts/bootstrap test
 	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy
+
+# The benchmarks' own environment (peers: panoramisk, pyst2); then e.g.
+# bench/.venv/bin/python bench/ami_parse.py  (see bench/README.md)
+bench:
+	./bench/setup
