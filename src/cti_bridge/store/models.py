@@ -258,6 +258,8 @@ class Agreement(Base):
     __table_args__ = (
         Index(None, "status", "deadline"),
         Index(None, "owner_operator_id", "status"),
+        # An unknown caller's pop lists the open agreements to call that number back.
+        Index(None, "callback_number", "status"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -327,6 +327,11 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_agreements")),
     )
     op.create_index(op.f("ix_agreements_call_id"), "agreements", ["call_id"])
+    op.create_index(
+        op.f("ix_agreements_callback_number_status"),
+        "agreements",
+        ["callback_number", "status"],
+    )
     op.create_index(op.f("ix_agreements_customer_id"), "agreements", ["customer_id"])
     op.create_index(
         op.f("ix_agreements_owner_operator_id_status"),
@@ -499,6 +504,7 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_agreements_owner_operator_id_status"), table_name="agreements")
     op.drop_index(op.f("ix_agreements_customer_id"), table_name="agreements")
     op.drop_index(op.f("ix_agreements_call_id"), table_name="agreements")
+    op.drop_index(op.f("ix_agreements_callback_number_status"), table_name="agreements")
 
     op.drop_table("agreements")
     op.drop_index(op.f("ix_sessions_operator_id"), table_name="sessions")
