@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from cti_bridge.calls.events import Direction, Outcome
 from cti_bridge.pop import ContextRequest, PopContextBuilder
@@ -313,3 +313,78 @@ def test_customer_context_reads_like_a_pop(
         assert card[key] == pop[key], key
     assert [h["id"] for h in card["history"]] == [past]
     assert built.customer_context(999_999) is None
+
+
+# -- how the context is read ------------------------------------------------------------------
+
+
+def test_history_is_the_newest_calls_of_the_customer_and_of_all_their_numbers(
+    store: Store, fake_time: FakeTime
+) -> None:
+    lines = ["050111111", "050222222", "050333333", "050444444", "050555555"]
+    # Recorded before the customer was imported: these calls have no customer id, only
+    # the number - among them the fourth and fifth numbers, past the per-number reads.
+    before = [
+        past_call(store, f"pre.{i}", START - 86400 * (20 - i), lines[i], None) for i in range(5)
+    ]
+    store.customers.add_customer("Many lines", numbers=lines)
+    after = [
+        past_call(store, f"post.{i}", START - 86400 * (10 - i), lines[i % 2], None)
+        for i in range(8)
+    ]
+    unrelated = past_call(store, "other.1", START - 3600, "050999999", None)
+    context = builder(store, fake_time).build(request(CallBuilder("now.m", number=lines[0])))
+    newest_first = list(reversed(before + after))
+    assert [h["id"] for h in context["history"]] == newest_first[:10]
+    assert unrelated not in [h["id"] for h in context["history"]]
+    assert context["customer"]["numbers"] == [f"+32{n[1:]}" for n in lines]
+
+
+def test_a_pop_is_one_read_and_at_most_one_write(
+    store: Store, fake_time: FakeTime, helpdesk: dict[str, Any]
+) -> None:
+    statements: list[str] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, *rest: Any) -> None:
+        first = statement.split(None, 1)[0].upper()
+        if first not in ("BEGIN", "COMMIT", "ROLLBACK"):
+            statements.append(first)
+
+    event.listen(store.engine, "before_cursor_execute", seen)
+    built = builder(store, fake_time)
+    call = request(CallBuilder("one.1", number="050123456"))
+    first = built.build(call)
+    assert statements == ["WITH", "INSERT", "SELECT"]  # the whole context, then the row
+    statements.clear()
+    again = built.build(call)
+    assert statements == ["WITH"]  # the row exists: nothing to write
+    assert first["call_id"] == again["call_id"] is not None
+    assert first["customer"]["id"] == helpdesk["jan"]
+
+
+def test_times_are_utc_whatever_the_database_sessions_time_zone(
+    store: Store, fake_time: FakeTime, helpdesk: dict[str, Any]
+) -> None:
+    postgres = store.engine.dialect.name == "postgresql"
+
+    def kathmandu(dbapi_connection: Any, record: Any) -> None:
+        if postgres:  # +05:45: any slip in reading offsets shows
+            cursor = dbapi_connection.cursor()
+            cursor.execute("SET TIME ZONE 'Asia/Kathmandu'")
+            cursor.close()
+            dbapi_connection.commit()
+
+    past = past_call(store, "tz.1", START - 86400 + 0.25, "050123456", "in Kathmandu")
+    event.listen(store.engine, "connect", kathmandu)
+    store.engine.dispose()
+    if postgres:
+        with store.engine.connect() as connection:
+            zone = connection.exec_driver_sql("SHOW TIME ZONE").scalar()
+        assert zone == "Asia/Kathmandu"
+    context = builder(store, fake_time).build(request(CallBuilder("tz.2", number="050123456")))
+    assert [(h["id"], h["started_at"]) for h in context["history"]] == [
+        (past, "2026-11-25T23:23:03.250Z")
+    ]
+    upcoming = next(a for a in context["agreements"] if a["id"] == helpdesk["open"])
+    assert upcoming["deadline"] == "2026-11-28T12:00:00.000Z"
+    assert upcoming["created_at"] == "2026-11-26T23:23:03.000Z"

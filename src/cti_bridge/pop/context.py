@@ -1,10 +1,8 @@
 """Everything a pop shows about a call, read in one trip to the database thread pool.
 
 ``PopContextBuilder.build`` is synchronous and runs in the pool (``service.py`` sends it
-there); one call of it is one trip: every lookup runs in one session, each on an index
-(``customer_numbers.number`` unique, ``calls(customer_id, started_at)``,
-``calls(caller_number, started_at)``, ``contracts.customer_id``, ``agreements.customer_id``,
-``scripts.product_id``, ``calls(pbx, linkedid)`` unique).
+there). It runs at every first ring, so it is built to be cheap: one connection, one read
+statement for the whole context (``queries.py``), and at most one short write.
 
 The pop needs the call's record id (the console PATCHes notes onto it) before the record
 writer may have seen the call, so the builder gets or creates the record row on
@@ -19,118 +17,41 @@ carried as text; nothing here (or anywhere in the pop) builds markup.
 
 from __future__ import annotations
 
+import json
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, not_, or_, select
+from sqlalchemy import Connection, Engine, RowMapping, bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from cti_bridge.calls.events import Call
 from cti_bridge.store.customers import customer_fields
 from cti_bridge.store.db import writing
-from cti_bridge.store.models import (
-    Agreement,
-    CallRecord,
-    Contract,
-    Customer,
-    CustomerNumber,
-    CustomerProduct,
-    Operator,
-    Product,
-    Script,
-)
+from cti_bridge.store.models import CallRecord, Customer
 from cti_bridge.store.numbers import caller_number
 from cti_bridge.store.records import clean_text
 from cti_bridge.store.types import from_posix, iso_utc
 
-__all__ = ["ContextRequest", "PopContextBuilder", "fallback_context", "local_today"]
+from .queries import MAX_AGREEMENTS, NOTES_PREVIEW, pop_read
+
+__all__ = [
+    "MAX_AGREEMENTS",
+    "ContextRequest",
+    "PopContextBuilder",
+    "fallback_context",
+    "local_today",
+]
 
 HISTORY = 10
-MAX_AGREEMENTS = 20
-#: Notes in the history are cut here; the full text is one click away (GET /api/calls/{id}).
-NOTES_PREVIEW = 1000
 UPSELL_DAYS = 30
 
-# The pop's statements, built once: a pop runs them all, and building SQLAlchemy
-# statements costs more than SQLite takes to answer them.
 _CALL_ID = select(CallRecord.id).where(
     CallRecord.pbx == bindparam("pbx"), CallRecord.linkedid == bindparam("linkedid")
-)
-_CUSTOMER_OF_NUMBER = select(CustomerNumber.customer_id).where(
-    CustomerNumber.number == bindparam("number")
-)
-_NUMBERS = (
-    select(CustomerNumber.number)
-    .where(CustomerNumber.customer_id == bindparam("customer_id"))
-    .order_by(CustomerNumber.id)
-)
-_PRODUCTS = (
-    select(Product.id, Product.code, Product.name, CustomerProduct.serial)
-    .join(CustomerProduct, CustomerProduct.product_id == Product.id)
-    .where(CustomerProduct.customer_id == bindparam("customer_id"))
-    .order_by(Product.code)
-)
-_CONTRACTS = (
-    select(Contract, Product.code, Product.name)
-    .outerjoin(Product, Product.id == Contract.product_id)
-    .where(Contract.customer_id == bindparam("customer_id"))
-)
-_NOT_THIS_CALL = not_(
-    and_(CallRecord.pbx == bindparam("pbx"), CallRecord.linkedid == bindparam("linkedid"))
-)
-_HISTORY = (
-    select(CallRecord, Operator.username)
-    .outerjoin(Operator, Operator.id == CallRecord.answered_by_operator_id)
-    .order_by(CallRecord.started_at.desc(), CallRecord.id.desc())
-    .limit(bindparam("limit"))
-)
-#: A customer's calls: by customer, or from any of their numbers (calls recorded before
-#: the customer was imported have no customer id).
-_HISTORY_OF_CUSTOMER = _HISTORY.where(
-    or_(
-        CallRecord.customer_id == bindparam("customer_id"),
-        CallRecord.caller_number.in_(bindparam("numbers", expanding=True)),
-    ),
-    _NOT_THIS_CALL,
-)
-_HISTORY_OF_NUMBER = _HISTORY.where(CallRecord.caller_number == bindparam("number"), _NOT_THIS_CALL)
-
-
-def _open_agreements_where(which: Any) -> Any:
-    return (
-        select(Agreement, Operator.username)
-        .outerjoin(Operator, Operator.id == Agreement.owner_operator_id)
-        .where(which, Agreement.status == "open")
-        .order_by(Agreement.deadline.is_(None), Agreement.deadline, Agreement.id)
-        .limit(MAX_AGREEMENTS)
-    )
-
-
-_AGREEMENTS_OF_CUSTOMER = _open_agreements_where(Agreement.customer_id == bindparam("customer_id"))
-#: An unknown caller's earlier promises, by the number to call back.
-_AGREEMENTS_OF_NUMBER = _open_agreements_where(Agreement.callback_number == bindparam("number"))
-_LATEST_SCRIPTS = (
-    select(Script.product_id, Script.name, func.max(Script.version).label("version"))
-    .where(Script.product_id.in_(bindparam("product_ids", expanding=True)))
-    .group_by(Script.product_id, Script.name)
-    .subquery()
-)
-_SCRIPTS = (
-    select(Script, Product.code, Product.name)
-    .join(
-        _LATEST_SCRIPTS,
-        and_(
-            Script.product_id == _LATEST_SCRIPTS.c.product_id,
-            Script.name == _LATEST_SCRIPTS.c.name,
-            Script.version == _LATEST_SCRIPTS.c.version,
-        ),
-    )
-    .join(Product, Product.id == Script.product_id)
-    .order_by(Product.code, Script.name)
 )
 
 
@@ -207,49 +128,47 @@ class PopContextBuilder:
         today: Callable[[], date] | None = None,
         history: int = HISTORY,
     ) -> None:
-        self._sessions = sessions
+        engine = sessions.kw.get("bind")
+        if not isinstance(engine, Engine):
+            raise TypeError("PopContextBuilder needs a session factory bound to an engine")
+        self._engine = engine
         self._region = default_region
         self._clock = clock
         self._today = today or local_today(clock)
         self._history = history
+        self._sessions = sessions
 
     def build(self, request: ContextRequest) -> dict[str, Any]:
         caller = caller_of(request, self._region)
         today = self._today()
         now = datetime.fromtimestamp(self._clock(), UTC)
-        with self._sessions() as session:
-            this_call = {"pbx": request.pbx, "linkedid": request.linkedid}
-            call_id = session.scalar(_CALL_ID, this_call)
-            agreement = _callback_agreement(session, request.agreement_ref)
-            customer_id = agreement.customer_id if agreement is not None else None
-            if customer_id is None and caller["number"] is not None:
-                customer_id = session.scalar(_CUSTOMER_OF_NUMBER, {"number": caller["number"]})
-            customer = None if customer_id is None else _customer(session, customer_id)
-            contracts = [] if customer is None else _contracts(session, customer["id"], today)
-            numbers = [caller["number"]] if caller["number"] else []
-            if customer is not None:
-                numbers = sorted(set(numbers) | set(customer["numbers"]))
-            history = _history(session, this_call, customer_id, numbers, self._history)
-            agreements = _open_agreements(session, customer_id, caller["number"], now)
-            product_ids = {p["id"] for p in customer["products"]} if customer else set()
-            product_ids |= {c["product"]["id"] for c in contracts if c["product"]}
-            scripts = _scripts(session, product_ids)
-            callback = None
-            if agreement is not None:
-                callback = _agreement_dict(agreement, _username(session, agreement), now)
-        if call_id is None:
-            call_id = self._create_call(request)
+        with self._connect() as connection:
+            found = self._read(
+                connection,
+                {
+                    "customer_id": None,
+                    "agreement_id": _agreement_id(request.agreement_ref),
+                    "number": caller["number"],
+                    "pbx": request.pbx,
+                    "linkedid": request.linkedid,
+                },
+            )
+            call_id: int | None = found["call_id"]
+            if call_id is None:
+                call_id = self._create_call(request)
+        shown = _shown(found, today, now)
+        callback = _json(found["agreement"])
         return {
             "call_id": call_id,
             "caller": caller,
-            "customer": customer,
-            "in_contract": any(c["valid_today"] for c in contracts),
-            "contracts": contracts,
-            "history": history,
-            "agreements": agreements,
-            "agreement": callback,
-            "scripts": scripts,
-            "upsell": _upsell(contracts),
+            "customer": shown["customer"],
+            "in_contract": shown["in_contract"],
+            "contracts": shown["contracts"],
+            "history": shown["history"],
+            "agreements": shown["agreements"],
+            "agreement": None if callback is None else _agreement(callback, now),
+            "scripts": shown["scripts"],
+            "upsell": shown["upsell"],
             "degraded": False,
         }
 
@@ -258,26 +177,37 @@ class PopContextBuilder:
         view (search -> card), so a looked-up customer reads exactly like a pop."""
         today = self._today()
         now = datetime.fromtimestamp(self._clock(), UTC)
-        with self._sessions() as session:
-            customer = _customer(session, customer_id)
-            if customer is None:
-                return None
-            contracts = _contracts(session, customer_id, today)
-            nowhere = {"pbx": "", "linkedid": ""}
-            history = _history(session, nowhere, customer_id, customer["numbers"], self._history)
-            agreements = _open_agreements(session, customer_id, None, now)
-            product_ids = {p["id"] for p in customer["products"]}
-            product_ids |= {c["product"]["id"] for c in contracts if c["product"]}
-            scripts = _scripts(session, product_ids)
-        return {
-            "customer": customer,
-            "in_contract": any(c["valid_today"] for c in contracts),
-            "contracts": contracts,
-            "history": history,
-            "agreements": agreements,
-            "scripts": scripts,
-            "upsell": _upsell(contracts),
-        }
+        with self._connect() as connection:
+            found = self._read(
+                connection,
+                {
+                    "customer_id": customer_id,
+                    "agreement_id": None,
+                    "number": None,
+                    "pbx": "",
+                    "linkedid": "",
+                },
+            )
+        shown = _shown(found, today, now)
+        return None if shown["customer"] is None else shown
+
+    # -- the database --------------------------------------------------------------------------
+
+    @contextmanager
+    def _connect(self) -> Iterator[Connection]:
+        with self._engine.connect() as connection:
+            if connection.dialect.name == "postgresql":
+                # A single statement needs no transaction around it: BEGIN and ROLLBACK
+                # would be two more round trips. (SQLite keeps its own BEGIN hook.)
+                connection.execution_options(isolation_level="AUTOCOMMIT")
+            yield connection
+
+    def _read(self, connection: Connection, params: dict[str, Any]) -> RowMapping:
+        statement = pop_read(connection.dialect)
+        params["limit"] = self._history
+        row = connection.exec_driver_sql(statement.sql, statement.arguments(params)).one()
+        connection.rollback()  # a read transaction ends before any write begins
+        return row._mapping
 
     def _create_call(self, request: ContextRequest) -> int:
         now = datetime.fromtimestamp(self._clock(), UTC)
@@ -296,35 +226,78 @@ class PopContextBuilder:
                 updated_at=now,
             )
             session.execute(statement.on_conflict_do_nothing(index_elements=["pbx", "linkedid"]))
-            this_call = {"pbx": request.pbx, "linkedid": request.linkedid}
-            call_id = session.scalar(_CALL_ID, this_call)
+            call_id = session.scalar(_CALL_ID, _key(request))
         assert call_id is not None
         return call_id
 
 
-# -- the lookups ------------------------------------------------------------------------
+def _key(request: ContextRequest) -> dict[str, str]:
+    return {"pbx": request.pbx, "linkedid": request.linkedid}
 
 
-def _callback_agreement(session: Session, ref: str | None) -> Agreement | None:
+def _agreement_id(ref: str | None) -> int | None:
     """The agreement a callback was originated for (CTI_AGREEMENT_ID on the call)."""
-    if ref is None or not ref.isdigit() or len(ref) > 18:
+    if ref is None or not (ref.isascii() and ref.isdigit()) or len(ref) > 18:
         return None
-    return session.get(Agreement, int(ref))
+    return int(ref)
 
 
-def _customer(session: Session, customer_id: int) -> dict[str, Any] | None:
-    row = session.get(Customer, customer_id)
-    if row is None:
+# -- from the database's JSON to the pop's ------------------------------------------------------
+
+
+def _json(value: Any) -> Any:
+    """SQLite hands JSON over as text, psycopg already parsed."""
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def _rows(value: Any) -> list[dict[str, Any]]:
+    return _json(value) or []  # PostgreSQL aggregates no rows to null
+
+
+def _utc(value: str | None) -> datetime | None:
+    """A time from the database's JSON: naive UTC text (SQLite, as ``UTCDateTime`` stores
+    it) or ISO 8601 with the session's offset (PostgreSQL)."""
+    if value is None:
         return None
-    numbers = session.scalars(_NUMBERS, {"customer_id": customer_id}).all()
-    products = session.execute(_PRODUCTS, {"customer_id": customer_id}).all()
+    moment = datetime.fromisoformat(value)
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _day(value: str | None) -> date | None:
+    return None if value is None else date.fromisoformat(value)
+
+
+def _shown(found: RowMapping, today: date, now: datetime) -> dict[str, Any]:
+    """The customer part of a pop (and of the console's customer view)."""
+    customer = _customer(found)
+    contracts = _contracts(_rows(found["contracts"]), today)
     return {
-        **customer_fields(row),
-        "notes": row.notes,
-        "numbers": list(numbers),
+        "customer": customer,
+        "in_contract": any(c["valid_today"] for c in contracts),
+        "contracts": contracts,
+        "history": _history(_rows(found["history"])),
+        "agreements": [
+            _agreement(row, now)
+            for row in sorted(_rows(found["agreements"]), key=_deadline_order)[:MAX_AGREEMENTS]
+        ],
+        "scripts": _scripts(_rows(found["scripts"])),
+        "upsell": _upsell(contracts),
+    }
+
+
+def _customer(found: RowMapping) -> dict[str, Any] | None:
+    card = _json(found["customer"])
+    if card is None:
+        return None
+    numbers = sorted(_rows(found["numbers"]), key=lambda n: n["id"])
+    products = sorted(_rows(found["products"]), key=lambda p: (p["code"], p["owned"]))
+    return {
+        **customer_fields(Customer(**card)),  # one rendering of a customer's own fields
+        "notes": card["notes"],
+        "numbers": [n["number"] for n in numbers],
         "products": [
-            {"id": pid, "code": code, "name": name, "serial": serial}
-            for pid, code, name, serial in products
+            {"id": p["id"], "code": p["code"], "name": p["name"], "serial": p["serial"]}
+            for p in products
         ],
     }
 
@@ -333,26 +306,30 @@ def valid_on(valid_from: date, valid_until: date | None, day: date) -> bool:
     return valid_from <= day and (valid_until is None or day <= valid_until)
 
 
-def _contracts(session: Session, customer_id: int, today: date) -> list[dict[str, Any]]:
-    rows = session.execute(_CONTRACTS, {"customer_id": customer_id}).all()
+def _contracts(rows: list[dict[str, Any]], today: date) -> list[dict[str, Any]]:
     contracts: list[dict[str, Any]] = []
-    for contract, code, name in rows:
-        valid_today = valid_on(contract.valid_from, contract.valid_until, today)
-        until = contract.valid_until
+    for row in rows:
+        valid_from = _day(row["valid_from"])
+        until = _day(row["valid_until"])
+        assert valid_from is not None
         contracts.append(
             {
-                "id": contract.id,
-                "reference": contract.reference,
+                "id": row["id"],
+                "reference": row["reference"],
                 "product": None
-                if contract.product_id is None
-                else {"id": contract.product_id, "code": code, "name": name},
-                "covered": list(contract.covered or []),
-                "service_level_hours": contract.service_level_hours,
-                "valid_from": contract.valid_from.isoformat(),
+                if row["product_id"] is None
+                else {
+                    "id": row["product_id"],
+                    "code": row["product_code"],
+                    "name": row["product_name"],
+                },
+                "covered": list(_json(row["covered"]) or []),
+                "service_level_hours": row["service_level_hours"],
+                "valid_from": valid_from.isoformat(),
                 "valid_until": None if until is None else until.isoformat(),
-                "valid_today": valid_today,
+                "valid_today": valid_on(valid_from, until, today),
                 "days_left": None if until is None else (until - today).days,
-                "notes": contract.notes,
+                "notes": row["notes"],
             }
         )
     # Valid ones first, the one ending soonest first; then the others, newest first.
@@ -363,40 +340,27 @@ def _contracts(session: Session, customer_id: int, today: date) -> list[dict[str
     return valid + other
 
 
-def _history(
-    session: Session,
-    this_call: dict[str, str],
-    customer_id: int | None,
-    numbers: Sequence[str],
-    limit: int,
-) -> list[dict[str, Any]]:
-    """The last calls of the customer, or of the number when nobody has it."""
-    params: dict[str, Any] = {**this_call, "limit": limit}
-    if customer_id is not None:
-        statement = _HISTORY_OF_CUSTOMER
-        params |= {"customer_id": customer_id, "numbers": list(numbers)}
-    elif numbers:
-        statement = _HISTORY_OF_NUMBER
-        params["number"] = numbers[0]
-    else:
-        return []  # withheld or not a phone number: "anonymous" is not one caller
-    rows = session.execute(statement, params).all()
+def _history(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The last calls of the customer, or of the number when nobody has it; newest first."""
+    for row in rows:
+        row["started_at"] = _utc(row["started_at"])
+    rows.sort(key=lambda r: (r["started_at"], r["id"]), reverse=True)
     history = []
-    for row, username in rows:
-        notes, cut = _preview(row.notes)
+    for row in rows:
+        notes, cut = _preview(row["notes"])
         history.append(
             {
-                "id": row.id,
-                "started_at": iso_utc(row.started_at),
-                "direction": row.direction,
-                "caller_number": row.caller_number,
-                "queue": row.queue,
-                "answered_by": username or row.answered_by_device,
-                "outcome": row.outcome,
-                "wait_seconds": _rounded(row.wait_seconds),
-                "talk_seconds": _rounded(row.talk_seconds),
-                "category": row.category,
-                "disposition": row.disposition,
+                "id": row["id"],
+                "started_at": iso_utc(row["started_at"]),
+                "direction": row["direction"],
+                "caller_number": row["caller_number"],
+                "queue": row["queue"],
+                "answered_by": row["answered_by"],
+                "outcome": row["outcome"],
+                "wait_seconds": _rounded(row["wait_seconds"]),
+                "talk_seconds": _rounded(row["talk_seconds"]),
+                "category": row["category"],
+                "disposition": row["disposition"],
                 "notes": notes,
                 "notes_truncated": cut,
             }
@@ -404,62 +368,48 @@ def _history(
     return history
 
 
-def _open_agreements(
-    session: Session, customer_id: int | None, number: str | None, now: datetime
-) -> list[dict[str, Any]]:
-    if customer_id is not None:
-        rows = session.execute(_AGREEMENTS_OF_CUSTOMER, {"customer_id": customer_id}).all()
-    elif number is not None:
-        rows = session.execute(_AGREEMENTS_OF_NUMBER, {"number": number}).all()
-    else:
-        return []
-    return [_agreement_dict(agreement, username, now) for agreement, username in rows]
+def _deadline_order(row: dict[str, Any]) -> tuple[bool, datetime, int]:
+    deadline = _utc(row["deadline"])
+    return deadline is None, deadline or datetime.min.replace(tzinfo=UTC), row["id"]
 
 
-def _username(session: Session, agreement: Agreement) -> str | None:
-    if agreement.owner_operator_id is None:
-        return None
-    return session.scalar(
-        select(Operator.username).where(Operator.id == agreement.owner_operator_id)
-    )
-
-
-def _agreement_dict(agreement: Agreement, owner: str | None, now: datetime) -> dict[str, Any]:
-    notes, cut = _preview(agreement.notes)
-    deadline = agreement.deadline
+def _agreement(row: dict[str, Any], now: datetime) -> dict[str, Any]:
+    notes, cut = _preview(row["notes"])
+    deadline = _utc(row["deadline"])
     return {
-        "id": agreement.id,
-        "kind": agreement.kind,
-        "status": agreement.status,
+        "id": row["id"],
+        "kind": row["kind"],
+        "status": row["status"],
         "deadline": iso_utc(deadline),
-        "overdue": agreement.status == "open" and deadline is not None and deadline < now,
-        "owner": owner,
-        "call_id": agreement.call_id,
-        "callback_number": agreement.callback_number,
-        "window_start": iso_utc(agreement.window_start),
-        "window_end": iso_utc(agreement.window_end),
+        "overdue": row["status"] == "open" and deadline is not None and deadline < now,
+        "owner": row["owner"],
+        "call_id": row["call_id"],
+        "callback_number": row["callback_number"],
+        "window_start": iso_utc(_utc(row["window_start"])),
+        "window_end": iso_utc(_utc(row["window_end"])),
         "notes": notes,
         "notes_truncated": cut,
-        "created_at": iso_utc(agreement.created_at),
+        "created_at": iso_utc(_utc(row["created_at"])),
     }
 
 
-def _scripts(session: Session, product_ids: Iterable[int]) -> list[dict[str, Any]]:
-    """The newest version of every script of these products."""
-    ids = sorted(product_ids)
-    if not ids:
-        return []
-    rows = session.execute(_SCRIPTS, {"product_ids": ids}).all()
+def _scripts(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The newest version of every script of the customer's products."""
+    rows.sort(key=lambda r: (r["product_code"], r["name"]))
     return [
         {
-            "product": {"id": script.product_id, "code": code, "name": name},
-            "name": script.name,
-            "version": script.version,
-            "title": script.title,
-            "body": script.body,
-            "created_at": iso_utc(script.created_at),
+            "product": {
+                "id": r["product_id"],
+                "code": r["product_code"],
+                "name": r["product_name"],
+            },
+            "name": r["name"],
+            "version": r["version"],
+            "title": r["title"],
+            "body": r["body"],
+            "created_at": iso_utc(_utc(r["created_at"])),
         }
-        for script, code, name in rows
+        for r in rows
     ]
 
 
@@ -493,4 +443,4 @@ def _preview(text: str | None) -> tuple[str | None, bool]:
 
 
 def _rounded(value: float | None) -> float | None:
-    return None if value is None else round(value, 3)
+    return None if value is None else round(float(value), 3)

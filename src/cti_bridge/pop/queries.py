@@ -1,0 +1,340 @@
+"""The pop's read: one SQL statement, built with Core, compiled once per database dialect.
+
+A pop is read at every first ring, up to 50 times a second, so what costs is not the
+database - each lookup is an index probe of microseconds - but everything around it:
+a round trip per statement (PostgreSQL), SQLAlchemy's statement cache key and ORM rows
+per statement (Python, under the GIL the reactor needs too). So the whole context is one
+statement that returns one row, each part of it a JSON value built by the database:
+
+* ``who``: the customer, resolved once - the one asked for (the console's customer
+  view), else the callback agreement's, else the number's - and referred to everywhere;
+* the call's record id (null while no record exists);
+* the customer's card with numbers and products, contracts with their product, open
+  agreements (the number's when nobody has it), the callback's agreement, the newest
+  version of the scripts of the customer's products, and the history.
+
+The history is the last calls of the customer, or from any of their numbers (calls
+recorded before the customer was imported carry no customer id). Each source is read
+newest first on its own index - ``calls(customer_id, started_at)``, and
+``calls(caller_number, started_at)`` once for the caller's number and once for each of the
+customer's first ``HISTORY_NUMBERS`` numbers - and stops after ``limit`` rows, so a
+customer with ten thousand calls costs what one with ten does. Numbers beyond those are
+read in one sweep (customers with many numbers are rare).
+
+The statement is compiled once per dialect and run as its SQL text
+(``Connection.exec_driver_sql``): no cache key walk of a large statement per pop.
+Values therefore come back as the driver gives them: JSON as text (SQLite) or parsed
+(psycopg), times as ISO text in UTC (SQLite) or with the session's offset (PostgreSQL);
+``context.py`` reads both.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    CompoundSelect,
+    Integer,
+    Select,
+    String,
+    and_,
+    bindparam,
+    func,
+    literal_column,
+    not_,
+    select,
+    union,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.sql.selectable import ScalarSelect
+
+from cti_bridge.store.models import (
+    Agreement,
+    CallRecord,
+    Contract,
+    Customer,
+    CustomerNumber,
+    CustomerProduct,
+    Operator,
+    Product,
+    Script,
+)
+
+#: A select of any columns (SQLAlchemy 2.1 types a select by its columns).
+AnySelect = Select[*tuple[Any, ...]]
+
+__all__ = ["HISTORY_NUMBERS", "MAX_AGREEMENTS", "NOTES_PREVIEW", "Compiled", "pop_read"]
+
+MAX_AGREEMENTS = 20
+#: Notes in the history and agreements are cut here; the full text is one click away.
+NOTES_PREVIEW = 1000
+#: A customer's numbers whose calls are each read on their own index range.
+HISTORY_NUMBERS = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Compiled:
+    """A statement as SQL text for one dialect, and how to pass it its parameters."""
+
+    sql: str
+    #: Parameter names in order for positional drivers (sqlite3), None for named ones.
+    positions: tuple[str, ...] | None
+    #: Values compiled into the statement (limits, offsets, literals).
+    defaults: Mapping[str, Any]
+
+    def arguments(self, params: Mapping[str, Any]) -> tuple[Any, ...] | dict[str, Any]:
+        values = {**self.defaults, **params}
+        if self.positions is None:
+            return values
+        return tuple(values[name] for name in self.positions)
+
+
+_compiled: dict[str, Compiled] = {}
+_compiling = threading.Lock()
+
+
+def pop_read(dialect: Dialect) -> Compiled:
+    """The pop's read statement for ``dialect`` (SQLite or PostgreSQL), compiled once.
+
+    Parameters: ``customer_id`` (the console's view; else null), ``agreement_id`` (a
+    callback's agreement, or null), ``number`` (the caller in E.164, or null), ``pbx`` and
+    ``linkedid`` (the call), ``limit`` (history length).
+    """
+    key = f"{dialect.name}/{dialect.paramstyle}"
+    found = _compiled.get(key)
+    if found is None:
+        with _compiling:
+            found = _compiled.get(key)
+            if found is None:
+                found = _compiled[key] = _compile(_read(_Json(dialect.name)), dialect)
+    return found
+
+
+def _compile(statement: AnySelect, dialect: Dialect) -> Compiled:
+    compiled = statement.compile(dialect=dialect)
+    sql = str(compiled)
+    if "POSTCOMPILE" in sql:  # an expanding IN would need a compile per call
+        raise AssertionError("the pop's read must compile to fixed SQL")
+    positions = tuple(compiled.positiontup or ()) if dialect.positional else None
+    return Compiled(sql, positions, compiled.construct_params(_check=False))
+
+
+class _Json:
+    """Rows as JSON, in one dialect's functions."""
+
+    def __init__(self, dialect_name: str) -> None:
+        if dialect_name not in ("sqlite", "postgresql"):
+            raise ValueError(f"no JSON functions known for {dialect_name!r}")
+        postgresql = dialect_name == "postgresql"
+        self._object = func.json_build_object if postgresql else func.json_object
+        self._aggregate = func.json_agg if postgresql else func.json_group_array
+
+    def _row(self, columns: Iterable[ColumnElement[Any]]) -> ColumnElement[Any]:
+        pairs: list[ColumnElement[Any]] = []
+        for column in columns:
+            pairs += [literal_column(f"'{column.key}'"), column]
+        return self._object(*pairs)
+
+    def one(self, query: AnySelect) -> ScalarSelect[Any]:
+        """The first row of ``query`` as an object keyed by its column names, or null."""
+        rows = query.subquery()
+        return select(self._row(rows.c)).scalar_subquery()
+
+    def all(self, query: AnySelect) -> ScalarSelect[Any]:
+        """Every row of ``query`` as an array of objects (order: see the caller; PostgreSQL
+        gives null for no rows)."""
+        rows = query.subquery()
+        return select(self._aggregate(self._row(rows.c))).scalar_subquery()
+
+
+def _read(json: _Json) -> AnySelect:
+    number = bindparam("number", type_=String)
+    limit = bindparam("limit", type_=Integer)
+    this_call = and_(
+        CallRecord.pbx == bindparam("pbx", type_=String),
+        CallRecord.linkedid == bindparam("linkedid", type_=String),
+    )
+    by_agreement = select(Agreement.customer_id).where(
+        Agreement.id == bindparam("agreement_id", type_=Integer)
+    )
+    by_number = select(CustomerNumber.customer_id).where(CustomerNumber.number == number)
+    who = select(
+        func.coalesce(
+            bindparam("customer_id", type_=Integer),
+            by_agreement.scalar_subquery(),
+            by_number.scalar_subquery(),
+        ).label("customer_id")
+    ).cte("who")
+    customer_id = select(who.c.customer_id).scalar_subquery()
+
+    customer = select(
+        Customer.id,
+        Customer.external_ref,
+        Customer.name,
+        Customer.company,
+        Customer.language,
+        Customer.knowledge_level,
+        Customer.tier,
+        Customer.timezone,
+        Customer.notes,
+    ).where(Customer.id == customer_id)
+    numbers = select(CustomerNumber.id, CustomerNumber.number).where(
+        CustomerNumber.customer_id == customer_id
+    )
+    products = (
+        select(
+            CustomerProduct.id.label("owned"),
+            Product.id,
+            Product.code,
+            Product.name,
+            CustomerProduct.serial,
+        )
+        .join_from(CustomerProduct, Product, Product.id == CustomerProduct.product_id)
+        .where(CustomerProduct.customer_id == customer_id)
+    )
+    contracts = (
+        select(
+            Contract.id,
+            Contract.reference,
+            Contract.product_id,
+            Product.code.label("product_code"),
+            Product.name.label("product_name"),
+            Contract.covered,
+            Contract.service_level_hours,
+            Contract.valid_from,
+            Contract.valid_until,
+            Contract.notes,
+        )
+        .outerjoin(Product, Product.id == Contract.product_id)
+        .where(Contract.customer_id == customer_id)
+    )
+
+    def newest_calls(which: ColumnElement[bool]) -> AnySelect:
+        ids = (
+            select(CallRecord.id)
+            .where(which, not_(this_call))
+            .order_by(CallRecord.started_at.desc(), CallRecord.id.desc())
+            .limit(limit)
+            .subquery()
+        )
+        return select(ids.c.id)
+
+    their_numbers = (
+        select(CustomerNumber.number)
+        .where(CustomerNumber.customer_id == customer_id)
+        .order_by(CustomerNumber.id)
+    )
+    sources = [
+        newest_calls(CallRecord.customer_id == customer_id),
+        newest_calls(CallRecord.caller_number == number),
+        *(
+            newest_calls(CallRecord.caller_number == nth.scalar_subquery())
+            for nth in (their_numbers.limit(1).offset(k) for k in range(HISTORY_NUMBERS))
+        ),
+        newest_calls(CallRecord.caller_number.in_(their_numbers.offset(HISTORY_NUMBERS))),
+    ]
+    history = (
+        select(
+            CallRecord.id,
+            CallRecord.started_at,
+            CallRecord.direction,
+            CallRecord.caller_number,
+            CallRecord.queue,
+            func.coalesce(Operator.username, CallRecord.answered_by_device).label("answered_by"),
+            CallRecord.outcome,
+            CallRecord.wait_seconds,
+            CallRecord.talk_seconds,
+            CallRecord.category,
+            CallRecord.disposition,
+            func.substr(CallRecord.notes, 1, NOTES_PREVIEW + 1).label("notes"),
+        )
+        .outerjoin(Operator, Operator.id == CallRecord.answered_by_operator_id)
+        .where(CallRecord.id.in_(union(*sources)))
+        .order_by(CallRecord.started_at.desc(), CallRecord.id.desc())
+        .limit(limit)
+    )
+
+    def agreement_rows(which: ColumnElement[bool]) -> AnySelect:
+        return (
+            select(
+                Agreement.id,
+                Agreement.kind,
+                Agreement.status,
+                Agreement.deadline,
+                Operator.username.label("owner"),
+                Agreement.call_id,
+                Agreement.callback_number,
+                Agreement.window_start,
+                Agreement.window_end,
+                func.substr(Agreement.notes, 1, NOTES_PREVIEW + 1).label("notes"),
+                Agreement.created_at,
+            )
+            .outerjoin(Operator, Operator.id == Agreement.owner_operator_id)
+            .where(which)
+        )
+
+    # An unknown caller's earlier promises are found by the number to call back.
+    open_ones = union(
+        select(Agreement.id).where(
+            Agreement.customer_id == customer_id, Agreement.status == "open"
+        ),
+        select(Agreement.id).where(
+            Agreement.callback_number == number,
+            Agreement.status == "open",
+            customer_id.is_(None),
+        ),
+    )
+    agreements = (
+        agreement_rows(Agreement.id.in_(open_ones))
+        .order_by(Agreement.deadline.is_(None), Agreement.deadline, Agreement.id)
+        .limit(MAX_AGREEMENTS)
+    )
+    callback = agreement_rows(Agreement.id == bindparam("agreement_id", type_=Integer))
+
+    their_products: CompoundSelect[Any] = union(
+        select(CustomerProduct.product_id).where(CustomerProduct.customer_id == customer_id),
+        select(Contract.product_id).where(Contract.customer_id == customer_id),
+    )
+    latest = (
+        select(Script.product_id, Script.name, func.max(Script.version).label("version"))
+        .where(Script.product_id.in_(their_products))
+        .group_by(Script.product_id, Script.name)
+        .subquery()
+    )
+    scripts = (
+        select(
+            Script.product_id,
+            Product.code.label("product_code"),
+            Product.name.label("product_name"),
+            Script.name,
+            Script.version,
+            Script.title,
+            Script.body,
+            Script.created_at,
+        )
+        .join(
+            latest,
+            and_(
+                Script.product_id == latest.c.product_id,
+                Script.name == latest.c.name,
+                Script.version == latest.c.version,
+            ),
+        )
+        .join(Product, Product.id == Script.product_id)
+    )
+
+    return select(
+        select(CallRecord.id).where(this_call).scalar_subquery().label("call_id"),
+        json.one(customer).label("customer"),
+        json.all(numbers).label("numbers"),
+        json.all(products).label("products"),
+        json.all(contracts).label("contracts"),
+        json.all(history).label("history"),
+        json.all(agreements).label("agreements"),
+        json.one(callback).label("agreement"),
+        json.all(scripts).label("scripts"),
+    )
