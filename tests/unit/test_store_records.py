@@ -3,18 +3,23 @@ and reordering. Runs on SQLite and on PostgreSQL (see cti_bridge.store.testing).
 
 from __future__ import annotations
 
+import itertools
 import random
 import threading
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from cti_bridge.calls.events import (
     CallEnded,
     CallStarted,
     Direction,
+    DomainEvent,
     HungUpBy,
     OperatorRinging,
     Outcome,
@@ -22,6 +27,7 @@ from cti_bridge.calls.events import (
     TransferKind,
 )
 from cti_bridge.store import Store
+from cti_bridge.store.compaction import effective, group, newest_alone, segments_fit
 from cti_bridge.store.models import CallRecord, CallRing, CallSegment, CallTransfer
 from cti_bridge.store.testing import START, CallBuilder, queue_call_answered
 
@@ -448,3 +454,152 @@ def test_close_stale_closes_calls_that_ended_unseen(helpdesk: Store) -> None:
     assert calls["alive"]["ended_at"] is None
     assert calls["later"]["ended_at"] is None  # started after the resync
     assert helpdesk.calls.close_stale("main", {"alive"}, at=t + 300) == 0
+
+
+# --- a batch merges only the newest snapshot of a call, with the same result -----------
+
+
+def test_in_order_snapshots_collapse_into_the_newest() -> None:
+    built = queue_call_answered()
+    snapshots = [effective(event) for event in built.events]
+    assert newest_alone(snapshots)
+    assert group(built.events) == {("main", "1795735383.330"): snapshots}
+
+
+def test_snapshots_that_know_something_the_newest_does_not_are_all_merged() -> None:
+    built = queue_call_answered()
+    started, *_, ended = [effective(event) for event in built.events]
+    ringing = effective(built.events[1])
+    assert not newest_alone([ended, ringing])  # a late ring after the end
+    rejoined = replace(ended, started_at=START + 30, complete=False)
+    assert not newest_alone([started, rejoined])  # a reconnect's later start
+    renamed = replace(ended, caller_name="Jan Peeters (VIP)")
+    assert not newest_alone([started, renamed])  # the caller ID changed mid-call
+    forgot_queue = replace(ended, queue=None, queues=())
+    assert not newest_alone([ringing, forgot_queue])  # a resync knows less
+
+
+def test_segments_fit_asks_the_record_when_overlap_decides() -> None:
+    ended = effective(queue_call_answered().events[-1])
+    (segment,) = ended.segments
+    start = datetime.fromtimestamp(segment.started_at, UTC)
+    assert segments_fit([], ended)
+    assert segments_fit([(segment.channel, start)], ended)
+    assert segments_fit([("PJSIP/other-1", start + timedelta(seconds=9))], ended)
+    assert not segments_fit([(segment.channel, start + timedelta(seconds=40))], ended)
+
+
+DEVICES = (ANNA, BART, "Local/2001@internal")
+QUEUES = ("support", "sales")
+_serial = itertools.count()
+
+
+@st.composite
+def call_events(draw: st.DrawFn) -> list[DomainEvent]:
+    """A call as the model would report it, then disordered the ways the store meets it:
+    reordering, replays, a reconnect's second CallStarted, a caller ID changing."""
+    t = START + draw(st.integers(0, 10_000))
+    number = draw(st.sampled_from(["+3250123456", "050123456", "anonymous", None]))
+    built = CallBuilder(f"prop-{next(_serial)}", number=number, at=t)
+    if draw(st.booleans()):
+        built.join_queue("support", t + 1)
+    now = t + 1
+    actions = st.sampled_from(["ring", "answer", "ring_end", "transfer", "leave", "queue"])
+    for action in draw(st.lists(actions, max_size=8)):
+        now += draw(st.sampled_from([0.0, 0.25, 3.0]))
+        device = draw(st.sampled_from(DEVICES))
+        rang = any(r.device == device for r in built.call.rings)
+        if action == "ring":
+            built.ring(device, now, queue=built.call.queue)
+        elif action == "answer" and rang:
+            built.answer(device, now)
+        elif action == "ring_end" and rang:
+            built.ring_end(device, now, draw(st.sampled_from(list(RingResult))))
+        elif action == "transfer":
+            target = draw(st.sampled_from(["2001", *DEVICES, None]))
+            kind = draw(st.sampled_from(list(TransferKind)))
+            built.transfer(kind, now - draw(st.sampled_from([0.0, 3.0])), device, target)
+        elif action == "leave":
+            built.leave(device, now)
+        elif (
+            action == "queue" and (queue := draw(st.sampled_from(QUEUES))) not in built.call.queues
+        ):
+            built.join_queue(queue, now)  # the model lists a queue once
+    if draw(st.booleans()):
+        built.end(now + 1, draw(st.sampled_from(list(Outcome))))
+    events = list(built.events)
+    if draw(st.booleans()):
+        renamed_from = draw(st.integers(0, len(events) - 1))
+        events[renamed_from:] = [
+            replace(e, call=replace(e.call, caller_name="Jan Peeters (VIP)"))
+            for e in events[renamed_from:]
+        ]
+    if draw(st.booleans()):
+        seen = draw(st.sampled_from(events)).call
+        events.insert(
+            draw(st.integers(0, len(events))),
+            CallStarted(replace(seen, complete=False, started_at=seen.started_at + 40)),
+        )
+    for _ in range(draw(st.integers(0, 2))):
+        events.append(draw(st.sampled_from(events)))  # a replay of something seen
+    if draw(st.booleans()):
+        events = draw(st.permutations(events))
+    return events
+
+
+def record_rows(store: Store, pbx: str) -> list[Any]:
+    """Everything the store wrote for ``pbx``'s calls, ids left out."""
+    result: list[Any] = []
+    with store.engine.connect() as connection:
+        calls = connection.execute(
+            select(CallRecord.__table__).where(CallRecord.pbx == pbx).order_by(CallRecord.linkedid)
+        ).all()
+        for call in calls:
+            values = call._asdict()
+            result.append({k: v for k, v in values.items() if k not in ("id", "pbx")})
+            for model, order in (
+                (CallRing, CallRing.started_at),
+                (CallSegment, CallSegment.started_at),
+                (CallTransfer, CallTransfer.at),
+            ):
+                children = connection.execute(
+                    select(model.__table__)
+                    .where(model.call_id == values["id"])
+                    .order_by(order, model.id)
+                ).all()
+                result.append(
+                    [
+                        {k: v for k, v in c._asdict().items() if k not in ("id", "call_id")}
+                        for c in children
+                    ]
+                )
+    return result
+
+
+def on_pbx(events: list[DomainEvent], pbx: str) -> list[DomainEvent]:
+    return [replace(e, call=replace(e.call, pbx=pbx)) for e in events]
+
+
+def test_a_batch_gives_the_rows_of_one_event_at_a_time(helpdesk: Store) -> None:
+    """Compaction (only the newest snapshot per call and batch) is invisible: whatever
+    the order, replays or reconnects, batches give exactly the rows that writing every
+    event in its own transaction gives. (Hypothesis runs inside the test, not around
+    it: pytest-twisted wraps test functions, which ``@given`` on a test does not survive.)
+    """
+
+    @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(calls=st.lists(call_events(), min_size=1, max_size=3), data=st.data())
+    def check(calls: list[list[DomainEvent]], data: st.DataObject) -> None:
+        serial = next(_serial)
+        stream = [event for events in calls for event in events]
+        if data.draw(st.booleans()):
+            stream = data.draw(st.permutations(stream))
+        cuts = sorted(data.draw(st.sets(st.integers(1, max(1, len(stream) - 1)), max_size=3)))
+        batched, single = f"batch-{serial}", f"single-{serial}"
+        for start, end in itertools.pairwise([0, *cuts, len(stream)]):
+            helpdesk.calls.apply(on_pbx(stream[start:end], batched))
+        for event in on_pbx(stream, single):
+            helpdesk.calls.apply([event])
+        assert record_rows(helpdesk, batched) == record_rows(helpdesk, single)
+
+    check()

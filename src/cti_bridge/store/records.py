@@ -34,18 +34,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 
-from cti_bridge.calls.events import (
-    Call,
-    CallAnswered,
-    CallTransferred,
-    DomainEvent,
-    OperatorRinging,
-    Ring,
-    RingEnded,
-    Segment,
-    Transfer,
-)
+from cti_bridge.calls.events import Call, DomainEvent, Ring, Segment, Transfer
 
+from .compaction import group, newest_alone, segments_fit
 from .db import StoreService, writing
 from .models import Agreement, CallRecord, CallRing, CallSegment, CallTransfer, OperatorDevice
 from .models import CustomerNumber as CustomerNumberRow
@@ -77,11 +68,12 @@ class CallStore(StoreService):
         """Merge ``events`` (in order) in one transaction; returns how many calls changed."""
         if not events:
             return 0
+        calls = group(events)
         with writing(self._sessions) as session, session.no_autoflush:
             batch = _Batch(session, self._region, _utc(self._clock()))
-            batch.load(events)
-            for event in events:
-                batch.merge(event)
+            batch.load([call for snapshots in calls.values() for call in snapshots])
+            for snapshots in calls.values():
+                batch.merge_all(snapshots)
             return len(batch.changed)
 
     def close_stale(
@@ -184,11 +176,7 @@ class _Batch:
 
     # --- loading: a few queries per batch, not per event ------------------------------
 
-    def load(self, events: Sequence[DomainEvent]) -> None:
-        calls = [event.call for event in events]
-        for call in calls:
-            if len(call.pbx) > 64 or len(call.linkedid) > 64:
-                raise ValueError(f"call key too long: {call.pbx[:64]!r}/{call.linkedid[:64]!r}")
+    def load(self, calls: Sequence[Call]) -> None:
         self._load_operators(calls)
         self._load_customers(calls)
         self._load_agreements(calls)
@@ -304,8 +292,20 @@ class _Batch:
 
     # --- merging ---------------------------------------------------------------------
 
-    def merge(self, event: DomainEvent) -> None:
-        call = event.call
+    def merge_all(self, snapshots: Sequence[Call]) -> None:
+        """One call's snapshots in batch order; only the newest when it says it all."""
+        newest = snapshots[-1]
+        row = self.rows[(newest.pbx, newest.linkedid)]
+        if (
+            len(snapshots) > 1
+            and newest_alone(snapshots)
+            and segments_fit(((s.channel, s.started_at) for s in row.segments), newest)
+        ):
+            snapshots = snapshots[-1:]
+        for call in snapshots:
+            self.merge(call)
+
+    def merge(self, call: Call) -> None:
         key = (call.pbx, call.linkedid)
         row = self.rows[key]
         created = key in self.fresh
@@ -313,21 +313,11 @@ class _Batch:
         ended = row.ended_at is not None and not created
         changed = created
         changed |= self._merge_call(row, call, ended)
-        rings = list(call.rings)
-        segments = list(call.segments)
-        transfers = list(call.transfers)
-        # The snapshot should hold the event's own part; be safe if it does not.
-        if isinstance(event, OperatorRinging | RingEnded) and event.ring not in rings:
-            rings.append(event.ring)
-        if isinstance(event, CallAnswered) and event.segment not in segments:
-            segments.append(event.segment)
-        if isinstance(event, CallTransferred) and event.transfer not in transfers:
-            transfers.append(event.transfer)
-        for ring in rings:
+        for ring in call.rings:
             changed |= self._merge_ring(row, ring)
-        for segment in segments:
+        for segment in call.segments:
             changed |= self._merge_segment(row, segment)
-        for transfer in transfers:
+        for transfer in call.transfers:
             changed |= self._merge_transfer(row, transfer)
         if changed:
             _derive_durations(row)
@@ -353,9 +343,12 @@ class _Batch:
             put("dialled", clean_text(call.dialled, 128))
         if values.get("queue") is None and call.queue is not None:
             put("queue", clean_text(call.queue, 128))
-        missing = [q for q in call.queues if q not in row.queues]
-        if missing:
-            put("queues", [*row.queues, *(clean_text(q, 128) or "" for q in missing)])
+        if call.queues:
+            queues = row.queues
+            for queue in call.queues:
+                if (name := clean_text(queue, 128) or "") not in queues:
+                    queues = [*queues, name]
+            put("queues", queues)
         put("queue_joined_at", _earliest(row.queue_joined_at, from_posix(call.queue_joined_at)))
         put("wait_ended_at", _earliest(row.wait_ended_at, from_posix(call.wait_ended_at)))
         answered = from_posix(call.answered_at)
