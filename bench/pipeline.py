@@ -1,6 +1,7 @@
 """End-to-end event throughput: AMI bytes to records and pops (issue 5, #2).
 
     python bench/pipeline.py [--repeat N] [--database sqlite|postgresql] [--profile]
+                             [--no-filter]
 
 The real daemon (``cti_bridge.app.daemon.Daemon``: AMI client and protocol, parser, call
 pipeline and model, record writer, pop engine, bus, web) on the real reactor, connected
@@ -10,7 +11,11 @@ with its own Uniqueids/Linkedids so that every copy's 40 calls are new calls. Tw
 operators are bound to the trace's devices, so every queue call is popped (context built
 in the database pool, pushed on the bus) and recorded (RecordWriter, its own pool).
 
-Figures, from the first event to the last one handled by the pipeline:
+The daemon parses only the events its call model consumes (plus the client's own); the
+rest are skipped unread, as on a live link. ``--no-filter`` makes the benchmark's own
+listener want every event, which turns the filter off: the daemon as it was before.
+Figures count every event the PBX wrote, from the first event the pipeline handled to
+the last one:
 
 * ``cti-bridge (reactor thread CPU)``: events per CPU second of the reactor thread -
   the one core the event path runs on (pool threads not counted);
@@ -42,7 +47,7 @@ import benchlib
 from twisted.internet import defer, task
 from twisted.internet.defer import Deferred
 
-from cti_bridge.ami.parser import Message
+from cti_bridge.ami.parser import AMIParser, EventFilter, Message
 from cti_bridge.app.config import parse_config
 from cti_bridge.app.daemon import Daemon
 from cti_bridge.log import configure_logging
@@ -54,7 +59,14 @@ OPERATORS = {"anna": "Local/1001@agents", "bart": "Local/1002@agents"}
 
 
 class Stopwatch:
-    """The last AMI listener: sees each event after the pipeline has handled it."""
+    """The last AMI listener: sees each event after the pipeline has handled it.
+
+    It wants what the pipeline wants (``wanted_events`` is set by ``run``), so that it
+    does not turn the link's filter off; ``None`` (``--no-filter``) wants everything.
+    """
+
+    wanted_events: frozenset[str] | None = None
+    wanted_variables: frozenset[str] | None = None
 
     def __init__(self, expected: int, profile: cProfile.Profile | None) -> None:
         self.expected = expected
@@ -91,6 +103,15 @@ def prepare_database(url: str) -> None:
                 )
     finally:
         store.close()
+
+
+def delivered_per_copy(as_configured: bool, wanted: EventFilter | None) -> int:
+    """Events of one copy of the stream that the link builds and delivers."""
+    drop = frozenset({"Newexten"}) if as_configured else frozenset()
+    stream, count = benchlib.event_stream(benchlib.BURST.read_bytes(), 1, drop=drop)
+    if wanted is None:
+        return count
+    return len(AMIParser(expect_banner=False, wanted=wanted).feed(stream))
 
 
 def start_pbx(repeat: int, as_configured: bool) -> tuple[subprocess.Popen[str], int, int]:
@@ -156,10 +177,6 @@ async def run(reactor: Any, args: argparse.Namespace, url: str, figures: dict[st
                         "username": "cti",
                         "secret": "bench",
                         "auth": "plain",
-                        # The stream is written at once; when the daemon lags behind it,
-                        # a Ping's answer queues behind the backlog and the keep-alive
-                        # would drop the link. Not what is measured here.
-                        "ping_interval": 3600,
                     }
                 ],
             }
@@ -170,14 +187,22 @@ async def run(reactor: Any, args: argparse.Namespace, url: str, figures: dict[st
             keep = {"none": (), "records": ("submit",), "pops": ("handle",)}[args.consumers]
             for pipe in daemon.pipelines.values():
                 pipe.consumers = [c for c in pipe.consumers if c.__name__ in keep]
-        watch = Stopwatch(expected, profile)
-        daemon.clients["bench"].add_listener(watch)
+        pipe = daemon.pipelines["bench"]
+        watch = Stopwatch(0, profile)
+        if not args.no_filter:
+            watch.wanted_events = pipe.wanted_events
+            watch.wanted_variables = pipe.wanted_variables
+        client = daemon.clients["bench"]
+        client.add_listener(watch)
+        delivered = delivered_per_copy(args.as_configured, client.wanted) * args.repeat
+        watch.expected = delivered
         await daemon.start()
         await watch.done
         flushed_at = None
         await daemon.writer.flush()
         flushed_at = time.perf_counter()
         pipeline = daemon.pipelines["bench"].status()
+        skipped = client.status()["events_skipped"]
         writer = daemon.writer.status()
         pops = daemon.pop.status()
         await daemon.stop()
@@ -187,7 +212,9 @@ async def run(reactor: Any, args: argparse.Namespace, url: str, figures: dict[st
     wall = watch.last_wall - watch.first_wall
     cpu = watch.last_cpu - watch.first_cpu
     print(
-        f"# events: {expected}; calls started {pipeline['calls_started']}, ended "
+        f"# events: {expected} written by the PBX, {pipeline['events']} built and delivered, "
+        f"{skipped} skipped unread; calls started "
+        f"{pipeline['calls_started']}, ended "
         f"{sum(pipeline['calls_ended'].values())} {pipeline['calls_ended']}; domain events "
         f"{pipeline['domain_events']}; model/consumer errors {pipeline['model_errors']}/"
         f"{pipeline['consumer_errors']}"
@@ -203,7 +230,7 @@ async def run(reactor: Any, args: argparse.Namespace, url: str, figures: dict[st
         f" wall {wall:.2f} s; records flushed "
         f"{flushed_at - watch.last_wall:.2f} s after the last event"
     )
-    if pipeline["events"] != expected or pipeline["model_errors"]:
+    if pipeline["events"] != delivered or pipeline["model_errors"]:
         sys.exit("the pipeline did not see every event cleanly: figures not valid")
     if profile is not None:
         report_profile(profile)
@@ -236,6 +263,11 @@ def main() -> None:
         help="leave out Newexten, as config/asterisk/manager.conf has Asterisk do",
     )
     parser.add_argument(
+        "--no-filter",
+        action="store_true",
+        help="parse and deliver every event (the benchmark's listener wants all of them)",
+    )
+    parser.add_argument(
         "--consumers",
         choices=["all", "none", "records", "pops"],
         default="all",
@@ -247,7 +279,8 @@ def main() -> None:
         sys.setswitchinterval(args.switch_interval)
     benchlib.context(
         stream=f"12-burst.ami events x {args.repeat} (distinct calls), loopback TCP"
-        + (", without Newexten (as configured)" if args.as_configured else ""),
+        + (", without Newexten (as configured)" if args.as_configured else "")
+        + (", no event filter" if args.no_filter else ", the model's events parsed"),
         database=args.database,
         pbx="bench/amiserver.py in its own process",
         gil_switch_interval=f"{sys.getswitchinterval() * 1000:g} ms",

@@ -520,7 +520,10 @@ def test_keepalive_timeout_drops_and_reconnects() -> None:
     s.reactor.advance(5.0)
     assert pbx.transport.disconnecting
     pbx.close()
-    assert s.listener.calls[-1][:2] == ("lost", "keep-alive: no answer to Ping within 5 s")
+    assert s.listener.calls[-1][:2] == (
+        "lost",
+        "keep-alive: nothing received for 25 s (no answer to Ping within 5 s)",
+    )
     s.reactor.advance(0.5)
     assert len(s.endpoint.attempts) == 2
 
@@ -577,6 +580,7 @@ def test_status_for_healthz() -> None:
         "reconnect_attempts": 0,
         "next_attempt_at": None,
         "last_event_at": "2026-11-26T23:16:42+00:00",
+        "events_skipped": 0,
         "banner": "Asterisk Call Manager/11.0.0",
     }
     json.dumps(status)
@@ -636,3 +640,91 @@ def test_send_action_refuses_line_breaks_through_the_deferred() -> None:
 def test_account_refuses_unknown_auth() -> None:
     with pytest.raises(ValueError, match="auth"):
         AMIAccount("main", "127.0.0.1", 5038, "cti", SECRET, auth="sha1")
+
+
+# -- what the parser builds, and delivery --------------------------------------------------
+
+
+class Wanting(Recorder):
+    def __init__(self, events: frozenset[str] | None, variables: frozenset[str] | None = None):
+        super().__init__()
+        self.wanted_events = events
+        self.wanted_variables = variables
+
+
+def test_only_events_some_listener_wants_are_parsed_and_delivered() -> None:
+    s = make()
+    s.client.remove_listener(s.listener)
+    hangups = Wanting(frozenset({"Hangup", "VarSet"}), frozenset({"CTI_*"}))
+    s.client.add_listener(hangups)
+    pbx = bring_up(s)  # FullyBooted and the lists got through: the client's own
+    assert pbx.proto.wanted is s.client.wanted and s.client.wanted is not None
+    pbx.send(
+        "Event: Newexten\r\nChannel: x\r\n\r\n"
+        "Event: Hangup\r\nChannel: x\r\n\r\n"
+        "Event: VarSet\r\nVariable: BRIDGEPEER\r\n\r\n"
+        "Event: VarSet\r\nVariable: CTI_AGREEMENT_ID\r\n\r\n"
+        "Event: DialBegin\r\nActionID: someone-elses\r\n\r\n"
+    )
+    assert hangups.kinds() == ["resync", "event:Hangup", "event:VarSet", "event:DialBegin"]
+    assert s.client.status()["events_skipped"] == 2
+    # A listener that wants everything (it declares nothing) turns the filter off at once,
+    # on the live link.
+    s.client.add_listener(s.listener)
+    assert s.client.wanted is None and pbx.proto.wanted is None
+    pbx.send("Event: Newexten\r\nChannel: x\r\n\r\n")
+    assert hangups.kinds()[-1] == "event:Newexten"
+    assert s.listener.kinds() == ["event:Newexten"]
+    s.client.remove_listener(s.listener)
+    pbx.send("Event: Newexten\r\nChannel: y\r\n\r\n")
+    assert hangups.kinds()[-1] == "event:Newexten"  # the one before: this one was skipped
+    assert s.client.status()["events_skipped"] == 3
+
+
+def test_shutdown_is_seen_by_the_client_whatever_the_listeners_want() -> None:
+    s = make()
+    s.client.remove_listener(s.listener)
+    only = Wanting(frozenset({"Hangup"}))
+    s.client.add_listener(only)
+    pbx = bring_up(s)
+    pbx.send("Event: Shutdown\r\nShutdown: Cleanly\r\nRestart: True\r\n\r\n")
+    assert only.kinds()[-2:] == ["event:Shutdown", "lost"]
+    assert pbx.transport.disconnecting
+
+
+def test_the_filter_holds_for_the_next_connection_and_counts_over_links() -> None:
+    s = make()
+    s.client.remove_listener(s.listener)
+    s.client.add_listener(Wanting(frozenset({"Hangup"})))
+    pbx = bring_up(s)
+    pbx.send("Event: Newexten\r\n\r\n")
+    pbx.close()
+    s.reactor.advance(1.0)
+    second = s.endpoint.accept()
+    assert second.proto.wanted == s.client.wanted
+    assert second.proto.wanted is not None and "Hangup" in second.proto.wanted.events
+    assert s.client.status()["events_skipped"] == 1
+
+
+def test_listeners_added_or_removed_during_delivery_take_effect_from_the_next_event() -> None:
+    s = make()
+    late = Recorder()
+
+    class Juggler:
+        def __init__(self) -> None:
+            self.seen: list[str | None] = []
+
+        def ami_event(self, msg: Message, received_at: float) -> None:
+            self.seen.append(msg.event)
+            if msg.event == "A":
+                s.client.add_listener(late)
+                s.client.remove_listener(s.listener)
+                s.client.remove_listener(self)
+
+    juggler = Juggler()
+    s.client.add_listener(juggler)
+    pbx = bring_up(s)
+    pbx.send("Event: A\r\n\r\nEvent: B\r\n\r\n")
+    assert juggler.seen == ["A"]
+    assert s.listener.kinds() == ["resync", "event:A"]  # it was removed after A
+    assert late.kinds() == ["event:B"]

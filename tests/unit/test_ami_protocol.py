@@ -375,10 +375,70 @@ def test_keepalive_timeout_drops_the_link() -> None:
     link.clock.advance(0.1)
     assert link.transport.disconnecting and link.transport.disconnected  # aborted, not flushed
     link.close()
-    assert link.lost == ["keep-alive: no answer to Ping within 5 s"]
+    assert link.lost == ["keep-alive: nothing received for 25 s (no answer to Ping within 5 s)"]
     err = failure_of(pending, AMIConnectionLost)
     assert "keep-alive" in str(err)
     assert link.clock.getDelayedCalls() == []
+
+
+def test_keepalive_needs_no_ping_while_events_flow() -> None:
+    link = connect()
+    link.proto.start_keepalive(20.0, 5.0)
+    for _ in range(30):  # an event every 15 s: never 20 s of silence
+        link.clock.advance(15.0)
+        link.receive("Event: Newexten\r\n\r\n")
+    assert link.sent() == b""
+    link.clock.advance(20.0)
+    assert link.sent() == b"Action: Ping\r\nActionID: cti-1\r\n\r\n"
+
+
+def test_keepalive_a_pong_stuck_behind_a_flood_does_not_drop_the_link() -> None:
+    link = connect()
+    link.proto.start_keepalive(20.0, 5.0)
+    link.clock.advance(20.0)
+    assert link.sent() == b"Action: Ping\r\nActionID: cti-1\r\n\r\n"
+    # The PBX answers at once, but its Pong waits behind a minute of events we read
+    # slowly: bytes keep coming, the Pong does not.
+    for _ in range(600):
+        link.clock.advance(0.1)
+        link.receive("Event: VarSet\r\nVariable: BRIDGEPEER\r\n\r\n")
+    assert not link.transport.disconnecting
+    assert link.sent() == b"", "no second Ping while bytes flow"
+    link.receive("Response: Success\r\nActionID: cti-1\r\nPing: Pong\r\n\r\n")  # late
+    assert not link.transport.disconnecting
+    assert len(link.events) == 600
+
+
+def test_keepalive_drops_a_link_that_falls_silent_after_a_flood() -> None:
+    link = connect()
+    link.proto.start_keepalive(20.0, 5.0)
+    for _ in range(100):
+        link.clock.advance(0.5)
+        link.receive("Event: Newexten\r\n\r\n")
+    link.clock.advance(19.9)
+    assert link.sent() == b""
+    link.clock.advance(0.1)
+    assert link.sent() == b"Action: Ping\r\nActionID: cti-1\r\n\r\n"
+    link.clock.advance(5.0)
+    assert link.transport.disconnecting
+    link.close()
+    assert link.lost == ["keep-alive: nothing received for 25 s (no answer to Ping within 5 s)"]
+    assert link.clock.getDelayedCalls() == []
+
+
+def test_keepalive_any_bytes_after_the_ping_count_not_only_the_pong() -> None:
+    link = connect()
+    link.proto.start_keepalive(20.0, 5.0)
+    link.clock.advance(20.0)
+    link.sent()
+    link.clock.advance(4.0)
+    link.receive("Event: Hang")  # half an event is a sign of life too
+    link.clock.advance(1.0)
+    assert not link.transport.disconnecting
+    link.clock.advance(18.9)
+    assert link.sent() == b"", "20 s after the last byte, not after the Ping"
+    link.clock.advance(0.1)
+    assert link.sent() == b"Action: Ping\r\nActionID: cti-2\r\n\r\n"
 
 
 def test_framing_error_drops_the_link() -> None:

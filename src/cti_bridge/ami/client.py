@@ -21,15 +21,19 @@ policy cannot tell a refused login from a refused connection. The back-off below
 its ``backoffPolicy`` with the jitter kept under the cap.
 
 The listener interface (:class:`AMIListener`) is the contract with the call model and
-every other consumer; see ``docs/architecture.md``.
+every other consumer; see ``docs/architecture.md``. Listeners say which events they act
+on; the parser then skips, unread, every event that no listener nor the client itself
+wants - on a busy PBX most of them.
 """
 
 from __future__ import annotations
 
 import hashlib
 import random
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from twisted.internet.defer import (
@@ -44,7 +48,7 @@ from twisted.internet.endpoints import HostnameEndpoint
 from twisted.internet.interfaces import IDelayedCall, IStreamClientEndpoint
 from twisted.python.failure import Failure
 
-from cti_bridge.ami.parser import Message
+from cti_bridge.ami.parser import EventFilter, Message
 from cti_bridge.ami.protocol import (
     DEFAULT_ACTION_TIMEOUT,
     ActionResult,
@@ -58,6 +62,7 @@ from cti_bridge.ami.protocol import (
 from cti_bridge.log import get_logger, register_secret
 
 __all__ = [
+    "CLIENT_EVENTS",
     "AMIAccount",
     "AMIAuthError",
     "AMIClient",
@@ -65,6 +70,7 @@ __all__ = [
     "AMINotConnected",
     "Backoff",
     "ResyncSnapshot",
+    "wanted_by",
 ]
 
 log = get_logger("cti_bridge.ami.client")
@@ -75,6 +81,11 @@ CONNECTING = "connecting"
 LOGGING_IN = "logging_in"
 RESYNCING = "resyncing"  # logged in; waiting for FullyBooted and the snapshot
 CONNECTED = "connected"
+
+#: Live events the client acts on itself, whatever its listeners want. (List items and
+#: answers carry an ActionID and are never skipped; ``OriginateResponse`` always does,
+#: named here all the same.)
+CLIENT_EVENTS = frozenset({"FullyBooted", "Shutdown", "OriginateResponse"})
 
 
 @dataclass(frozen=True)
@@ -145,7 +156,17 @@ class AMIListener:
     reactor thread, in order, and must not block. An exception is logged with its
     traceback and isolated: it never drops the link nor stops the other listeners.
     Messages are shared between listeners: treat them as read-only.
+
+    ``wanted_events`` is a promise, not a subscription: the listener ignores every other
+    event, so the link may skip them before they are even parsed. A listener still gets
+    whatever another listener wants, and every event with an ``ActionID``.
     """
+
+    #: Event names this listener acts on; ``None`` (the default): it may act on any.
+    wanted_events: frozenset[str] | None = None
+    #: When ``VarSet`` is wanted: the ``Variable`` names it acts on, ``"PREFIX*"`` for
+    #: every name with that prefix; ``None`` (the default): any variable.
+    wanted_variables: frozenset[str] | None = None
 
     def ami_event(self, msg: Message, received_at: float) -> None:
         """A live event; ``received_at`` is the local arrival time (``reactor.seconds()``)."""
@@ -155,6 +176,30 @@ class AMIListener:
 
     def ami_link_lost(self, reason: str, at: float) -> None:
         """The link that delivered the last snapshot is gone (drop or PBX ``Shutdown``)."""
+
+
+def wanted_by(listeners: Iterable[object]) -> EventFilter | None:
+    """The events to parse for these listeners and the client: ``None`` = all of them.
+
+    A listener without ``ami_event`` wants no event; one without ``wanted_events``
+    (or with ``None``) may want any, and then nothing is skipped.
+    """
+    events = set(CLIENT_EVENTS)
+    variables: set[str] | None = set()
+    for listener in listeners:
+        if getattr(listener, "ami_event", None) is None:
+            continue
+        wanted: frozenset[str] | None = getattr(listener, "wanted_events", None)
+        if wanted is None:
+            return None
+        events.update(wanted)
+        if "VarSet" in wanted:
+            names: frozenset[str] | None = getattr(listener, "wanted_variables", None)
+            if names is None:
+                variables = None
+            elif variables is not None:
+                variables.update(names)
+    return EventFilter(frozenset(events), None if variables is None else frozenset(variables))
 
 
 @dataclass
@@ -231,6 +276,9 @@ class AMIClient:
         self._factory = AMIProtocolFactory(reactor, action_timeout=action_timeout)
         self._factory.noisy = False
         self._listeners: list[object] = list(listeners)
+        #: ``(listener, its ami_event)``, rebuilt (never changed in place) when listeners
+        #: come and go: delivery iterates it as it was when the event arrived.
+        self._event_handlers: tuple[tuple[object, Callable[[Message, float], None]], ...] = ()
         self.backoff = backoff or Backoff()
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
@@ -252,6 +300,8 @@ class AMIClient:
         self._banner: str | None = None
         self._ready_waiters: list[Deferred[None]] = []
         self._stop_waiters: list[Deferred[None]] = []
+        self._skipped_before = 0  # events skipped on earlier links
+        self._listeners_changed()
 
     # -- public -----------------------------------------------------------------------
 
@@ -259,11 +309,29 @@ class AMIClient:
     def state(self) -> str:
         return self._state
 
+    @property
+    def wanted(self) -> EventFilter | None:
+        """What the parser builds for the listeners and the client (``None``: all)."""
+        return self._factory.wanted
+
     def add_listener(self, listener: object) -> None:
         self._listeners.append(listener)
+        self._listeners_changed()
 
     def remove_listener(self, listener: object) -> None:
         self._listeners.remove(listener)
+        self._listeners_changed()
+
+    def _listeners_changed(self) -> None:
+        self._event_handlers = tuple(
+            (listener, handler)
+            for listener in self._listeners
+            if (handler := getattr(listener, "ami_event", None)) is not None
+        )
+        wanted = wanted_by(self._listeners)
+        self._factory.wanted = wanted
+        if self._link is not None:
+            self._link.proto.wanted = wanted
 
     def start(self) -> None:
         if self._state != STOPPED:
@@ -349,6 +417,8 @@ class AMIClient:
             "reconnect_attempts": self._attempts,
             "next_attempt_at": _iso(self._next_attempt_at),
             "last_event_at": _iso(self._last_event_at),
+            "events_skipped": self._skipped_before
+            + (self._link.proto.parser.skipped if self._link is not None else 0),
             "banner": self._banner,
         }
 
@@ -384,7 +454,8 @@ class AMIClient:
             return
         link = _Link(proto)
         self._link = link
-        proto.on_event = lambda msg, at: self._on_event(link, msg, at)
+        proto.wanted = self._factory.wanted  # listeners may have changed since it was built
+        proto.on_event = partial(self._on_event, link)
         proto.on_lost = lambda reason: self._on_lost(link, reason)
         log.info("ami_connected", pbx=self.account.name, host=self.account.host)
         d = Deferred.fromCoroutine(self._prepare(link))
@@ -537,8 +608,11 @@ class AMIClient:
             link.proto.drop(f"more than {self.max_held_events} events held during resync")
 
     def _deliver(self, link: _Link, msg: Message, at: float) -> None:
-        for listener in list(self._listeners):
-            self._call(listener, "ami_event", msg, at)
+        for listener, handler in self._event_handlers:
+            try:
+                handler(msg, at)
+            except Exception:
+                self._listener_failed(listener, "ami_event")
         if msg.get("Event") == "Shutdown":
             restart = msg.get("Restart", "").lower() == "true"
             reason = f"PBX {self.account.where} shut down ({'restart' if restart else 'stop'})"
@@ -552,12 +626,15 @@ class AMIClient:
         try:
             fn(*args)
         except Exception:
-            log.exception(
-                "ami_listener_failed",
-                pbx=self.account.name,
-                listener=type(listener).__qualname__,
-                method=method,
-            )
+            self._listener_failed(listener, method)
+
+    def _listener_failed(self, listener: object, method: str) -> None:
+        log.exception(
+            "ami_listener_failed",
+            pbx=self.account.name,
+            listener=type(listener).__qualname__,
+            method=method,
+        )
 
     def _tell_lost(self, link: _Link, reason: str, at: float) -> None:
         if link.live and not link.told_lost:
@@ -572,6 +649,7 @@ class AMIClient:
             return
         link.lost = True
         self._link = None
+        self._skipped_before += link.proto.parser.skipped
         at = self.reactor.seconds()
         waiter, link.boot_waiter = link.boot_waiter, None
         if waiter is not None:

@@ -15,7 +15,11 @@ it turns bytes into messages and back, like txtorcon's control protocol:
   is dropped: trace 13-crlf shows a caller name with raw CR/LF forging an
   ``Event: Hangup`` that carries the real ActionID of a ``QueueStatus`` in progress.
 * The parser is not a ``LineReceiver``: events with hundreds of headers must not hit a
-  16 KiB line limit and drop the link.
+  16 KiB line limit and drop the link. It builds only the events in :attr:`wanted`
+  (the owner's choice; responses and anything with an ``ActionID`` always).
+* Keep-alive: any bytes from the PBX are a sign of life. A Ping goes out only after a
+  quiet spell, and only a link that then stays silent is dropped: in a flood the Pong
+  queues behind thousands of events, and a slow reader is not a dead link.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.python.failure import Failure
 
-from cti_bridge.ami.parser import AMIParser, FramingError, Message, format_action
+from cti_bridge.ami.parser import AMIParser, EventFilter, FramingError, Message, format_action
 
 __all__ = [
     "LIST_ACTIONS",
@@ -108,6 +112,9 @@ LIVE_ONLY_EVENTS = frozenset(
         "SoftHangupRequest",
     }
 )
+
+#: Timers may fire this early (float rounding): still "on time" for the keep-alive.
+_TIMER_SLACK = 1e-6
 
 #: Headers whose values never go into a log line.
 _SECRET_HEADERS = frozenset({"secret", "key"})
@@ -204,10 +211,11 @@ class AMIProtocol(Protocol):
         *,
         action_timeout: float = DEFAULT_ACTION_TIMEOUT,
         legacy_command_output: bool | None = None,
+        wanted: EventFilter | None = None,
     ) -> None:
         self.clock = clock
         self.action_timeout = action_timeout
-        self.parser = AMIParser(legacy_command_output=legacy_command_output)
+        self.parser = AMIParser(legacy_command_output=legacy_command_output, wanted=wanted)
         self.on_event: Callable[[Message, float], None] = lambda msg, at: None
         self.on_lost: Callable[[str], None] = lambda reason: None
         self.connected = False
@@ -222,10 +230,23 @@ class AMIProtocol(Protocol):
         self._expired_lists: deque[str] = deque(maxlen=256)
         self._drop_reason: str | None = None
         self._keepalive_call: IDelayedCall | None = None
+        self._keepalive: tuple[float, float] = (0.0, 0.0)
+        self._keepalive_since = 0.0
+        #: When the keep-alive's outstanding Ping went out (``None``: none outstanding).
+        self._ping_sent_at: float | None = None
 
     @property
     def banner(self) -> str | None:
         return self.parser.banner
+
+    @property
+    def wanted(self) -> EventFilter | None:
+        """The live events to parse and deliver (``None``: all); see ``EventFilter``."""
+        return self.parser.wanted
+
+    @wanted.setter
+    def wanted(self, wanted: EventFilter | None) -> None:
+        self.parser.wanted = wanted
 
     # -- Twisted protocol -------------------------------------------------------
 
@@ -356,6 +377,17 @@ class AMIProtocol(Protocol):
     def _dispatch(self, msg: Message, received_at: float) -> None:
         action_id = msg.get("ActionID")
         event = msg.get("Event")
+        if action_id is None and event is not None:  # the common case: a live event
+            if event in LIST_ONLY_EVENTS or "EventList" in msg:
+                log.warning(
+                    "ami_orphan_list_item_dropped", event_name=event, action_id=None, msg=msg
+                )
+                return
+            try:
+                self.on_event(msg, received_at)
+            except Exception:
+                log.exception("ami_event_handler_failed", event_name=event)
+            return
         if event is None:
             # OriginateResponse and others carry a Response: header too: Event decides.
             if "Response" in msg:
@@ -457,35 +489,51 @@ class AMIProtocol(Protocol):
     # -- keep-alive and dropping ------------------------------------------------------
 
     def start_keepalive(self, interval: float, timeout: float) -> None:
-        """Ping every ``interval`` s; a Ping unanswered after ``timeout`` s drops the link.
+        """Drop the link when the PBX falls silent: after ``interval`` s without a byte
+        a Ping asks for one, and ``timeout`` s more without any byte drop the link.
 
-        Any response counts as an answer (``Permission denied`` too): it proves that
-        the PBX still reads and writes this socket.
+        Any bytes count, not only the Pong (nor only a ``Success``: ``Permission denied``
+        proves the PBX reads and writes this socket as well): while events flow, no Ping
+        is needed, and a Pong held up behind a flood of events cannot drop a healthy link.
         """
         self._stop_keepalive()
-        self._keepalive_call = self.clock.callLater(interval, self._ping, interval, timeout)
+        self._keepalive = (interval, timeout)
+        self._keepalive_since = self.clock.seconds()
+        self._ping_sent_at = None
+        self._keepalive_call = self.clock.callLater(interval, self._keepalive_check)
 
     def _stop_keepalive(self) -> None:
         if self._keepalive_call is not None and self._keepalive_call.active():
             self._keepalive_call.cancel()
         self._keepalive_call = None
 
-    def _ping(self, interval: float, timeout: float) -> None:
+    def _keepalive_check(self) -> None:
         self._keepalive_call = None
-        d = self.send_action("Ping", timeout=timeout)
-
-        def answered(_: object) -> None:
-            if self.connected and self._drop_reason is None:
-                self.start_keepalive(interval, timeout)
-
-        def failed(f: Failure) -> None:
-            if isinstance(f.value, AMIActionError):
-                answered(None)
-            elif isinstance(f.value, AMITimeout):
-                self.drop(f"keep-alive: no answer to Ping within {timeout:g} s")
-            # AMIConnectionLost: the link is already gone.
-
-        d.addCallbacks(answered, failed)
+        if not self.connected or self._drop_reason is not None:
+            return
+        interval, timeout = self._keepalive
+        now = self.clock.seconds()
+        heard = self._keepalive_since
+        if self.last_received_at is not None and self.last_received_at > heard:
+            heard = self.last_received_at
+        if self._ping_sent_at is not None:
+            if heard < self._ping_sent_at:
+                # Checked exactly ``timeout`` s after the Ping, and not a byte since.
+                self.drop(
+                    f"keep-alive: nothing received for {now - heard:g} s "
+                    f"(no answer to Ping within {timeout:g} s)"
+                )
+                return
+            self._ping_sent_at = None
+        quiet = now - heard
+        if quiet < interval - _TIMER_SLACK:
+            self._keepalive_call = self.clock.callLater(interval - quiet, self._keepalive_check)
+            return
+        self._ping_sent_at = now
+        # The answer itself does not matter (bytes do); its errors are not news either:
+        # a timeout is judged above, a lost link is reported by connectionLost.
+        self.send_action("Ping", timeout=timeout).addErrback(lambda _: None)
+        self._keepalive_call = self.clock.callLater(timeout, self._keepalive_check)
 
     def drop(self, reason: str) -> None:
         """Close the link at once (no flush): it is not trusted any more."""
@@ -519,16 +567,20 @@ class AMIProtocolFactory(Factory):
         *,
         action_timeout: float = DEFAULT_ACTION_TIMEOUT,
         legacy_command_output: bool | None = None,
+        wanted: EventFilter | None = None,
     ) -> None:
         self.clock = clock
         self.action_timeout = action_timeout
         self.legacy_command_output = legacy_command_output
+        #: The event filter of every new connection (``None``: all events).
+        self.wanted = wanted
 
     def buildProtocol(self, addr: object) -> AMIProtocol:
         proto = AMIProtocol(
             self.clock,
             action_timeout=self.action_timeout,
             legacy_command_output=self.legacy_command_output,
+            wanted=self.wanted,
         )
         proto.factory = self
         return proto

@@ -4,6 +4,9 @@
 causes go to every consumer (record writer, pop service, ...). A consumer that raises is
 logged and isolated; it never stops the others or the link. Consumers must not block:
 they queue work for the thread pools.
+
+The pipeline wants what its model consumes (``wanted_events``/``wanted_variables``), so
+the AMI link skips the rest of a busy PBX's events - most of them - before parsing them.
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ class CallPipeline(AMIListener):
     ):
         self.model = model
         self.pbx = model.pbx
+        self.wanted_events: frozenset[str] | None = model.consumed_events
+        self.wanted_variables: frozenset[str] | None = model.consumed_variables
         self.consumers: list[Consumer] = list(consumers)
         self.resync_hooks: list[ResyncHook] = list(on_resync)
         self.events = 0

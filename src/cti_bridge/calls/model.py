@@ -43,7 +43,7 @@ from cti_bridge.calls.events import (
 )
 from cti_bridge.calls.state import CallState, ChannelState
 
-__all__ = ["CallModel"]
+__all__ = ["CONSUMED_EVENTS", "CONSUMED_VARIABLES", "CallModel"]
 
 Msg = Mapping[str, str]
 Out = list[DomainEvent]
@@ -96,6 +96,37 @@ _SECOND_TRANSFERER = (
 #: start the call again.
 DEFAULT_ENDED_MEMORY = 20_000
 
+#: The AMI events the model acts on: the names of its handler table. ``feed`` returns
+#: nothing for any other event, so the AMI link may skip them unparsed (``AMIListener``).
+CONSUMED_EVENTS = frozenset(
+    {
+        "Newchannel",
+        "NewCallerid",
+        "Rename",
+        "VarSet",
+        "QueueCallerJoin",
+        "QueueCallerLeave",
+        "QueueCallerAbandon",
+        "AgentCalled",
+        "AgentConnect",
+        "AgentComplete",
+        "DialBegin",
+        "DialEnd",
+        "BridgeEnter",
+        "BridgeLeave",
+        "BlindTransfer",
+        "AttendedTransfer",
+        "HangupRequest",
+        "SoftHangupRequest",
+        "Hangup",
+        "OriginateResponse",
+        "Shutdown",
+    }
+)
+#: The ``VarSet`` variables ``feed`` passes on (``*``: a prefix): the queue's verdict and
+#: the dialplan's ``CTI_*`` variables; every other ``VarSet`` is ignored.
+CONSUMED_VARIABLES = frozenset({"QUEUESTATUS", "CTI_*"})
+
 
 def _int(value: str | None) -> int | None:
     if value is None:
@@ -131,6 +162,10 @@ class CallModel:
     (enters a queue, rings somebody, ends, ...), so its snapshot already carries the
     caller ID that Local channels only learn just after ``Newchannel``.
     """
+
+    #: What ``feed`` acts on (module constants; a test holds them to the handler table).
+    consumed_events: frozenset[str] = CONSUMED_EVENTS
+    consumed_variables: frozenset[str] = CONSUMED_VARIABLES
 
     def __init__(
         self,
