@@ -52,6 +52,7 @@ from typing import Any
 
 import benchlib
 import popdata
+import psycopg
 from sqlalchemy import create_engine, event, func, insert, select, text
 from sqlalchemy.engine import Engine, make_url
 
@@ -327,15 +328,33 @@ class Callers:
 
 
 class StatementCounter:
+    """What the database driver ran, counted where every statement passes: sqlite3's trace
+    callback (every statement, BEGIN and COMMIT included) and psycopg's ``Cursor.execute``
+    (queries and the pool's pings; psycopg sends BEGIN and COMMIT on its own, uncounted).
+    Below SQLAlchemy, so statements run on a driver cursor directly count too."""
+
     def __init__(self, engine: Engine) -> None:
         self.count = 0
-        self.captured: list[tuple[str, Any]] | None = None
-        event.listen(engine, "before_cursor_execute", self._seen)
+        self.captured: list[tuple[str, Any, bool]] | None = None
+        if engine.dialect.name == "sqlite":
+            event.listen(engine, "connect", self._trace)
+            engine.dispose()  # connections made from now on are traced
+            return
+        execute = psycopg.Cursor.execute
 
-    def _seen(self, conn: Any, cursor: Any, statement: str, params: Any, *rest: Any) -> None:
+        def counted(cursor: Any, query: Any, params: Any = None, **kwargs: Any) -> Any:
+            self._seen(str(query), params, isinstance(cursor, psycopg.RawCursor))
+            return execute(cursor, query, params, **kwargs)
+
+        psycopg.Cursor.execute = counted  # type: ignore[method-assign]
+
+    def _trace(self, driver: Any, record: Any) -> None:
+        driver.set_trace_callback(lambda sql: self._seen(sql, None, False))
+
+    def _seen(self, sql: str, params: Any, raw: bool) -> None:
         self.count += 1
         if self.captured is not None:
-            self.captured.append((statement, params))
+            self.captured.append((sql, params, raw))
 
 
 def one_round(build: Callable[[Any], Any], requests: list[Any]) -> tuple[float, list[float]]:
@@ -417,17 +436,18 @@ def explain(
         builder.build(callers.request(current_context, number))
         captured, counter.captured = counter.captured, None
         print(f"# --- {case} ({number}): {len(captured)} statements")
-        for statement, params in captured:
+        for statement, params, raw in captured:
             print("#   " + " ".join(statement.split())[:400])
             if not statement.lstrip().upper().startswith(("SELECT", "WITH", "(")):
                 continue
-            prefix = (
-                "EXPLAIN QUERY PLAN "
-                if engine.dialect.name == "sqlite"
-                else "EXPLAIN (ANALYZE, COSTS OFF) "
-            )
             with engine.connect() as connection:
-                rows = connection.exec_driver_sql(prefix + statement, params).all()
+                driver: Any = connection.connection.dbapi_connection
+                if engine.dialect.name == "sqlite":  # the trace has the values in the text
+                    rows = driver.execute("EXPLAIN QUERY PLAN " + statement).fetchall()
+                else:
+                    cursor = psycopg.RawCursor(driver) if raw else driver.cursor()
+                    cursor.execute("EXPLAIN (ANALYZE, COSTS OFF) " + statement, params)
+                    rows = cursor.fetchall()
             for row in rows:
                 print("#       " + " | ".join(str(v) for v in row))
 

@@ -4,12 +4,16 @@ call record id that the record writer then shares."""
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import psycopg
 import pytest
 from sqlalchemy import event, func, select
+from sqlalchemy.engine import make_url
 
 from cti_bridge.calls.events import Direction, Outcome
 from cti_bridge.pop import ContextRequest, PopContextBuilder
@@ -341,25 +345,87 @@ def test_history_is_the_newest_calls_of_the_customer_and_of_all_their_numbers(
 
 
 def test_a_pop_is_one_read_and_at_most_one_write(
-    store: Store, fake_time: FakeTime, helpdesk: dict[str, Any]
+    store: Store, fake_time: FakeTime, helpdesk: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    statements: list[str] = []
+    statements: list[str] = []  # what the database driver ran, transaction control aside
 
-    def seen(conn: Any, cursor: Any, statement: str, *rest: Any) -> None:
-        first = statement.split(None, 1)[0].upper()
-        if first not in ("BEGIN", "COMMIT", "ROLLBACK"):
+    def seen(sql: str) -> None:
+        first = sql.split(None, 1)[0].upper()
+        if first not in ("BEGIN", "COMMIT", "ROLLBACK", "PRAGMA", ";"):  # (";": pool ping)
             statements.append(first)
 
-    event.listen(store.engine, "before_cursor_execute", seen)
+    if store.engine.dialect.name == "sqlite":
+        event.listen(store.engine, "connect", lambda driver, _: driver.set_trace_callback(seen))
+        store.engine.dispose()
+    else:
+        execute = psycopg.Cursor.execute
+
+        def traced(cursor: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
+            seen(str(query))
+            return execute(cursor, query, *args, **kwargs)
+
+        monkeypatch.setattr(psycopg.Cursor, "execute", traced)
     built = builder(store, fake_time)
     call = request(CallBuilder("one.1", number="050123456"))
     first = built.build(call)
-    assert statements == ["WITH", "INSERT", "SELECT"]  # the whole context, then the row
+    assert statements == ["WITH", "INSERT"]  # the whole context, then the call's row
     statements.clear()
     again = built.build(call)
     assert statements == ["WITH"]  # the row exists: nothing to write
     assert first["call_id"] == again["call_id"] is not None
     assert first["customer"]["id"] == helpdesk["jan"]
+
+
+def test_a_row_created_between_the_read_and_the_insert_is_found(
+    store: Store, fake_time: FakeTime, helpdesk: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    call = CallBuilder("race.1").ring(ANNA, START + 1)
+    store.calls.apply(call.events)  # the writer got there first...
+    built = builder(store, fake_time)
+    read = built._read
+    # ... but after the pop's read looked.
+    monkeypatch.setattr(built, "_read", lambda c, p: {**read(c, p), "call_id": None})
+    context = built.build(request(call))
+    assert context["call_id"] == store.queries.find_call("main", "race.1")["id"]  # type: ignore[index]
+    assert context["call_id_pending"] is False
+
+
+# SQLite only: PostgreSQL locks rows, not the database.
+@pytest.mark.parametrize("store_db", ["sqlite"], indirect=True)
+def test_a_busy_write_lock_costs_the_pop_its_id_for_a_moment_not_its_customer(
+    store: Store, store_url: str, fake_time: FakeTime, helpdesk: dict[str, Any]
+) -> None:
+    assert store_url.startswith("sqlite")
+    existing = CallBuilder("lock.0", number="050123456").ring(ANNA, START + 1)
+    store.calls.apply(existing.events)
+    other = sqlite3.connect(make_url(store_url).database or "", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # the record writer, in the middle of a batch
+    try:
+        built = PopContextBuilder(
+            store.sessions, clock=fake_time, today=lambda: TODAY, lock_wait=0.05
+        )
+        call = request(CallBuilder("lock.1", number="050123456"))
+        started = time.monotonic()
+        context = built.build(call)
+        waited = time.monotonic() - started
+        assert context["call_id"] is None and context["call_id_pending"] is True
+        assert context["degraded"] is False
+        assert context["customer"]["id"] == helpdesk["jan"]
+        assert len(context["history"]) == 1 and context["contracts"]
+        assert waited < 2.5  # its own short wait, not the store's 5 s
+        # A call whose row exists needs no lock: its pop has its id.
+        assert built.build(request(existing))["call_id"] is not None
+        with store.engine.connect() as connection:  # the store's own wait is back
+            timeout = connection.exec_driver_sql("PRAGMA busy_timeout").scalar()
+        assert timeout == 5000
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    call_id = built.call_id(call)  # what the service asks once the pop is out
+    assert call_id is not None
+    store.calls.apply(CallBuilder("lock.1", number="050123456").ring(ANNA, START + 1).events)
+    assert store.queries.find_call("main", "lock.1")["id"] == call_id  # type: ignore[index]
+    assert built.call_id(call) == call_id
 
 
 def test_times_are_utc_whatever_the_database_sessions_time_zone(

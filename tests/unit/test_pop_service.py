@@ -6,8 +6,17 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from pop_helpers import OPERATORS, HeldRunner, directory, pop_rig
+from pop_helpers import (
+    OPERATORS,
+    HeldRunner,
+    RecordingBus,
+    directory,
+    fake_context,
+    now_runner,
+    pop_rig,
+)
 from twisted.internet.defer import succeed
+from twisted.internet.task import Clock
 
 from cti_bridge.calls.events import (
     Direction,
@@ -17,7 +26,7 @@ from cti_bridge.calls.events import (
     RingResult,
     TransferKind,
 )
-from cti_bridge.pop import ContextRequest, OperatorRef
+from cti_bridge.pop import ContextRequest, OperatorRef, PopService
 from cti_bridge.store.testing import START, CallBuilder, queue_call_answered
 from cti_bridge.web.auth import Principal
 from cti_bridge.web.ws import Hub, ScreenSocket
@@ -371,3 +380,67 @@ def test_an_outside_ring_is_nobodys_pop_and_costs_no_lookup() -> None:
     far_end = Ring("Local/0470123456@pstn-out", "x;1", "18.1-9", START + 1, outside=True)
     rig.feed([OperatorRinging(call, far_end)])
     assert rig.bus.log == [] and len(loads) == 1
+
+
+# -- a pop whose call id comes late -------------------------------------------------------------
+
+
+def test_a_pop_without_its_call_id_gets_it_into_the_calls_next_messages() -> None:
+    runner = HeldRunner()
+    asked: list[ContextRequest] = []
+
+    def busy_lock(request: ContextRequest) -> dict[str, Any]:
+        return {**fake_context(request), "call_id": None, "call_id_pending": True}
+
+    def call_id(request: ContextRequest) -> int | None:
+        asked.append(request)
+        return 4242
+
+    clock = Clock()
+    bus = RecordingBus(clock)
+    service = PopService(clock, bus, runner, busy_lock, directory, call_id=call_id)
+    service.start()
+    runner.release_all()  # the directory
+    call = ringing_both("19.1")
+    for event in call.events:
+        service.handle(event)
+    # The context (the pops go out at once, without the id), then the id's own job.
+    assert runner.release_all() == 2
+    clock.advance(0)
+    assert [(m["type"], m["call_id"]) for m in bus.to("anna")] == [("screen_pop", None)]
+    assert [r.linkedid for r in asked] == ["19.1"]
+    seen = len(call.events)
+    for event in call.answer(ANNA, START + 3).events[seen:]:
+        service.handle(event)
+    clock.advance(0)
+    assert [(m["type"], m["call_id"]) for m in bus.to("anna")] == [
+        ("screen_pop", None),
+        ("call_update", 4242),
+    ]
+    bus.publish("pop.replay", {"operator_id": OPERATORS["anna"][0]})
+    clock.advance(0)
+    assert bus.to("anna")[-1]["replay"] is True and bus.to("anna")[-1]["call_id"] == 4242
+    assert service.status()["call_ids_late"] == 1
+
+
+def test_a_call_id_that_cannot_be_had_leaves_the_pop_alone() -> None:
+    def busy_lock(request: ContextRequest) -> dict[str, Any]:
+        return {**fake_context(request), "call_id": None, "call_id_pending": True}
+
+    def broken(request: ContextRequest) -> int | None:
+        raise RuntimeError("database is locked")
+
+    clock = Clock()
+    bus = RecordingBus(clock)
+    service = PopService(clock, bus, now_runner, busy_lock, directory, call_id=broken)
+    service.start()
+    call = ringing_both("20.1")
+    for event in call.answer(ANNA, START + 3).events:
+        service.handle(event)
+    clock.advance(0)
+    assert [(m["type"], m["call_id"]) for m in bus.to("anna")] == [
+        ("screen_pop", None),
+        ("call_update", None),
+    ]
+    assert bus.to("anna")[0]["customer"] is None and bus.to("anna")[0]["degraded"] is False
+    assert service.status()["call_id_failures"] == 1

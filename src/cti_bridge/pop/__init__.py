@@ -44,4 +44,5 @@ def make_pop_service(
         builder.build,
         operators_of(store.accounts),
         default_region=default_region,
+        call_id=builder.call_id,
     )

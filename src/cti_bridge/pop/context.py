@@ -7,9 +7,14 @@ statement for the whole context (``queries.py``), and at most one short write.
 The pop needs the call's record id (the console PATCHes notes onto it) before the record
 writer may have seen the call, so the builder gets or creates the record row on
 ``(pbx, linkedid)``, exactly like the writer does (insert-or-nothing on the unique key);
-whichever comes first creates it and the other merges into it. Reading comes first and the
-insert only happens when the row is missing, in its own short write transaction: on SQLite
-a read transaction that later writes can fail at once instead of waiting for the lock.
+whichever comes first creates it and the other merges into it. The read comes first,
+outside any write transaction (a read that later writes can fail at once on SQLite instead
+of waiting for the lock); the insert is one statement that returns the new id, alone in
+its transaction. On SQLite that insert waits for the single write lock, which the record
+writer holds while it writes a batch, so the pop waits at most ``lock_wait`` seconds for
+it: a pop that cannot have its id in time goes out with everything else and ``call_id``
+null, and ``call_id(request)`` gets the id afterwards (``service.py`` asks for it), so
+that the call's next messages carry it. A lock wait never costs the pop its customer.
 
 Everything returned is plain JSON data. Text from the caller and from imported files is
 carried as text; nothing here (or anywhere in the pop) builds markup.
@@ -19,19 +24,21 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Connection, Engine, RowMapping, bindparam, select
+import structlog
+from sqlalchemy import Connection, Engine, bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from cti_bridge.calls.events import Call
 from cti_bridge.store.customers import customer_fields
-from cti_bridge.store.db import writing
+from cti_bridge.store.db import WRITE_OPTION
 from cti_bridge.store.models import CallRecord, Customer
 from cti_bridge.store.numbers import caller_number
 from cti_bridge.store.records import clean_text
@@ -47,12 +54,22 @@ __all__ = [
     "local_today",
 ]
 
+log = structlog.get_logger("cti_bridge.pop")
+
 HISTORY = 10
 UPSELL_DAYS = 30
+#: How long a pop waits for SQLite's write lock to create its call's record row.
+LOCK_WAIT = 0.25
 
 _CALL_ID = select(CallRecord.id).where(
     CallRecord.pbx == bindparam("pbx"), CallRecord.linkedid == bindparam("linkedid")
 )
+_NEW_CALL = {
+    name: dialect.insert(CallRecord)
+    .on_conflict_do_nothing(index_elements=["pbx", "linkedid"])
+    .returning(CallRecord.id)
+    for name, dialect in (("sqlite", sqlite), ("postgresql", postgresql))
+}
 
 
 def local_today(clock: Callable[[], float] = time.time) -> Callable[[], date]:
@@ -127,6 +144,7 @@ class PopContextBuilder:
         clock: Callable[[], float] = time.time,
         today: Callable[[], date] | None = None,
         history: int = HISTORY,
+        lock_wait: float = LOCK_WAIT,
     ) -> None:
         engine = sessions.kw.get("bind")
         if not isinstance(engine, Engine):
@@ -136,7 +154,7 @@ class PopContextBuilder:
         self._clock = clock
         self._today = today or local_today(clock)
         self._history = history
-        self._sessions = sessions
+        self._lock_wait = lock_wait
 
     def build(self, request: ContextRequest) -> dict[str, Any]:
         caller = caller_of(request, self._region)
@@ -155,7 +173,7 @@ class PopContextBuilder:
             )
             call_id: int | None = found["call_id"]
             if call_id is None:
-                call_id = self._create_call(request)
+                call_id = self._new_call(connection, request, self._lock_wait)
         shown = _shown(found, today, now)
         callback = _json(found["agreement"])
         return {
@@ -170,6 +188,8 @@ class PopContextBuilder:
             "scripts": shown["scripts"],
             "upsell": shown["upsell"],
             "degraded": False,
+            # No id yet (the write lock was busy): the service asks call_id() later.
+            "call_id_pending": call_id is None,
         }
 
     def customer_context(self, customer_id: int) -> dict[str, Any] | None:
@@ -191,6 +211,16 @@ class PopContextBuilder:
         shown = _shown(found, today, now)
         return None if shown["customer"] is None else shown
 
+    def call_id(self, request: ContextRequest) -> int | None:
+        """The call's record id, creating the row if needed and waiting for the write lock
+        as long as the store does: for a pop that went out without one."""
+        with self._connect() as connection:
+            found = connection.execute(_CALL_ID, _key(request)).scalar()
+            connection.rollback()
+            if found is not None:
+                return int(found)
+            return self._new_call(connection, request, None)
+
     # -- the database --------------------------------------------------------------------------
 
     @contextmanager
@@ -202,37 +232,67 @@ class PopContextBuilder:
                 connection.execution_options(isolation_level="AUTOCOMMIT")
             yield connection
 
-    def _read(self, connection: Connection, params: dict[str, Any]) -> RowMapping:
-        statement = pop_read(connection.dialect)
+    def _read(self, connection: Connection, params: dict[str, Any]) -> dict[str, Any]:
         params["limit"] = self._history
-        row = connection.exec_driver_sql(statement.sql, statement.arguments(params)).one()
-        connection.rollback()  # a read transaction ends before any write begins
-        return row._mapping
+        return pop_read(connection.dialect).fetch_one(connection, params)
 
-    def _create_call(self, request: ContextRequest) -> int:
+    def _new_call(
+        self, connection: Connection, request: ContextRequest, lock_wait: float | None
+    ) -> int | None:
+        """Insert-or-nothing the call's record row and return its id; None when the write
+        lock was not free within ``lock_wait`` seconds (None: as long as the store waits)."""
         now = datetime.fromtimestamp(self._clock(), UTC)
-        with writing(self._sessions) as session:
-            dialect = session.get_bind().dialect.name
-            insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-            statement = insert(CallRecord).values(
+        values: dict[str, Any] = {
+            **_key(request),
+            "direction": request.direction,
+            "caller_withheld": request.caller_withheld,
+            "queues": [],
+            "started_at": from_posix(request.started_at),
+            "complete": request.complete,
+            "created_at": now,
+            "updated_at": now,
+        }
+        statement = _NEW_CALL[connection.dialect.name]
+        try:
+            with _lock_wait(connection, lock_wait):
+                connection.execution_options(**{WRITE_OPTION: True})
+                call_id = connection.execute(statement, values).scalar()
+                if call_id is None:  # the record writer created it meanwhile
+                    call_id = connection.execute(_CALL_ID, _key(request)).scalar()
+                connection.commit()
+        except DBAPIError as error:
+            connection.rollback()
+            if lock_wait is None:
+                raise
+            log.warning(
+                "pop goes out without its call id for now",
                 pbx=request.pbx,
                 linkedid=request.linkedid,
-                direction=request.direction,
-                caller_withheld=request.caller_withheld,
-                queues=[],
-                started_at=from_posix(request.started_at),
-                complete=request.complete,
-                created_at=now,
-                updated_at=now,
+                error=str(error.orig)[:200],
             )
-            session.execute(statement.on_conflict_do_nothing(index_elements=["pbx", "linkedid"]))
-            call_id = session.scalar(_CALL_ID, _key(request))
+            return None
         assert call_id is not None
-        return call_id
+        return int(call_id)
 
 
 def _key(request: ContextRequest) -> dict[str, str]:
     return {"pbx": request.pbx, "linkedid": request.linkedid}
+
+
+@contextmanager
+def _lock_wait(connection: Connection, seconds: float | None) -> Iterator[None]:
+    """SQLite's busy timeout, shortened for one statement (PostgreSQL locks rows, not
+    the database: there the insert only waits for a transaction inserting the same call)."""
+    if seconds is None or connection.dialect.name != "sqlite":
+        yield
+        return
+    raw: Any = connection.connection.dbapi_connection
+    before = int(raw.execute("PRAGMA busy_timeout").fetchone()[0])
+    raw.execute(f"PRAGMA busy_timeout = {int(seconds * 1000)}")
+    try:
+        yield
+    finally:
+        raw.execute(f"PRAGMA busy_timeout = {before}")
 
 
 def _agreement_id(ref: str | None) -> int | None:
@@ -267,7 +327,7 @@ def _day(value: str | None) -> date | None:
     return None if value is None else date.fromisoformat(value)
 
 
-def _shown(found: RowMapping, today: date, now: datetime) -> dict[str, Any]:
+def _shown(found: Mapping[str, Any], today: date, now: datetime) -> dict[str, Any]:
     """The customer part of a pop (and of the console's customer view)."""
     customer = _customer(found)
     contracts = _contracts(_rows(found["contracts"]), today)
@@ -285,14 +345,14 @@ def _shown(found: RowMapping, today: date, now: datetime) -> dict[str, Any]:
     }
 
 
-def _customer(found: RowMapping) -> dict[str, Any] | None:
+def _customer(found: Mapping[str, Any]) -> dict[str, Any] | None:
     card = _json(found["customer"])
     if card is None:
         return None
     numbers = sorted(_rows(found["numbers"]), key=lambda n: n["id"])
     products = sorted(_rows(found["products"]), key=lambda p: (p["code"], p["owned"]))
     return {
-        **customer_fields(Customer(**card)),  # one rendering of a customer's own fields
+        **customer_fields(cast(Customer, _Columns(card))),  # one rendering, for all
         "notes": card["notes"],
         "numbers": [n["number"] for n in numbers],
         "products": [
@@ -300,6 +360,22 @@ def _customer(found: RowMapping) -> dict[str, Any] | None:
             for p in products
         ],
     }
+
+
+class _Columns:
+    """A row's values as attributes: what ``customer_fields`` reads of a customer, without
+    building an ORM object for it."""
+
+    __slots__ = ("_values",)
+
+    def __init__(self, values: Mapping[str, Any]) -> None:
+        self._values = values
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._values[name]
+        except KeyError:
+            raise AttributeError(name) from None
 
 
 def valid_on(valid_from: date, valid_until: date | None, day: date) -> bool:

@@ -194,6 +194,15 @@ class PopCore:
                 actions.append(self._show(state, pop))
         return actions
 
+    def call_id_ready(self, key: CallKey, call_id: int) -> list[Action]:
+        """The record id of a call whose pop went out without one (the database's write
+        lock was busy): the call's next messages and replays carry it. Nothing is sent
+        now - the console takes the id from whichever message brings it first."""
+        state = self._calls.get(key)
+        if state is not None and state.context is not None and state.context.get("call_id") is None:
+            state.context = {**state.context, "call_id": call_id}
+        return []
+
     def directory_changed(self) -> list[Action]:
         """Devices may have new operators now: route the rings that found nobody."""
         actions: list[Action] = []

@@ -21,20 +21,22 @@ customer's first ``HISTORY_NUMBERS`` numbers - and stops after ``limit`` rows, s
 customer with ten thousand calls costs what one with ten does. Numbers beyond those are
 read in one sweep (customers with many numbers are rare).
 
-The statement is compiled once per dialect and run as its SQL text
-(``Connection.exec_driver_sql``): no cache key walk of a large statement per pop.
-Values therefore come back as the driver gives them: JSON as text (SQLite) or parsed
-(psycopg), times as ISO text in UTC (SQLite) or with the session's offset (PostgreSQL);
-``context.py`` reads both.
+The statement is compiled once per dialect and run as its SQL text on the driver's own
+cursor (``Compiled.fetch_one``): no cache key walk of a large statement per pop, no
+result set-up. Values therefore come back as the driver gives them: JSON as text (SQLite)
+or parsed (psycopg), times as ISO text in UTC (SQLite) or with the session's offset
+(PostgreSQL); ``context.py`` reads both.
 """
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import psycopg
 from sqlalchemy import (
     ColumnElement,
     CompoundSelect,
@@ -43,13 +45,15 @@ from sqlalchemy import (
     String,
     and_,
     bindparam,
+    exists,
     func,
     literal_column,
     not_,
     select,
     union,
 )
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.orm import aliased
 from sqlalchemy.sql.selectable import ScalarSelect
 
 from cti_bridge.store.models import (
@@ -78,19 +82,39 @@ HISTORY_NUMBERS = 3
 
 @dataclass(frozen=True, slots=True)
 class Compiled:
-    """A statement as SQL text for one dialect, and how to pass it its parameters."""
+    """A statement as the database driver takes it, and how to pass it its parameters."""
 
+    #: SQL text in the driver's own placeholders: ``?`` (sqlite3), ``$1`` (psycopg).
     sql: str
-    #: Parameter names in order for positional drivers (sqlite3), None for named ones.
-    positions: tuple[str, ...] | None
+    #: The parameter of each placeholder, in order.
+    names: tuple[str, ...]
     #: Values compiled into the statement (limits, offsets, literals).
     defaults: Mapping[str, Any]
+    #: The statement's result columns.
+    columns: tuple[str, ...]
+    #: psycopg's ``RawCursor``: ``$n`` placeholders, no client-side parsing of the SQL.
+    raw_cursor: bool
 
-    def arguments(self, params: Mapping[str, Any]) -> tuple[Any, ...] | dict[str, Any]:
+    def arguments(self, params: Mapping[str, Any]) -> tuple[Any, ...]:
         values = {**self.defaults, **params}
-        if self.positions is None:
-            return values
-        return tuple(values[name] for name in self.positions)
+        return tuple(values[name] for name in self.names)
+
+    def fetch_one(self, connection: Connection, params: Mapping[str, Any]) -> dict[str, Any]:
+        """Run on the connection's driver cursor and return the one row by column.
+
+        Not through ``Connection.exec_driver_sql``: its result set-up (and psycopg's
+        parsing of a query this long, which it does not cache) cost more than SQLite takes
+        to answer. The statement runs alone, in the driver's autocommit (sqlite3 without
+        BEGIN; psycopg in the connection's AUTOCOMMIT), so it reads one snapshot."""
+        driver: Any = connection.connection.dbapi_connection
+        cursor = psycopg.RawCursor(driver) if self.raw_cursor else driver.cursor()
+        try:
+            cursor.execute(self.sql, self.arguments(params))
+            row = cursor.fetchone()
+        finally:
+            cursor.close()
+        assert row is not None  # a SELECT without FROM always has its one row
+        return dict(zip(self.columns, row, strict=True))
 
 
 _compiled: dict[str, Compiled] = {}
@@ -104,7 +128,7 @@ def pop_read(dialect: Dialect) -> Compiled:
     callback's agreement, or null), ``number`` (the caller in E.164, or null), ``pbx`` and
     ``linkedid`` (the call), ``limit`` (history length).
     """
-    key = f"{dialect.name}/{dialect.paramstyle}"
+    key = f"{dialect.name}/{dialect.driver}"
     found = _compiled.get(key)
     if found is None:
         with _compiling:
@@ -115,12 +139,26 @@ def pop_read(dialect: Dialect) -> Compiled:
 
 
 def _compile(statement: AnySelect, dialect: Dialect) -> Compiled:
+    if dialect.driver not in ("pysqlite", "psycopg"):
+        raise ValueError(f"no way to run the pop's read on {dialect.name}+{dialect.driver}")
     compiled = statement.compile(dialect=dialect)
     sql = str(compiled)
     if "POSTCOMPILE" in sql:  # an expanding IN would need a compile per call
         raise AssertionError("the pop's read must compile to fixed SQL")
-    positions = tuple(compiled.positiontup or ()) if dialect.positional else None
-    return Compiled(sql, positions, compiled.construct_params(_check=False))
+    columns = tuple(str(column.key) for column in statement.selected_columns)
+    defaults = compiled.construct_params(_check=False)
+    if dialect.driver == "pysqlite":  # qmark: one name per "?"
+        return Compiled(sql, tuple(compiled.positiontup or ()), defaults, columns, False)
+    # psycopg's pyformat, %(name)s, becomes $n: one number per name, used where it occurs.
+    names: list[str] = []
+
+    def number(match: re.Match[str]) -> str:
+        if match.group(1) not in names:
+            names.append(match.group(1))
+        return f"${names.index(match.group(1)) + 1}"
+
+    sql = re.sub(r"%\((\w+)\)s", number, sql).replace("%%", "%")
+    return Compiled(sql, tuple(names), defaults, columns, True)
 
 
 class _Json:
@@ -299,12 +337,7 @@ def _read(json: _Json) -> AnySelect:
         select(CustomerProduct.product_id).where(CustomerProduct.customer_id == customer_id),
         select(Contract.product_id).where(Contract.customer_id == customer_id),
     )
-    latest = (
-        select(Script.product_id, Script.name, func.max(Script.version).label("version"))
-        .where(Script.product_id.in_(their_products))
-        .group_by(Script.product_id, Script.name)
-        .subquery()
-    )
+    newer = aliased(Script, name="newer")
     scripts = (
         select(
             Script.product_id,
@@ -316,15 +349,16 @@ def _read(json: _Json) -> AnySelect:
             Script.body,
             Script.created_at,
         )
-        .join(
-            latest,
-            and_(
-                Script.product_id == latest.c.product_id,
-                Script.name == latest.c.name,
-                Script.version == latest.c.version,
+        .join(Product, Product.id == Script.product_id)
+        .where(
+            Script.product_id.in_(their_products),
+            # The newest version only: no version above it (the unique index answers).
+            ~exists().where(
+                newer.product_id == Script.product_id,
+                newer.name == Script.name,
+                newer.version > Script.version,
             ),
         )
-        .join(Product, Product.id == Script.product_id)
     )
 
     return select(

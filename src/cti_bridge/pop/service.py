@@ -145,11 +145,13 @@ class PopService:
         refresh_interval: float = 30.0,
         miss_interval: float = 5.0,
         max_call_age: float = 6 * 3600.0,
+        call_id: Callable[[ContextRequest], int | None] | None = None,
     ):
         self._reactor = reactor
         self._bus = bus
         self._run = run
         self._build = build
+        self._call_id = call_id
         self._region = default_region
         self._refresh_interval = refresh_interval
         self._max_call_age = max_call_age
@@ -165,6 +167,7 @@ class PopService:
         self._build_ms: deque[float] = deque(maxlen=4096)
         self._counts = {"pops": 0, "updates": 0, "withdrawn": 0, "replayed": 0}
         self._counts |= {"builds": 0, "build_failures": 0, "swept": 0}
+        self._counts |= {"call_ids_late": 0, "call_id_failures": 0}
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -237,10 +240,35 @@ class PopService:
         def ready(context: dict[str, Any]) -> None:
             self._build_ms.append((time.perf_counter() - started) * 1000.0)
             self._execute(self.core.context_ready(key, context))
+            if context.get("call_id_pending") and self._call_id is not None:
+                self._fetch_call_id(key, request)
 
         building = self._run(lambda: self._build(request))
         building.addErrback(failed).addCallback(ready)
         building.addErrback(self._bug, "showing the pop")
+
+    def _fetch_call_id(self, key: CallKey, request: ContextRequest) -> None:
+        """The pop went out without its record id (the write lock was busy): get it now,
+        waiting as long as it takes, so the call's next messages carry it."""
+        assert self._call_id is not None
+        self._counts["call_ids_late"] += 1
+        find = self._call_id
+
+        def found(call_id: int | None) -> None:
+            if call_id is not None:
+                self._execute(self.core.call_id_ready(key, call_id))
+
+        def failed(failure: Failure) -> None:
+            self._counts["call_id_failures"] += 1
+            log.error(
+                "no call id for the pop",
+                pbx=key[0],
+                linkedid=key[1],
+                error=failure.getErrorMessage()[:300],
+            )
+
+        finding = self._run(lambda: find(request))
+        finding.addCallbacks(found, failed).addErrback(self._bug, "keeping the call id")
 
     def _directory_refreshed(self, changed: bool) -> None:
         if changed:
