@@ -50,7 +50,12 @@ def rig() -> tuple[Clock, MemoryBus, Tokens, Hub]:
     bus = MemoryBus(clock)
     tokens = Tokens()
     hub = Hub(
-        clock, bus, tokens, lambda name: succeed(7 if name == "anna" else None), ping_interval=25
+        clock,
+        bus,
+        tokens,
+        lambda name: succeed(7 if name == "anna" else None),
+        ping_interval=25,
+        spread=lambda: 0.5,  # first ping after exactly one interval
     )
     return clock, bus, tokens, hub
 
@@ -86,6 +91,44 @@ def test_a_database_hiccup_does_not_close_screens() -> None:
     clock.advance(25)
     clock.advance(25)
     assert transport.closed is None and transport.pings == 2
+
+
+def test_screens_opened_together_are_checked_spread_over_the_interval() -> None:
+    clock = Clock()
+    bus = MemoryBus(clock)
+    checked: list[float] = []
+
+    def resolve(token: str) -> Deferred[Principal | None]:
+        checked.append(clock.seconds())
+        return succeed(ANNA)
+
+    phases = iter([0.0, 0.25, 0.5, 0.75, 0.95])
+    hub = Hub(
+        clock,
+        bus,
+        resolve,
+        lambda name: succeed(None),
+        ping_interval=20,
+        spread=lambda: next(phases),
+    )
+    sockets = [open_socket(hub, ANNA, "t-anna") for _ in range(5)]
+    clock.pump([1.0] * 30)
+    assert checked[:5] == [10.0, 15.0, 20.0, 25.0, 29.0]  # not five at once at t=20
+    clock.pump([1.0] * 20)
+    assert checked[5:10] == [30.0, 35.0, 40.0, 45.0, 49.0]  # then each every 20 s
+    socket, transport = sockets[0]
+    socket.connectionLost(None)  # type: ignore[arg-type]
+    pings = transport.pings
+    clock.pump([1.0] * 40)
+    assert transport.pings == pings
+
+
+def test_a_socket_closed_before_its_first_ping_is_never_pinged() -> None:
+    clock, _bus, _tokens, hub = rig()
+    socket, transport = open_socket(hub, ANNA, "t-anna")
+    socket.connectionLost(None)  # type: ignore[arg-type]
+    clock.pump([5.0] * 20)
+    assert transport.pings == 0 and clock.getDelayedCalls() == []
 
 
 def test_what_a_browser_may_send() -> None:

@@ -10,12 +10,13 @@ upgrade: a bad token gets HTTP 401 and never a socket.
 from __future__ import annotations
 
 import json
+import random
 from collections.abc import Callable
 from typing import Any, Protocol
 
 import structlog
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.python.failure import Failure
 from twisted.web.resource import Resource
@@ -60,6 +61,7 @@ class ScreenSocket:
         self.transport: WebSocketTransport | None = None
         self._unsubscribe: dict[str, Callable[[], None]] = {}
         self._ping: LoopingCall | None = None
+        self._first_ping: IDelayedCall | None = None
 
     # WebSocketProtocol
     def negotiationStarted(self, transport: WebSocketTransport) -> None:
@@ -79,9 +81,16 @@ class ScreenSocket:
         if self.principal.sees_everything:
             self.listen(SUPERVISORS_TOPIC)
         self.hub.bus.publish(POP_REPLAY_TOPIC, {"operator_id": self.principal.operator_id})
+        # Each socket keeps its own phase: screens that connected together (a node
+        # restart, a shift starting) must not re-check their tokens all in the same
+        # moment, queueing hundreds of database jobs in front of the pops.
+        self._first_ping = self.hub.reactor.callLater(self.hub.first_ping_delay(), self._pinging)
+
+    def _pinging(self) -> None:
+        self._first_ping = None
         self._ping = LoopingCall(self._keepalive)
         self._ping.clock = self.hub.reactor
-        self._ping.start(self.hub.ping_interval, now=False)
+        self._ping.start(self.hub.ping_interval, now=True)
 
     def pongReceived(self, payload: bytes) -> None:
         pass
@@ -110,6 +119,9 @@ class ScreenSocket:
         self.send({"type": "error", "error": "text messages only"})
 
     def connectionLost(self, reason: Failure) -> None:
+        if self._first_ping is not None and self._first_ping.active():
+            self._first_ping.cancel()
+        self._first_ping = None
         if self._ping is not None and self._ping.running:
             self._ping.stop()
         for stop in self._unsubscribe.values():
@@ -147,7 +159,13 @@ class ScreenSocket:
 
 
 class Hub:
-    """Every open screen socket of this node."""
+    """Every open screen socket of this node.
+
+    A socket is pinged (and its token re-checked in the database) every
+    ``ping_interval`` seconds, the first time after ``ping_interval * (0.5 + spread())``,
+    ``spread`` giving a number in [0, 1): sockets opened together are checked spread over
+    a whole interval, not in one burst.
+    """
 
     def __init__(
         self,
@@ -157,13 +175,18 @@ class Hub:
         operator_id_for: OperatorLookup,
         *,
         ping_interval: float = 25.0,
+        spread: Callable[[], float] = random.random,
     ):
         self.reactor = reactor
         self.bus = bus
         self.resolve_token = resolve_token
         self.operator_id_for = operator_id_for
         self.ping_interval = ping_interval
+        self._spread = spread
         self.sockets: set[ScreenSocket] = set()
+
+    def first_ping_delay(self) -> float:
+        return self.ping_interval * (0.5 + self._spread())
 
     def opened(self, socket: ScreenSocket) -> None:
         self.sockets.add(socket)
