@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -207,5 +208,67 @@ def test_postgresql_url_without_driver_means_psycopg() -> None:
     engine = create_database_engine("postgresql://postgres@127.0.0.1:5432/test")
     try:
         assert engine.url.drivername == "postgresql+psycopg"
+    finally:
+        engine.dispose()
+
+
+def test_sqlite_writers_of_one_process_queue_and_are_let_in_at_the_commit(
+    tmp_path: Path,
+) -> None:
+    import threading
+
+    from sqlalchemy.exc import OperationalError
+
+    url = f"sqlite:///{tmp_path / 'queue.sqlite3'}"
+    upgrade(url)
+    engine = create_database_engine(url, sqlite_busy_timeout=30.0)
+    sessions = session_factory(engine)
+    entered = threading.Event()
+    done = threading.Event()
+    errors: list[BaseException] = []
+
+    def second_writer() -> None:
+        try:
+            entered.set()
+            with writing(sessions) as session:
+                session.execute(text("INSERT INTO products (code, name) VALUES ('B', 'b')"))
+        except BaseException as error:  # pragma: no cover - reported below
+            errors.append(error)
+        finally:
+            done.set()
+
+    try:
+        with writing(sessions) as session:
+            session.execute(text("INSERT INTO products (code, name) VALUES ('A', 'a')"))
+            raw: Any = session.connection().connection.dbapi_connection
+            queue = raw.write_queue
+            assert queue.locked() and raw.queued_write
+            thread = threading.Thread(target=second_writer)
+            thread.start()
+            assert entered.wait(10)
+            # It waits on the process's queue (30 s of busy timeout), not on SQLite.
+            assert not done.wait(0.05)
+            # A writer with a short busy timeout gives up after it, as SQLite would.
+            with engine.connect() as impatient:
+                impatient.exec_driver_sql("PRAGMA busy_timeout = 20")
+                impatient.commit()
+                with pytest.raises(OperationalError, match="database is locked"):
+                    impatient.execution_options(cti_bridge_write=True).begin()
+        assert done.wait(10) and not errors  # let in as soon as the first committed
+        thread.join()
+        with sessions() as session:
+            codes = session.scalars(text("SELECT code FROM products ORDER BY code")).all()
+        assert codes == ["A", "B"]
+        # A failed BEGIN, a rollback or a closed connection gives the queue back too.
+        with writing(sessions) as session:
+            session.execute(text("INSERT INTO products (code, name) VALUES ('C', 'c')"))
+            session.rollback()
+        connection = engine.connect().execution_options(cti_bridge_write=True)
+        connection.begin()
+        connection.close()
+        assert not queue.locked()
+        with writing(sessions) as session:
+            session.execute(text("DELETE FROM products WHERE code = 'B'"))
+        assert not queue.locked()
     finally:
         engine.dispose()

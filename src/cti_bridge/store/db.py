@@ -7,10 +7,19 @@ transactions (Python's sqlite3 driver would otherwise open them late and never f
 Write transactions take SQLite's write lock up front (``BEGIN IMMEDIATE``), because a
 transaction that reads first and writes later can fail at once, without waiting, when
 another writer committed in between.
+
+Within one process, writers queue for SQLite's write lock on a lock of our own first
+(``_WriteQueue``). SQLite has no queue: a writer that finds the lock taken polls it,
+sleeping 1, 2, 5, 10, 15, 20, 25 ... ms between tries, so a pop's one-row INSERT behind a
+record batch of 3 ms waited 8 ms, behind one of 9 ms 18 ms. Our lock wakes the next
+writer the moment the previous one commits, and waits no longer than the connection's
+busy timeout; SQLite's own wait still covers writers in other processes.
 """
 
 from __future__ import annotations
 
+import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -18,6 +27,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, Connection, Engine, create_engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
@@ -77,16 +87,66 @@ def create_database_engine(
     )
 
 
+class _SQLiteConnection(sqlite3.Connection):
+    """A driver connection that gives the process's write queue back when its write
+    transaction ends (commit, rollback - also the pool's reset - or close)."""
+
+    write_queue: threading.Lock | None = None
+    queued_write = False
+
+    def commit(self) -> None:
+        try:
+            super().commit()
+        finally:
+            self.leave_write_queue()
+
+    def rollback(self) -> None:
+        try:
+            super().rollback()
+        finally:
+            self.leave_write_queue()
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self.leave_write_queue()
+
+    def leave_write_queue(self) -> None:
+        if self.queued_write and self.write_queue is not None:
+            self.queued_write = False
+            self.write_queue.release()
+
+
+def _enter_write_queue(raw: _SQLiteConnection) -> None:
+    """Wait for this process's other writers, as long as the connection's busy timeout."""
+    queue = raw.write_queue
+    if queue is None or raw.queued_write:
+        return
+    timeout_ms = int(raw.execute("PRAGMA busy_timeout").fetchone()[0])
+    if not queue.acquire(timeout=timeout_ms / 1000.0):
+        raise sa_exc.OperationalError(
+            "BEGIN IMMEDIATE", None, sqlite3.OperationalError("database is locked")
+        )
+    raw.queued_write = True
+
+
 def _sqlite_engine(url: URL, busy_timeout: float, echo: bool) -> Engine:
     in_memory = url.database in (None, "", ":memory:")
-    kwargs: dict[str, Any] = {"connect_args": {"check_same_thread": False}, "echo": echo}
+    connect_args: dict[str, Any] = {"check_same_thread": False}
+    kwargs: dict[str, Any] = {"connect_args": connect_args, "echo": echo}
     if in_memory:
         kwargs["poolclass"] = StaticPool  # one shared connection, or every one is empty
+    else:
+        connect_args["factory"] = _SQLiteConnection
     engine = create_engine(url, **kwargs)
+    write_queue = threading.Lock()  # one per engine: one per database in the process
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # we emit BEGIN ourselves
+        if isinstance(dbapi_connection, _SQLiteConnection):
+            dbapi_connection.write_queue = write_queue
         cursor = dbapi_connection.cursor()
         try:
             if not in_memory:
@@ -100,7 +160,19 @@ def _sqlite_engine(url: URL, busy_timeout: float, echo: bool) -> Engine:
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
         write = connection.get_execution_options().get(WRITE_OPTION, False)
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+        if not write:
+            connection.exec_driver_sql("BEGIN")
+            return
+        raw: Any = connection.connection.dbapi_connection
+        if not isinstance(raw, _SQLiteConnection):
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            return
+        _enter_write_queue(raw)
+        try:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        except BaseException:
+            raw.leave_write_queue()
+            raise
 
     return engine
 
