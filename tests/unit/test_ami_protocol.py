@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 from twisted.internet.error import ConnectionDone
@@ -487,3 +489,42 @@ def test_messages_after_a_drop_in_the_same_read_are_not_delivered() -> None:
     link.proto.on_event = handler
     link.receive("Event: Shutdown\r\n\r\nEvent: Hangup\r\n\r\n")
     assert link.event_names == ["Shutdown"]
+
+
+class RecordingSocket(socket.socket):
+    """A real socket that remembers the options set on it."""
+
+    def __init__(self, family: int) -> None:
+        super().__init__(family, socket.SOCK_STREAM)
+        self.options: list[tuple[int, int, int]] = []
+
+    def setsockopt(self, level: int, option: int, value: Any, *rest: Any) -> None:  # type: ignore[override]
+        self.options.append((level, option, value))
+        super().setsockopt(level, option, value, *rest)
+
+
+class SocketTransport(StringTransport):
+    def __init__(self, handle: socket.socket) -> None:
+        super().__init__()
+        self.handle = handle
+
+    def getHandle(self) -> socket.socket:
+        return self.handle
+
+
+@pytest.mark.skipif(not hasattr(socket, "TCP_QUICKACK"), reason="Linux only")
+def test_every_read_asks_tcp_to_acknowledge_the_next_segment_at_once() -> None:
+    quickack = (socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
+    with RecordingSocket(socket.AF_INET) as tcp:
+        proto = AMIProtocolFactory(Clock()).buildProtocol(None)  # type: ignore[arg-type]
+        proto.makeConnection(SocketTransport(tcp))
+        assert tcp.options == [quickack]
+        proto.dataReceived(BANNER)
+        proto.dataReceived(b"Event: FullyBooted\r\n\r\n")
+        assert tcp.options == [quickack] * 3
+    # Not TCP (a Unix socket): tried once, then left alone.
+    with RecordingSocket(socket.AF_UNIX) as unix:
+        proto = AMIProtocolFactory(Clock()).buildProtocol(None)  # type: ignore[arg-type]
+        proto.makeConnection(SocketTransport(unix))
+        proto.dataReceived(BANNER)
+        assert len(unix.options) == 1

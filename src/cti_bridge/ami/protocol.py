@@ -17,6 +17,10 @@ it turns bytes into messages and back, like txtorcon's control protocol:
 * The parser is not a ``LineReceiver``: events with hundreds of headers must not hit a
   16 KiB line limit and drop the link. It builds only the events in :attr:`wanted`
   (the owner's choice; responses and anything with an ``ActionID`` always).
+* Every read re-arms ``TCP_QUICKACK`` (Linux): what the PBX sends next is acknowledged at
+  once. Asterisk does not turn Nagle's algorithm off on AMI sessions, so a small event
+  written while the previous one is unacknowledged waits for our ACK - with the
+  kernel's delayed ACK, a ring arriving 20 ms after the previous call's came 20 ms late.
 * Keep-alive: any bytes from the PBX are a sign of life. A Ping goes out only after a
   quiet spell, and only a link that then stays silent is dropped: in a flood the Pong
   queues behind thousands of events, and a slow reader is not a dead link.
@@ -25,6 +29,7 @@ it turns bytes into messages and back, like txtorcon's control protocol:
 from __future__ import annotations
 
 import itertools
+import socket
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -51,6 +56,9 @@ __all__ = [
 ]
 
 log = structlog.stdlib.get_logger("cti_bridge.ami.protocol")
+
+#: Linux's "acknowledge without delay" socket option; None where there is none.
+_QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)
 
 #: Seconds an action may take before its Deferred fails with :class:`AMITimeout`.
 DEFAULT_ACTION_TIMEOUT = 10.0
@@ -229,6 +237,7 @@ class AMIProtocol(Protocol):
         #: a timed-out plain action (a late OriginateResponse) are still live events.
         self._expired_lists: deque[str] = deque(maxlen=256)
         self._drop_reason: str | None = None
+        self._quick_ack_off = False
         self._keepalive_call: IDelayedCall | None = None
         self._keepalive: tuple[float, float] = (0.0, 0.0)
         self._keepalive_since = 0.0
@@ -252,8 +261,10 @@ class AMIProtocol(Protocol):
 
     def connectionMade(self) -> None:
         self.connected = True
+        self._quick_ack()
 
     def dataReceived(self, data: bytes) -> None:
+        self._quick_ack()
         received_at = self.clock.seconds()
         self.last_received_at = received_at
         try:
@@ -266,6 +277,20 @@ class AMIProtocol(Protocol):
             if self._drop_reason is not None:
                 return  # dropped by a handler: the rest of this read is not trusted
             self._dispatch(msg, received_at)
+
+    def _quick_ack(self) -> None:
+        """Acknowledge the next segment at once (the kernel clears the flag as it goes)."""
+        if _QUICKACK is None or self._quick_ack_off:
+            return
+        get_handle = getattr(self.transport, "getHandle", None)
+        handle = get_handle() if get_handle is not None else None
+        if not isinstance(handle, socket.socket) or handle.type != socket.SOCK_STREAM:
+            self._quick_ack_off = True  # not a TCP socket (a test transport, a pipe)
+            return
+        try:
+            handle.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
+        except OSError:
+            self._quick_ack_off = True  # e.g. a Unix socket
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self.connected = False
