@@ -17,7 +17,8 @@ Latency of one pop = the time its screen_pop frame (matched on linkedid and devi
 read from the operator's socket minus the time the DialBegin that rang that device was
 written to the PBX socket; both clocks are this process's ``perf_counter``. The first
 ``--warmup`` seconds are left out (connection pools, caches). Per database: p50, p99,
-max, and the pops that never came.
+max, and the pops that never came. This process's own loop lag (how late a 10 ms timer
+fires) is printed beside them: when it is high, the measuring side is part of the figure.
 """
 
 from __future__ import annotations
@@ -81,6 +82,30 @@ class Screen:
 
     def buildProtocol(self, url: str) -> Screen:
         return self
+
+
+class LoopLag:
+    """How late a 10 ms timer fires in this process: the measuring side's own delay."""
+
+    def __init__(self, reactor: Any, interval: float = 0.01) -> None:
+        self.interval = interval
+        self.samples: list[tuple[float, float]] = []
+        self._last = time.perf_counter()
+        self._timer = task.LoopingCall(self._tick)
+        self._timer.clock = reactor
+
+    def start(self) -> None:
+        self._last = time.perf_counter()
+        self._timer.start(self.interval, now=False)
+
+    def stop(self) -> None:
+        if self._timer.running:
+            self._timer.stop()
+
+    def _tick(self) -> None:
+        now = time.perf_counter()
+        self.samples.append((now, max(0.0, now - self._last - self.interval) * 1000.0))
+        self._last = now
 
 
 async def get_json(reactor: Any, url: str) -> dict[str, Any]:
@@ -150,6 +175,8 @@ auth = "plain"
             screens.append(screen)
         await defer.gatherResults([s.hello for s in screens])
         print(f"#   {len(screens)} screens connected", flush=True)
+        lag = LoopLag(reactor)
+        lag.start()
         written: dict[tuple[str, str], float] = {}
         template = popdata.CallTemplate()
         rng = random.Random(5)
@@ -175,10 +202,11 @@ auth = "plain"
         health = await get_json(reactor, f"http://127.0.0.1:{web_port}/healthz")
         pops = health.get("pops") or health.get("web", {}).get("pops") or {}
         print(f"#   daemon's own pop figures: {json.dumps(pops)[:400]}", flush=True)
+        lag.stop()
         for screen in screens:
             if screen.transport is not None:
                 screen.transport.loseConnection()
-        return {"written": written, "arrivals": arrivals, "started": started}
+        return {"written": written, "arrivals": arrivals, "started": started, "lag": lag.samples}
     finally:
         daemon.terminate()
         try:
@@ -211,6 +239,13 @@ def summarise(name: str, args: argparse.Namespace, result: dict[str, Any]) -> No
             latencies.append((got - at) * 1000.0)
     p50, p99, top = benchlib.percentiles(latencies, [50, 99, 100])
     print(f"# {name}: {len(latencies)} pops measured, {missing} never arrived")
+    lags = [ms for at, ms in result["lag"] if at >= cutoff]
+    if lags:
+        l50, l99, lmax = benchlib.percentiles(lags, [50, 99, 100])
+        print(
+            f"# {name}: this process's loop lag (10 ms timer, after the warm-up): "
+            f"p50 {l50:.2f} ms, p99 {l99:.2f} ms, max {lmax:.1f} ms"
+        )
     benchlib.line(f"cti-bridge pop p50 ({name})", p50, "ms")
     benchlib.line(f"cti-bridge pop p99 ({name})", p99, "ms")
     benchlib.line(f"cti-bridge pop max ({name})", top, "ms")
