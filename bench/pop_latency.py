@@ -278,7 +278,12 @@ def run_one(name: str, args: argparse.Namespace, url: str) -> None:
     t0 = time.perf_counter()
     popdata.load_customers(url, args.customers)
     operators = popdata.add_operators(url, args.operators)
-    print(f"# {name}: database ready in {time.perf_counter() - t0:.0f} s", flush=True)
+    settled = popdata.settle(url)
+    print(
+        f"# {name}: database ready in {time.perf_counter() - t0:.0f} s "
+        f"(bulk load written out: {settled})",
+        flush=True,
+    )
     result: dict[str, Any] = {}
 
     async def go(reactor: Any) -> None:
