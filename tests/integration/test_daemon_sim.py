@@ -3,6 +3,7 @@ roles, health. Real reactor, real TCP, real SQLite; the PBX is the demo simulato
 
 from __future__ import annotations
 
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -209,3 +210,16 @@ async def test_health_follows_the_pbx_link(setup: Setup) -> None:
     await eventually(lambda: setup.daemon.health()["status"] == "ok", 20, "recovered")
     status, body = await http("GET", setup.daemon.url + "metrics")
     assert status == 200 and 'cti_ami_connected{pbx="main"} 1.0' in body
+
+
+@pytest_twisted.ensureDeferred
+async def test_stopping_leaves_no_database_threads(setup: Setup) -> None:
+    daemon = setup.daemon
+    token = await login(daemon, "anna")  # the shared pool
+    assert await daemon.run_pop_work(lambda: 42) == 42  # the pops' own pool
+    status, _ = await http("GET", daemon.url + "api/calls", token=token)
+    assert status == 200
+    assert daemon.pool.workers > 0 and daemon.pop_pool.workers > 0
+    await daemon.stop()
+    ours = [t.name for t in threading.enumerate() if "cti-bridge-" in t.name]
+    assert ours == []

@@ -60,6 +60,29 @@ def test_nothing_is_published_before_the_context_and_it_is_built_once() -> None:
     assert len(rig.builds) == 1
 
 
+def test_builds_and_late_call_ids_run_in_their_own_pool() -> None:
+    shared, builds = HeldRunner(), HeldRunner()
+
+    def busy_lock(request: ContextRequest) -> dict[str, Any]:
+        return {**fake_context(request), "call_id": None, "call_id_pending": True}
+
+    clock = Clock()
+    bus = RecordingBus(clock)
+    service = PopService(
+        clock, bus, shared, busy_lock, directory, call_id=lambda r: 7, build_in=builds
+    )
+    service.start()
+    assert (len(shared.held), len(builds.held)) == (1, 0)  # the directory: shared pool
+    shared.release_all()
+    for event in ringing_both("2.1").events:
+        service.handle(event)
+    # The shared pool is stuck (API requests, token checks): the ring does not wait on it.
+    assert (len(shared.held), len(builds.held)) == (0, 1)
+    assert builds.release_all() == 2  # the context, then the late call id, both there
+    clock.advance(0)
+    assert bus.kinds("anna") == ["screen_pop"] and shared.held == []
+
+
 def test_a_slow_context_shows_the_state_at_publish_time() -> None:
     runner = HeldRunner()
     rig = pop_rig(runner=runner)

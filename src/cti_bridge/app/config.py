@@ -50,8 +50,10 @@ class WebConfig(_Section):
 
 class DatabaseConfig(_Section):
     url: str = "sqlite:///cti-bridge.sqlite3"
-    #: Threads that run database work off the reactor.
+    #: Threads that run database work off the reactor (API, token checks, health).
     pool_size: Annotated[int, Field(ge=1, le=64)] = 4
+    #: Threads of the screen-pop context builds alone: nothing else queues ahead of a ring.
+    pop_threads: Annotated[int, Field(ge=1, le=16)] = 2
     #: Events held in memory while the database is unreachable before refusing more.
     max_pending_events: Annotated[int, Field(ge=100)] = 200_000
 

@@ -13,7 +13,7 @@ import signal
 import sys
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 from twisted.internet.defer import Deferred, DeferredList, inlineCallbacks
@@ -42,10 +42,12 @@ from .metrics import Metrics
 from .pipeline import CallPipeline
 
 log = structlog.get_logger("cti_bridge.daemon")
+T = TypeVar("T")
 
 #: How often the daemon checks that the database answers (for /healthz).
 DB_CHECK_INTERVAL = 10.0
-#: Threads that write call records; the API and pops use ``database.pool_size`` more.
+#: Threads that write call records; the API uses ``database.pool_size`` more and the pop
+#: context builds ``database.pop_threads``.
 RECORD_THREADS = 2
 
 
@@ -67,7 +69,8 @@ class Daemon:
         self.store = store or open_store(
             config.database.url,
             default_region=config.phone.default_region,
-            pool_size=config.database.pool_size + RECORD_THREADS,
+            # One connection for every thread that may hold one at the same time.
+            pool_size=config.database.pool_size + config.database.pop_threads + RECORD_THREADS,
             accounts={
                 "token_lifetime": config.web.token_ttl_hours * 3600.0,
                 "max_failures": config.web.login_max_failures,
@@ -76,6 +79,11 @@ class Daemon:
         )
         self.pool = ThreadPool(
             minthreads=0, maxthreads=config.database.pool_size, name="cti-bridge-db"
+        )
+        # A ring's context build must not wait behind API requests or token checks: the
+        # builds (and the late call ids of their pops) have threads of their own.
+        self.pop_pool = ThreadPool(
+            minthreads=0, maxthreads=config.database.pop_threads, name="cti-bridge-pop"
         )
         self.writer = RecordWriter.in_thread_pool(
             self.store.calls,
@@ -113,13 +121,15 @@ class Daemon:
         self.hub = Hub(reactor, self.bus, self.backend.resolve_token, self.backend.operator_id_for)
         self.web = WebApp(self.backend, self.hub)
         # == screen-pop and AGI caller lookup (pop workstream, docs/screen-pop.md) =========
-        # Pops are built from the domain events in the database pool and go out on the bus
+        # Pops are built from the domain events in the pop pool and go out on the bus
         # (operator.<id>); the hub's pop.replay re-sends them to a screen that connects.
+        # The operator directory's reloads stay in the shared pool.
         self.pop = make_pop_service(
             self.store,
             reactor,
             self.bus,
             self.backend.run,
+            build_in=self.run_pop_work,
             default_region=config.phone.default_region,
         )
         self.add_consumer(self.pop.handle)
@@ -141,6 +151,10 @@ class Daemon:
         self._db_check.clock = reactor
         self._stopping: Deferred[None] | None = None
 
+    def run_pop_work(self, work: Callable[[], T]) -> Deferred[T]:
+        """Run a pop's blocking database work in the pop pool."""
+        return deferToThreadPool(self.reactor, self.pop_pool, work)
+
     def add_consumer(self, consumer: Callable[[DomainEvent], None]) -> None:
         """Give every PBX's domain events to ``consumer`` too (pops, KPIs, ...)."""
         for pipeline in self.pipelines.values():
@@ -151,6 +165,7 @@ class Daemon:
     @inlineCallbacks
     def start(self) -> Any:
         self.pool.start()
+        self.pop_pool.start()
         yield self.bus.start()
         self.pop.start()
         site = Site(self.web.resource())
@@ -193,6 +208,7 @@ class Daemon:
             yield self.port.stopListening()
         yield self.writer.stop()
         yield self.bus.stop()
+        self.pop_pool.stop()
         self.pool.stop()
         self.store.close()
         log.info("cti-bridge stopped")

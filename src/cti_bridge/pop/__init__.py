@@ -32,10 +32,17 @@ __all__ = [
 
 
 def make_pop_service(
-    store: Any, reactor: IReactorTime, bus: Bus, run: Runner, *, default_region: str = "BE"
+    store: Any,
+    reactor: IReactorTime,
+    bus: Bus,
+    run: Runner,
+    *,
+    build_in: Runner | None = None,
+    default_region: str = "BE",
 ) -> PopService:
     """The production wiring: ``store`` is a ``cti_bridge.store.Store``, ``run`` runs
-    blocking work in the database pool (e.g. ``StoreBackend.run``)."""
+    blocking work in the database pool (e.g. ``StoreBackend.run``); ``build_in``, when
+    given, runs the context builds and call id fetches instead (the daemon's pop pool)."""
     builder = PopContextBuilder(store.sessions, default_region=default_region)
     return PopService(
         reactor,
@@ -45,4 +52,5 @@ def make_pop_service(
         operators_of(store.accounts),
         default_region=default_region,
         call_id=builder.call_id,
+        build_in=build_in,
     )

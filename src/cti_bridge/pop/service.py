@@ -1,8 +1,9 @@
 """The screen-pop engine on the reactor: runs the pure core's actions.
 
 ``PopService.handle`` is a call-pipeline consumer (``Daemon.add_consumer``). It never
-blocks: the core decides in memory, a context build goes to the database thread pool
-(``run``), and messages go to the bus, which delivers them on a later reactor turn.
+blocks: the core decides in memory, a context build goes to a database thread pool
+(``build_in``, the daemon's pop pool; else ``run``), and messages go to the bus, which
+delivers them on a later reactor turn.
 
 Which operator has which device is cached (``OperatorDirectory``): loaded at start,
 refreshed every ``refresh_interval`` seconds, and soon after a ring on a device nobody has
@@ -146,10 +147,13 @@ class PopService:
         miss_interval: float = 5.0,
         max_call_age: float = 6 * 3600.0,
         call_id: Callable[[ContextRequest], int | None] | None = None,
+        build_in: Runner | None = None,
     ):
         self._reactor = reactor
         self._bus = bus
         self._run = run
+        #: Where context builds and call id fetches run (default: ``run``).
+        self._run_build = build_in or run
         self._build = build
         self._call_id = call_id
         self._region = default_region
@@ -243,7 +247,7 @@ class PopService:
             if context.get("call_id_pending") and self._call_id is not None:
                 self._fetch_call_id(key, request)
 
-        building = self._run(lambda: self._build(request))
+        building = self._run_build(lambda: self._build(request))
         building.addErrback(failed).addCallback(ready)
         building.addErrback(self._bug, "showing the pop")
 
@@ -267,7 +271,7 @@ class PopService:
                 error=failure.getErrorMessage()[:300],
             )
 
-        finding = self._run(lambda: find(request))
+        finding = self._run_build(lambda: find(request))
         finding.addCallbacks(found, failed).addErrback(self._bug, "keeping the call id")
 
     def _directory_refreshed(self, changed: bool) -> None:
