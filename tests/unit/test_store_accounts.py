@@ -189,6 +189,30 @@ def test_revoked_tokens_and_role_changes(store: Store, anna: int) -> None:
     assert holder is not None and holder.role == "supervisor"
 
 
+def test_valid_tokens_checks_many_at_once(store: Store, anna: int, fake_time: FakeTime) -> None:
+    store.accounts.add_operator("bart", role="operator", password="correct horse")
+    bart = store.accounts.get_operator("bart")
+    assert bart is not None
+    short = store.accounts.create_token(anna, lifetime=60)
+    revoked = store.accounts.create_token(anna)
+    bart_token = store.accounts.create_token(bart.id)
+    many = [store.accounts.create_token(anna) for _ in range(600)]  # more than one query
+    store.accounts.revoke_token(revoked)
+    asked = [short, revoked, bart_token, *many, "", "x" * 10_000, many[0] + "x"]
+
+    def one_by_one() -> set[str]:
+        return {token for token in asked if store.accounts.resolve_token(token) is not None}
+
+    assert store.accounts.valid_tokens(asked) == {short, bart_token, *many} == one_by_one()
+    fake_time.advance(61)  # expired
+    assert store.accounts.valid_tokens(asked) == {bart_token, *many} == one_by_one()
+    store.accounts.set_active("bart", False)  # deactivated
+    assert store.accounts.valid_tokens(asked) == set(many) == one_by_one()
+    store.accounts.set_role("anna", "supervisor")  # tokens issued for the old role
+    assert store.accounts.valid_tokens(asked) == set() == one_by_one()
+    assert store.accounts.valid_tokens([]) == set()
+
+
 def test_no_token_for_unknown_or_inactive_operators(store: Store, anna: int) -> None:
     with pytest.raises(AccountError):
         store.accounts.create_token(4242)

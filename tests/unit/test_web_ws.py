@@ -1,8 +1,10 @@
-"""The screen socket: what it accepts from a browser, and that it ends with its token."""
+"""The screen socket: what it accepts from a browser, and that it ends with its token
+(re-checked by the hub for all its sockets in one call per interval)."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from typing import Any
 
 from twisted.internet.defer import Deferred, fail, succeed
@@ -93,34 +95,124 @@ def test_a_database_hiccup_does_not_close_screens() -> None:
     assert transport.closed is None and transport.pings == 2
 
 
-def test_screens_opened_together_are_checked_spread_over_the_interval() -> None:
+class Batches:
+    """``valid_tokens``: notes each call (when, which tokens); answers now, or holds."""
+
+    def __init__(self, clock: Clock, tokens: Tokens, *, hold: bool = False) -> None:
+        self.clock, self.tokens, self.hold = clock, tokens, hold
+        self.calls: list[tuple[float, set[str]]] = []
+        self.held: list[Deferred[set[str]]] = []
+
+    def __call__(self, asked: Collection[str]) -> Deferred[set[str]]:
+        self.calls.append((self.clock.seconds(), set(asked)))
+        if self.tokens.broken:
+            return fail(RuntimeError("database unreachable"))
+        if self.hold:
+            d: Deferred[set[str]] = Deferred()
+            self.held.append(d)
+            return d
+        return succeed({t for t in asked if t in self.tokens.alive})
+
+
+def batched_rig(phases: list[float], *, hold: bool = False) -> tuple[Clock, Tokens, Batches, Hub]:
     clock = Clock()
-    bus = MemoryBus(clock)
-    checked: list[float] = []
-
-    def resolve(token: str) -> Deferred[Principal | None]:
-        checked.append(clock.seconds())
-        return succeed(ANNA)
-
-    phases = iter([0.0, 0.25, 0.5, 0.75, 0.95])
+    tokens = Tokens()
+    batches = Batches(clock, tokens, hold=hold)
+    spread = iter(phases)
     hub = Hub(
         clock,
-        bus,
-        resolve,
+        MemoryBus(clock),
+        tokens,
         lambda name: succeed(None),
         ping_interval=20,
-        spread=lambda: next(phases),
+        spread=lambda: next(spread),
+        valid_tokens=batches,
     )
+    return clock, tokens, batches, hub
+
+
+def test_screens_opened_together_are_pinged_spread_over_the_interval() -> None:
+    clock, _tokens, _batches, hub = batched_rig([0.0, 0.25, 0.5, 0.75, 0.95])
     sockets = [open_socket(hub, ANNA, "t-anna") for _ in range(5)]
-    clock.pump([1.0] * 30)
-    assert checked[:5] == [10.0, 15.0, 20.0, 25.0, 29.0]  # not five at once at t=20
-    clock.pump([1.0] * 20)
-    assert checked[5:10] == [30.0, 35.0, 40.0, 45.0, 49.0]  # then each every 20 s
+    pinged: list[float] = []
+    for _ in range(50):
+        before = sum(t.pings for _, t in sockets)
+        clock.advance(1.0)
+        pinged += [clock.seconds()] * (sum(t.pings for _, t in sockets) - before)
+    assert pinged[:5] == [10.0, 15.0, 20.0, 25.0, 29.0]  # not five at once at t=20
+    assert pinged[5:10] == [30.0, 35.0, 40.0, 45.0, 49.0]  # then each every 20 s
     socket, transport = sockets[0]
     socket.connectionLost(None)  # type: ignore[arg-type]
     pings = transport.pings
     clock.pump([1.0] * 40)
     assert transport.pings == pings
+
+
+def test_the_tokens_of_all_screens_are_checked_in_one_call_per_interval() -> None:
+    clock, tokens, batches, hub = batched_rig([0.0, 0.3, 0.6, 0.9])
+    anna = [open_socket(hub, ANNA, "t-anna") for _ in range(2)]  # two tabs, one token
+    sofie = open_socket(hub, SOFIE, "t-sofie")
+    clock.advance(5)
+    tokens.alive["t-bart"] = ANNA
+    bart = open_socket(hub, ANNA, "t-bart")
+    clock.pump([1.0] * 55)
+    # Every 20 s from the first socket, whatever the sockets' ping phases: one call each.
+    assert batches.calls == [(t, {"t-anna", "t-sofie", "t-bart"}) for t in (20.0, 40.0, 60.0)]
+    assert hub.status() == {"sockets": 4, "token_checks": 3}
+    # Anna logs out just after the check at 60: both her tabs close at the next (80).
+    del tokens.alive["t-anna"]
+    clock.pump([1.0] * 19)
+    assert [t.closed for _, t in anna] == [None, None]
+    clock.advance(1.0)
+    assert [t.closed for _, t in anna] == [SESSION_ENDED, SESSION_ENDED]
+    assert [t.sent[-1] for _, t in anna] == [{"type": "session_ended"}] * 2
+    assert sofie[1].closed is None and bart[1].closed is None
+    for socket, _ in anna:
+        socket.connectionLost(None)  # type: ignore[arg-type]
+    clock.advance(20)
+    assert batches.calls[-1] == (100.0, {"t-sofie", "t-bart"})
+    # The last socket gone: no more checks, nothing left on the clock.
+    for socket, _ in (sofie, bart):
+        socket.connectionLost(None)  # type: ignore[arg-type]
+    assert clock.getDelayedCalls() == []
+    clock.advance(100)
+    assert len(batches.calls) == 5
+
+
+def test_a_slow_check_is_not_stacked_and_spares_screens_it_did_not_ask_about() -> None:
+    clock, tokens, batches, hub = batched_rig([0.0, 0.0], hold=True)
+    _anna, anna = open_socket(hub, ANNA, "t-anna")
+    clock.advance(20)
+    assert len(batches.calls) == 1
+    tokens.alive["t-new"] = SOFIE
+    _late, late = open_socket(hub, SOFIE, "t-new")  # opened while the check runs
+    clock.advance(20)
+    clock.advance(20)
+    assert len(batches.calls) == 1  # still waiting for the database: no second job
+    batches.held.pop().callback(set())  # the answer: t-anna has ended
+    assert anna.closed == SESSION_ENDED and late.closed is None
+    clock.advance(20)
+    assert batches.calls[-1] == (80.0, {"t-anna", "t-new"})
+
+
+def test_a_failed_batch_keeps_the_screens_and_asks_again() -> None:
+    clock, tokens, batches, hub = batched_rig([0.5])
+    _socket, transport = open_socket(hub, ANNA, "t-anna")
+    tokens.broken = True
+    clock.pump([20.0, 20.0])
+    assert transport.closed is None and transport.pings == 2 and len(batches.calls) == 2
+    tokens.broken = False
+    del tokens.alive["t-anna"]
+    clock.advance(20)
+    assert transport.closed == SESSION_ENDED
+
+
+def test_the_hub_stops_checking_when_stopped() -> None:
+    clock, _tokens, batches, hub = batched_rig([0.5])
+    open_socket(hub, ANNA, "t-anna")
+    hub.stop()
+    clock.pump([20.0] * 3)
+    assert batches.calls == []
 
 
 def test_a_socket_closed_before_its_first_ping_is_never_pinged() -> None:

@@ -7,7 +7,7 @@ the reactor.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -92,6 +92,11 @@ class StoreBackend:
     def resolve_token(self, token: str) -> Any:
         info = yield self.run(lambda: self.store.accounts.resolve_token(token))
         return None if info is None else principal_of(info)
+
+    def valid_tokens(self, tokens: Collection[str]) -> Deferred[set[str]]:
+        """Which of ``tokens`` still work: one query for all of the hub's screens."""
+        asked = list(tokens)
+        return self.run(lambda: self.store.accounts.valid_tokens(asked))
 
     @inlineCallbacks
     def logout(self, token: str) -> Any:

@@ -118,7 +118,13 @@ class Daemon:
         self.backend = StoreBackend(
             reactor, self.pool, self.store, self.health, self.metrics.render
         )
-        self.hub = Hub(reactor, self.bus, self.backend.resolve_token, self.backend.operator_id_for)
+        self.hub = Hub(
+            reactor,
+            self.bus,
+            self.backend.resolve_token,
+            self.backend.operator_id_for,
+            valid_tokens=self.backend.valid_tokens,
+        )
         self.web = WebApp(self.backend, self.hub)
         # == screen-pop and AGI caller lookup (pop workstream, docs/screen-pop.md) =========
         # Pops are built from the domain events in the pop pool and go out on the bus
@@ -203,6 +209,7 @@ class Daemon:
         if self._db_check.running:
             self._db_check.stop()
         self.pop.stop()
+        self.hub.stop()
         yield DeferredList([c.stop() for c in self.clients.values()], consumeErrors=True)
         if self.port is not None:
             yield self.port.stopListening()

@@ -4,18 +4,20 @@ An operator's sockets listen on the bus topic ``operator.<id>`` only, so a pop f
 operator can never reach another operator's screen. Supervisors and admins also listen on
 ``supervisors`` and may ask to watch an operator (``{"type": "watch", "username": ...}``),
 which adds that operator's topic to their socket. The token is checked before the
-upgrade: a bad token gets HTTP 401 and never a socket.
+upgrade: a bad token gets HTTP 401 and never a socket. After that the hub re-checks the
+tokens of all its sockets together, one database query every ``ping_interval`` seconds,
+and closes (4401) the sockets whose token has ended.
 """
 
 from __future__ import annotations
 
 import json
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any, Protocol
 
 import structlog
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, FirstError, gatherResults
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.python.failure import Failure
@@ -45,6 +47,12 @@ SESSION_ENDED = 4401
 
 class TokenResolver(Protocol):
     def __call__(self, token: str) -> Deferred[Principal | None]: ...
+
+
+class TokenChecker(Protocol):
+    """Which of ``tokens`` still work (not unknown, expired, revoked or deactivated)."""
+
+    def __call__(self, tokens: Collection[str]) -> Deferred[set[str]]: ...
 
 
 class OperatorLookup(Protocol):
@@ -82,8 +90,7 @@ class ScreenSocket:
             self.listen(SUPERVISORS_TOPIC)
         self.hub.bus.publish(POP_REPLAY_TOPIC, {"operator_id": self.principal.operator_id})
         # Each socket keeps its own phase: screens that connected together (a node
-        # restart, a shift starting) must not re-check their tokens all in the same
-        # moment, queueing hundreds of database jobs in front of the pops.
+        # restart, a shift starting) are not all pinged in the same moment.
         self._first_ping = self.hub.reactor.callLater(self.hub.first_ping_delay(), self._pinging)
 
     def _pinging(self) -> None:
@@ -131,6 +138,10 @@ class ScreenSocket:
         self.transport = None
 
     # ours
+    @property
+    def token(self) -> str:
+        return self._token
+
     def listen(self, topic: str) -> None:
         if topic not in self._unsubscribe:
             self._unsubscribe[topic] = self.hub.bus.subscribe(topic, self.send)
@@ -140,31 +151,31 @@ class ScreenSocket:
             self.transport.sendTextMessage(json.dumps(message, ensure_ascii=False))
 
     def _keepalive(self) -> None:
-        """Ping the browser, and end the socket once its token is gone (logged out,
-        expired, operator deactivated): a screen must not keep receiving pops then."""
-        if self.transport is None:
-            return
-        self.transport.ping(b"cti")
-        self.hub.resolve_token(self._token).addCallbacks(self._still_valid, self._unknown)
+        """Ping the browser (the hub re-checks the token, for all its sockets at once)."""
+        if self.transport is not None:
+            self.transport.ping(b"cti")
 
-    def _still_valid(self, principal: Principal | None) -> None:
-        if principal is None and self.transport is not None:
+    def session_ended(self) -> None:
+        """The token is gone (logged out, expired, operator deactivated): a screen must
+        not keep receiving pops then."""
+        if self.transport is not None:
             log.info("screen token ended; closing its socket", username=self.principal.username)
             self.send({"type": "session_ended"})
             self.transport.loseConnection(SESSION_ENDED)
-
-    def _unknown(self, failure: Failure) -> None:
-        # The database cannot say now: keep the socket, ask again at the next ping.
-        log.warning("cannot re-check a screen's token", error=failure.getErrorMessage())
 
 
 class Hub:
     """Every open screen socket of this node.
 
-    A socket is pinged (and its token re-checked in the database) every
-    ``ping_interval`` seconds, the first time after ``ping_interval * (0.5 + spread())``,
-    ``spread`` giving a number in [0, 1): sockets opened together are checked spread over
-    a whole interval, not in one burst.
+    A socket is pinged every ``ping_interval`` seconds, the first time after
+    ``ping_interval * (0.5 + spread())``, ``spread`` giving a number in [0, 1): sockets
+    opened together are pinged spread over a whole interval, not in one burst.
+
+    The tokens are re-checked by the hub, not by each socket: every ``ping_interval``
+    seconds while any socket is open, one ``valid_tokens`` call (one database job, one
+    query) for the tokens of all the sockets, so a screen is closed within one interval
+    of its token's end however many screens there are. Without ``valid_tokens`` the hub
+    asks ``resolve_token`` for each token (tests, small wirings).
     """
 
     def __init__(
@@ -176,6 +187,7 @@ class Hub:
         *,
         ping_interval: float = 25.0,
         spread: Callable[[], float] = random.random,
+        valid_tokens: TokenChecker | None = None,
     ):
         self.reactor = reactor
         self.bus = bus
@@ -183,7 +195,13 @@ class Hub:
         self.operator_id_for = operator_id_for
         self.ping_interval = ping_interval
         self._spread = spread
+        self._valid_tokens = valid_tokens or self._resolve_each
         self.sockets: set[ScreenSocket] = set()
+        self._checker = LoopingCall(self._check_tokens)
+        self._checker.clock = reactor
+        self._checking = False
+        self._stopped = False
+        self.token_checks = 0
 
     def first_ping_delay(self) -> float:
         return self.ping_interval * (0.5 + self._spread())
@@ -196,9 +214,59 @@ class Hub:
             role=socket.principal.role,
             sockets=len(self.sockets),
         )
+        if not self._checker.running and not self._stopped:
+            # The token was checked for the upgrade a moment ago: next after an interval.
+            self._checker.start(self.ping_interval, now=False)
 
     def closed(self, socket: ScreenSocket) -> None:
         self.sockets.discard(socket)
+        if not self.sockets and self._checker.running:
+            self._checker.stop()
+
+    def stop(self) -> None:
+        """No more token checks (the daemon stops; its database pool goes)."""
+        self._stopped = True
+        if self._checker.running:
+            self._checker.stop()
+
+    # -- token re-checks -----------------------------------------------------------------
+
+    def _check_tokens(self) -> None:
+        if self._checking:  # the last check has not answered yet: no pile-up
+            return
+        tokens = {socket.token for socket in self.sockets}
+        if not tokens:
+            return
+        self._checking = True
+        self.token_checks += 1
+
+        def checked(valid: set[str]) -> None:
+            for socket in [s for s in self.sockets if s.token in tokens]:
+                if socket.token not in valid:
+                    socket.session_ended()
+
+        def unknown(failure: Failure) -> None:
+            # The database cannot say now: keep the sockets, ask again in an interval.
+            log.warning("cannot re-check the screens' tokens", error=failure.getErrorMessage())
+
+        def done(_: object) -> None:
+            self._checking = False
+
+        d = self._valid_tokens(tokens)
+        d.addCallbacks(checked, unknown).addBoth(done)
+
+    def _resolve_each(self, tokens: Collection[str]) -> Deferred[set[str]]:
+        asked = list(tokens)
+        answers = gatherResults([self.resolve_token(t) for t in asked], consumeErrors=True)
+
+        def valid(principals: list[Principal | None]) -> set[str]:
+            return {t for t, p in zip(asked, principals, strict=True) if p is not None}
+
+        def first_error(failure: Failure) -> Failure:
+            error = failure.value
+            return error.subFailure if isinstance(error, FirstError) else failure
+
+        return answers.addCallbacks(valid, first_error)
 
     def watch(self, socket: ScreenSocket, username: object) -> None:
         if not socket.principal.sees_everything:
@@ -222,7 +290,7 @@ class Hub:
         log.error("operator lookup failed", error=failure.getErrorMessage())
 
     def status(self) -> dict[str, Any]:
-        return {"sockets": len(self.sockets)}
+        return {"sockets": len(self.sockets), "token_checks": self.token_checks}
 
 
 class ScreenSocketResource(Resource):
