@@ -117,6 +117,7 @@ async def run(reactor: Any, url: str, args: argparse.Namespace, out: dict[str, A
     written1, t1 = writer.status()["written"], time.perf_counter()
     window_over.cancel()
     out["short"] = ran_dry.called
+    out["window"] = t1 - t0
     window = lag.lags[lags0:]
     feeder.stop()
     await writer.flush()
@@ -154,7 +155,10 @@ def one(name: str, url: str, args: argparse.Namespace) -> None:
         raise SystemExit(f"{name}: {out['rows']} records for {out['submitted']} calls: {status}")
     p50, p99, top = benchlib.percentiles(out["lags"], [50, 99, 100])
     if out["short"]:
-        print(f"# {name}: the {args.calls} calls ran out before --seconds; window shortened")
+        print(
+            f"# {name}: the {args.calls} calls ran out before --seconds; "
+            f"window shortened to {out['window']:.1f} s"
+        )
     print(
         f"# {name}: {out['submitted']} calls, {status['written']} events in "
         f"{status['batches']} batches; loop lag p50 {p50:.2f} ms, p99 {p99:.2f} ms, "
