@@ -183,6 +183,8 @@ async def test_originate_into_the_support_queue_seen_through_to_hangup(
     (originated,) = collector.named("OriginateResponse", ActionID="cti-test-originate")
     assert originated["Response"] == "Success"
     linkedid = join["Linkedid"]
+    # app_queue may report the member's end just after the customer's channel hung up.
+    await until(lambda: collector.named("AgentComplete", Linkedid=linkedid), 5, "AgentComplete")
     names = [m.event for m, _ in collector.events if m.get("Linkedid") == linkedid]
     for expected in ("AgentCalled", "AgentConnect", "AgentComplete", "Hangup"):
         assert expected in names, f"{expected} missing from {names}"

@@ -105,6 +105,10 @@ def test_queue_call_rings_both_operators_and_anna_answers(
     assert customer.endswith(";1")
     assert (join["CallerIDNum"], join["CallerIDName"]) == ("+3250123456", "Jan Peeters")
     ami.wait_for(event("Hangup", Channel=customer), timeout=20, seen=seen)
+    if not named(seen, "AgentComplete"):
+        # app_queue reports the member's end as the bridge comes down: on a busy box that
+        # may come just after the customer's Local channel has hung up.
+        ami.wait_for(event("AgentComplete", Queue="support"), timeout=5, seen=seen)
 
     called = {m["MemberName"]: m for m in named(seen, "AgentCalled")}
     assert set(called) == {"Anna", "Bart"}
