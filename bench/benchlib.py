@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -183,3 +184,31 @@ def event_stream(
     """``repeat`` distinct copies of the trace's events and how many events that is."""
     blocks = event_blocks(trace, drop)
     return b"".join(distinct_copy(blocks, k) for k in range(repeat)), len(blocks) * repeat
+
+
+class LoopLag:
+    """How late a timer of ``interval`` seconds fires on a reactor: its loop lag.
+
+    ``samples`` holds ``(perf_counter time, lag in ms)`` for every tick."""
+
+    def __init__(self, reactor: Any, interval: float) -> None:
+        from twisted.internet import task
+
+        self.interval = interval
+        self.samples: list[tuple[float, float]] = []
+        self._last = time.perf_counter()
+        self._timer = task.LoopingCall(self._tick)
+        self._timer.clock = reactor
+
+    def start(self) -> None:
+        self._last = time.perf_counter()
+        self._timer.start(self.interval, now=False)
+
+    def stop(self) -> None:
+        if self._timer.running:
+            self._timer.stop()
+
+    def _tick(self) -> None:
+        now = time.perf_counter()
+        self.samples.append((now, max(0.0, now - self._last - self.interval) * 1000.0))
+        self._last = now

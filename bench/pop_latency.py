@@ -84,30 +84,6 @@ class Screen:
         return self
 
 
-class LoopLag:
-    """How late a 10 ms timer fires in this process: the measuring side's own delay."""
-
-    def __init__(self, reactor: Any, interval: float = 0.01) -> None:
-        self.interval = interval
-        self.samples: list[tuple[float, float]] = []
-        self._last = time.perf_counter()
-        self._timer = task.LoopingCall(self._tick)
-        self._timer.clock = reactor
-
-    def start(self) -> None:
-        self._last = time.perf_counter()
-        self._timer.start(self.interval, now=False)
-
-    def stop(self) -> None:
-        if self._timer.running:
-            self._timer.stop()
-
-    def _tick(self) -> None:
-        now = time.perf_counter()
-        self.samples.append((now, max(0.0, now - self._last - self.interval) * 1000.0))
-        self._last = now
-
-
 async def get_json(reactor: Any, url: str) -> dict[str, Any]:
     from twisted.web.client import Agent, readBody
 
@@ -175,7 +151,7 @@ auth = "plain"
             screens.append(screen)
         await defer.gatherResults([s.hello for s in screens])
         print(f"#   {len(screens)} screens connected", flush=True)
-        lag = LoopLag(reactor)
+        lag = benchlib.LoopLag(reactor, 0.01)
         lag.start()
         written: dict[tuple[str, str], float] = {}
         template = popdata.CallTemplate()

@@ -58,30 +58,6 @@ class GcPauses:
         )
 
 
-class LagMeter:
-    """A 1 ms tick that records how late each tick came."""
-
-    def __init__(self, reactor: Any, interval: float = 0.001) -> None:
-        self.reactor = reactor
-        self.interval = interval
-        self.lags: list[float] = []
-        self._last = time.perf_counter()
-        self._loop = task.LoopingCall(self._tick)
-        self._loop.clock = reactor
-
-    def start(self) -> None:
-        self._last = time.perf_counter()
-        self._loop.start(self.interval, now=False)
-
-    def stop(self) -> None:
-        self._loop.stop()
-
-    def _tick(self) -> None:
-        now = time.perf_counter()
-        self.lags.append(max(0.0, now - self._last - self.interval) * 1000.0)
-        self._last = now
-
-
 async def run(reactor: Any, url: str, args: argparse.Namespace, out: dict[str, Any]) -> None:
     upgrade(url)
     store = open_store(url, pool_size=args.lanes + 2)
@@ -104,21 +80,21 @@ async def run(reactor: Any, url: str, args: argparse.Namespace, out: dict[str, A
 
     feeder = task.LoopingCall(feed)
     feeder.clock = reactor
-    lag = LagMeter(reactor)
+    lag = benchlib.LoopLag(reactor, 0.001)
     feeder.start(0.01)
     lag.start()
     collections = GcPauses()
     await task.deferLater(reactor, args.warmup, lambda: None)
     if ran_dry.called:
         raise SystemExit("--calls too small for this machine: the feeder ran dry in warm-up")
-    written0, lags0, t0 = writer.status()["written"], len(lag.lags), time.perf_counter()
+    written0, lags0, t0 = writer.status()["written"], len(lag.samples), time.perf_counter()
     window_over = task.deferLater(reactor, args.seconds, lambda: None)
     await defer.DeferredList([window_over, ran_dry], fireOnOneCallback=True, consumeErrors=True)
     written1, t1 = writer.status()["written"], time.perf_counter()
     window_over.cancel()
     out["short"] = ran_dry.called
     out["window"] = t1 - t0
-    window = lag.lags[lags0:]
+    window = [ms for _, ms in lag.samples[lags0:]]
     feeder.stop()
     await writer.flush()
     lag.stop()
