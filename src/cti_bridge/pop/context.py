@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any, cast
+from typing import Any
 
 import structlog
 from sqlalchemy import Connection, Engine, bindparam, select
@@ -37,9 +37,9 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from cti_bridge.calls.events import Call
-from cti_bridge.store.customers import customer_fields
+from cti_bridge.store.customers import CUSTOMER_FIELDS
 from cti_bridge.store.db import WRITE_OPTION
-from cti_bridge.store.models import CallRecord, Customer
+from cti_bridge.store.models import CallRecord
 from cti_bridge.store.numbers import caller_number
 from cti_bridge.store.records import clean_text
 from cti_bridge.store.types import from_posix, iso_utc
@@ -352,7 +352,7 @@ def _customer(found: Mapping[str, Any]) -> dict[str, Any] | None:
     numbers = sorted(_rows(found["numbers"]), key=lambda n: n["id"])
     products = sorted(_rows(found["products"]), key=lambda p: (p["code"], p["owned"]))
     return {
-        **customer_fields(cast(Customer, _Columns(card))),  # one rendering, for all
+        **{name: card[name] for name in CUSTOMER_FIELDS},  # what the API shows, too
         "notes": card["notes"],
         "numbers": [n["number"] for n in numbers],
         "products": [
@@ -360,22 +360,6 @@ def _customer(found: Mapping[str, Any]) -> dict[str, Any] | None:
             for p in products
         ],
     }
-
-
-class _Columns:
-    """A row's values as attributes: what ``customer_fields`` reads of a customer, without
-    building an ORM object for it."""
-
-    __slots__ = ("_values",)
-
-    def __init__(self, values: Mapping[str, Any]) -> None:
-        self._values = values
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self._values[name]
-        except KeyError:
-            raise AttributeError(name) from None
 
 
 def valid_on(valid_from: date, valid_until: date | None, day: date) -> bool:

@@ -32,21 +32,25 @@ from .numbers import normalize_number
 from .records import clean_text
 from .types import iso_utc
 
-__all__ = ["Customers", "InvalidRecord"]
+__all__ = ["CUSTOMER_FIELDS", "Customers", "InvalidRecord", "customer_fields"]
+
+
+#: A customer's own fields as the API, the pop and the console show them.
+CUSTOMER_FIELDS = (
+    "id",
+    "external_ref",
+    "name",
+    "company",
+    "language",
+    "knowledge_level",
+    "tier",
+    "timezone",
+)
 
 
 def customer_fields(row: Customer) -> dict[str, Any]:
-    """A customer's own fields as the API, the pop and the console show them."""
-    return {
-        "id": row.id,
-        "external_ref": row.external_ref,
-        "name": row.name,
-        "company": row.company,
-        "language": row.language,
-        "knowledge_level": row.knowledge_level,
-        "tier": row.tier,
-        "timezone": row.timezone,
-    }
+    """A customer row's ``CUSTOMER_FIELDS``."""
+    return {name: getattr(row, name) for name in CUSTOMER_FIELDS}
 
 
 class InvalidRecord(ValueError):
