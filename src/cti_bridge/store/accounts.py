@@ -24,7 +24,7 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, func, select
+from sqlalchemy import ColumnElement, delete, func, select
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from .db import writing
@@ -91,6 +91,17 @@ class OperatorInfo:
 
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()
+
+
+def _token_works(now: datetime) -> tuple[ColumnElement[bool], ...]:
+    """When a token (joined with its operator) still works: not revoked, not expired, the
+    operator active and still of the token's role."""
+    return (
+        OperatorSession.revoked_at.is_(None),
+        OperatorSession.expires_at > now,
+        Operator.active.is_(True),
+        Operator.role == OperatorSession.role,
+    )
 
 
 class Accounts:
@@ -300,23 +311,13 @@ class Accounts:
             return None
         now = self._now()
         with self._sessions() as session:
-            found = session.execute(
-                select(OperatorSession, Operator)
-                .join(Operator, OperatorSession.operator_id == Operator.id)
-                .where(OperatorSession.token_hash == token_hash(token))
+            operator = session.scalars(
+                select(Operator)
+                .join(OperatorSession, OperatorSession.operator_id == Operator.id)
+                .where(OperatorSession.token_hash == token_hash(token), *_token_works(now))
                 .options(selectinload(Operator.devices))
             ).one_or_none()
-            if found is None:
-                return None
-            token_row, operator = found
-            if (
-                token_row.revoked_at is not None
-                or token_row.expires_at <= now
-                or not operator.active
-                or operator.role != token_row.role
-            ):
-                return None
-            return _info(operator)
+            return None if operator is None else _info(operator)
 
     def valid_tokens(self, tokens: Iterable[str]) -> set[str]:
         """Those of ``tokens`` that still work (what ``resolve_token`` would accept), in
@@ -338,10 +339,7 @@ class Accounts:
                     .join(Operator, OperatorSession.operator_id == Operator.id)
                     .where(
                         OperatorSession.token_hash.in_(wanted[start : start + TOKEN_BATCH]),
-                        OperatorSession.revoked_at.is_(None),
-                        OperatorSession.expires_at > now,
-                        Operator.active.is_(True),
-                        Operator.role == OperatorSession.role,
+                        *_token_works(now),
                     )
                 )
                 valid.update(hashes[found] for found in rows.scalars())
