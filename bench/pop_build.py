@@ -53,7 +53,7 @@ from typing import Any
 import benchlib
 import popdata
 import psycopg
-from sqlalchemy import create_engine, event, func, insert, select, text
+from sqlalchemy import create_engine, event, func, select, text
 from sqlalchemy.engine import Engine, make_url
 
 from cti_bridge.pop import context as current_context
@@ -210,14 +210,7 @@ def load_extras(url: str, customers: int, history: int) -> None:
     try:
         with engine.begin() as connection:
             for table, rows in tables:
-                batch: list[dict[str, Any]] = []
-                for row in rows():
-                    batch.append(row)
-                    if len(batch) == 20_000:
-                        connection.execute(insert(table), batch)
-                        batch = []
-                if batch:
-                    connection.execute(insert(table), batch)
+                popdata.insert_batches(connection, table, rows(), 20_000)
             if engine.dialect.name == "postgresql":
                 for name in ("products", "operators", "calls"):
                     connection.exec_driver_sql(

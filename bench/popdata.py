@@ -11,9 +11,10 @@ in tables of realistic size.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from typing import Any
 
 import benchlib
 from argon2 import PasswordHasher
@@ -86,19 +87,24 @@ def _executemany(engine: object, count: int) -> None:
         (CustomerNumber.__table__, NUMBER_COLUMNS, _numbers),
         (Contract.__table__, CONTRACT_COLUMNS, _contracts),
     ]
+    covered = {"covered": ["phone", "repair"]}
     with engine.begin() as connection:  # type: ignore[attr-defined]
         for table, columns, rows in tables:
-            batch: list[dict[str, object]] = []
-            for row in rows(count):
-                item = dict(zip(columns, row, strict=True))
-                if table is Contract.__table__:
-                    item["covered"] = ["phone", "repair"]
-                batch.append(item)
-                if len(batch) == 50_000:
-                    connection.execute(insert(table), batch)
-                    batch = []
-            if batch:
-                connection.execute(insert(table), batch)
+            extra = covered if table is Contract.__table__ else {}
+            items = ({**dict(zip(columns, row, strict=True)), **extra} for row in rows(count))
+            insert_batches(connection, table, items, 50_000)
+
+
+def insert_batches(connection: Any, table: Any, rows: Iterable[dict[str, Any]], size: int) -> None:
+    """``rows`` into ``table``, ``size`` at a time (``executemany``)."""
+    batch: list[dict[str, Any]] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) == size:
+            connection.execute(insert(table), batch)
+            batch = []
+    if batch:
+        connection.execute(insert(table), batch)
 
 
 def _copy(engine: object, count: int) -> None:
