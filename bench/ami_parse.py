@@ -45,7 +45,7 @@ import benchlib
 
 MISSING = benchlib.ensure_modules("panoramisk", "asterisk.manager")
 
-from cti_bridge.ami.client import wanted_by  # noqa: E402
+from cti_bridge.ami.listener import wanted_by  # noqa: E402
 from cti_bridge.ami.parser import AMIParser, EventFilter, Message  # noqa: E402
 from cti_bridge.app.pipeline import CallPipeline  # noqa: E402
 from cti_bridge.calls.model import CallModel  # noqa: E402

@@ -53,7 +53,7 @@ from cti_bridge.app.daemon import Daemon
 from cti_bridge.log import configure_logging
 from cti_bridge.store import open_store
 from cti_bridge.store.schema import upgrade
-from cti_bridge.store.testing import scratch_postgres
+from cti_bridge.testing.store import scratch_postgres
 
 OPERATORS = {"anna": "Local/1001@agents", "bart": "Local/1002@agents"}
 

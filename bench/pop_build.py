@@ -67,7 +67,7 @@ from cti_bridge.store.models import (
     Product,
     Script,
 )
-from cti_bridge.store.testing import ADMIN_URL, scratch_postgres
+from cti_bridge.testing.store import ADMIN_URL, scratch_postgres
 
 NOW = popdata.NOW
 PRODUCTS = 20

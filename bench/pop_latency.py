@@ -42,7 +42,7 @@ from twisted.internet import defer, task
 from twisted.internet.defer import Deferred
 from twisted.web.websocket import WebSocketClientEndpoint, WebSocketTransport
 
-from cti_bridge.store.testing import scratch_postgres
+from cti_bridge.testing.store import scratch_postgres
 
 
 class Screen:

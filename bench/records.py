@@ -4,7 +4,7 @@
 
 The production wiring (``RecordWriter.in_thread_pool`` on ``CallStore``, 2 threads) on
 the real reactor. A feeder submits whole calls - the 7 domain events of a queue call
-answered after two rings, as the model emits them (``store.testing.queue_call_answered``),
+answered after two rings, as the model emits them (``testing.store.queue_call_answered``),
 interleaved like concurrent calls - every 10 ms, keeping about ``--backlog`` events
 queued, so the writer is never idle and never drowned. Sustained rate = calls whose every
 event was written during the last ``--seconds`` seconds (after ``--warmup``), per second.
@@ -28,7 +28,7 @@ from twisted.internet import defer, task
 
 from cti_bridge.store import RecordWriter, open_store
 from cti_bridge.store.schema import upgrade
-from cti_bridge.store.testing import START, queue_call_answered, scratch_postgres
+from cti_bridge.testing.store import START, queue_call_answered, scratch_postgres
 
 EVENTS_PER_CALL = len(queue_call_answered("x").events)
 

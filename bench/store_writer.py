@@ -23,7 +23,7 @@ from twisted.internet.defer import ensureDeferred
 
 from cti_bridge.store import RecordWriter, open_store
 from cti_bridge.store.schema import upgrade
-from cti_bridge.store.testing import START, queue_call_answered, scratch_postgres
+from cti_bridge.testing.store import START, queue_call_answered, scratch_postgres
 
 
 def events(calls: int, concurrent: int) -> list[Any]:

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from console_harness import CHROMIUM, CHROMIUM_ARGS, ConsoleServer, chromium_problem
+
+from tests.browser.console_harness import CHROMIUM, CHROMIUM_ARGS, ConsoleServer, chromium_problem
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

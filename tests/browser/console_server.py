@@ -38,7 +38,7 @@ from cti_bridge.log import configure_logging
 from cti_bridge.pop import PopService, make_pop_service
 from cti_bridge.sim import SimulatedPBX
 from cti_bridge.store import Store, open_store, upgrade
-from cti_bridge.store.testing import cheap_hasher
+from cti_bridge.testing.store import cheap_hasher
 
 PASSWORD = "console-test-pw"
 OPERATORS = (("PJSIP/1001", "Anna"), ("PJSIP/1002", "Bart"))

@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import re
 import urllib.request
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import pytest
-from console_harness import ConsoleServer
 
-STATIC = Path(__file__).resolve().parents[2] / "src" / "cti_bridge" / "web" / "static"
+from tests.browser.console_harness import ConsoleServer
+from tests.support.paths import STATIC
+
 JAN = ("+3250123456", "Jan Peeters")
 
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from console_harness import ConsoleServer
 from playwright.sync_api import expect
+
+from tests.browser.console_harness import ConsoleServer
 
 JAN = ("+3250123456", "Jan Peeters")
 MARIE = ("050765432", "Marie Dubois")

@@ -11,8 +11,9 @@ import json
 import time
 from typing import Any
 
-from console_harness import ConsoleServer
 from playwright.sync_api import expect
+
+from tests.browser.console_harness import ConsoleServer
 
 JAN = ("+3250123456", "Jan Peeters")  # a customer with a valid contract (seeded)
 MARIE = ("050765432", "Marie Dubois")  # a customer whose contract has expired

@@ -10,7 +10,7 @@ from __future__ import annotations
 from cti_bridge.app.console import console_customer_context, console_search_customers
 from cti_bridge.store import Store
 
-pytest_plugins = ["cti_bridge.store.pytest_plugin"]
+pytest_plugins = ["cti_bridge.testing.store_fixtures"]
 
 
 def names(store: Store, text: str) -> list[str]:

@@ -17,8 +17,7 @@ from pathlib import Path
 import pytest
 
 from cti_bridge.testing.asterisk import AsteriskError, AsteriskInstance, asterisk_root, root_problem
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.support.paths import REPO
 
 
 def _skip_requested() -> bool:

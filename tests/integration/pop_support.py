@@ -7,11 +7,11 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from integration_support import eventually, login
 from twisted.internet import reactor
 from twisted.web.websocket import WebSocketClientEndpoint, WebSocketTransport
 
 from cti_bridge.app.daemon import Daemon
+from tests.integration.integration_support import eventually, login
 
 
 @dataclass

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest_twisted
-from integration_support import in_thread, prepared_store
 from twisted.internet import reactor
 from twisted.internet.threads import deferToThread
 from twisted.web.resource import Resource
@@ -26,8 +25,10 @@ from twisted.web.server import Site
 
 from cti_bridge.pop.agi import AgiLookupResource, CallerProfiles
 from cti_bridge.testing.asterisk import AsteriskInstance
+from tests.integration.integration_support import in_thread, prepared_store
+from tests.support.paths import AGI_SCRIPT
 
-SCRIPT = Path(__file__).resolve().parents[2] / "dialplans" / "agi" / "caller_lookup.py"
+SCRIPT = AGI_SCRIPT
 TOKEN = "agi-test-token-3f9a1c27e5"
 CTI_VARIABLES = ("CTI_LOOKUP", "CTI_CUSTOMER_ID", "CTI_CUSTOMER_NAME", "CTI_LANGUAGE")
 CTI_VARIABLES += ("CTI_TIER", "CTI_PRIORITY", "QUEUE_PRIO", "AGISTATUS")

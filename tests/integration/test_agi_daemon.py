@@ -13,7 +13,11 @@ from urllib.parse import quote
 
 import pytest
 import pytest_twisted
-from integration_support import (
+from twisted.internet import reactor
+
+from cti_bridge.app.daemon import Daemon
+from cti_bridge.sim import SimulatedPBX
+from tests.integration.integration_support import (
     PASSWORD,
     daemon_config,
     http,
@@ -22,13 +26,10 @@ from integration_support import (
     prepared_store,
     started_daemon,
 )
-from twisted.internet import reactor
-
-from cti_bridge.app.daemon import Daemon
-from cti_bridge.sim import SimulatedPBX
+from tests.support.paths import AGI_SCRIPT
 
 TOKEN = "daemon-agi-token-7c1e0b9d"
-SCRIPT = Path(__file__).resolve().parents[2] / "dialplans" / "agi" / "caller_lookup.py"
+SCRIPT = AGI_SCRIPT
 
 
 def load_script() -> ModuleType:

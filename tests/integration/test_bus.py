@@ -14,12 +14,12 @@ from typing import Any
 
 import pytest
 import pytest_twisted
-from integration_support import eventually, sleep
 from twisted.internet import reactor
 from twisted.internet.defer import ensureDeferred
 
 from cti_bridge.bus import Bus, MemoryBus
 from cti_bridge.bus.redis import RedisBus, parse_redis_url
+from tests.integration.integration_support import eventually, sleep
 
 REDIS_URL = os.environ.get("CTI_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from cti_bridge.store import open_store
+from tests.support.paths import TRACES
 
 
 def cti(
@@ -126,9 +127,6 @@ def test_unreachable_database_is_one_line(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert done.stderr.startswith("cti-bridge: database unreachable:")
     assert "Traceback" not in done.stderr
-
-
-TRACES = Path(__file__).resolve().parents[1] / "fixtures" / "ami-traces"
 
 
 def replayed(*args: str, env: dict[str, str] | None = None) -> list[dict[str, object]]:

@@ -12,7 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest_twisted
-from integration_support import (
+
+from cti_bridge.app.daemon import Daemon
+from cti_bridge.store import Store
+from cti_bridge.testing.asterisk import AsteriskInstance
+from tests.integration.integration_support import (
     PASSWORD,
     daemon_config,
     eventually,
@@ -21,10 +25,6 @@ from integration_support import (
     prepared_store,
     started_daemon,
 )
-
-from cti_bridge.app.daemon import Daemon
-from cti_bridge.store import Store
-from cti_bridge.testing.asterisk import AsteriskInstance
 
 
 class Live:

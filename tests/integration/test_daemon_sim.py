@@ -10,7 +10,12 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest_twisted
-from integration_support import (
+from twisted.internet import reactor
+
+from cti_bridge.app.daemon import Daemon
+from cti_bridge.sim import SimulatedPBX
+from cti_bridge.store import Store
+from tests.integration.integration_support import (
     PASSWORD,
     daemon_config,
     eventually,
@@ -20,11 +25,6 @@ from integration_support import (
     sleep,
     started_daemon,
 )
-from twisted.internet import reactor
-
-from cti_bridge.app.daemon import Daemon
-from cti_bridge.sim import SimulatedPBX
-from cti_bridge.store import Store
 
 SPEED = 4.0  # simulated seconds per real second
 OPERATORS = [("PJSIP/1001", "Anna"), ("PJSIP/1002", "Bart")]

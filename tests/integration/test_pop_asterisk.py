@@ -16,7 +16,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest_twisted
-from integration_support import (
+
+from cti_bridge.app.daemon import Daemon
+from cti_bridge.store import Store
+from cti_bridge.testing.asterisk import AsteriskInstance
+from tests.integration.integration_support import (
     PASSWORD,
     daemon_config,
     eventually,
@@ -24,11 +28,7 @@ from integration_support import (
     prepared_store,
     started_daemon,
 )
-from pop_support import Screen, open_screen
-
-from cti_bridge.app.daemon import Daemon
-from cti_bridge.store import Store
-from cti_bridge.testing.asterisk import AsteriskInstance
+from tests.integration.pop_support import Screen, open_screen
 
 
 class Desk:

@@ -9,14 +9,19 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest_twisted
-from integration_support import daemon_config, eventually, prepared_store, started_daemon
-from pop_support import Screen, open_screen
 from twisted.internet import reactor
 
 from cti_bridge.app.daemon import Daemon
 from cti_bridge.app.demo import DEMO_PASSWORD, seed
 from cti_bridge.sim import SimulatedPBX
 from cti_bridge.store import Store
+from tests.integration.integration_support import (
+    daemon_config,
+    eventually,
+    prepared_store,
+    started_daemon,
+)
+from tests.integration.pop_support import Screen, open_screen
 
 SPEED = 4.0
 

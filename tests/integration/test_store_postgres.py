@@ -23,9 +23,9 @@ from cti_bridge.store import CallStore, RecordWriter, Store
 from cti_bridge.store.db import create_database_engine, session_factory
 from cti_bridge.store.models import CallRecord, CallRing, CallSegment
 from cti_bridge.store.schema import upgrade
-from cti_bridge.store.testing import START, queue_call_answered, set_connections_allowed
+from cti_bridge.testing.store import START, queue_call_answered, set_connections_allowed
 
-pytest_plugins = ["cti_bridge.store.pytest_plugin"]
+pytest_plugins = ["cti_bridge.testing.store_fixtures"]
 
 
 def sleep(seconds: float) -> Deferred[None]:

@@ -11,21 +11,20 @@ how it delivers.
 from __future__ import annotations
 
 import random
-from pathlib import Path
 from typing import Any
 
 import pytest
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 
-from cti_bridge.ami.client import CLIENT_EVENTS, AMIListener, wanted_by
+from cti_bridge.ami.listener import CLIENT_EVENTS, AMIListener, wanted_by
 from cti_bridge.ami.parser import EventFilter, Message, parse_stream
 from cti_bridge.ami.protocol import AMIProtocol
 from cti_bridge.app.pipeline import CallPipeline
 from cti_bridge.calls.events import DomainEvent
 from cti_bridge.calls.model import CONSUMED_EVENTS, CONSUMED_VARIABLES, CallModel
+from tests.support.paths import TRACES
 
-TRACES = Path(__file__).resolve().parents[1] / "fixtures" / "ami-traces"
 ALL_TRACES = sorted(str(p.relative_to(TRACES)) for p in TRACES.rglob("*.ami"))
 
 

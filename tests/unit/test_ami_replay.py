@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,8 +28,7 @@ from cti_bridge.ami.protocol import (
     AMIProtocol,
     CommandOutput,
 )
-
-TRACES = Path(__file__).resolve().parents[1] / "fixtures" / "ami-traces"
+from tests.support.paths import TRACES
 
 
 def read(name: str) -> bytes:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from calls_facts import HOSTILE, LONG_NAME_START, Replay, messages, replay
-
 from cti_bridge.calls import CallModel
 from cti_bridge.calls.events import CallEnded
+from tests.support.calls_facts import HOSTILE, LONG_NAME_START, Replay, messages, replay
 
 
 def test_hostile_caller_ids_verbatim_and_unescaped() -> None:

@@ -10,11 +10,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import pytest
-from calls_facts import Replay, messages
-from test_call_traces import ALL_TRACES, check_event_order
 
 from cti_bridge.calls import CallModel
 from cti_bridge.calls.events import CallEnded
+from tests.support.calls_facts import ALL_TRACES, Replay, check_event_order, messages
 
 
 def truncated_replays(trace: str, step: int = 1) -> None:

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from calls_facts import HOSTILE, LONG_NAME_START, Replay, messages
-
 from cti_bridge.calls import CallModel
 from cti_bridge.calls.events import CallAnswered, CallEnded, CallStarted, OperatorRinging
+from tests.support.calls_facts import HOSTILE, LONG_NAME_START, Replay, messages
 
 
 def core_show_channels(trace: str) -> tuple[int, list[Mapping[str, str]]]:

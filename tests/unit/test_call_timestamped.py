@@ -6,15 +6,15 @@ from collections import Counter
 from typing import Any
 
 import pytest
-from calls_facts import (
+
+from cti_bridge.calls import CallModel
+from tests.support.calls_facts import (
     BURST_DURATIONS,
     DURATIONS,
     TIMESTAMPED_BURST_COUNTS,
     burst_table,
     replay,
 )
-
-from cti_bridge.calls import CallModel
 
 
 def ms(value: float | None) -> float | None:

@@ -6,22 +6,14 @@ import dataclasses
 from typing import Any
 
 import pytest
-from calls_facts import FACTS, TRACES, Replay, replay
 
 from cti_bridge.calls import CallModel
 from cti_bridge.calls.events import (
     Call,
-    CallAnswered,
-    CallEnded,
     CallStarted,
     CallTransferred,
-    OperatorRinging,
-    RingEnded,
 )
-
-ALL_TRACES = sorted(
-    str(p.relative_to(TRACES)) for p in TRACES.rglob("*.ami") if "timestamped" not in p.parts
-) + sorted(str(p.relative_to(TRACES)) for p in (TRACES / "timestamped").glob("*.ami"))
+from tests.support.calls_facts import ALL_TRACES, FACTS, check_event_order, replay
 
 
 def test_every_untimestamped_trace_has_facts() -> None:
@@ -57,34 +49,6 @@ def test_trace_facts(trace: str) -> None:
     for linkedid, expected in FACTS[trace].items():
         check_call(ended[linkedid], expected)
     assert run.model.live_calls == []
-
-
-def check_event_order(run: Replay) -> None:
-    """Per call: one CallStarted first, one CallEnded last, rings start before they end."""
-    for linkedid, events in run.by_call().items():
-        kinds = [type(e) for e in events]
-        assert kinds.count(CallStarted) == 1, linkedid
-        assert kinds.count(CallEnded) <= 1, linkedid
-        assert kinds[0] is CallStarted, linkedid
-        if CallEnded in kinds:
-            assert kinds[-1] is CallEnded, linkedid
-        ringing: set[str] = set()
-        for event in events:
-            if isinstance(event, OperatorRinging):
-                assert event.ring.uniqueid not in ringing
-                ringing.add(event.ring.uniqueid)
-                assert event.ring.ended_at is None
-            elif isinstance(event, RingEnded):
-                assert event.ring.uniqueid in ringing, "RingEnded without OperatorRinging"
-                ringing.discard(event.ring.uniqueid)
-                assert event.ring.result is not None
-            elif isinstance(event, CallAnswered):
-                assert event.call.answered_at is not None
-                assert event.segment in event.call.segments
-            elif isinstance(event, CallTransferred):
-                assert event.transfer in event.call.transfers
-        if CallEnded in kinds:
-            assert not ringing, f"{linkedid}: rings left open at the end"
 
 
 @pytest.mark.parametrize("trace", ALL_TRACES)

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from cti_bridge.app.config import ConfigError, load_config, parse_config
+from tests.support.paths import REPO
 
 GOOD = """
 [web]
@@ -99,7 +100,7 @@ def test_no_config_at_all(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_the_shipped_example_configs_load(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CTI_AMI_SECRET", "s3cret")
-    repo = Path(__file__).resolve().parents[2]
+    repo = REPO
     for name in ("config/cti-bridge.example.toml", "docker/cti-bridge.toml"):
         config = load_config(repo / name)
         assert config.pbx[0].secret == "s3cret", name

@@ -20,10 +20,11 @@ from cti_bridge.store.models import (
     Product,
     Script,
 )
+from tests.support.paths import REPO
 
-pytest_plugins = ["cti_bridge.store.pytest_plugin"]
+pytest_plugins = ["cti_bridge.testing.store_fixtures"]
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "config" / "examples"
+EXAMPLES = REPO / "config" / "examples"
 
 
 def counts(store: Store) -> dict[str, int]:

@@ -11,15 +11,13 @@ messages the filter may drop, and never minus one it must keep. On the recorded 
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cti_bridge.ami.parser import AMIParser, EventFilter, Message, parse_stream
+from tests.support.paths import TRACES
 
-TRACES = Path(__file__).resolve().parents[1] / "fixtures" / "ami-traces"
 BANNER = b"Asterisk Call Manager/11.0.0\r\n"
 
 MODEL_LIKE = EventFilter(

@@ -25,10 +25,11 @@ from twisted.web.test.requesthelper import DummyRequest
 
 from cti_bridge.pop.agi import PRIORITY, AgiLookupResource, CallerProfiles
 from cti_bridge.store import Store
+from tests.support.paths import AGI_SCRIPT
 
-pytest_plugins = ["cti_bridge.store.pytest_plugin"]
+pytest_plugins = ["cti_bridge.testing.store_fixtures"]
 
-SCRIPT = Path(__file__).resolve().parents[2] / "dialplans" / "agi" / "caller_lookup.py"
+SCRIPT = AGI_SCRIPT
 TODAY = date(2026, 11, 27)
 TOKEN = "agi-service-token-0123456789"
 

@@ -19,9 +19,9 @@ from cti_bridge.calls.events import Direction, Outcome
 from cti_bridge.pop import ContextRequest, PopContextBuilder
 from cti_bridge.store import Store
 from cti_bridge.store.models import CallRecord
-from cti_bridge.store.testing import START, CallBuilder, FakeTime, queue_call_answered
+from cti_bridge.testing.store import START, CallBuilder, FakeTime, queue_call_answered
 
-pytest_plugins = ["cti_bridge.store.pytest_plugin"]
+pytest_plugins = ["cti_bridge.testing.store_fixtures"]
 
 TODAY = date(2026, 11, 27)  # START in Brussels
 ANNA, BART = "Local/1001@agents", "Local/1002@agents"

@@ -6,15 +6,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from pop_helpers import (
-    OPERATORS,
-    HeldRunner,
-    RecordingBus,
-    directory,
-    fake_context,
-    now_runner,
-    pop_rig,
-)
 from twisted.internet.defer import succeed
 from twisted.internet.task import Clock
 
@@ -27,9 +18,18 @@ from cti_bridge.calls.events import (
     TransferKind,
 )
 from cti_bridge.pop import ContextRequest, OperatorRef, PopService
-from cti_bridge.store.testing import START, CallBuilder, queue_call_answered
+from cti_bridge.testing.store import START, CallBuilder, queue_call_answered
 from cti_bridge.web.auth import Principal
 from cti_bridge.web.ws import Hub, ScreenSocket
+from tests.support.pop_helpers import (
+    OPERATORS,
+    HeldRunner,
+    RecordingBus,
+    directory,
+    fake_context,
+    now_runner,
+    pop_rig,
+)
 
 ANNA, BART, CHRIS = "Local/1001@agents", "Local/1002@agents", "Local/1003@agents"
 

@@ -13,10 +13,10 @@ from collections import defaultdict
 from typing import Any
 
 import pytest
-from calls_facts import TRACES, replay
-from pop_helpers import BY_ID, OPERATORS, pop_rig
 
 from cti_bridge.calls.events import Call, CallEnded, DomainEvent
+from tests.support.calls_facts import TRACES, replay
+from tests.support.pop_helpers import BY_ID, OPERATORS, pop_rig
 
 ALL_TRACES = sorted(str(p.relative_to(TRACES)) for p in TRACES.rglob("*.ami"))
 

@@ -20,8 +20,8 @@ from twisted.internet.testing import MemoryReactorClock
 from cti_bridge.ami.parser import Message, parse_stream
 from cti_bridge.sim import SCENARIOS, Callee, Reply, SimulatedPBX
 from cti_bridge.sim.harness import Link, run
+from tests.support.paths import TRACES
 
-TRACES = Path(__file__).resolve().parent.parent / "fixtures" / "ami-traces"
 SECRET = "fidelity"
 
 Shapes = dict[str, set[tuple[str, ...]]]

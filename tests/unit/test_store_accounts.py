@@ -7,9 +7,9 @@ from sqlalchemy import select
 
 from cti_bridge.store import AccountError, LoginRefused, LoginThrottled, Store
 from cti_bridge.store.models import Operator, OperatorSession
-from cti_bridge.store.testing import FakeTime
+from cti_bridge.testing.store import FakeTime
 
-pytest_plugins = ["cti_bridge.store.pytest_plugin"]
+pytest_plugins = ["cti_bridge.testing.store_fixtures"]
 
 
 @pytest.fixture

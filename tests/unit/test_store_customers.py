@@ -9,7 +9,7 @@ from sqlalchemy.exc import IntegrityError
 
 from cti_bridge.store import InvalidRecord, Store
 
-pytest_plugins = ["cti_bridge.store.pytest_plugin"]
+pytest_plugins = ["cti_bridge.testing.store_fixtures"]
 
 
 def test_customer_and_numbers(store: Store) -> None:

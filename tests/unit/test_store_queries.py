@@ -9,9 +9,9 @@ import pytest
 
 from cti_bridge.calls.events import Outcome
 from cti_bridge.store import CallNotFound, InvalidAnnotation, Store
-from cti_bridge.store.testing import START, CallBuilder, FakeTime, queue_call_answered
+from cti_bridge.testing.store import START, CallBuilder, FakeTime, queue_call_answered
 
-pytest_plugins = ["cti_bridge.store.pytest_plugin"]
+pytest_plugins = ["cti_bridge.testing.store_fixtures"]
 
 ANNA, BART = "Local/1001@agents", "Local/1002@agents"
 

@@ -1,5 +1,5 @@
 """Call records from domain events: the fields, and idempotency under replay, reconnects
-and reordering. Runs on SQLite and on PostgreSQL (see cti_bridge.store.testing)."""
+and reordering. Runs on SQLite and on PostgreSQL (see cti_bridge.testing.store)."""
 
 from __future__ import annotations
 
@@ -29,9 +29,9 @@ from cti_bridge.calls.events import (
 from cti_bridge.store import Store
 from cti_bridge.store.compaction import effective, group, newest_alone, segments_fit
 from cti_bridge.store.models import CallRecord, CallRing, CallSegment, CallTransfer
-from cti_bridge.store.testing import START, CallBuilder, queue_call_answered
+from cti_bridge.testing.store import START, CallBuilder, queue_call_answered
 
-pytest_plugins = ["cti_bridge.store.pytest_plugin"]
+pytest_plugins = ["cti_bridge.testing.store_fixtures"]
 
 ANNA, BART = "Local/1001@agents", "Local/1002@agents"
 

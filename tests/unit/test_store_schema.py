@@ -25,7 +25,7 @@ from cti_bridge.store.schema import (
     head_revision,
     upgrade,
 )
-from cti_bridge.store.testing import scratch_postgres
+from cti_bridge.testing.store import scratch_postgres
 
 EXPECTED_TABLES = {
     "agreement_attempts",

@@ -12,7 +12,12 @@ from collections import Counter
 from typing import Any
 
 import pytest
-from calls_facts import (
+from sqlalchemy import func, select
+
+from cti_bridge.calls.events import DomainEvent
+from cti_bridge.store import Store
+from cti_bridge.store.models import CallRecord, CallRing, CallSegment, CallTransfer
+from tests.support.calls_facts import (
     BURST_DURATIONS,
     DURATIONS,
     HOSTILE,
@@ -21,13 +26,8 @@ from calls_facts import (
     burst_table,
     replay,
 )
-from sqlalchemy import func, select
 
-from cti_bridge.calls.events import DomainEvent
-from cti_bridge.store import Store
-from cti_bridge.store.models import CallRecord, CallRing, CallSegment, CallTransfer
-
-pytest_plugins = ["cti_bridge.store.pytest_plugin"]
+pytest_plugins = ["cti_bridge.testing.store_fixtures"]
 
 A1, A2 = "Local/1001@agents", "Local/1002@agents"
 

@@ -27,14 +27,14 @@ from cti_bridge.calls.events import DomainEvent, Outcome
 from cti_bridge.store import CallStore, RecordWriter, Store
 from cti_bridge.store.db import create_database_engine, session_factory
 from cti_bridge.store.models import CallRecord, CallRing, CallSegment
-from cti_bridge.store.testing import (
+from cti_bridge.testing.store import (
     START,
     CallBuilder,
     queue_call_answered,
     set_connections_allowed,
 )
 
-pytest_plugins = ["cti_bridge.store.pytest_plugin"]
+pytest_plugins = ["cti_bridge.testing.store_fixtures"]
 
 
 class NoJitter(random.Random):

@@ -8,15 +8,12 @@ copied here so the suite runs on a fresh clone: messages, events (messages start
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cti_bridge.ami.parser import AMIParser, Message, parse_stream
-
-TRACES = Path(__file__).resolve().parents[1] / "fixtures" / "ami-traces"
+from tests.support.paths import TRACES
 
 #: trace -> (bytes, messages, events, responses)
 COUNTS: dict[str, tuple[int, int, int, int]] = {

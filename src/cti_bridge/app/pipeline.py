@@ -16,7 +16,7 @@ from typing import Any
 
 import structlog
 
-from cti_bridge.ami.client import AMIListener, ResyncSnapshot
+from cti_bridge.ami.listener import AMIListener, ResyncSnapshot
 from cti_bridge.ami.parser import Message
 from cti_bridge.calls.events import CallEnded, CallStarted, DomainEvent
 from cti_bridge.calls.model import CallModel

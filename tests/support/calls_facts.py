@@ -11,14 +11,21 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 from cti_bridge.ami.parser import Message, parse_stream
 from cti_bridge.calls import CallModel
-from cti_bridge.calls.events import Call, CallEnded, CallStarted, DomainEvent
-
-TRACES = Path(__file__).resolve().parent.parent / "fixtures" / "ami-traces"
+from cti_bridge.calls.events import (
+    Call,
+    CallAnswered,
+    CallEnded,
+    CallStarted,
+    CallTransferred,
+    DomainEvent,
+    OperatorRinging,
+    RingEnded,
+)
+from tests.support.paths import TRACES
 
 A1, A2, L2001 = "Local/1001@agents", "Local/1002@agents", "Local/2001@agents"
 P1, P2 = "PJSIP/1001", "PJSIP/1002"
@@ -549,3 +556,37 @@ BURST_DURATIONS = {
     "1795736463.170": (59.061, None),
     "1795736464.176": (12.510, None),
 }
+
+
+#: Every recorded trace, the timestamped ones last.
+ALL_TRACES = sorted(
+    str(p.relative_to(TRACES)) for p in TRACES.rglob("*.ami") if "timestamped" not in p.parts
+) + sorted(str(p.relative_to(TRACES)) for p in (TRACES / "timestamped").glob("*.ami"))
+
+
+def check_event_order(run: Replay) -> None:
+    """Per call: one CallStarted first, one CallEnded last, rings start before they end."""
+    for linkedid, events in run.by_call().items():
+        kinds = [type(e) for e in events]
+        assert kinds.count(CallStarted) == 1, linkedid
+        assert kinds.count(CallEnded) <= 1, linkedid
+        assert kinds[0] is CallStarted, linkedid
+        if CallEnded in kinds:
+            assert kinds[-1] is CallEnded, linkedid
+        ringing: set[str] = set()
+        for event in events:
+            if isinstance(event, OperatorRinging):
+                assert event.ring.uniqueid not in ringing
+                ringing.add(event.ring.uniqueid)
+                assert event.ring.ended_at is None
+            elif isinstance(event, RingEnded):
+                assert event.ring.uniqueid in ringing, "RingEnded without OperatorRinging"
+                ringing.discard(event.ring.uniqueid)
+                assert event.ring.result is not None
+            elif isinstance(event, CallAnswered):
+                assert event.call.answered_at is not None
+                assert event.segment in event.call.segments
+            elif isinstance(event, CallTransferred):
+                assert event.transfer in event.call.transfers
+        if CallEnded in kinds:
+            assert not ringing, f"{linkedid}: rings left open at the end"

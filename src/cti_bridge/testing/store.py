@@ -1,6 +1,6 @@
 """Test helpers for the store: scratch databases, a hand-moved clock, call snapshots.
 
-The pytest fixtures built on these live in ``cti_bridge.store.pytest_plugin``.
+The pytest fixtures built on these live in ``cti_bridge.testing.store_fixtures``.
 
 PostgreSQL is shared with other test sessions, so every session creates its own
 uniquely named database (``cti_store_<pid>_<random>``) and drops it at the end, also
@@ -40,8 +40,7 @@ from cti_bridge.calls.events import (
     Transfer,
     TransferKind,
 )
-
-from .models import Base
+from cti_bridge.store.models import Base
 
 __all__ = [
     "CallBuilder",

@@ -1,6 +1,6 @@
 """pytest fixtures: one store test suite, run on SQLite and on PostgreSQL.
 
-Use from a test module with ``pytest_plugins = ["cti_bridge.store.pytest_plugin"]``;
+Use from a test module with ``pytest_plugins = ["cti_bridge.testing.store_fixtures"]``;
 then a test that takes ``store`` runs twice, on a fresh SQLite file and on a scratch
 PostgreSQL database (marked ``postgres``; it fails, not skips, when the server is
 missing). Each session creates its own PostgreSQL database and drops it at the end.
@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 from sqlalchemy.engine import make_url
 
-from . import Store, open_store
-from .schema import upgrade
-from .testing import FakeTime, cheap_hasher, empty_tables, scratch_postgres
+from cti_bridge.store import Store, open_store
+from cti_bridge.store.schema import upgrade
+from cti_bridge.testing.store import FakeTime, cheap_hasher, empty_tables, scratch_postgres
 
 __all__ = ["fake_time", "store", "store_db", "store_url"]
 
