@@ -1,0 +1,1 @@
+"""The agi room (see docs/architecture.md)."""

@@ -1,0 +1,1 @@
+"""The console room (see docs/architecture.md)."""

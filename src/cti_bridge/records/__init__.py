@@ -1,0 +1,1 @@
+"""The records room (see docs/architecture.md)."""
