@@ -29,7 +29,6 @@ wants - on a busy PBX most of them.
 from __future__ import annotations
 
 import hashlib
-import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -60,6 +59,7 @@ from cti_bridge.ami.protocol import (
     AMIProtocolFactory,
     CommandOutput,
 )
+from cti_bridge.backoff import Backoff
 from cti_bridge.log import get_logger, register_secret
 
 __all__ = [
@@ -82,6 +82,7 @@ CONNECTING = "connecting"
 LOGGING_IN = "logging_in"
 RESYNCING = "resyncing"  # logged in; waiting for FullyBooted and the snapshot
 CONNECTED = "connected"
+
 
 @dataclass(frozen=True)
 class AMIAccount:
@@ -124,28 +125,6 @@ class AMINotConnected(AMIError):
         super().__init__(f"AMI link to PBX {where} is {state}; {action} was not sent")
         self.action = action
         self.state = state
-
-
-@dataclass
-class Backoff:
-    """Delays between connection attempts: exponential, capped, jittered below the cap."""
-
-    initial: float = 0.5
-    factor: float = 2.0
-    cap: float = 30.0
-    #: Each delay is reduced by up to this share, so many nodes do not retry in step.
-    jitter: float = 0.25
-    #: After a refused login: retrying quickly only floods the PBX's security log.
-    auth_failure: float = 60.0
-    rng: random.Random = field(default_factory=random.Random, repr=False)
-
-    def delay(self, attempt: int) -> float:
-        """Seconds before attempt ``attempt + 1`` after ``attempt`` failures in a row."""
-        base = min(self.cap, self.initial * self.factor ** min(max(attempt - 1, 0), 64))
-        return base * (1.0 - self.jitter * self.rng.random())
-
-    def auth_delay(self) -> float:
-        return self.auth_failure * (1.0 - self.jitter * self.rng.random())
 
 
 @dataclass(eq=False)
