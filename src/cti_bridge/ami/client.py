@@ -7,6 +7,7 @@
 * ``session.py``: one connection's set-up (login, ``FullyBooted``, the
   ``CoreShowChannels`` + ``QueueStatus`` snapshot) and the events held back meanwhile;
 * ``fanout.py``: delivery to the listeners, each isolated, and their event filter;
+* ``originate.py``: ``Originate`` for the dialer, correlated by ActionID, never re-sent;
 * ``../backoff.py``: the capped, jittered back-off, with a long delay after a refused
   login.
 
@@ -41,6 +42,14 @@ from twisted.python.failure import Failure
 from cti_bridge.ami import machine as m
 from cti_bridge.ami.fanout import Fanout
 from cti_bridge.ami.listener import CLIENT_EVENTS, AMIListener, ResyncSnapshot, wanted_by
+from cti_bridge.ami.originate import (
+    OriginateNotSent,
+    OriginateOutcomeUnknown,
+    OriginateRefused,
+    OriginateRequest,
+    OriginateResult,
+    place,
+)
 from cti_bridge.ami.parser import EventFilter, Message
 from cti_bridge.ami.protocol import (
     DEFAULT_ACTION_TIMEOUT,
@@ -62,6 +71,11 @@ __all__ = [
     "AMIListener",
     "AMINotConnected",
     "Backoff",
+    "OriginateNotSent",
+    "OriginateOutcomeUnknown",
+    "OriginateRefused",
+    "OriginateRequest",
+    "OriginateResult",
     "ResyncSnapshot",
     "wanted_by",
 ]
@@ -87,7 +101,7 @@ class AMIClient:
 
     ``reactor`` provides ``IReactorTime`` (and ``IReactorTCP`` when no ``endpoint`` is
     given). Public API: :meth:`start`, :meth:`stop`, :meth:`add_listener`,
-    :meth:`remove_listener`, :meth:`send_action`, :meth:`command`,
+    :meth:`remove_listener`, :meth:`send_action`, :meth:`command`, :meth:`originate`,
     :meth:`when_connected`, :meth:`status`.
     """
 
@@ -218,6 +232,24 @@ class AMIClient:
             return session.proto.command(cli, timeout=timeout)
         except ValueError as exc:
             return fail(exc)
+
+    def originate(
+        self, request: OriginateRequest, *, outcome_timeout: float | None = None
+    ) -> Deferred[OriginateResult]:
+        """Send ``request`` once; fires with its ``OriginateResponse`` (see ``originate.py``).
+
+        Only on a link that is logged in and resynced; otherwise it fails at once with
+        :class:`OriginateNotSent`. After it went out it fails only with
+        :class:`OriginateRefused` (nothing dials) or :class:`OriginateOutcomeUnknown`
+        (link lost, or no ``OriginateResponse`` within ``outcome_timeout``, by default
+        the ring time plus 30 s). It is never sent again, on this link or the next.
+        """
+        session = self._session
+        if session is None or self.state != m.CONNECTED:
+            return fail(OriginateNotSent(request, self.account.where, self.state))
+        return place(
+            session.proto, request, where=self.account.where, outcome_timeout=outcome_timeout
+        )
 
     def when_connected(self, timeout: float | None = None) -> Deferred[None]:
         """Fires once the link is logged in and resynced (at once if it is now)."""
