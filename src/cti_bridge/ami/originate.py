@@ -135,7 +135,8 @@ class OriginateResult:
     #: ``Reason:`` (see :data:`ORIGINATE_REASONS`); ``None`` when absent.
     reason: int | None
     channel: str | None
-    #: The first leg's Uniqueid (the ChannelId when the PBX took it); ``None``: none.
+    #: The first leg's Uniqueid: the request's ChannelId, also on a failure (Asterisk
+    #: 22); ``None`` for ``<unknown>``.
     uniqueid: str | None
     event: Message
 
