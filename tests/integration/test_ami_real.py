@@ -26,6 +26,7 @@ from cti_bridge.ami.client import (
     AMIClient,
     AMIListener,
     Backoff,
+    OriginateRequest,
     ResyncSnapshot,
 )
 from cti_bridge.ami.parser import Message
@@ -193,6 +194,38 @@ async def test_originate_into_the_support_queue_seen_through_to_hangup(
     assert connect["MemberName"] == "Anna"
     times = [at for _, at in collector.events]
     assert times == sorted(times), "arrival times follow the stream"
+
+
+@pytest_twisted.ensureDeferred
+async def test_originate_a_callback_operator_first_correlated_by_channel_id(
+    asterisk: AsteriskInstance, linked: tuple[AMIClient, Collector]
+) -> None:
+    client, collector = linked
+    await deferToThread(asterisk.set_operator, "1001", 1, 2)
+    request = OriginateRequest(
+        "Local/1001@agents/n",
+        context="callback",
+        exten="0470123456",
+        caller_id='"Terugbelverzoek 48" <0470123456>',
+        variables={"CTI_AGREEMENT_ID": "48"},
+        ring_seconds=15,
+    )
+    result = await client.originate(request)
+    assert (result.success, result.reason) == (True, 4)
+    assert result.uniqueid == request.channel_id
+    (first,) = [m for m in collector.named("Newchannel") if m["Uniqueid"] == request.channel_id]
+    assert first["Linkedid"] == request.channel_id
+    assert collector.named("Newchannel", Uniqueid=request.other_channel_id)
+    assert collector.named("VarSet", Variable="CTI_AGREEMENT_ID", Value="48")
+    await until(
+        lambda: collector.named("Hangup", Uniqueid=request.channel_id), 30, "the callback to end"
+    )
+    # No such extension: the Local channel lives briefly, then a Failure with reason 0;
+    # the ChannelId correlates this one too.
+    nowhere = OriginateRequest("Local/0470999999@nowhere", context="cti-connect", exten="1001")
+    failed = await client.originate(nowhere)
+    assert (failed.success, failed.reason, failed.uniqueid) == (False, 0, nowhere.channel_id)
+    assert collector.named("Newchannel", Uniqueid=nowhere.channel_id)
 
 
 @pytest_twisted.ensureDeferred

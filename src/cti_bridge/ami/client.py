@@ -1,12 +1,15 @@
 """The link to one PBX, kept up for the daemon's lifetime: login, resync, reconnect.
 
-Each connection goes through the same steps before anything downstream trusts it
-(``ClientService``'s *prepare the connection* step, written out here)::
+``AMIClient`` ties the pieces together:
 
-    connecting -> logging_in -> resyncing -> connected -> (lost) -> disconnected -> ...
-                  Challenge/     FullyBooted,            link_lost to listeners,
-                  Login          CoreShowChannels +      capped jittered back-off,
-                                 QueueStatus snapshot    long delay after a refused login
+* ``machine.py``: the reconnect loop as a table of states, inputs and outputs
+  (stopped, disconnected, connecting, logging_in, resyncing, connected; drawn there);
+* ``session.py``: one connection's set-up (login, ``FullyBooted``, the
+  ``CoreShowChannels`` + ``QueueStatus`` snapshot) and the events held back meanwhile;
+* ``fanout.py``: delivery to the listeners, each isolated, and their event filter;
+* ``originate.py``: ``Originate`` for the dialer, correlated by ActionID, never re-sent;
+* ``../backoff.py``: the capped, jittered back-off, with a long delay after a refused
+  login.
 
 Live events that arrive before the snapshot is delivered are held back and delivered
 after it, in arrival order, so a listener always starts from a snapshot and follows
@@ -17,8 +20,7 @@ marks the attempt "failed" and retries by its own policy).
 Why not ``twisted.application.internet.ClientService`` itself: Twisted 26.10's
 ClientService raises ``NoTransition`` when the connection drops *during*
 ``prepareConnection`` (exactly what Asterisk does after a refused login), and its retry
-policy cannot tell a refused login from a refused connection. The back-off below is
-its ``backoffPolicy`` with the jitter kept under the cap.
+policy cannot tell a refused login from a refused connection.
 
 The listener interface (:class:`AMIListener`) is the contract with the call model and
 every other consumer; see ``docs/architecture.md``. Listeners say which events they act
@@ -28,39 +30,38 @@ wants - on a busy PBX most of them.
 
 from __future__ import annotations
 
-import hashlib
-import random
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
-from twisted.internet.defer import (
-    CancelledError,
-    Deferred,
-    FirstError,
-    fail,
-    gatherResults,
-    succeed,
-)
+from twisted.internet.defer import CancelledError, Deferred, fail, succeed
 from twisted.internet.endpoints import HostnameEndpoint
 from twisted.internet.interfaces import IDelayedCall, IStreamClientEndpoint
 from twisted.python.failure import Failure
 
+from cti_bridge.ami import machine as m
+from cti_bridge.ami.fanout import Fanout
 from cti_bridge.ami.listener import CLIENT_EVENTS, AMIListener, ResyncSnapshot, wanted_by
+from cti_bridge.ami.originate import (
+    OriginateNotSent,
+    OriginateOutcomeUnknown,
+    OriginateRefused,
+    OriginateRequest,
+    OriginateResult,
+    place,
+)
 from cti_bridge.ami.parser import EventFilter, Message
 from cti_bridge.ami.protocol import (
     DEFAULT_ACTION_TIMEOUT,
     ActionResult,
-    AMIActionError,
-    AMIConnectionLost,
     AMIError,
     AMIProtocol,
     AMIProtocolFactory,
     CommandOutput,
 )
-from cti_bridge.log import get_logger, register_secret
+from cti_bridge.ami.session import AMIAccount, AMIAuthError, Session
+from cti_bridge.backoff import Backoff
+from cti_bridge.log import get_logger
 
 __all__ = [
     "CLIENT_EVENTS",
@@ -70,51 +71,16 @@ __all__ = [
     "AMIListener",
     "AMINotConnected",
     "Backoff",
+    "OriginateNotSent",
+    "OriginateOutcomeUnknown",
+    "OriginateRefused",
+    "OriginateRequest",
+    "OriginateResult",
     "ResyncSnapshot",
     "wanted_by",
 ]
 
 log = get_logger("cti_bridge.ami.client")
-
-STOPPED = "stopped"
-DISCONNECTED = "disconnected"
-CONNECTING = "connecting"
-LOGGING_IN = "logging_in"
-RESYNCING = "resyncing"  # logged in; waiting for FullyBooted and the snapshot
-CONNECTED = "connected"
-
-@dataclass(frozen=True)
-class AMIAccount:
-    """Where the PBX is and who we log in as. The secret never appears in a repr or log."""
-
-    name: str
-    host: str
-    port: int
-    username: str
-    secret: str = field(repr=False)
-    #: ``md5`` keeps the secret off the wire (``Challenge`` + ``Key``); ``plain`` sends it.
-    auth: str = "md5"
-
-    def __post_init__(self) -> None:
-        if self.auth not in ("md5", "plain"):
-            raise ValueError(f"AMI auth must be 'md5' or 'plain', not {self.auth!r}")
-        register_secret(self.secret)
-
-    @property
-    def where(self) -> str:
-        return f"{self.name} ({self.host}:{self.port})"
-
-
-class AMIAuthError(AMIError):
-    """The PBX refused our login: a configuration problem, not a network one."""
-
-    def __init__(self, account: AMIAccount, message: str):
-        super().__init__(
-            f"AMI login refused for user {account.username!r} on PBX {account.where}: {message}"
-        )
-        self.username = account.username
-        self.pbx = account.name
-        self.message = message
 
 
 class AMINotConnected(AMIError):
@@ -126,43 +92,6 @@ class AMINotConnected(AMIError):
         self.state = state
 
 
-@dataclass
-class Backoff:
-    """Delays between connection attempts: exponential, capped, jittered below the cap."""
-
-    initial: float = 0.5
-    factor: float = 2.0
-    cap: float = 30.0
-    #: Each delay is reduced by up to this share, so many nodes do not retry in step.
-    jitter: float = 0.25
-    #: After a refused login: retrying quickly only floods the PBX's security log.
-    auth_failure: float = 60.0
-    rng: random.Random = field(default_factory=random.Random, repr=False)
-
-    def delay(self, attempt: int) -> float:
-        """Seconds before attempt ``attempt + 1`` after ``attempt`` failures in a row."""
-        base = min(self.cap, self.initial * self.factor ** min(max(attempt - 1, 0), 64))
-        return base * (1.0 - self.jitter * self.rng.random())
-
-    def auth_delay(self) -> float:
-        return self.auth_failure * (1.0 - self.jitter * self.rng.random())
-
-
-@dataclass(eq=False)
-class _Link:
-    """Per-connection state; a new one for every connection."""
-
-    proto: AMIProtocol
-    held: list[tuple[Message, float]] = field(default_factory=list)
-    fully_booted: Message | None = None
-    boot_waiter: Deferred[Message] | None = None
-    live: bool = False  # the snapshot was delivered: events go straight to listeners
-    lost: bool = False
-    told_lost: bool = False
-    #: Why login/resync failed on this link (it is then dropped by us).
-    setup_error: str | None = None
-
-
 def _iso(at: float | None) -> str | None:
     return None if at is None else datetime.fromtimestamp(at, UTC).isoformat()
 
@@ -172,7 +101,8 @@ class AMIClient:
 
     ``reactor`` provides ``IReactorTime`` (and ``IReactorTCP`` when no ``endpoint`` is
     given). Public API: :meth:`start`, :meth:`stop`, :meth:`add_listener`,
-    :meth:`send_action`, :meth:`command`, :meth:`when_connected`, :meth:`status`.
+    :meth:`remove_listener`, :meth:`send_action`, :meth:`command`, :meth:`originate`,
+    :meth:`when_connected`, :meth:`status`.
     """
 
     def __init__(
@@ -199,10 +129,8 @@ class AMIClient:
         )
         self._factory = AMIProtocolFactory(reactor, action_timeout=action_timeout)
         self._factory.noisy = False
-        self._listeners: list[object] = list(listeners)
-        #: ``(listener, its ami_event)``, rebuilt (never changed in place) when listeners
-        #: come and go: delivery iterates it as it was when the event arrived.
-        self._event_handlers: tuple[tuple[object, Callable[[Message, float], None]], ...] = ()
+        self._fanout = Fanout(account.name, listeners)
+        self._factory.wanted = self._fanout.wanted
         self.backoff = backoff or Backoff()
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
@@ -211,9 +139,9 @@ class AMIClient:
         self.resync_timeout = resync_timeout
         self.max_held_events = max_held_events
 
-        self._state = STOPPED
+        self._machine = m.Machine(self, self._entered)
         self._since: float = reactor.seconds()
-        self._link: _Link | None = None
+        self._session: Session | None = None
         self._connecting: Deferred[Any] | None = None
         self._retry_call: IDelayedCall | None = None
         self._next_attempt_at: float | None = None
@@ -225,62 +153,50 @@ class AMIClient:
         self._ready_waiters: list[Deferred[None]] = []
         self._stop_waiters: list[Deferred[None]] = []
         self._skipped_before = 0  # events skipped on earlier links
-        self._listeners_changed()
 
     # -- public -----------------------------------------------------------------------
 
     @property
     def state(self) -> str:
-        return self._state
+        return self._machine.state
 
     @property
     def wanted(self) -> EventFilter | None:
         """What the parser builds for the listeners and the client (``None``: all)."""
         return self._factory.wanted
 
+    @property
+    def _listeners(self) -> list[object]:
+        return self._fanout.listeners
+
     def add_listener(self, listener: object) -> None:
-        self._listeners.append(listener)
+        self._fanout.add(listener)
         self._listeners_changed()
 
     def remove_listener(self, listener: object) -> None:
-        self._listeners.remove(listener)
+        self._fanout.remove(listener)
         self._listeners_changed()
 
     def _listeners_changed(self) -> None:
-        self._event_handlers = tuple(
-            (listener, handler)
-            for listener in self._listeners
-            if (handler := getattr(listener, "ami_event", None)) is not None
-        )
-        wanted = wanted_by(self._listeners)
+        wanted = self._fanout.wanted
         self._factory.wanted = wanted
-        if self._link is not None:
-            self._link.proto.wanted = wanted
+        if self._session is not None:
+            self._session.proto.wanted = wanted
 
     def start(self) -> None:
-        if self._state != STOPPED:
-            return
-        self._attempts = 0
-        self._connect()
+        self._machine.input(m.START)
 
     def stop(self) -> Deferred[None]:
         """Log off and close; no reconnect. Fires when the link is closed."""
-        if self._retry_call is not None and self._retry_call.active():
-            self._retry_call.cancel()
-        self._retry_call = None
-        self._next_attempt_at = None
-        self._set_state(STOPPED)
-        self._fail_waiters(CancelledError("AMI client stopped"))
-        if self._connecting is not None:
-            self._connecting.cancel()
-        link = self._link
-        if link is None or link.lost:
+        self._machine.input(m.STOP)
+        session = self._session
+        if session is None or session.lost:
             return succeed(None)
         done: Deferred[None] = Deferred()
         self._stop_waiters.append(done)
-        link.proto.send_action("Logoff", timeout=5.0).addErrback(lambda _: None)
-        if link.proto.transport is not None:
-            link.proto.transport.loseConnection()
+        session.proto.send_action("Logoff", timeout=5.0).addErrback(lambda _: None)
+        if session.proto.transport is not None:
+            session.proto.transport.loseConnection()
         return done
 
     def send_action(
@@ -298,28 +214,46 @@ class AMIClient:
         :class:`AMINotConnected` (link down: not sent, not queued) and ``ValueError``
         (CR/LF in a value, ActionID already in use).
         """
-        link = self._link
-        if link is None or self._state not in (RESYNCING, CONNECTED):
-            return fail(AMINotConnected(action, self.account.where, self._state))
+        session = self._session
+        if session is None or self.state not in (m.RESYNCING, m.CONNECTED):
+            return fail(AMINotConnected(action, self.account.where, self.state))
         try:
-            return link.proto.send_action(
+            return session.proto.send_action(
                 action, headers, action_id=action_id, timeout=timeout, list_items=list_items
             )
         except ValueError as exc:
             return fail(exc)
 
     def command(self, cli: str, *, timeout: float | None = None) -> Deferred[CommandOutput]:
-        link = self._link
-        if link is None or self._state not in (RESYNCING, CONNECTED):
-            return fail(AMINotConnected("Command", self.account.where, self._state))
+        session = self._session
+        if session is None or self.state not in (m.RESYNCING, m.CONNECTED):
+            return fail(AMINotConnected("Command", self.account.where, self.state))
         try:
-            return link.proto.command(cli, timeout=timeout)
+            return session.proto.command(cli, timeout=timeout)
         except ValueError as exc:
             return fail(exc)
 
+    def originate(
+        self, request: OriginateRequest, *, outcome_timeout: float | None = None
+    ) -> Deferred[OriginateResult]:
+        """Send ``request`` once; fires with its ``OriginateResponse`` (see ``originate.py``).
+
+        Only on a link that is logged in and resynced; otherwise it fails at once with
+        :class:`OriginateNotSent`. After it went out it fails only with
+        :class:`OriginateRefused` (nothing dials) or :class:`OriginateOutcomeUnknown`
+        (link lost, or no ``OriginateResponse`` within ``outcome_timeout``, by default
+        the ring time plus 30 s). It is never sent again, on this link or the next.
+        """
+        session = self._session
+        if session is None or self.state != m.CONNECTED:
+            return fail(OriginateNotSent(request, self.account.where, self.state))
+        return place(
+            session.proto, request, where=self.account.where, outcome_timeout=outcome_timeout
+        )
+
     def when_connected(self, timeout: float | None = None) -> Deferred[None]:
         """Fires once the link is logged in and resynced (at once if it is now)."""
-        if self._state == CONNECTED:
+        if self.state == m.CONNECTED:
             return succeed(None)
         d: Deferred[None] = Deferred(self._ready_waiters.remove)
         self._ready_waiters.append(d)
@@ -334,165 +268,133 @@ class AMIClient:
             "host": self.account.host,
             "port": self.account.port,
             "username": self.account.username,
-            "state": self._state,
-            "connected": self._state == CONNECTED,
+            "state": self.state,
+            "connected": self.state == m.CONNECTED,
             "since": _iso(self._since),
             "last_error": self._last_error,
             "reconnect_attempts": self._attempts,
             "next_attempt_at": _iso(self._next_attempt_at),
             "last_event_at": _iso(self._last_event_at),
             "events_skipped": self._skipped_before
-            + (self._link.proto.parser.skipped if self._link is not None else 0),
+            + (self._session.proto.parser.skipped if self._session is not None else 0),
             "banner": self._banner,
         }
 
-    # -- connecting ---------------------------------------------------------------------
+    # -- what feeds the machine ------------------------------------------------------------
 
-    def _set_state(self, state: str) -> None:
-        if state != self._state:
-            self._state = state
-            self._since = self.reactor.seconds()
+    def _entered(self, state: str) -> None:
+        self._since = self.reactor.seconds()
+
+    def _connection_made(self, proto: AMIProtocol) -> None:
+        self._connecting = None
+        self._machine.input(m.CONNECTION_MADE, proto)
+
+    def _connection_failed(self, failure: Failure) -> None:
+        self._connecting = None
+        self._machine.input(m.CONNECT_FAILED, failure)
+
+    async def _prepare(self, session: Session) -> None:
+        await session.log_in()
+        self._machine.input(m.LOGGED_IN, session)
+        if self.state != m.RESYNCING:
+            return  # stopped meanwhile: the link is being closed
+        snapshot = await session.resync()
+        self._machine.input(m.RESYNCED, session, snapshot)
+
+    def _prepare_failed(self, failure: Failure, session: Session) -> None:
+        if session.lost:
+            return  # the link went first; _on_lost has taken care of it
+        refused = isinstance(failure.value, AMIAuthError)
+        self._machine.input(m.REFUSED if refused else m.SETUP_FAILED, session, failure)
+
+    def _on_event(self, session: Session, msg: Message, at: float) -> None:
+        if session is not self._session:
+            return
+        self._last_event_at = at
+        if session.live:
+            self._fanout.event(msg, at)
+            if msg.get("Event") == "Shutdown":
+                self._pbx_shut_down(session, msg, at)
+            return
+        session.early_event(msg, at)
+
+    def _pbx_shut_down(self, session: Session, msg: Message, at: float) -> None:
+        restart = msg.get("Restart", "").lower() == "true"
+        reason = f"PBX {self.account.where} shut down ({'restart' if restart else 'stop'})"
+        self._tell_lost(session, reason, at)
+        session.proto.drop(reason)
+
+    def _tell_lost(self, session: Session, reason: str, at: float) -> None:
+        if session.live and not session.told_lost:
+            session.told_lost = True
+            self._fanout.link_lost(reason, at)
+
+    def _on_lost(self, session: Session, reason: str) -> None:
+        if session is not self._session:
+            return
+        session.close(reason)
+        self._session = None
+        self._skipped_before += session.proto.parser.skipped
+        self._tell_lost(session, reason, self.reactor.seconds())
+        self._machine.input(m.LOST, session, reason)
+
+    # -- the machine's outputs (see machine.TRANSITIONS) -------------------------------
+
+    def _reset_attempts(self) -> None:
+        self._attempts = 0
 
     def _connect(self) -> None:
         self._retry_call = None
         self._next_attempt_at = None
         self._auth_failed = False
-        self._set_state(CONNECTING)
         d = self._endpoint.connect(self._factory)
         self._connecting = d
-        d.addCallbacks(self._connected, self._connect_failed)
+        d.addCallbacks(self._connection_made, self._connection_failed)
 
     def _connect_failed(self, failure: Failure) -> None:
-        self._connecting = None
-        if self._state == STOPPED:
-            return
         self._last_error = f"cannot connect to PBX {self.account.where}: {failure.value}"
         log.warning("ami_connect_failed", pbx=self.account.name, error=str(failure.value))
-        self._schedule_retry()
 
-    def _connected(self, proto: AMIProtocol) -> None:
-        self._connecting = None
-        if self._state == STOPPED:
-            if proto.transport is not None:
-                proto.transport.loseConnection()
-            return
-        link = _Link(proto)
-        self._link = link
+    def _open_session(self, proto: AMIProtocol) -> None:
+        session = Session(
+            proto,
+            self.account,
+            self.reactor,
+            login_timeout=self.login_timeout,
+            boot_timeout=self.boot_timeout,
+            resync_timeout=self.resync_timeout,
+            max_held_events=self.max_held_events,
+        )
+        self._session = session
         proto.wanted = self._factory.wanted  # listeners may have changed since it was built
-        proto.on_event = partial(self._on_event, link)
-        proto.on_lost = lambda reason: self._on_lost(link, reason)
+        proto.on_event = partial(self._on_event, session)
+        proto.on_lost = partial(self._on_lost, session)
         log.info("ami_connected", pbx=self.account.name, host=self.account.host)
-        d = Deferred.fromCoroutine(self._prepare(link))
-        d.addErrback(self._prepare_failed, link)
+        d = Deferred.fromCoroutine(self._prepare(session))
+        d.addErrback(self._prepare_failed, session)
 
-    async def _prepare(self, link: _Link) -> None:
-        self._set_state(LOGGING_IN)
-        await self._login(link.proto)
-        self._banner = link.proto.banner
+    def _close_unwanted(self, proto: AMIProtocol) -> None:
+        if proto.transport is not None:
+            proto.transport.loseConnection()
+
+    def _logged_in(self, session: Session) -> None:
+        self._banner = session.proto.banner
         log.info(
             "ami_logged_in",
             pbx=self.account.name,
             username=self.account.username,
             banner=self._banner,
         )
-        link.proto.start_keepalive(self.ping_interval, self.ping_timeout)
-        self._set_state(RESYNCING)
-        booted = await self._wait_for_boot(link)
-        channels_d = link.proto.send_action("CoreShowChannels", timeout=self.resync_timeout)
-        queues_d = link.proto.send_action("QueueStatus", timeout=self.resync_timeout)
-        queues_d.addErrback(self._without_queues)
-        try:
-            channels, queues = await gatherResults([channels_d, queues_d], consumeErrors=True)
-        except FirstError as exc:
-            exc.subFailure.raiseException()
-        snapshot = ResyncSnapshot(
-            pbx=self.account.name,
-            channels=list(channels.items),
-            queue_status=list(queues.items) if queues is not None else [],
-            fully_booted=booted,
-        )
-        self._go_live(link, snapshot)
+        session.proto.start_keepalive(self.ping_interval, self.ping_timeout)
 
-    async def _login(self, proto: AMIProtocol) -> None:
-        account = self.account
-        timeout = self.login_timeout
-        try:
-            if account.auth == "md5":
-                answer = await proto.send_action("Challenge", {"AuthType": "md5"}, timeout=timeout)
-                challenge = answer.response.get("Challenge")
-                if not challenge:
-                    raise AMIAuthError(account, "the PBX sent no MD5 challenge")
-                key = hashlib.md5(
-                    (challenge + account.secret).encode("utf-8"), usedforsecurity=False
-                ).hexdigest()
-                headers = {"AuthType": "md5", "Username": account.username, "Key": key}
-            else:
-                headers = {"Username": account.username, "Secret": account.secret}
-            await proto.send_action("Login", {**headers, "Events": "on"}, timeout=timeout)
-        except AMIActionError as exc:
-            if "shutting down" in exc.message.lower():
-                # Asterisk answers every action so while it restarts (seen right after
-                # Shutdown): a normal, short retry, not the long refused-login delay.
-                raise AMIError(f"PBX {account.where} is shutting down") from None
-            raise AMIAuthError(account, exc.message) from None
+    def _login_refused(self, session: Session, failure: Failure) -> None:
+        self._auth_failed = True
+        self._last_error = str(failure.value)
+        log.error("ami_login_refused", pbx=self.account.name, error=self._last_error)
 
-    def _wait_for_boot(self, link: _Link) -> Deferred[Message]:
-        if link.fully_booted is not None:
-            return succeed(link.fully_booted)
-        waiter: Deferred[Message] = Deferred()
-        link.boot_waiter = waiter
-
-        def timed_out(result: Any, timeout: float) -> Any:
-            if isinstance(result, Failure) and isinstance(result.value, CancelledError):
-                raise AMIError(
-                    f"PBX {self.account.where} sent no FullyBooted within {timeout:g} s "
-                    "after login (does the manager user have read=system?)"
-                )
-            return result
-
-        waiter.addTimeout(self.boot_timeout, self.reactor, onTimeoutCancel=timed_out)
-        return waiter
-
-    def _without_queues(self, failure: Failure) -> ActionResult | None:
-        if isinstance(failure.value, AMIActionError):
-            log.warning(
-                "ami_resync_without_queues", pbx=self.account.name, error=str(failure.value)
-            )
-            return None
-        return failure  # type: ignore[return-value]
-
-    def _go_live(self, link: _Link, snapshot: ResyncSnapshot) -> None:
-        now = self.reactor.seconds()
-        held, link.held = link.held, []
-        link.live = True
-        self._attempts = 0
-        self._set_state(CONNECTED)
-        log.info(
-            "ami_resynced",
-            pbx=self.account.name,
-            channels=len(snapshot.channels),
-            queue_items=len(snapshot.queue_status),
-            held_events=len(held),
-        )
-        for listener in list(self._listeners):
-            self._call(listener, "ami_resync", snapshot, now)
-        for msg, at in held:
-            if link.lost:
-                break
-            self._deliver(link, msg, at)
-        waiters, self._ready_waiters = self._ready_waiters, []
-        for d in waiters:
-            d.callback(None)
-
-    def _prepare_failed(self, failure: Failure, link: _Link) -> None:
+    def _setup_failed(self, session: Session, failure: Failure) -> None:
         err = failure.value
-        if link.lost:
-            return  # the link went first; _on_lost has taken care of it
-        if isinstance(err, AMIAuthError):
-            self._auth_failed = True
-            self._last_error = str(err)
-            log.error("ami_login_refused", pbx=self.account.name, error=str(err))
-        elif isinstance(err, AMIError):
+        if isinstance(err, AMIError):
             text = str(err)
             self._last_error = (
                 text if self.account.where in text else f"PBX {self.account.where}: {text}"
@@ -505,91 +407,39 @@ class AMIClient:
                 pbx=self.account.name,
                 exception=failure.getTraceback(),
             )
-        link.setup_error = self._last_error
-        link.proto.drop(self._last_error)
 
-    # -- events ------------------------------------------------------------------------
+    def _drop_session(self, session: Session, failure: Failure) -> None:
+        session.setup_error = self._last_error
+        session.proto.drop(self._last_error or "link set-up failed")
 
-    def _on_event(self, link: _Link, msg: Message, at: float) -> None:
-        if link is not self._link:
-            return
-        self._last_event_at = at
-        if link.live:
-            self._deliver(link, msg, at)
-            return
-        name = msg.get("Event")
-        if name == "FullyBooted" and link.fully_booted is None:
-            link.fully_booted = msg
-            waiter, link.boot_waiter = link.boot_waiter, None
-            if waiter is not None:
-                waiter.callback(msg)
-            return
-        if name == "Shutdown":
-            link.proto.drop(f"PBX {self.account.where} shut down during login/resync")
-            return
-        link.held.append((msg, at))
-        if len(link.held) > self.max_held_events:
-            link.proto.drop(f"more than {self.max_held_events} events held during resync")
-
-    def _deliver(self, link: _Link, msg: Message, at: float) -> None:
-        for listener, handler in self._event_handlers:
-            try:
-                handler(msg, at)
-            except Exception:
-                self._listener_failed(listener, "ami_event")
-        if msg.get("Event") == "Shutdown":
-            restart = msg.get("Restart", "").lower() == "true"
-            reason = f"PBX {self.account.where} shut down ({'restart' if restart else 'stop'})"
-            self._tell_lost(link, reason, at)
-            link.proto.drop(reason)
-
-    def _call(self, listener: object, method: str, *args: Any) -> None:
-        fn = getattr(listener, method, None)
-        if fn is None:
-            return
-        try:
-            fn(*args)
-        except Exception:
-            self._listener_failed(listener, method)
-
-    def _listener_failed(self, listener: object, method: str) -> None:
-        log.exception(
-            "ami_listener_failed",
+    def _go_live(self, session: Session, snapshot: ResyncSnapshot) -> None:
+        now = self.reactor.seconds()
+        held = session.go_live()
+        self._attempts = 0
+        log.info(
+            "ami_resynced",
             pbx=self.account.name,
-            listener=type(listener).__qualname__,
-            method=method,
+            channels=len(snapshot.channels),
+            queue_items=len(snapshot.queue_status),
+            held_events=len(held),
         )
+        self._fanout.resync(snapshot, now)
+        for msg, at in held:
+            if session.lost:
+                break
+            self._fanout.event(msg, at)
+            if msg.get("Event") == "Shutdown":
+                self._pbx_shut_down(session, msg, at)
+        waiters, self._ready_waiters = self._ready_waiters, []
+        for d in waiters:
+            d.callback(None)
 
-    def _tell_lost(self, link: _Link, reason: str, at: float) -> None:
-        if link.live and not link.told_lost:
-            link.told_lost = True
-            for listener in list(self._listeners):
-                self._call(listener, "ami_link_lost", reason, at)
-
-    # -- losing the link ------------------------------------------------------------------
-
-    def _on_lost(self, link: _Link, reason: str) -> None:
-        if link is not self._link:
-            return
-        link.lost = True
-        self._link = None
-        self._skipped_before += link.proto.parser.skipped
-        at = self.reactor.seconds()
-        waiter, link.boot_waiter = link.boot_waiter, None
-        if waiter is not None:
-            waiter.errback(AMIConnectionLost("waiting for FullyBooted", reason))
-        self._tell_lost(link, reason, at)
-        if self._state == STOPPED:
-            waiters, self._stop_waiters = self._stop_waiters, []
-            for d in waiters:
-                d.callback(None)
-            return
-        if link.setup_error is None:
+    def _link_lost(self, session: Session, reason: str) -> None:
+        if session.setup_error is None:
             self._last_error = f"link to PBX {self.account.where} lost: {reason}"
         log.warning("ami_link_lost", pbx=self.account.name, reason=reason)
-        self._schedule_retry()
 
-    def _schedule_retry(self) -> None:
+    def _retry_later(self, *_: object) -> None:
         self._attempts += 1
         if self._auth_failed:
             delay = self.backoff.auth_delay()
@@ -610,11 +460,25 @@ class AMIClient:
                 attempt=self._attempts,
                 delay=round(delay, 3),
             )
-        self._set_state(DISCONNECTED)
         self._next_attempt_at = self.reactor.seconds() + delay
-        self._retry_call = self.reactor.callLater(delay, self._connect)
+        self._retry_call = self.reactor.callLater(delay, self._machine.input, m.RETRY_DUE)
 
-    def _fail_waiters(self, exc: Exception) -> None:
+    def _finish_stopping(self, session: Session, reason: str) -> None:
+        waiters, self._stop_waiters = self._stop_waiters, []
+        for d in waiters:
+            d.callback(None)
+
+    def _cancel_retry(self) -> None:
+        if self._retry_call is not None and self._retry_call.active():
+            self._retry_call.cancel()
+        self._retry_call = None
+        self._next_attempt_at = None
+
+    def _fail_waiters(self) -> None:
         waiters, self._ready_waiters = self._ready_waiters, []
         for d in waiters:
-            d.errback(exc)
+            d.errback(CancelledError("AMI client stopped"))
+
+    def _cancel_connect(self) -> None:
+        if self._connecting is not None:
+            self._connecting.cancel()

@@ -201,6 +201,17 @@ class _Pending:
     items: list[Message] = field(default_factory=list)
 
 
+@dataclass(eq=False, slots=True)
+class _Expected:
+    """An event awaited by ActionID (an Originate's ``OriginateResponse``)."""
+
+    action: str
+    event: str
+    deferred: Deferred[Message]
+    timeout: float
+    timer: IDelayedCall | None = None
+
+
 def _loggable(headers: Iterable[tuple[str, object]]) -> dict[str, object]:
     """Action headers fit for a log line: secrets replaced, whatever the caller logs."""
     return {k: "***" if k.lower() in _SECRET_HEADERS else v for k, v in headers}
@@ -231,6 +242,8 @@ class AMIProtocol(Protocol):
         self.last_received_at: float | None = None
         self._ids = itertools.count(1)
         self._pending: dict[str, _Pending] = {}
+        #: Events awaited by ActionID (see :meth:`expect_event`); empty nearly always.
+        self._expected: dict[str, _Expected] = {}
         #: ActionIDs that timed out: their late answers are dropped quietly ...
         self._expired: deque[str] = deque(maxlen=256)
         #: ... and so are the late items of timed-out lists. Events with the ActionID of
@@ -243,6 +256,11 @@ class AMIProtocol(Protocol):
         self._keepalive_since = 0.0
         #: When the keep-alive's outstanding Ping went out (``None``: none outstanding).
         self._ping_sent_at: float | None = None
+
+    @property
+    def can_send(self) -> bool:
+        """Whether an action written now goes out on an open, trusted connection."""
+        return bool(self.connected) and self.transport is not None and self._drop_reason is None
 
     @property
     def banner(self) -> str | None:
@@ -301,6 +319,11 @@ class AMIProtocol(Protocol):
             if p.timer is not None and p.timer.active():
                 p.timer.cancel()
             p.deferred.errback(AMIConnectionLost(p.action, text))
+        expected, self._expected = self._expected, {}
+        for e in expected.values():
+            if e.timer is not None and e.timer.active():
+                e.timer.cancel()
+            e.deferred.errback(AMIConnectionLost(e.action, text))
         self.on_lost(text)
 
     # -- actions ------------------------------------------------------------------
@@ -342,9 +365,9 @@ class AMIProtocol(Protocol):
             raise ValueError("pass the ActionID as action_id=, not as a header")
         if action_id is None:
             action_id = f"cti-{next(self._ids)}"
-            while action_id in self._pending:
+            while action_id in self._pending or action_id in self._expected:
                 action_id = f"cti-{next(self._ids)}"
-        elif action_id in self._pending:
+        elif action_id in self._pending or action_id in self._expected:
             raise ValueError(f"ActionID {action_id!r} is already in use on this link")
         data = format_action(action, {**headers, "ActionID": action_id})
         d: Deferred[Any] = Deferred()
@@ -373,6 +396,54 @@ class AMIProtocol(Protocol):
         )
         self.transport.write(data)
         return d
+
+    def expect_event(
+        self, action_id: str, event: str, *, action: str, timeout: float
+    ) -> Deferred[Message]:
+        """The next ``event`` that carries ``action_id``, e.g. an ``OriginateResponse``.
+
+        The event still goes to :attr:`on_event` first, like any live event; then the
+        Deferred fires with it. It fails with :class:`AMITimeout` after ``timeout``
+        seconds and with :class:`AMIConnectionLost` when the link drops first.
+        """
+        if action_id in self._expected:
+            raise ValueError(f"an event with ActionID {action_id!r} is already awaited")
+        d: Deferred[Message] = Deferred()
+        expected = _Expected(action, event, d, timeout)
+        if not self.connected or self._drop_reason is not None:
+            d.errback(AMIConnectionLost(action, self._drop_reason or "not connected"))
+            return d
+        self._expected[action_id] = expected
+        expected.timer = self.clock.callLater(timeout, self._expected_timeout, action_id)
+        return d
+
+    def forget_expected(self, action_id: str) -> None:
+        """Stop awaiting the event of ``action_id`` (its Deferred never fires)."""
+        expected = self._expected.pop(action_id, None)
+        if expected is not None and expected.timer is not None and expected.timer.active():
+            expected.timer.cancel()
+
+    def _expected_timeout(self, action_id: str) -> None:
+        expected = self._expected.pop(action_id, None)
+        if expected is None:
+            return
+        log.warning(
+            "ami_event_timeout",
+            action=expected.action,
+            action_id=action_id,
+            event_name=expected.event,
+            timeout=expected.timeout,
+        )
+        expected.deferred.errback(AMITimeout(expected.action, expected.timeout))
+
+    def _expect_met(self, msg: Message, action_id: str, event: str) -> None:
+        expected = self._expected.get(action_id)
+        if expected is None or expected.event != event:
+            return
+        del self._expected[action_id]
+        if expected.timer is not None and expected.timer.active():
+            expected.timer.cancel()
+        expected.deferred.callback(msg)
 
     def _expire(self, pending: _Pending) -> None:
         if self._pending.pop(pending.action_id, None) is None:
@@ -439,6 +510,8 @@ class AMIProtocol(Protocol):
             self.on_event(msg, received_at)
         except Exception:
             log.exception("ami_event_handler_failed", event_name=event)
+        if self._expected and action_id is not None:
+            self._expect_met(msg, action_id, event)
 
     def _on_response(self, msg: Message, action_id: str | None) -> None:
         pending = self._pending.get(action_id) if action_id is not None else None

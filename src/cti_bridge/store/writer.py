@@ -36,6 +36,7 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
+from cti_bridge.backoff import Backoff
 from cti_bridge.calls.events import DomainEvent
 
 from .types import from_posix as _from_posix
@@ -99,6 +100,17 @@ def _key(item: Item) -> tuple[str, str] | None:
     return None if isinstance(item, CloseStale) else (item.call.pbx, item.call.linkedid)
 
 
+@dataclass(frozen=True)
+class _ShareKept:
+    """The writer's ``jitter`` source has always drawn the share of the delay *kept*
+    (``1.0``: the full delay); :class:`Backoff` draws the share taken off."""
+
+    source: random.Random
+
+    def random(self) -> float:
+        return 1.0 - self.source.random()
+
+
 @dataclass(eq=False)
 class _Lane:
     index: int
@@ -131,9 +143,14 @@ class RecordWriter:
         self._lanes = [_Lane(i) for i in range(lanes)]
         self._max_batch = max_batch
         self._max_pending = max_pending
-        self._initial_delay = initial_delay
-        self._max_delay = max_delay
-        self._random = jitter or random.Random()
+        # Delays in [1/2, 1] of the doubling, capped base; ``jitter`` draws the share kept.
+        self._backoff = Backoff(
+            initial=initial_delay,
+            factor=2.0,
+            cap=max_delay,
+            jitter=0.5,
+            rng=_ShareKept(jitter or random.Random()),
+        )
         self._pending = 0
         self._pumping = False
         self._again: list[_Lane] = []
@@ -370,8 +387,7 @@ class RecordWriter:
             self._counts["retries"] += 1
             if self._degraded_since is None:
                 self._degraded_since = self._clock.seconds()
-            delay = min(self._max_delay, self._initial_delay * 2 ** (lane.failures - 1))
-            delay *= 0.5 + self._random.random() / 2
+            delay = self._backoff.delay(lane.failures)
             (log.error if lane.failures == 1 else log.warning)(
                 "database unavailable; call records kept and retried",
                 error=self._last_error,
