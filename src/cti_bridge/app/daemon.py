@@ -12,7 +12,8 @@ import gc
 import logging
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from importlib import import_module
 from typing import Any, TypeVar
 
 import structlog
@@ -21,20 +22,33 @@ from twisted.internet.interfaces import IListeningPort
 from twisted.python.failure import Failure
 from twisted.web.server import Site
 
-from cti_bridge import agi, console, pop, queues, records
+from cti_bridge import records
 from cti_bridge.bus import make_bus
 from cti_bridge.log import configure_logging
 from cti_bridge.store import Store, open_store
 
 from .config import Config
 from .node import DB_CHECK_INTERVAL, Feature, Node, pbx_links
+from .pipeline import Consumer
 
 log = structlog.get_logger("cti_bridge.daemon")
 T = TypeVar("T")
 
-#: Installed in this order: the records before the pops (each call event is queued for
-#: its record first), the web routes of the console before the AGI's.
-FEATURES: tuple[Feature, ...] = (records, pop, console, agi, queues)
+#: The features (``cti_bridge.<name>`` packages, each with ``install(node)``), installed
+#: in this order: the records before the pops (each call event is queued for its record
+#: first), the console's routes before the AGI's. A new feature is its folder and its name
+#: here.
+FEATURES = ("records", "pop", "console", "agi", "queues")
+
+
+def load_features(names: Iterable[str] = FEATURES) -> list[Feature]:
+    features: list[Feature] = []
+    for name in names:
+        feature = import_module(f"cti_bridge.{name}")
+        if not isinstance(feature, Feature):
+            raise TypeError(f"cti_bridge.{name} has no install(node)")
+        features.append(feature)
+    return features
 
 
 class Daemon:
@@ -57,7 +71,7 @@ class Daemon:
             config, reactor, store, make_bus(config.bus.url, reactor),
             clients=clients, pipelines=pipelines,
         )  # fmt: skip
-        for feature in FEATURES:
+        for feature in load_features():
             feature.install(node)
         # The shared parts, as tests and benchmarks reach them.
         self.config, self.reactor, self.store, self.bus = config, reactor, store, node.bus
@@ -69,7 +83,7 @@ class Daemon:
     def run_pop_work(self, work: Callable[[], T]) -> Deferred[T]:
         return self.node.run_pop_work(work)
 
-    def add_consumer(self, consumer: Callable[..., None]) -> None:
+    def add_consumer(self, consumer: Consumer) -> None:
         self.node.add_consumer(consumer)
 
     def health(self) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import structlog
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -53,6 +53,7 @@ DB_CHECK_INTERVAL = 10.0
 Hook = Callable[[], object]
 
 
+@runtime_checkable
 class Feature(Protocol):
     """A feature's package (``records``, ``pop``, ...): it adds itself to the node."""
 

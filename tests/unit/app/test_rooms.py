@@ -14,9 +14,10 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from io import BytesIO
-from types import SimpleNamespace
+from types import ModuleType, SimpleNamespace
 from typing import Any, cast
 
+import pytest
 from prometheus_client.core import CounterMetricFamily, Metric
 from sqlalchemy import create_engine
 from sqlalchemy.orm import sessionmaker
@@ -28,11 +29,12 @@ from twisted.web.server import Request, Site
 from twisted.web.test.requesthelper import DummyChannel
 from zope.interface import implementer
 
-from cti_bridge import agi, console, pop, queues
+from cti_bridge import agi
 from cti_bridge.ami.client import AMIAccount, AMIClient
 from cti_bridge.ami.listener import AMIListener
 from cti_bridge.ami.parser import AMIParser, Message
 from cti_bridge.app.config import parse_config
+from cti_bridge.app.daemon import FEATURES, load_features
 from cti_bridge.app.node import Node
 from cti_bridge.app.pipeline import CallPipeline
 from cti_bridge.bus.memory import MemoryBus
@@ -255,7 +257,7 @@ def test_a_section_that_counts_makes_the_node_degraded() -> None:
 
 def test_routes_keep_their_order_and_names() -> None:
     node = fake_node().node
-    for feature in (pop, console, agi, queues):
+    for feature in load_features(["pop", "console", "agi", "queues"]):  # records: threads
         feature.install(node)
     node.http.resource()
     rules = [
@@ -312,3 +314,10 @@ def test_a_route_name_is_taken_once_and_routes_close_when_the_web_serves() -> No
         assert "already serving" in str(error)
     else:
         raise AssertionError("a route after the web started was accepted")
+
+
+def test_the_daemon_installs_the_feature_packages_it_names() -> None:
+    names = [cast(ModuleType, f).__name__ for f in load_features()]
+    assert names == [f"cti_bridge.{name}" for name in FEATURES]
+    with pytest.raises(TypeError, match=r"cti_bridge\.calls has no install\(node\)"):
+        load_features(["calls"])
