@@ -51,7 +51,8 @@ from cti_bridge.ami.parser import AMIParser, EventFilter, Message
 from cti_bridge.app.config import parse_config
 from cti_bridge.app.daemon import Daemon
 from cti_bridge.log import configure_logging
-from cti_bridge.store import open_store
+from cti_bridge.pop import PopService
+from cti_bridge.store import RecordWriter, open_store
 from cti_bridge.store.schema import upgrade
 from cti_bridge.testing.store import scratch_postgres
 
@@ -199,12 +200,12 @@ async def run(reactor: Any, args: argparse.Namespace, url: str, figures: dict[st
         await daemon.start()
         await watch.done
         flushed_at = None
-        await daemon.writer.flush()
+        await daemon.node.part("records", RecordWriter).flush()
         flushed_at = time.perf_counter()
         pipeline = daemon.pipelines["bench"].status()
         skipped = client.status()["events_skipped"]
-        writer = daemon.writer.status()
-        pops = daemon.pop.status()
+        writer = daemon.node.part("records", RecordWriter).status()
+        pops = daemon.node.part("pop", PopService).status()
         await daemon.stop()
     finally:
         pbx.terminate()

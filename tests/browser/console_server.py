@@ -205,10 +205,10 @@ def main(reactor: Any, data_dir: str) -> Any:
     )
     daemon = Daemon(config, reactor, store=store)
     # The pop engine: the daemon's own when it wires one, else wired here the same way.
-    own = [v for v in vars(daemon).values() if isinstance(v, PopService)]
+    own = [v for v in daemon.node.parts.values() if isinstance(v, PopService)]
     pops = None
     if not own:
-        pops = make_pop_service(store, reactor, daemon.bus, daemon.backend.run)
+        pops = make_pop_service(store, reactor, daemon.bus, daemon.node.run)
         daemon.add_consumer(pops.handle)
     daemon.add_consumer(report_rings)
     yield daemon.start()

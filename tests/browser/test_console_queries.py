@@ -7,7 +7,7 @@ SQLite's.
 
 from __future__ import annotations
 
-from cti_bridge.app.console import console_customer_context, console_search_customers
+from cti_bridge.console.customers import console_customer_context, console_search_customers
 from cti_bridge.store import Store
 
 pytest_plugins = ["cti_bridge.testing.store_fixtures"]

@@ -23,7 +23,7 @@ from twisted.internet.threads import deferToThread
 from twisted.web.resource import Resource
 from twisted.web.server import Site
 
-from cti_bridge.pop.agi import AgiLookupResource, CallerProfiles
+from cti_bridge.agi.lookup import AgiLookupResource, CallerProfiles
 from cti_bridge.testing.asterisk import AsteriskInstance
 from tests.integration.integration_support import in_thread, prepared_store
 from tests.support.paths import AGI_SCRIPT

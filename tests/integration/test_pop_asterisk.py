@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest_twisted
 
 from cti_bridge.app.daemon import Daemon
+from cti_bridge.pop import PopService
 from cti_bridge.store import Store
 from cti_bridge.testing.asterisk import AsteriskInstance
 from tests.integration.integration_support import (
@@ -133,7 +134,7 @@ async def test_queue_call_pops_both_the_answerer_keeps_it_the_other_sees_it_with
     # The pop's call id is the call's record: the console PATCHes notes onto it.
     record = await in_thread(desk.store.queries.get_call, pop["call_id"])
     assert record["caller_number"] == "+3250123456"
-    figures = desk.daemon.pop.status()
+    figures = desk.daemon.node.part("pop", PopService).status()
     assert figures["pops"] >= 2 and figures["build_failures"] == 0
     print(
         "pop figures:",
@@ -151,7 +152,9 @@ async def test_an_operator_who_connects_while_ringing_gets_the_pop(desk: Desk) -
     await in_thread(desk.pbx.place_call, "3200", "092345678", hostile, hold=6)
     await eventually(lambda: anna.of("screen_pop"), 20, "Anna's pop (the context is there)")
     await eventually(
-        lambda: desk.daemon.pop.core.pops_of(desk.ids["bart"]), 20, "Bart's phone ringing"
+        lambda: desk.daemon.node.part("pop", PopService).core.pops_of(desk.ids["bart"]),
+        20,
+        "Bart's phone ringing",
     )
     bart = await desk.screen("bart")
     await eventually(lambda: bart.of("screen_pop"), 10, "Bart's pop at connect")

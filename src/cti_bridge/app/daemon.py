@@ -1,8 +1,9 @@
-"""The daemon: reads the config, builds the pieces, wires them, runs the reactor.
+"""The daemon: builds the node, installs the features, starts and stops them in order.
 
-This is the one module that knows every box. Start-up does its blocking checks (open
-the database, refuse an out-of-date schema) before the reactor runs; after that
-everything blocking happens in bounded thread pools.
+Start-up does its blocking checks (open the database, refuse an out-of-date schema)
+before the reactor runs; after that everything blocking happens in the node's bounded
+thread pools. What each feature does, and what it adds to the node, is in its own
+package (``records/``, ``pop/``, ``console/``, ``agi/``, ``queues/``).
 """
 
 from __future__ import annotations
@@ -11,177 +12,100 @@ import gc
 import logging
 import signal
 import sys
-from collections.abc import Callable
-from dataclasses import replace
+from collections.abc import Callable, Iterable
+from importlib import import_module
 from typing import Any, TypeVar
 
 import structlog
 from twisted.internet.defer import Deferred, DeferredList, inlineCallbacks
 from twisted.internet.interfaces import IListeningPort
-from twisted.internet.task import LoopingCall
-from twisted.internet.threads import deferToThreadPool
 from twisted.python.failure import Failure
-from twisted.python.threadpool import ThreadPool
 from twisted.web.server import Site
 
-from cti_bridge.ami.client import AMIAccount, AMIClient
-from cti_bridge.bus import Bus, make_bus
-from cti_bridge.calls.devices import Topology
-from cti_bridge.calls.events import DomainEvent
-from cti_bridge.calls.model import CallModel
-from cti_bridge.log import configure_logging, register_secret
-from cti_bridge.pop import make_pop_service
-from cti_bridge.pop.agi import agi_lookup_resource
-from cti_bridge.store import RecordWriter, Store, open_store
-from cti_bridge.web.api import WebApp
-from cti_bridge.web.ws import Hub
+from cti_bridge import records
+from cti_bridge.bus import make_bus
+from cti_bridge.log import configure_logging
+from cti_bridge.store import Store, open_store
 
-from .backend import StoreBackend
-from .config import Config, PbxConfig
-from .metrics import Metrics
-from .pipeline import CallPipeline
+from .config import Config
+from .node import DB_CHECK_INTERVAL, Feature, Node, pbx_links
+from .pipeline import Consumer
 
 log = structlog.get_logger("cti_bridge.daemon")
 T = TypeVar("T")
 
-#: How often the daemon checks that the database answers (for /healthz).
-DB_CHECK_INTERVAL = 10.0
-#: Threads that write call records; the API uses ``database.pool_size`` more and the pop
-#: context builds ``database.pop_threads``.
-RECORD_THREADS = 2
+#: The features (``cti_bridge.<name>`` packages, each with ``install(node)``), installed
+#: in this order: the records before the pops (each call event is queued for its record
+#: first), the console's routes before the AGI's. A new feature is its folder and its name
+#: here.
+FEATURES = ("records", "pop", "console", "agi", "queues")
 
 
-def topology_for(pbx: PbxConfig) -> Topology:
-    topology = Topology()
-    if pbx.trunks:
-        topology = replace(topology, trunk_devices=pbx.trunks)
-    if pbx.inbound_contexts:
-        topology = replace(topology, inbound_contexts=pbx.inbound_contexts)
-    return topology
+def load_features(names: Iterable[str] = FEATURES) -> list[Feature]:
+    features: list[Feature] = []
+    for name in names:
+        feature = import_module(f"cti_bridge.{name}")
+        if not isinstance(feature, Feature):
+            raise TypeError(f"cti_bridge.{name} has no install(node)")
+        features.append(feature)
+    return features
 
 
 class Daemon:
     """Every running part of one cti-bridge node."""
 
     def __init__(self, config: Config, reactor: Any, *, store: Store | None = None):
-        self.config = config
-        self.reactor = reactor
-        self.store = store or open_store(
+        store = store or open_store(
             config.database.url,
             default_region=config.phone.default_region,
             # One connection for every thread that may hold one at the same time.
-            pool_size=config.database.pool_size + config.database.pop_threads + RECORD_THREADS,
+            pool_size=config.database.pool_size + config.database.pop_threads + records.THREADS,
             accounts={
                 "token_lifetime": config.web.token_ttl_hours * 3600.0,
                 "max_failures": config.web.login_max_failures,
                 "failure_window": config.web.login_window_seconds,
             },
         )
-        self.pool = ThreadPool(
-            minthreads=0, maxthreads=config.database.pool_size, name="cti-bridge-db"
-        )
-        # A ring's context build must not wait behind API requests or token checks: the
-        # builds (and the late call ids of their pops) have threads of their own.
-        self.pop_pool = ThreadPool(
-            minthreads=0, maxthreads=config.database.pop_threads, name="cti-bridge-pop"
-        )
-        self.writer = RecordWriter.in_thread_pool(
-            self.store.calls,
-            reactor,
-            threads=RECORD_THREADS,
-            max_pending=config.database.max_pending_events,
-        )
-        self.bus: Bus = make_bus(config.bus.url, reactor)
-        self.pipelines: dict[str, CallPipeline] = {}
-        self.clients: dict[str, AMIClient] = {}
-        for pbx in config.pbx:
-            register_secret(pbx.secret)
-            model = CallModel(pbx.name, topology=topology_for(pbx))
-            pipeline = CallPipeline(model, [self.writer.submit], on_resync=[self.writer.resynced])
-            client = AMIClient(
-                reactor,
-                AMIAccount(
-                    name=pbx.name,
-                    host=pbx.host,
-                    port=pbx.port,
-                    username=pbx.username,
-                    secret=pbx.secret or "",
-                    auth=pbx.auth,
-                ),
-                listeners=[pipeline],
-                ping_interval=pbx.ping_interval,
-                action_timeout=pbx.action_timeout,
-            )
-            self.pipelines[pbx.name] = pipeline
-            self.clients[pbx.name] = client
-        self.metrics = Metrics(self)
-        self.backend = StoreBackend(
-            reactor, self.pool, self.store, self.health, self.metrics.render
-        )
-        self.hub = Hub(
-            reactor,
-            self.bus,
-            self.backend.resolve_token,
-            self.backend.operator_id_for,
-            valid_tokens=self.backend.valid_tokens,
-        )
-        self.web = WebApp(self.backend, self.hub)
-        # == screen-pop and AGI caller lookup (pop workstream, docs/screen-pop.md) =========
-        # Pops are built from the domain events in the pop pool and go out on the bus
-        # (operator.<id>); the hub's pop.replay re-sends them to a screen that connects.
-        # The operator directory's reloads stay in the shared pool.
-        self.pop = make_pop_service(
-            self.store,
-            reactor,
-            self.bus,
-            self.backend.run,
-            build_in=self.run_pop_work,
-            default_region=config.phone.default_region,
-        )
-        self.add_consumer(self.pop.handle)
-        # /api/agi/lookup for dialplans/agi/caller_lookup.py; off without a service token.
-        agi_token = config.agi.token
-        if agi_token:
-            register_secret(agi_token)
-        self.agi_lookup = agi_lookup_resource(
-            self.store,
-            self.backend.run,
-            default_region=config.phone.default_region,
-            token=agi_token,
-        )
-        self.web.agi_lookup = self.agi_lookup
-        # == end of the screen-pop block =================================================
+        clients, pipelines = pbx_links(config, reactor)
+        self.node = node = Node(
+            config, reactor, store, make_bus(config.bus.url, reactor),
+            clients=clients, pipelines=pipelines,
+        )  # fmt: skip
+        for feature in load_features():
+            feature.install(node)
+        # The shared parts, as tests and benchmarks reach them.
+        self.config, self.reactor, self.store, self.bus = config, reactor, store, node.bus
+        self.clients, self.pipelines, self.hub = clients, pipelines, node.hub
+        self.pool, self.pop_pool = node.pool, node.pop_pool
         self.port: IListeningPort | None = None
-        self._db_state: dict[str, Any] = {"reachable": None, "last_error": None}
-        self._db_check = LoopingCall(self._check_database)
-        self._db_check.clock = reactor
         self._stopping: Deferred[None] | None = None
 
     def run_pop_work(self, work: Callable[[], T]) -> Deferred[T]:
-        """Run a pop's blocking database work in the pop pool."""
-        return deferToThreadPool(self.reactor, self.pop_pool, work)
+        return self.node.run_pop_work(work)
 
-    def add_consumer(self, consumer: Callable[[DomainEvent], None]) -> None:
-        """Give every PBX's domain events to ``consumer`` too (pops, KPIs, ...)."""
-        for pipeline in self.pipelines.values():
-            pipeline.add_consumer(consumer)
+    def add_consumer(self, consumer: Consumer) -> None:
+        self.node.add_consumer(consumer)
+
+    def health(self) -> dict[str, Any]:
+        return self.node.health.report()
 
     # -- lifecycle -----------------------------------------------------------------------
 
     @inlineCallbacks
     def start(self) -> Any:
-        self.pool.start()
-        self.pop_pool.start()
-        yield self.bus.start()
-        self.pop.start()
-        site = Site(self.web.resource())
+        node = self.node
+        node.pool.start()
+        node.pop_pool.start()
+        yield node.bus.start()
+        yield node.run_hooks(node.starting)
+        site = Site(node.http.resource())
         site.noisy = False
         site.displayTracebacks = False
         self.port = self.reactor.listenTCP(
             self.config.web.port, site, interface=self.config.web.host
         )
-        self._db_check.start(DB_CHECK_INTERVAL, now=True)
-        for client in self.clients.values():
+        node.database_check.start(DB_CHECK_INTERVAL, now=True)
+        for client in node.clients.values():
             client.start()
         log.info(
             "cti-bridge started",
@@ -206,60 +130,20 @@ class Daemon:
     @inlineCallbacks
     def _stop(self) -> Any:
         log.info("cti-bridge stopping")
-        if self._db_check.running:
-            self._db_check.stop()
-        self.pop.stop()
-        self.hub.stop()
-        yield DeferredList([c.stop() for c in self.clients.values()], consumeErrors=True)
+        node = self.node
+        if node.database_check.running:
+            node.database_check.stop()
+        yield node.run_hooks(node.stopping)
+        node.hub.stop()
+        yield DeferredList([c.stop() for c in node.clients.values()], consumeErrors=True)
         if self.port is not None:
             yield self.port.stopListening()
-        yield self.writer.stop()
-        yield self.bus.stop()
-        self.pop_pool.stop()
-        self.pool.stop()
-        self.store.close()
+        yield node.run_hooks(node.flushing)
+        yield node.bus.stop()
+        node.pop_pool.stop()
+        node.pool.stop()
+        node.store.close()
         log.info("cti-bridge stopped")
-
-    # -- health --------------------------------------------------------------------------
-
-    def _check_database(self) -> Deferred[None]:
-        def ok(_: object) -> None:
-            self._db_state = {"reachable": True, "last_error": None}
-
-        def failed(failure: Failure) -> None:
-            if self._db_state.get("reachable") is not False:
-                log.error("database unreachable", error=failure.getErrorMessage())
-            self._db_state = {"reachable": False, "last_error": failure.getErrorMessage()}
-
-        d = deferToThreadPool(self.reactor, self.pool, self.store.ping)
-        d.addCallbacks(ok, failed)
-        return d
-
-    def health(self) -> dict[str, Any]:
-        pbx = {name: client.status() for name, client in self.clients.items()}
-        for name, pipeline in self.pipelines.items():
-            pbx[name]["calls"] = pipeline.status()
-        ami_ok = bool(pbx) and all(s.get("state") == "connected" for s in pbx.values())
-        writer = self.writer.status()
-        db_ok = self._db_state["reachable"] is not False and writer["status"] == "ok"
-        bus = self.bus.status()
-        parts = {
-            "ami": {"status": "ok" if ami_ok else "degraded", "pbx": pbx},
-            "database": {
-                "status": "ok" if db_ok else "degraded",
-                "url": self.store.url,
-                **self._db_state,
-                "records": writer,
-            },
-            "bus": bus,
-        }
-        overall = all(part["status"] == "ok" for part in parts.values())
-        return {
-            "status": "ok" if overall else "degraded",
-            **parts,
-            "web": self.hub.status(),
-            "pops": self.pop.status(),
-        }
 
 
 def run_daemon(config: Config, *, reactor: Any = None) -> int:

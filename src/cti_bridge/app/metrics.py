@@ -1,28 +1,56 @@
 """``/metrics``: Prometheus text, read from the parts' own counters at scrape time.
 
-Nothing is counted twice on the hot path: the pipeline and the writer already keep plain
-integer counters, and this collector turns them into metric families when scraped.
+Nothing is counted twice on the hot path: the pipeline, the writer and the pop engine
+already keep plain integer counters; each registers a source (a callable yielding metric
+families) that turns them into metrics when scraped.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-if TYPE_CHECKING:
-    from .daemon import Daemon
+__all__ = ["MetricSource", "Metrics", "link_metrics"]
+
+MetricSource = Callable[[], Iterable[Metric]]
 
 
-class _DaemonCollector(Collector):
-    def __init__(self, daemon: Daemon):
-        self.daemon = daemon
+class _Sources(Collector):
+    def __init__(self, sources: list[MetricSource]):
+        self._sources = sources
 
     def collect(self) -> Iterator[Metric]:
-        d = self.daemon
+        for source in self._sources:
+            yield from source()
+
+
+class Metrics:
+    """The sources, in the order they were added."""
+
+    def __init__(self) -> None:
+        self._sources: list[MetricSource] = []
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(_Sources(self._sources))
+
+    def add(self, source: MetricSource) -> None:
+        self._sources.append(source)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class _Status(Protocol):
+    def status(self) -> dict[str, Any]: ...
+
+
+def link_metrics(clients: Mapping[str, _Status], pipelines: Mapping[str, _Status]) -> MetricSource:
+    """The PBX links' and their call pipelines' figures, labelled by PBX."""
+
+    def collect() -> Iterator[Metric]:
         connected = GaugeMetricFamily(
             "cti_ami_connected", "1 when the PBX link is up and resynced", labels=["pbx"]
         )
@@ -35,9 +63,9 @@ class _DaemonCollector(Collector):
         errors = CounterMetricFamily(
             "cti_pipeline_errors", "Model or consumer failures (isolated)", labels=["pbx"]
         )
-        for name, client in d.clients.items():
+        for name, client in clients.items():
             connected.add_metric([name], 1.0 if client.status()["connected"] else 0.0)
-        for name, pipeline in d.pipelines.items():
+        for name, pipeline in pipelines.items():
             status = pipeline.status()
             events.add_metric([name], status["events"])
             live.add_metric([name], status["live_calls"])
@@ -46,41 +74,5 @@ class _DaemonCollector(Collector):
                 ended.add_metric([name, outcome], count)
             errors.add_metric([name], status["model_errors"] + status["consumer_errors"])
         yield from (connected, events, live, started, ended, errors)
-        writer: dict[str, Any] = d.writer.status()
-        yield GaugeMetricFamily(
-            "cti_records_pending", "Call events waiting to be written", value=writer["pending"]
-        )
-        yield CounterMetricFamily(
-            "cti_records_written", "Call events written", value=writer["written"]
-        )
-        yield CounterMetricFamily(
-            "cti_records_dropped", "Call events dropped (backlog full)", value=writer["dropped"]
-        )
-        yield GaugeMetricFamily(
-            "cti_screen_sockets", "Open operator/supervisor WebSockets", value=len(d.hub.sockets)
-        )
-        pops: dict[str, Any] = d.pop.status()
-        yield CounterMetricFamily("cti_screen_pops", "Screen-pops sent", value=pops["pops"])
-        latency = GaugeMetricFamily(
-            "cti_ring_to_pop_seconds",
-            "Ring event to pop published, recent calls",
-            labels=["quantile"],
-        )
-        for quantile in ("p50", "p95", "max"):
-            value = pops["ring_to_pop_ms"][quantile]
-            if value is not None:
-                latency.add_metric([quantile], value / 1000.0)
-        yield latency
-        reachable = d.health()["database"]["status"] == "ok"
-        yield GaugeMetricFamily(
-            "cti_database_up", "1 when the database answers", value=1.0 if reachable else 0.0
-        )
 
-
-class Metrics:
-    def __init__(self, daemon: Daemon):
-        self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(_DaemonCollector(daemon))
-
-    def render(self) -> bytes:
-        return generate_latest(self.registry)
+    return collect

@@ -25,7 +25,7 @@ from cti_bridge.calls.model import CallModel
 from cti_bridge.store import open_store, upgrade
 
 from .config import Config
-from .daemon import topology_for
+from .node import topology_for
 
 #: Columns of the table the command prints without ``--json``.
 COLUMNS = (

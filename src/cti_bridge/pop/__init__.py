@@ -1,8 +1,8 @@
 """Screen-pop: who is calling, on the screen of the operator whose phone rings.
 
 ``core`` decides (pure), ``context`` reads what the pop shows (database, in the pool),
-``service`` runs it on the reactor, ``agi`` answers the dialplan's caller lookup. See
-docs/screen-pop.md.
+``service`` runs it on the reactor, ``wiring`` installs it on the node (``install``).
+See docs/screen-pop.md.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ __all__ = [
     "PopContextBuilder",
     "PopCore",
     "PopService",
+    "install",
     "make_pop_service",
     "operator_topic",
     "operators_of",
@@ -41,8 +42,8 @@ def make_pop_service(
     default_region: str = "BE",
 ) -> PopService:
     """The production wiring: ``store`` is a ``cti_bridge.store.Store``, ``run`` runs
-    blocking work in the database pool (e.g. ``StoreBackend.run``); ``build_in``, when
-    given, runs the context builds and call id fetches instead (the daemon's pop pool)."""
+    blocking work in the database pool (e.g. ``Node.run``); ``build_in``, when given,
+    runs the context builds and call id fetches instead (the node's pop pool)."""
     builder = PopContextBuilder(store.sessions, default_region=default_region)
     return PopService(
         reactor,
@@ -54,3 +55,6 @@ def make_pop_service(
         call_id=builder.call_id,
         build_in=build_in,
     )
+
+
+from .wiring import install  # noqa: E402  (wiring uses make_pop_service)

@@ -1,8 +1,8 @@
 """The screen-pop engine on the reactor: runs the pure core's actions.
 
-``PopService.handle`` is a call-pipeline consumer (``Daemon.add_consumer``). It never
+``PopService.handle`` is a call-pipeline consumer (``Node.add_consumer``). It never
 blocks: the core decides in memory, a context build goes to a database thread pool
-(``build_in``, the daemon's pop pool; else ``run``), and messages go to the bus, which
+(``build_in``, the node's pop pool; else ``run``), and messages go to the bus, which
 delivers them on a later reactor turn.
 
 Which operator has which device is cached (``OperatorDirectory``): loaded at start,

@@ -29,14 +29,13 @@ from twisted.python.failure import Failure
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
+from cti_bridge.pop.context import local_today, valid_on
 from cti_bridge.store.models import Contract, Customer, CustomerNumber
 from cti_bridge.store.numbers import normalize_number
 
-from .context import local_today, valid_on
-
 __all__ = ["PRIORITY", "AgiLookupResource", "CallerProfiles", "agi_lookup_resource"]
 
-log = structlog.get_logger("cti_bridge.pop.agi")
+log = structlog.get_logger("cti_bridge.pop.agi")  # the name its log lines always had
 
 #: QUEUE_PRIO values: higher is answered first.
 PRIORITY = {"premium_contract": 10, "contract": 5, "known": 1, "unknown": 0}
@@ -146,7 +145,7 @@ def agi_lookup_resource(
     default_region: str,
     token: str | None,
 ) -> AgiLookupResource | None:
-    """The endpoint for the daemon to mount at ``/api/agi/lookup``; None without a token
+    """The endpoint ``install`` mounts at ``/api/agi/lookup``; None without a token
     (the lookup is off: the AGI script then finds nothing and the calls go on)."""
     if not token:
         return None

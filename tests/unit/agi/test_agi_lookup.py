@@ -23,7 +23,7 @@ from twisted.internet.defer import fail, succeed
 from twisted.web.server import NOT_DONE_YET
 from twisted.web.test.requesthelper import DummyRequest
 
-from cti_bridge.pop.agi import PRIORITY, AgiLookupResource, CallerProfiles
+from cti_bridge.agi.lookup import PRIORITY, AgiLookupResource, CallerProfiles
 from cti_bridge.store import Store
 from tests.support.paths import AGI_SCRIPT
 

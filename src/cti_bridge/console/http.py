@@ -1,0 +1,101 @@
+"""The console's endpoints: call history, customers, agreements (docs/console.md).
+
+Handlers stay thin: they check the request, ask ``Console`` (database work in the pool)
+and shape the JSON. Every one needs an operator's bearer token (``web.principal``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet.defer import inlineCallbacks
+from twisted.web.server import Request
+
+from cti_bridge.web.api import WebApp
+from cti_bridge.web.http import BadRequest, NotFound, arg, json_body, parse_limit, parse_since
+from cti_bridge.web.http import respond as _respond
+
+from .service import Console
+
+__all__ = ["add_routes"]
+
+
+def _call_id(value: str) -> int:
+    try:
+        call_id = int(value)
+    except ValueError:
+        raise NotFound("no such call") from None
+    if call_id < 1:
+        raise NotFound("no such call")
+    return call_id
+
+
+def add_routes(web: WebApp, console: Console) -> None:
+    """The console's routes on ``web``, in the order they always had."""
+
+    # -- calls ---------------------------------------------------------------------------
+
+    @web.route("/api/calls", methods=["GET"])
+    @inlineCallbacks
+    def calls(request: Request) -> Any:
+        principal = yield web.principal(request)
+        number = arg(request, "number")
+        if number is not None and len(number) > 64:
+            raise BadRequest("number is too long")
+        since = parse_since(arg(request, "since"))
+        limit = parse_limit(arg(request, "limit"))
+        rows = yield console.list_calls(principal, number=number or None, since=since, limit=limit)
+        return _respond(request, 200, {"calls": rows})
+
+    @web.route("/api/calls/<string:call_id>", methods=["GET"])
+    @inlineCallbacks
+    def call(request: Request, call_id: str) -> Any:
+        principal = yield web.principal(request)
+        row = yield console.get_call(principal, _call_id(call_id))
+        if row is None:
+            raise NotFound("no such call")
+        return _respond(request, 200, row)
+
+    @web.route("/api/calls/<string:call_id>", methods=["PATCH"])
+    @inlineCallbacks
+    def patch_call(request: Request, call_id: str) -> Any:
+        principal = yield web.principal(request)
+        body = json_body(request)
+        row = yield console.patch_call(principal, _call_id(call_id), body)
+        if row is None:
+            raise NotFound("no such call")
+        return _respond(request, 200, row)
+
+    # -- customers and agreements ---------------------------------------------------------
+
+    @web.route("/api/customers", methods=["GET"])
+    @inlineCallbacks
+    def customers(request: Request) -> Any:
+        principal = yield web.principal(request)
+        text = (arg(request, "q") or "").strip()
+        if len(text) < 2:
+            raise BadRequest("q: give at least 2 characters to search for")
+        if len(text) > 100:
+            raise BadRequest("q is too long")
+        limit = min(parse_limit(arg(request, "limit"), default=20), 100)
+        rows = yield console.search_customers(principal, text, limit)
+        return _respond(request, 200, {"customers": rows})
+
+    @web.route("/api/customers/<string:customer_id>", methods=["GET"])
+    @inlineCallbacks
+    def customer(request: Request, customer_id: str) -> Any:
+        principal = yield web.principal(request)
+        if not customer_id.isdigit() or len(customer_id) > 18 or int(customer_id) < 1:
+            raise NotFound("no such customer")
+        context = yield console.customer_context(principal, int(customer_id))
+        if context is None:
+            raise NotFound("no such customer")
+        return _respond(request, 200, context)
+
+    @web.route("/api/agreements", methods=["POST"])
+    @inlineCallbacks
+    def create_agreement(request: Request) -> Any:
+        principal = yield web.principal(request)
+        body = json_body(request)
+        created = yield console.create_agreement(principal, body)
+        return _respond(request, 201, created)

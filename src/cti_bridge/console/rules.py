@@ -1,0 +1,111 @@
+"""The console's business rules: who may change a call, what an agreement request holds.
+
+Pure checks (no store, no Twisted): ``console/service.py`` asks them before it writes.
+A refusal is the web's ``BadRequest`` (400, naming the field) or ``Forbidden`` (403).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from cti_bridge.web.auth import Principal
+from cti_bridge.web.http import BadRequest
+
+__all__ = [
+    "AGREEMENT_FIELDS",
+    "MAX_NOTES",
+    "PATCHABLE",
+    "agreement_request",
+    "check_patch",
+    "involved",
+]
+
+#: What an operator may change on a call record.
+PATCHABLE = ("notes", "category", "disposition")
+MAX_NOTES = 20_000
+
+
+def involved(principal: Principal, call: Mapping[str, Any]) -> bool:
+    """Did this operator ring, answer or talk on the call?"""
+    name = principal.username
+    if call.get("answered_by") == name or name in call.get("rang", ()):
+        return True
+    return any(s.get("operator") == name for s in call.get("segments", ()))
+
+
+def check_patch(changes: Mapping[str, Any]) -> None:
+    """A PATCH /api/calls/{id} body changes only ``PATCHABLE`` fields, to text or null."""
+    unknown = sorted(set(changes) - set(PATCHABLE))
+    if unknown:
+        raise BadRequest(f"cannot change {', '.join(unknown)}; only {', '.join(PATCHABLE)}")
+    if not changes:
+        raise BadRequest(f"nothing to change; give one of {', '.join(PATCHABLE)}")
+    for name, value in changes.items():
+        if value is not None and not isinstance(value, str):
+            raise BadRequest(f"{name} must be a string or null")
+
+
+# -- POST /api/agreements ---------------------------------------------------------------
+
+
+def _when(body: Mapping[str, Any], name: str) -> datetime | None:
+    value = body.get(name)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise BadRequest(f"{name} must be an ISO 8601 date and time")
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise BadRequest(f"{name} must be an ISO 8601 date and time") from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def _id(body: Mapping[str, Any], name: str) -> int | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise BadRequest(f"{name} must be a positive whole number or null")
+    return value
+
+
+def _text(body: Mapping[str, Any], name: str, limit: int) -> str | None:
+    value = body.get(name)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if not isinstance(value, str):
+        raise BadRequest(f"{name} must be a string or null")
+    if len(value) > limit:
+        raise BadRequest(f"{name} is longer than {limit} characters")
+    return value
+
+
+AGREEMENT_FIELDS = frozenset(
+    {"kind", "deadline", "call_id", "customer_id", "callback_number", "window_start",
+     "window_end", "notes"}
+)  # fmt: skip
+
+
+def agreement_request(body: Mapping[str, Any]) -> dict[str, Any]:
+    """The checked fields of a POST /api/agreements body (BadRequest names the field)."""
+    unknown = sorted(set(body) - AGREEMENT_FIELDS)
+    if unknown:
+        raise BadRequest(f"unknown field {', '.join(unknown)}")
+    kind = body.get("kind")
+    if not isinstance(kind, str) or not kind:
+        raise BadRequest("kind is required")
+    start, end = _when(body, "window_start"), _when(body, "window_end")
+    if (start is None) != (end is None):
+        raise BadRequest("window_start and window_end go together")
+    return {
+        "kind": kind,
+        "deadline": _when(body, "deadline"),
+        "call_id": _id(body, "call_id"),
+        "customer_id": _id(body, "customer_id"),
+        "callback_number": _text(body, "callback_number", 64),
+        "window": None if start is None or end is None else (start, end),
+        "notes": _text(body, "notes", MAX_NOTES),
+    }

@@ -1,0 +1,131 @@
+"""What the console's endpoints ask of the store, answered in the node's pool.
+
+Call history is shared knowledge at a helpdesk: every operator may read it, and any
+operator may read customers. Changing a call or making an agreement on it is for the
+operators who handled it (``rules.involved``), or supervisors. Pops (who is ringing
+*now*) are private and only travel on the operator's topic, not through here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any, Protocol, TypeVar
+
+from twisted.internet.defer import Deferred, inlineCallbacks
+
+from cti_bridge.store import CallNotFound, InvalidAnnotation, InvalidRecord, Store
+from cti_bridge.web.auth import Forbidden, Principal
+from cti_bridge.web.http import BadRequest, NotFound
+
+from .customers import console_customer_context, console_search_customers
+from .rules import agreement_request, check_patch, involved
+
+__all__ = ["Console"]
+
+T = TypeVar("T")
+
+
+class Runner(Protocol):
+    def __call__(self, work: Callable[[], T]) -> Deferred[T]: ...
+
+
+class Console:
+    def __init__(self, store: Store, run: Runner):
+        self.store = store
+        self.run = run
+
+    # -- calls ---------------------------------------------------------------------------
+
+    def list_calls(
+        self, principal: Principal, *, number: str | None, since: datetime | None, limit: int
+    ) -> Deferred[list[dict[str, Any]]]:
+        queries = self.store.queries
+        return self.run(lambda: queries.list_calls(number=number, since=since, limit=limit))
+
+    @inlineCallbacks
+    def get_call(self, principal: Principal, call_id: int) -> Any:
+        try:
+            call = yield self.run(lambda: self.store.queries.get_call(call_id))
+        except CallNotFound:
+            return None
+        return call
+
+    @inlineCallbacks
+    def patch_call(self, principal: Principal, call_id: int, changes: Mapping[str, Any]) -> Any:
+        check_patch(changes)
+        queries = self.store.queries
+        try:
+            call = yield self.run(lambda: queries.get_call(call_id))
+        except CallNotFound:
+            raise NotFound("no such call") from None
+        if not principal.sees_everything and not involved(principal, call):
+            raise Forbidden("only operators who handled this call (or supervisors) may change it")
+        try:
+            updated = yield self.run(
+                lambda: queries.patch_call(call_id, by_operator=principal.operator_id, **changes)
+            )
+        except InvalidAnnotation as error:
+            raise BadRequest(str(error)) from None
+        except CallNotFound:
+            raise NotFound("no such call") from None
+        return updated
+
+    # -- customers and agreements ---------------------------------------------------------
+    # The customer view has the pop's shape (customer, contracts, history, agreements,
+    # scripts, upsell) so the page draws both with one renderer.
+
+    def search_customers(
+        self, principal: Principal, text: str, limit: int
+    ) -> Deferred[list[dict[str, Any]]]:
+        store = self.store
+        return self.run(lambda: console_search_customers(store, text, limit))
+
+    def customer_context(self, principal: Principal, customer_id: int) -> Deferred[Any]:
+        store = self.store
+        return self.run(lambda: console_customer_context(store, customer_id))
+
+    @inlineCallbacks
+    def create_agreement(self, principal: Principal, body: Mapping[str, Any]) -> Any:
+        request = agreement_request(body)
+        store = self.store
+        call_id = request["call_id"]
+        if call_id is not None:
+            try:
+                call = yield self.run(lambda: store.queries.get_call(call_id))
+            except CallNotFound:
+                raise BadRequest("call_id: no such call") from None
+            if not principal.sees_everything and not involved(principal, call):
+                raise Forbidden("only operators who handled this call may make its agreements")
+            if request["customer_id"] is None:
+                request["customer_id"] = call.get("customer_id")
+            if request["callback_number"] is None and request["kind"] == "callback":
+                request["callback_number"] = call.get("caller_number")
+        customer_id = request["customer_id"]
+        if customer_id is not None:
+            customer = yield self.run(lambda: store.customers.get_customer(customer_id))
+            if customer is None:
+                raise BadRequest("customer_id: no such customer")
+        if request["kind"] == "callback" and request["callback_number"] is None:
+            raise BadRequest("callback_number: a callback needs a number to call")
+
+        def work() -> dict[str, Any] | None:
+            # The agreement book (store.customers today; store.agreements to come).
+            agreement_id = store.customers.add_agreement(
+                request["kind"],
+                customer_id=request["customer_id"],
+                call_id=request["call_id"],
+                owner_operator_id=principal.operator_id,
+                deadline=request["deadline"],
+                callback_number=request["callback_number"],
+                window=request["window"],
+                notes=request["notes"],
+                by_operator=principal.operator_id,
+            )
+            return store.customers.get_agreement(agreement_id)
+
+        try:
+            created = yield self.run(work)
+        except InvalidRecord as error:
+            raise BadRequest(str(error)) from None
+        return created

@@ -1,0 +1,19 @@
+"""``install(node)``: the console's endpoints on the node's web."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .http import add_routes
+from .service import Console
+
+if TYPE_CHECKING:
+    from cti_bridge.app.node import Node
+
+__all__ = ["install"]
+
+
+def install(node: Node) -> None:
+    console = Console(node.store, node.run)
+    add_routes(node.http, console)
+    node.provide("console", console)
