@@ -57,6 +57,27 @@ async def test_order_is_kept_across_topics(nodes: Nodes) -> None:
 
 
 @pytest_twisted.ensureDeferred
+async def test_a_handler_that_publishes_does_not_recurse(nodes: Nodes) -> None:
+    """Its message is delivered after the current one has reached every handler."""
+    a, b = nodes.a, nodes.b
+    got: list[str] = []
+    after_publish: list[list[str]] = []
+
+    def relay(message: dict[str, Any]) -> None:
+        got.append(f"relay {message['n']}")
+        if message["n"] == 1:
+            b.publish("t", {"n": 2})
+            after_publish.append(list(got))
+
+    b.subscribe("t", relay)
+    b.subscribe("t", lambda m: got.append(f"next {m['n']}"))
+    a.publish("t", {"n": 1})
+    await nodes.until(lambda: len(got) == 4)
+    assert got == ["relay 1", "next 1", "relay 2", "next 2"]
+    assert after_publish == [["relay 1"]]  # nothing ran inside publish
+
+
+@pytest_twisted.ensureDeferred
 async def test_own_messages_arrive_once(nodes: Nodes) -> None:
     """The publishing node delivers to itself at once and skips its echo from Redis."""
     a, b = nodes.a, nodes.b
