@@ -80,8 +80,8 @@ class MemoryBus:
         return succeed(None)
 
     def stop(self) -> Deferred[None]:
-        # Like a Redis bus that stopped: leases are the server's, this node just lets go
-        # of its link; they end by expiry. Here the store goes with the process.
+        # The leases stay, as they stay on the Redis server when a node stops: they end
+        # by release or expiry, never because a holder went away.
         self._running = False
         return succeed(None)
 
