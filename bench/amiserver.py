@@ -16,11 +16,12 @@ daemon being measured has its core to itself:
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from twisted.internet.address import IPv4Address
+from twisted.internet.interfaces import ITransport
 from twisted.internet.protocol import Protocol, ServerFactory, connectionDone
 from twisted.python.failure import Failure
 
@@ -40,11 +41,17 @@ class RawPBXSession(Protocol):
         self.lists_answered = 0
         self.ready_at: float | None = None
 
+    @property
+    def wire(self) -> ITransport:
+        """The connection's transport (set from ``connectionMade`` on)."""
+        assert self.transport is not None, "not connected"
+        return self.transport
+
     def connectionMade(self) -> None:
-        self.transport.write(BANNER)
+        self.wire.write(BANNER)
 
     def send(self, data: bytes) -> None:
-        self.transport.write(data)
+        self.wire.write(data)
 
     def dataReceived(self, data: bytes) -> None:
         for msg in self.parser.feed(data):
@@ -53,7 +60,7 @@ class RawPBXSession(Protocol):
     def action(self, msg: Message) -> None:
         name = msg.get("Action", "").lower()
         aid = ("ActionID", msg.get("ActionID", ""))
-        write = self.transport.write
+        write = self.wire.write
         if name == "challenge":
             write(frame(("Response", "Success"), aid, ("Challenge", "840415273")))
         elif name == "login":
@@ -85,7 +92,7 @@ class RawPBXSession(Protocol):
                 self.pbx.on_ready(self)
         elif name == "logoff":
             write(frame(("Response", "Goodbye"), aid, ("Message", "Thanks for all the fish.")))
-            self.transport.loseConnection()
+            self.wire.loseConnection()
         elif name == "events":
             write(frame(("Response", "Success"), aid, ("Events", "On")))
         else:
@@ -130,9 +137,11 @@ def main() -> None:
             reactor.stop()
 
     port = reactor.listenTCP(args.port, RawPBX(ready, lost), interface="127.0.0.1")
-    print(f"port {port.getHost().port} events {count} bytes {len(stream)}", flush=True)
+    address = port.getHost()
+    assert isinstance(address, IPv4Address)
+    print(f"port {address.port} events {count} bytes {len(stream)}", flush=True)
     reactor.run()
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -29,6 +29,14 @@ BURST = TRACES / "12-burst.ami"
 BENCH_PYTHON = BENCH / ".venv" / "bin" / "python"
 
 
+def _importable(module: str) -> bool:
+    """Whether ``module`` can be imported, without importing it (its parents are)."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # a parent package is missing: "asterisk" of asterisk.manager
+        return False
+
+
 def ensure_modules(*modules: str) -> list[str]:
     """Re-run this script in bench/.venv when a peer library is missing here.
 
@@ -36,7 +44,7 @@ def ensure_modules(*modules: str) -> list[str]:
     installs them with cti-bridge itself into bench/.venv. Returns the modules that are
     still missing (when bench/.venv does not exist either) so the caller can skip them.
     """
-    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    missing = [m for m in modules if not _importable(m)]
     here = Path(sys.executable) == BENCH_PYTHON
     if missing and BENCH_PYTHON.exists() and not here and not os.environ.get("CTI_BENCH_REEXEC"):
         os.environ["CTI_BENCH_REEXEC"] = "1"

@@ -153,9 +153,9 @@ def _history(customers: int, count: int) -> Iterator[dict[str, Any]]:
     heavy = max(1, customers // HEAVY_EVERY)
     for n in range(1, count + 1):
         pick = rng.random()
+        customer: int | None
         if pick < 0.10:
-            customer: int | None = rng.randrange(heavy) * HEAVY_EVERY + 7
-            customer = min(customer, customers)
+            customer = min(rng.randrange(heavy) * HEAVY_EVERY + 7, customers)
         elif pick < 0.95:
             customer = rng.randint(1, customers)
         else:
@@ -339,7 +339,7 @@ class StatementCounter:
             self._seen(str(query), params, isinstance(cursor, psycopg.RawCursor))
             return execute(cursor, query, params, **kwargs)
 
-        psycopg.Cursor.execute = counted  # type: ignore[method-assign]
+        psycopg.Cursor.execute = counted  # type: ignore[assignment]  # counting, for the run
 
     def _trace(self, driver: Any, record: Any) -> None:
         driver.set_trace_callback(lambda sql: self._seen(sql, None, False))

@@ -71,7 +71,7 @@ class Screen:
         elif kind == "hello" and not self.hello.called:
             self.hello.callback(None)
 
-    def bytesMessageReceived(self, data: bytes) -> None:
+    def bytesMessageReceived(self, data: bytes | bytearray) -> None:
         pass
 
     def pongReceived(self, payload: bytes) -> None:
@@ -87,7 +87,8 @@ class Screen:
 async def get_json(reactor: Any, url: str) -> dict[str, Any]:
     from twisted.web.client import Agent, readBody
 
-    response = await Agent(reactor).request(b"GET", url.encode())
+    agent = Agent(reactor)  # type: ignore[no-untyped-call]  # twisted.web.client: unannotated
+    response = await agent.request(b"GET", url.encode())
     return dict(json.loads(await readBody(response)))
 
 
@@ -147,7 +148,7 @@ auth = "plain"
             endpoint = WebSocketClientEndpoint.new(
                 reactor, f"ws://127.0.0.1:{web_port}/ws?token={token}"
             )
-            await endpoint.connect(screen)  # type: ignore[arg-type]
+            await endpoint.connect(screen)
             screens.append(screen)
         await defer.gatherResults([s.hello for s in screens])
         print(f"#   {len(screens)} screens connected", flush=True)

@@ -1,6 +1,7 @@
-"""One suite for both buses: the in-process twin and Redis (the real server on :6379).
+"""The Redis bus against Redis servers that fail: down from the start, restarted under it.
 
-Runs on the real reactor (pytest-twisted), because the Redis bus talks to a real Redis.
+What the memory and Redis buses share is one contract suite, run on both:
+``tests/unit/bus/test_contract.py``. These tests run on the real reactor (pytest-twisted).
 """
 
 from __future__ import annotations
@@ -9,132 +10,41 @@ import os
 import socket
 import subprocess
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 import pytest_twisted
+import redis
 from twisted.internet import reactor
-from twisted.internet.defer import ensureDeferred
 
-from cti_bridge.bus import Bus, MemoryBus
-from cti_bridge.bus.redis import RedisBus, parse_redis_url
-from tests.integration.integration_support import eventually, sleep
+from cti_bridge.bus.redis import RedisBus
+from tests.integration.integration_support import eventually
 
 REDIS_URL = os.environ.get("CTI_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
-async def started_redis_bus(prefix: str) -> RedisBus:
+@pytest.mark.redis
+@pytest_twisted.ensureDeferred
+async def test_lease_is_a_key_with_its_ttl_on_the_server() -> None:
+    prefix = f"cti-test-{uuid.uuid4().hex[:12]}"
     bus = RedisBus(reactor, REDIS_URL, prefix=prefix)
+    server = redis.Redis.from_url(REDIS_URL)
     await bus.start()
-    await eventually(lambda: bus.status()["subscribed"])
-    return bus
-
-
-@pytest_twisted.async_yield_fixture(
-    params=["memory", pytest.param("redis", marks=pytest.mark.redis)]
-)
-async def buses(request: Any) -> AsyncIterator[tuple[Bus, Bus]]:
-    """Two nodes on one bus (for memory: the same in-process bus twice)."""
-    if request.param == "memory":
-        bus = MemoryBus(reactor)
-        yield bus, bus
-        return
-    prefix = f"cti-test-{uuid.uuid4().hex[:8]}"
-    a = await started_redis_bus(prefix)
-    b = await started_redis_bus(prefix)
-    yield a, b
-    await ensureDeferred(_stop(a, b))
-
-
-async def _stop(*buses: RedisBus) -> None:
-    for bus in buses:
+    try:
+        assert await bus.acquire("agreement-1", "node-a", ttl=30) is True
+        key = f"{prefix}:lock:agreement-1"
+        assert server.get(key) == b"node-a"
+        assert 29_000 < int(server.pttl(key)) <= 30_000
+        assert await bus.renew("agreement-1", "node-a", ttl=60) is True
+        assert 59_000 < int(server.pttl(key)) <= 60_000
+        assert await bus.release("agreement-1", "node-a") is True
+        assert server.exists(key) == 0
+    finally:
         await bus.stop()
-
-
-@pytest_twisted.ensureDeferred
-async def test_message_reaches_subscribers_on_every_node(buses: tuple[Bus, Bus]) -> None:
-    a, b = buses
-    got_a: list[dict[str, Any]] = []
-    got_b: list[dict[str, Any]] = []
-    a.subscribe("operator.7", got_a.append)
-    b.subscribe("operator.7", got_b.append)
-    a.publish("operator.7", {"type": "screen_pop", "caller": {"name": "<b>Zoë</b>"}})
-    assert got_a == []  # eventual: never inside publish()
-    await eventually(lambda: len(got_a) == 1 and len(got_b) == 1)
-    assert got_a[0] == got_b[0] == {"type": "screen_pop", "caller": {"name": "<b>Zoë</b>"}}
-
-
-@pytest_twisted.ensureDeferred
-async def test_topics_are_separate_and_order_is_kept(buses: tuple[Bus, Bus]) -> None:
-    a, b = buses
-    got: list[int] = []
-    other: list[int] = []
-    b.subscribe("operator.1", lambda m: got.append(m["n"]))
-    b.subscribe("operator.2", lambda m: other.append(m["n"]))
-    for n in range(50):
-        a.publish("operator.1", {"n": n})
-    await eventually(lambda: len(got) == 50)
-    assert got == list(range(50))
-    assert other == []
-
-
-@pytest_twisted.ensureDeferred
-async def test_failing_handler_does_not_stop_the_others(buses: tuple[Bus, Bus]) -> None:
-    a, b = buses
-    got: list[dict[str, Any]] = []
-
-    def broken(message: dict[str, Any]) -> None:
-        raise RuntimeError("handler bug")
-
-    b.subscribe("supervisors", broken)
-    b.subscribe("supervisors", got.append)
-    a.publish("supervisors", {"type": "queue_update"})
-    await eventually(lambda: len(got) == 1)
-
-
-@pytest_twisted.ensureDeferred
-async def test_unsubscribe_stops_delivery(buses: tuple[Bus, Bus]) -> None:
-    a, b = buses
-    got: list[dict[str, Any]] = []
-    witness: list[dict[str, Any]] = []
-    stop = b.subscribe("t", got.append)
-    b.subscribe("t", witness.append)
-    stop()
-    a.publish("t", {"x": 1})
-    await eventually(lambda: len(witness) == 1)
-    assert got == []
-
-
-@pytest_twisted.ensureDeferred
-async def test_lock_has_one_owner_until_released_or_expired(buses: tuple[Bus, Bus]) -> None:
-    a, b = buses
-    name = f"agreement-{uuid.uuid4().hex[:6]}"
-    assert await a.acquire(name, "node-a", ttl=0.3) is True
-    assert await b.acquire(name, "node-b", ttl=0.3) is False
-    assert await b.release(name, "node-b") is False  # not the owner
-    assert await a.release(name, "node-a") is True
-    assert await b.acquire(name, "node-b", ttl=0.2) is True
-    await sleep(0.35)  # the lock expires by itself (a crashed node cannot hold it forever)
-    assert await a.acquire(name, "node-a", ttl=1) is True
-
-
-def test_payload_must_be_json() -> None:
-    bus = MemoryBus(reactor)
-    with pytest.raises(TypeError):
-        bus.publish("t", {"when": object()})
-
-
-def test_redis_url_parsing() -> None:
-    assert parse_redis_url("redis://:s%40cret@10.0.0.5:6380/2") == {
-        "host": "10.0.0.5",
-        "port": 6380,
-        "dbid": 2,
-        "password": "s@cret",
-        "username": None,
-    }
-    with pytest.raises(ValueError, match="not a redis"):
-        parse_redis_url("http://x")
+        keys = list(server.scan_iter(match=f"{prefix}:*"))
+        if keys:
+            server.delete(*keys)
+        server.close()
 
 
 @pytest.mark.redis

@@ -13,9 +13,9 @@ import os
 import sys
 from collections.abc import Sequence
 
-from .config import Config, ConfigError, load_config
+from cti_bridge.vocabulary import ROLES
 
-ROLES = ("operator", "supervisor", "admin")
+from .config import Config, ConfigError, load_config
 
 
 class CommandError(Exception):

@@ -1,38 +1,62 @@
 """The bus: fan-out of pushes (pops, call updates, queue updates) and short locks.
 
 In-process by default; Redis when several cti-bridge nodes share the work. Both
-implementations pass the same test suite (``tests/unit/test_bus.py``). Messages are JSON
-objects on named topics, so the in-process twin serialises too: a payload the Redis bus
-could not carry fails in the embedded default as well, not first in production.
+implementations pass one contract suite (``tests/unit/bus/test_contract.py``), the memory
+twin on a fake clock and the Redis bus on the real server. Messages are JSON objects on
+named topics (``topics.py``), so the in-process twin serialises too: a payload the Redis
+bus could not carry fails in the embedded default as well, not first in production.
 
-Delivery is *eventual* (the next reactor turn, never inside ``publish``), so a handler that
-publishes again cannot recurse into itself, and a failing handler is logged and isolated.
+What both promise:
+
+* Delivery is *eventual* (a later reactor turn, never inside ``publish``), so a handler that
+  publishes again cannot recurse into itself. Each handler gets its own copy of the message.
+* A handler receives a message when it was subscribed as the message reached its node (for
+  the node that published it: at ``publish``) and is still subscribed when it runs. Messages
+  from one node arrive everywhere in the order they were published, across topics too.
+* A handler that raises is logged and stays subscribed; the others still get the message.
+* A lock is a lease: ``acquire`` succeeds only if nobody holds ``name``, the holder
+  included (as ``SET NX``: holding it again is ``renew``), for ``ttl`` seconds counted in
+  whole milliseconds (at least one); it is held up to and including its expiry instant
+  and free strictly after it (Redis's ``mstime() <= when``). Lock operations need a
+  started bus: before ``start`` and after ``stop`` they fail with :class:`BusNotRunning`.
+
+This module is pure (no Twisted at run time), so the interface and the topic names can be
+imported by decision code without loading a reactor.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import structlog
-from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IReactorTime
+if TYPE_CHECKING:
+    from twisted.internet.defer import Deferred
 
-log = structlog.get_logger("cti_bridge.bus")
+__all__ = ["Bus", "BusNotRunning", "Handler", "encode", "lease_ms"]
 
 Handler = Callable[[dict[str, Any]], None]
 
 
+class BusNotRunning(RuntimeError):
+    """A lock operation on a bus that is not started (or already stopped)."""
+
+
 class Bus(Protocol):
     def publish(self, topic: str, message: Mapping[str, Any]) -> None:
-        """Deliver to every subscriber of ``topic`` on every node; never blocks."""
+        """Deliver to every subscriber of ``topic`` on every node; never blocks.
+
+        Raises ``TypeError``/``ValueError`` at once for a message that is not JSON."""
 
     def subscribe(self, topic: str, handler: Handler) -> Callable[[], None]:
-        """Call ``handler(message)`` for each message; returns the unsubscribe function."""
+        """Call ``handler(message)`` for each message; returns the unsubscribe function
+        (which may be called more than once)."""
 
     def acquire(self, name: str, owner: str, ttl: float) -> Deferred[bool]:
-        """Take lock ``name`` for ``ttl`` seconds unless someone else holds it."""
+        """Take lock ``name`` for ``ttl`` seconds unless anyone holds it (``owner`` too)."""
+
+    def renew(self, name: str, owner: str, ttl: float) -> Deferred[bool]:
+        """Hold lock ``name`` ``ttl`` seconds from now, only if ``owner`` still holds it."""
 
     def release(self, name: str, owner: str) -> Deferred[bool]:
         """Give the lock back, only if ``owner`` still holds it."""
@@ -41,48 +65,15 @@ class Bus(Protocol):
 
     def stop(self) -> Deferred[None]: ...
 
-    def status(self) -> dict[str, Any]: ...
+    def status(self) -> dict[str, Any]:
+        """At least ``status`` ("ok" | "degraded"), ``kind`` and ``published`` (messages
+        accepted by ``publish`` on this node)."""
 
 
 def encode(message: Mapping[str, Any]) -> str:
     return json.dumps(message, separators=(",", ":"), ensure_ascii=False)
 
 
-class LocalFanout:
-    """Subscribers of this process, called one reactor turn after a publish."""
-
-    def __init__(self, reactor: IReactorTime):
-        self._reactor = reactor
-        self._handlers: dict[str, list[Handler]] = {}
-
-    def subscribe(self, topic: str, handler: Handler) -> Callable[[], None]:
-        self._handlers.setdefault(topic, []).append(handler)
-
-        def unsubscribe() -> None:
-            handlers = self._handlers.get(topic, [])
-            if handler in handlers:
-                handlers.remove(handler)
-            if not handlers:
-                self._handlers.pop(topic, None)
-
-        return unsubscribe
-
-    def topics(self) -> list[str]:
-        return list(self._handlers)
-
-    def has_subscribers(self, topic: str) -> bool:
-        return topic in self._handlers
-
-    def deliver(self, topic: str, payload: str) -> None:
-        """Schedule delivery of an encoded message to this node's subscribers."""
-        if topic in self._handlers:
-            self._reactor.callLater(0, self._run, topic, payload)
-
-    def _run(self, topic: str, payload: str) -> None:
-        for handler in list(self._handlers.get(topic, ())):
-            # Each handler gets its own copy: one cannot change what the next one sees.
-            message = json.loads(payload)
-            try:
-                handler(message)
-            except Exception:
-                log.exception("bus handler failed", topic=topic, handler=repr(handler))
+def lease_ms(ttl: float) -> int:
+    """A lock's time to live as both buses hold it: whole milliseconds, at least one."""
+    return max(1, int(ttl * 1000))

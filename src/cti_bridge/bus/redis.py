@@ -7,8 +7,9 @@ saw the ring gets the pop even while Redis is down: the bus then reports itself 
 and other nodes miss those messages until Redis is back (txredisapi reconnects, and the
 subscriber subscribes again on every new connection).
 
-Locks are ``SET name owner NX PX ttl`` and a compare-and-delete script, the pattern Redis
-documents for a single instance.
+Locks are ``SET name owner NX PX ttl`` and compare-and-delete / compare-and-pexpire
+scripts, the pattern Redis documents for a single instance. The memory twin copies these
+semantics (``base.py`` says what both promise; one contract suite checks both).
 """
 
 from __future__ import annotations
@@ -21,16 +22,21 @@ from urllib.parse import unquote, urlsplit
 
 import structlog
 import txredisapi
-from twisted.internet.defer import Deferred, inlineCallbacks, succeed
+from twisted.internet.defer import Deferred, fail, inlineCallbacks, succeed
 from twisted.internet.endpoints import HostnameEndpoint
 from twisted.internet.interfaces import IReactorTime
 
-from .base import Handler, LocalFanout, encode
+from .base import BusNotRunning, Handler, encode, lease_ms
+from .fanout import LocalFanout
 
 log = structlog.get_logger("cti_bridge.bus.redis")
 
 _RELEASE = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
+return 0
+"""
+_RENEW = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end
 return 0
 """
 
@@ -84,6 +90,7 @@ class RedisBus:
         self._pool: Any = None
         self._subscriber_factory: Any = None
         self._subscriber: _Subscriber | None = None
+        self._running = False
         self.published = 0
         self.publish_failures = 0
         self.last_error: str | None = None
@@ -115,10 +122,12 @@ class RedisBus:
         factory.protocol = Subscriber
         factory.startConnecting(HostnameEndpoint(self._reactor, opts["host"], opts["port"], 5))
         self._subscriber_factory = factory
+        self._running = True
         return succeed(None)
 
     @inlineCallbacks
     def stop(self) -> Any:
+        self._running = False
         if self._subscriber_factory is not None:
             yield self._subscriber_factory.disconnect()
         if self._pool is not None:
@@ -132,7 +141,8 @@ class RedisBus:
     def _unsubscribed(self, protocol: _Subscriber) -> None:
         if self._subscriber is protocol:
             self._subscriber = None
-            log.warning("bus lost its redis subscription; reconnecting")
+            if self._running:  # not when stop() let go of it
+                log.warning("bus lost its redis subscription; reconnecting")
 
     # -- messages ----------------------------------------------------------------------
 
@@ -175,17 +185,35 @@ class RedisBus:
 
     # -- locks -------------------------------------------------------------------------
 
-    @inlineCallbacks
-    def acquire(self, name: str, owner: str, ttl: float) -> Any:
-        result = yield self._pool.execute_command(
-            "SET", self._lock_prefix + name, owner, "NX", "PX", max(1, int(ttl * 1000))
-        )
-        return result == "OK"
+    def _not_running(self, what: str, name: str) -> Deferred[bool] | None:
+        if self._running:
+            return None
+        return fail(BusNotRunning(f"{what} {name!r}: the bus is not running"))
 
-    @inlineCallbacks
-    def release(self, name: str, owner: str) -> Any:
-        result = yield self._pool.eval(_RELEASE, keys=[self._lock_prefix + name], args=[owner])
-        return bool(result)
+    def acquire(self, name: str, owner: str, ttl: float) -> Deferred[bool]:
+        refused = self._not_running("acquire", name)
+        if refused is not None:
+            return refused
+        d: Deferred[Any] = self._pool.execute_command(
+            "SET", self._lock_prefix + name, owner, "NX", "PX", lease_ms(ttl)
+        )
+        return d.addCallback(lambda result: result == "OK")
+
+    def renew(self, name: str, owner: str, ttl: float) -> Deferred[bool]:
+        refused = self._not_running("renew", name)
+        if refused is not None:
+            return refused
+        d: Deferred[Any] = self._pool.eval(
+            _RENEW, keys=[self._lock_prefix + name], args=[owner, lease_ms(ttl)]
+        )
+        return d.addCallback(bool)
+
+    def release(self, name: str, owner: str) -> Deferred[bool]:
+        refused = self._not_running("release", name)
+        if refused is not None:
+            return refused
+        d: Deferred[Any] = self._pool.eval(_RELEASE, keys=[self._lock_prefix + name], args=[owner])
+        return d.addCallback(bool)
 
     def status(self) -> dict[str, Any]:
         up = self._subscriber is not None and self.last_error is None

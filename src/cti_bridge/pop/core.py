@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from cti_bridge.bus.topics import operator_topic
 from cti_bridge.calls.events import (
     Call,
     CallAnswered,
@@ -55,11 +56,6 @@ __all__ = [
 ]
 
 CallKey = tuple[str, str]
-
-
-def operator_topic(operator_id: int) -> str:
-    """The bus topic of one operator's screens (the WebSocket hub listens on it)."""
-    return f"operator.{operator_id}"
 
 
 @dataclass(frozen=True, slots=True)

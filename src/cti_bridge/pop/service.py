@@ -30,6 +30,7 @@ from twisted.internet.task import LoopingCall
 from twisted.python.failure import Failure
 
 from cti_bridge.bus import Bus
+from cti_bridge.bus.topics import POP_REPLAY_TOPIC
 from cti_bridge.calls.events import CallEnded, DomainEvent, OperatorRinging, RingEnded
 
 from .context import ContextRequest, fallback_context
@@ -39,9 +40,6 @@ __all__ = ["POP_REPLAY_TOPIC", "OperatorDirectory", "PopService", "operators_of"
 
 log = structlog.get_logger("cti_bridge.pop")
 T = TypeVar("T")
-
-#: Published by the WebSocket hub when a screen connects: {"operator_id": N}.
-POP_REPLAY_TOPIC = "pop.replay"
 
 
 class Runner(Protocol):

@@ -34,6 +34,14 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from cti_bridge.vocabulary import (
+    AGREEMENT_KINDS,
+    AGREEMENT_STATUSES,
+    ATTEMPT_OUTCOMES,
+    DISPOSITIONS,
+    ROLES,
+)
+
 from .types import UTCDateTime
 
 __all__ = [
@@ -60,29 +68,6 @@ __all__ = [
     "Product",
     "Script",
 ]
-
-ROLES = ("operator", "supervisor", "admin")
-DISPOSITIONS = (
-    "solved",
-    "agreement_made",
-    "escalated",
-    "technician_planned",
-    "repair_planned",
-    "replacement_planned",
-    "out_of_contract",
-    "complaint",
-)
-AGREEMENT_KINDS = (
-    "callback",
-    "documentation",
-    "technician",
-    "repair",
-    "replacement",
-    "second_line",
-    "other",
-)
-AGREEMENT_STATUSES = ("open", "done", "failed", "cancelled")
-ATTEMPT_OUTCOMES = ("answered", "busy", "no_answer", "failed", "operator_unavailable")
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",

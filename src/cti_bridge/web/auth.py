@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-ROLES = ("operator", "supervisor", "admin")
+from cti_bridge.vocabulary import ROLES  # noqa: F401 - the roles a Principal can have, kept importable here
 
 
 @dataclass(frozen=True, slots=True)

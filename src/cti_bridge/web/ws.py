@@ -26,20 +26,12 @@ from twisted.web.server import NOT_DONE_YET, Request
 from twisted.web.websocket import WebSocketResource, WebSocketTransport
 
 from cti_bridge.bus import Bus
+from cti_bridge.bus.topics import POP_REPLAY_TOPIC, SUPERVISORS_TOPIC, operator_topic
 
 from .auth import Principal
 
 log = structlog.get_logger("cti_bridge.web.ws")
 
-
-#: Topic of an operator's pushes (pops, call updates).
-def operator_topic(operator_id: int) -> str:
-    return f"operator.{operator_id}"
-
-
-SUPERVISORS_TOPIC = "supervisors"
-#: Asks the node that follows the PBX to send an operator's ringing pops again.
-POP_REPLAY_TOPIC = "pop.replay"
 MAX_CLIENT_MESSAGE = 4096
 #: WebSocket close code when the socket's token has ended (4000-4999: the application's).
 SESSION_ENDED = 4401

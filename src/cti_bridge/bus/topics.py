@@ -1,0 +1,34 @@
+"""The bus's topic names, defined once: the pop engine publishes on them, the WebSocket
+hub listens on them, and another node on the same Redis must spell them the same way.
+
+Pure (no Twisted, no I/O), so a decision module such as ``pop/core.py`` can name a topic
+without loading the bus.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "OPERATOR_TOPIC_PREFIX",
+    "POP_REPLAY_TOPIC",
+    "SUPERVISORS_TOPIC",
+    "operator_topic",
+]
+
+#: Every operator topic starts with this, followed by the operator's id.
+OPERATOR_TOPIC_PREFIX = "operator."
+
+#: Pushes for supervisors and admins (queue and agent updates, flagged agreements).
+SUPERVISORS_TOPIC = "supervisors"
+
+#: Published by the WebSocket hub when a screen connects (or a supervisor starts watching
+#: an operator): ``{"operator_id": N}``; the node that follows the PBX sends that
+#: operator's ringing pops again.
+POP_REPLAY_TOPIC = "pop.replay"
+
+
+def operator_topic(operator_id: int) -> str:
+    """The topic of one operator's screens (pops, call updates): ``operator.<id>``.
+
+    Routing is by topic only, so a pop for one operator never reaches another's screen.
+    """
+    return f"{OPERATOR_TOPIC_PREFIX}{operator_id}"
