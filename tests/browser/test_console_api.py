@@ -4,6 +4,7 @@ page's own rules (no markup sinks, no inline script) checked in its source."""
 
 from __future__ import annotations
 
+import json
 import re
 import urllib.request
 from typing import Any
@@ -11,6 +12,7 @@ from urllib.parse import quote
 
 import pytest
 
+from cti_bridge.vocabulary import vocabulary
 from tests.browser.console_harness import ConsoleServer
 from tests.support.paths import STATIC
 
@@ -96,6 +98,17 @@ def test_customer_view(shared_server: ConsoleServer) -> None:
     for missing in ("999999", "abc", "0"):
         assert server.api("GET", f"/api/customers/{missing}", token=token)[0] == 404
     assert server.api("GET", f"/api/customers/{jan}")[0] == 401
+
+
+def test_the_console_is_served_the_helpdesks_words(shared_server: ConsoleServer) -> None:
+    server = shared_server
+    assert server.api("GET", "/api/vocabulary")[0] == 401
+    status, body = server.api("GET", "/api/vocabulary", token=server.login("bart"))
+    assert status == 200
+    assert body == json.loads(json.dumps(vocabulary()))
+    solved = {"value": "solved", "label": "Solved", "planned": False}
+    assert solved in body["dispositions"]
+    assert {w["value"] for w in body["roles"]} == {"operator", "supervisor", "admin"}
 
 
 @pytest.mark.parametrize(

@@ -11,6 +11,7 @@ from typing import Any
 from twisted.internet.defer import inlineCallbacks
 from twisted.web.server import Request
 
+from cti_bridge.vocabulary import vocabulary
 from cti_bridge.web.api import WebApp
 from cti_bridge.web.http import BadRequest, NotFound, arg, json_body, parse_limit, parse_since
 from cti_bridge.web.http import respond as _respond
@@ -99,3 +100,13 @@ def add_routes(web: WebApp, console: Console) -> None:
         body = json_body(request)
         created = yield console.create_agreement(principal, body)
         return _respond(request, 201, created)
+
+    # -- the helpdesk's words ------------------------------------------------------------
+
+    @web.route("/api/vocabulary", methods=["GET"])
+    @inlineCallbacks
+    def words(request: Request) -> Any:
+        """Dispositions, agreement kinds and statuses, attempt outcomes, roles, call
+        outcomes and directions, each with the console's label (``cti_bridge.vocabulary``)."""
+        yield web.principal(request)
+        return _respond(request, 200, vocabulary())

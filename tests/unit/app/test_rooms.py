@@ -275,6 +275,7 @@ def test_routes_keep_their_order_and_names() -> None:
         ("/api/customers", ["GET", "HEAD"], "customers"),
         ("/api/customers/<string:customer_id>", ["GET", "HEAD"], "customer"),
         ("/api/agreements", ["POST"], "create_agreement"),
+        ("/api/vocabulary", ["GET", "HEAD"], "words"),
         ("/api/agi/lookup", [], "agi"),
         ("/ws", [], "ws"),
         ("/<path:__rest__>", [], "pages_branch"),
