@@ -29,6 +29,7 @@ from cti_bridge.bus import Bus, make_bus
 from cti_bridge.calls.devices import Topology
 from cti_bridge.calls.events import DomainEvent
 from cti_bridge.calls.model import CallModel
+from cti_bridge.calls.pipeline import CallPipeline
 from cti_bridge.log import configure_logging, register_secret
 from cti_bridge.pop import make_pop_service
 from cti_bridge.pop.agi import agi_lookup_resource
@@ -39,7 +40,6 @@ from cti_bridge.web.ws import Hub
 from .backend import StoreBackend
 from .config import Config, PbxConfig
 from .metrics import Metrics
-from .pipeline import CallPipeline
 
 log = structlog.get_logger("cti_bridge.daemon")
 T = TypeVar("T")
