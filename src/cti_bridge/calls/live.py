@@ -82,8 +82,8 @@ def set_caller(call: CallState, msg: Msg) -> None:
 class LiveCalls:
     """Calls by Linkedid, channels by Uniqueid, the PBX clock, and what ended recently.
 
-    ``calls`` and ``channels`` are the live state (read them freely; change them through
-    ``new_call``, ``register_channel`` and ``end``). A call on the PBX clock
+    ``calls``, ``channels`` and ``recently_ended`` are the state (read them freely; change
+    them through ``new_call``, ``register_channel`` and ``end``). A call on the PBX clock
     (``CallState.pbx_clock``) takes its times from the events' ``Timestamp:``;
     ``clock_offset`` is the PBX clock minus the local clock at the last one seen, and
     ``clock_known`` says whether one was ever seen.
@@ -102,7 +102,9 @@ class LiveCalls:
         self.suspect_since: float | None = None
         #: Events dropped because they named unknown channels or contradicted known state.
         self.rejected_events = 0
-        self._ended: OrderedDict[str, None] = OrderedDict()
+        #: Linkedids that ended, oldest first, the last ``ended_memory`` of them: late
+        #: events (AgentComplete, a second replay) cannot start them again.
+        self.recently_ended: OrderedDict[str, None] = OrderedDict()
         self._ended_memory = ended_memory
 
     # -- reading events -----------------------------------------------------------------
@@ -145,10 +147,6 @@ class LiveCalls:
         self.clock_known = True
 
     # -- calls and channels -------------------------------------------------------------
-
-    def has_ended(self, linkedid: str) -> bool:
-        """The call ended recently (within the last ``ended_memory`` calls)."""
-        return linkedid in self._ended
 
     def new_call(
         self, linkedid: str, started_at: float, *, pbx_clock: bool, complete: bool
@@ -254,9 +252,9 @@ class LiveCalls:
             self.channels.pop(uid, None)
         call.channels.clear()
         self.calls.pop(call.linkedid, None)
-        self._ended[call.linkedid] = None
-        while len(self._ended) > self._ended_memory:
-            self._ended.popitem(last=False)
+        self.recently_ended[call.linkedid] = None
+        while len(self.recently_ended) > self._ended_memory:
+            self.recently_ended.popitem(last=False)
 
     def end_all(self, at: float, out: Out) -> None:
         """The PBX is going down: every call ends at local time ``at``, by the system."""
@@ -279,5 +277,5 @@ class LiveCalls:
         return {
             "calls": len(self.calls),
             "channels": len(self.channels),
-            "recently_ended": len(self._ended),
+            "recently_ended": len(self.recently_ended),
         }

@@ -66,6 +66,8 @@ class CallModel:
         self.state = LiveCalls(pbx, self.topology, ended_memory=ended_memory)
         self._handlers: dict[str, Handler] = dispatch_table(self.state)
         self._variables, self._variable_prefixes = split_variables(CONSUMED_VARIABLES)
+        #: One ``startswith`` turns away most VarSets (a set lookup would hash each name).
+        self._variable_starts = (*sorted(self._variables), *self._variable_prefixes)
 
     # -- public interface ---------------------------------------------------------------
 
@@ -74,7 +76,9 @@ class CallModel:
         event = msg.get("Event")
         if event == "VarSet":  # the most frequent event; only a few variables matter
             variable = msg.get("Variable") or ""
-            if variable not in self._variables and not variable.startswith(self._variable_prefixes):
+            if not variable.startswith(self._variable_starts) or (
+                variable not in self._variables and not variable.startswith(self._variable_prefixes)
+            ):
                 return []
         handler = self._handlers.get(event) if event is not None else None
         if handler is None:

@@ -66,7 +66,7 @@ def reconcile(
                 )
                 _adopt_leg(state, call, channel, item, now=at, out=out)
     for lid, items in by_call.items():
-        if not state.has_ended(lid) and not any(uid in state.channels for uid in items):
+        if lid not in state.recently_ended and not any(uid in state.channels for uid in items):
             _rebuild(state, lid, items, received_at, out)
 
 

@@ -128,8 +128,7 @@ def test_end_releases_the_call_and_remembers_its_id() -> None:
         live.end(call, 200.0, out)
     assert kinds(out) == ["CallStarted", "CallEnded"] * 3
     assert live.calls == {} and live.channels == {}
-    assert not live.has_ended("0.0")  # the memory is bounded
-    assert live.has_ended("1.0") and live.has_ended("2.0")
+    assert list(live.recently_ended) == ["1.0", "2.0"]  # the memory is bounded
     assert live.sizes() == {"calls": 0, "channels": 0, "recently_ended": 2}
 
 

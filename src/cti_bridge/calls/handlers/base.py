@@ -26,6 +26,8 @@ VariableHandler = Callable[[ChannelState, Msg, float, Out], None]
 class HandlerGroup:
     """One concern's handlers, all working on the same ``LiveCalls``."""
 
+    __slots__ = ("state", "topology")  # subclasses add ``__slots__ = ()``: no dict
+
     #: The AMI events this group handles (``VarSet`` is not one: see ``variables``).
     events: ClassVar[frozenset[str]] = frozenset()
     #: The ``VarSet`` variables it handles; a trailing ``*`` makes a prefix (``CTI_*``).

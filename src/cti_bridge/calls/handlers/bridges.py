@@ -30,6 +30,8 @@ _SECOND_TRANSFERER: ChannelKeys = (
 
 
 class BridgeHandlers(HandlerGroup):
+    __slots__ = ()
+
     events: ClassVar[frozenset[str]] = frozenset(
         {"BridgeEnter", "BridgeLeave", "BlindTransfer", "AttendedTransfer"}
     )

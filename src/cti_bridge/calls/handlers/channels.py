@@ -26,6 +26,8 @@ def _float(value: str | None) -> float | None:
 
 
 class ChannelHandlers(HandlerGroup):
+    __slots__ = ()
+
     events: ClassVar[frozenset[str]] = frozenset({"Newchannel", "NewCallerid", "Rename"})
     variables: ClassVar[frozenset[str]] = frozenset({"CTI_*"})
 
@@ -44,7 +46,7 @@ class ChannelHandlers(HandlerGroup):
         uid = msg.get("Uniqueid")
         lid = msg.get("Linkedid")
         name = msg.get("Channel")
-        if not uid or not lid or not name or uid in state.channels or state.has_ended(lid):
+        if not uid or not lid or not name or uid in state.channels or lid in state.recently_ended:
             return
         call = state.calls.get(lid)
         if call is None:

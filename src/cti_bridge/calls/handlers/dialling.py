@@ -46,6 +46,8 @@ def _number_of_dialstring(dialstring: str) -> str:
 
 
 class DiallingHandlers(HandlerGroup):
+    __slots__ = ()
+
     events: ClassVar[frozenset[str]] = frozenset({"DialBegin", "DialEnd", "OriginateResponse"})
 
     def handlers(self) -> dict[str, Handler]:

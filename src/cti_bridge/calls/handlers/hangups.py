@@ -28,6 +28,8 @@ def _int(value: str | None) -> int | None:
 
 
 class HangupHandlers(HandlerGroup):
+    __slots__ = ()
+
     events: ClassVar[frozenset[str]] = frozenset(
         {"HangupRequest", "SoftHangupRequest", "Hangup", "Shutdown"}
     )

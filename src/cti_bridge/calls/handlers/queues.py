@@ -23,6 +23,8 @@ _QUEUE_EXITS = frozenset({"FULL", "JOINEMPTY", "LEAVEEMPTY", "JOINUNAVAIL", "LEA
 
 
 class QueueHandlers(HandlerGroup):
+    __slots__ = ()
+
     events: ClassVar[frozenset[str]] = frozenset(
         {
             "QueueCallerJoin",
