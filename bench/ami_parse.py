@@ -47,8 +47,8 @@ MISSING = benchlib.ensure_modules("panoramisk", "asterisk.manager")
 
 from cti_bridge.ami.listener import wanted_by  # noqa: E402
 from cti_bridge.ami.parser import AMIParser, EventFilter, Message  # noqa: E402
-from cti_bridge.app.pipeline import CallPipeline  # noqa: E402
 from cti_bridge.calls.model import CallModel  # noqa: E402
+from cti_bridge.calls.pipeline import CallPipeline  # noqa: E402
 
 #: What the daemon's link builds: its one listener is the call pipeline.
 DAEMON_FILTER = wanted_by([CallPipeline(CallModel("bench"))])

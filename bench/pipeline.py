@@ -133,7 +133,7 @@ def start_pbx(repeat: int, as_configured: bool) -> tuple[subprocess.Popen[str], 
 COMPONENTS = [
     ("ami parser", "cti_bridge/ami/parser"),
     ("ami link (protocol, client)", "cti_bridge/ami/"),
-    ("pipeline", "cti_bridge/app/pipeline"),
+    ("pipeline", "cti_bridge/calls/pipeline"),
     ("call model", "cti_bridge/calls/"),
     ("record writer (reactor side)", "cti_bridge/store/"),
     ("pop engine", "cti_bridge/pop/"),

@@ -36,9 +36,9 @@ from twisted.internet.defer import succeed
 from twisted.internet.task import Clock
 
 from cti_bridge.ami.parser import AMIParser
-from cti_bridge.app.pipeline import CallPipeline
 from cti_bridge.bus.memory import MemoryBus
 from cti_bridge.calls.model import CallModel
+from cti_bridge.calls.pipeline import CallPipeline
 from cti_bridge.pop.core import OperatorRef
 from cti_bridge.pop.service import PopService
 from cti_bridge.store.writer import RecordWriter

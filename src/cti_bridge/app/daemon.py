@@ -24,12 +24,12 @@ from twisted.web.server import Site
 
 from cti_bridge import records
 from cti_bridge.bus import make_bus
+from cti_bridge.calls.pipeline import Consumer
 from cti_bridge.log import configure_logging
 from cti_bridge.store import Store, open_store
 
 from .config import Config
 from .node import DB_CHECK_INTERVAL, Feature, Node, pbx_links
-from .pipeline import Consumer
 
 log = structlog.get_logger("cti_bridge.daemon")
 T = TypeVar("T")

@@ -29,6 +29,7 @@ from cti_bridge.ami.client import AMIAccount, AMIClient
 from cti_bridge.bus import Bus
 from cti_bridge.calls.devices import Topology
 from cti_bridge.calls.model import CallModel
+from cti_bridge.calls.pipeline import CallPipeline, Consumer, ResyncHook
 from cti_bridge.log import register_secret
 from cti_bridge.store import Store
 from cti_bridge.web.accounts import Accounts
@@ -38,7 +39,6 @@ from cti_bridge.web.ws import Hub
 from .config import Config, PbxConfig
 from .health import Health
 from .metrics import Metrics, link_metrics
-from .pipeline import CallPipeline, Consumer, ResyncHook
 
 __all__ = ["Feature", "Hook", "Node", "pbx_links", "topology_for"]
 

@@ -4,19 +4,17 @@ After a lost link the model cannot know what it missed; the channel list is the 
 Calls known and still listed continue (with ``complete=False`` if the link was lost during
 them: events may be missing); calls known but no longer listed are closed by the system;
 calls listed but unknown are started from the list (``complete=False``), with their
-rings and conversations estimated from the channels' states and ``Duration``.
+rings and conversations estimated from the channels' states and ``Duration``. It works
+on the model's ``LiveCalls`` (``calls/live.py``) through its public interface only.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
 
 from cti_bridge.calls.events import Direction, OperatorRinging, Ring
+from cti_bridge.calls.live import LiveCalls, Out
 from cti_bridge.calls.state import CallState, ChannelState
-
-if TYPE_CHECKING:
-    from cti_bridge.calls.model import CallModel, Out
 
 __all__ = ["reconcile"]
 
@@ -37,7 +35,7 @@ def _seconds(duration: str | None) -> float:
 
 
 def reconcile(
-    model: CallModel, channels: Sequence[Mapping[str, str]], received_at: float, out: Out
+    state: LiveCalls, channels: Sequence[Mapping[str, str]], received_at: float, out: Out
 ) -> None:
     by_call: dict[str, dict[str, Mapping[str, str]]] = {}
     for item in channels:
@@ -46,44 +44,42 @@ def reconcile(
         uid, lid, name = item.get("Uniqueid"), item.get("Linkedid"), item.get("Channel")
         if uid and lid and name:
             by_call.setdefault(lid, {})[uid] = item
-    lost_at = model._suspect_since
-    model._suspect_since = None
-    for call in list(model._calls.values()):
+    lost_at = state.trusted()
+    for call in list(state.calls.values()):
         items = by_call.pop(call.linkedid, None)
         if items is None:
             end = received_at if lost_at is None else lost_at
-            model._end(call, model._local_to_call(call, end), out, complete=False, system=True)
+            state.end(call, state.local_to_call(call, end), out, complete=False, system=True)
             continue
         if lost_at is not None:
             call.complete = False
-        at = model._local_to_call(call, received_at)
+        at = state.local_to_call(call, received_at)
         for channel in list(call.channels.values()):
             if channel.alive and channel.uniqueid not in items:
                 channel.alive = False
                 call.alive -= 1
-                model._close_leg(call, channel.uniqueid, at, None, out)
+                state.close_leg(call, channel.uniqueid, at, None, out)
         for uid, item in sorted(items.items(), key=lambda kv: kv[0] != call.linkedid):
-            if uid not in call.channels and uid not in model._channels:
-                channel = model.register_channel(
+            if uid not in call.channels and uid not in state.channels:
+                channel = state.register_channel(
                     call, uid, item["Channel"], item, origin=uid == call.linkedid
                 )
-                _adopt_leg(model, call, channel, item, now=at, out=out)
+                _adopt_leg(state, call, channel, item, now=at, out=out)
     for lid, items in by_call.items():
-        if lid not in model._ended and not any(uid in model._channels for uid in items):
-            _rebuild(model, lid, items, received_at, out)
+        if lid not in state.recently_ended and not any(uid in state.channels for uid in items):
+            _rebuild(state, lid, items, received_at, out)
 
 
 def _rebuild(
-    model: CallModel, lid: str, items: dict[str, Mapping[str, str]], received_at: float, out: Out
+    state: LiveCalls, lid: str, items: dict[str, Mapping[str, str]], received_at: float, out: Out
 ) -> None:
-    pbx_clock = model._offset_known
-    now = received_at + model._offset if pbx_clock else received_at
+    pbx_clock = state.clock_known
+    now = received_at + state.clock_offset if pbx_clock else received_at
     oldest = max(_seconds(item.get("Duration")) for item in items.values())
-    call = CallState(model.pbx, lid, now - oldest, pbx_clock=pbx_clock, complete=False)
-    model._calls[lid] = call
+    call = state.new_call(lid, now - oldest, pbx_clock=pbx_clock, complete=False)
     ordered = sorted(items.items(), key=lambda kv: kv[0] != lid)  # the origin first
     registered = [
-        (model.register_channel(call, uid, item["Channel"], item, origin=uid == lid), item)
+        (state.register_channel(call, uid, item["Channel"], item, origin=uid == lid), item)
         for uid, item in ordered
     ]
     origin = items.get(lid)
@@ -95,17 +91,17 @@ def _rebuild(
                 call.queues.append(queue)
                 call.in_queue = True
                 call.queue_caller_uid = lid
-        if call.direction is Direction.INBOUND and model.topology.is_inbound_context(
+        if call.direction is Direction.INBOUND and state.topology.is_inbound_context(
             origin.get("Context", "")
         ):
             call.dialled = origin.get("Exten") or None
-    model._start(call, out)
+    state.start(call, out)
     for channel, item in registered:
-        _adopt_leg(model, call, channel, item, now=now, out=out)
+        _adopt_leg(state, call, channel, item, now=now, out=out)
 
 
 def _adopt_leg(
-    model: CallModel,
+    state: LiveCalls,
     call: CallState,
     channel: ChannelState,
     item: Mapping[str, str],
@@ -118,18 +114,18 @@ def _adopt_leg(
         return  # the phone half of a Local pair; its ;1 half stands for the leg
     if channel.uniqueid == call.linkedid and call.direction is not Direction.OUTBOUND:
         return  # the caller
-    state = item.get("ChannelState")
+    status = item.get("ChannelState")
     since = now - _seconds(item.get("Duration"))
-    if model.topology.is_trunk(channel.device):
-        if state == _UP:
+    if state.topology.is_trunk(channel.device):
+        if status == _UP:
             call.caller_pairs.add(channel.pair)  # a customer who picked up
         return
-    if state == _UP and item.get("BridgeId"):
+    if status == _UP and item.get("BridgeId"):
         segment = call.open_segment(channel, since)
         call.operator_pairs.add(channel.pair)
-        model._answer(call, since, channel.device, segment, out)
-    elif state in _RINGING_STATES and channel.uniqueid not in call.ring_index:
+        state.answer(call, since, channel.device, segment, out)
+    elif status in _RINGING_STATES and channel.uniqueid not in call.ring_index:
         ring = Ring(channel.device, channel.name, channel.uniqueid, since)
         call.add_ring(ring)
-        model._start(call, out)
+        state.start(call, out)
         out.append(OperatorRinging(call.snapshot(), ring))

@@ -1,6 +1,6 @@
 """The mutable state the model keeps per live call and per channel.
 
-Kept apart from the handlers (``model.py``) so the rules that turn state into a record -
+Kept apart from the handlers (``handlers/``) so the rules that turn state into a record -
 snapshot, outcome, who hung up - read in one place. Rings, segments and transfers are
 held as the frozen ``events`` objects themselves and replaced when they change, so a
 snapshot is a handful of ``tuple()`` calls, not a deep copy.
@@ -158,6 +158,13 @@ class CallState:
         self.operator_pairs: set[str] = set()
         self.hanging_pairs: set[str] = set()
         self.started = False
+
+    def make_outbound(self) -> None:
+        """A callback after all (an agreement, a trunk dialled): the origin is no caller."""
+        if self.direction is Direction.INTERNAL:
+            self.direction = Direction.OUTBOUND
+            if self.origin_pair is not None:
+                self.caller_pairs.discard(self.origin_pair)
 
     # -- rings and segments -------------------------------------------------------------
 

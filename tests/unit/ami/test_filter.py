@@ -20,9 +20,9 @@ from twisted.internet.testing import StringTransport
 from cti_bridge.ami.listener import CLIENT_EVENTS, AMIListener, wanted_by
 from cti_bridge.ami.parser import EventFilter, Message, parse_stream
 from cti_bridge.ami.protocol import AMIProtocol
-from cti_bridge.app.pipeline import CallPipeline
 from cti_bridge.calls.events import DomainEvent
 from cti_bridge.calls.model import CONSUMED_EVENTS, CONSUMED_VARIABLES, CallModel
+from cti_bridge.calls.pipeline import CallPipeline
 from tests.support.paths import TRACES
 
 ALL_TRACES = sorted(str(p.relative_to(TRACES)) for p in TRACES.rglob("*.ami"))

@@ -36,9 +36,9 @@ from cti_bridge.ami.parser import AMIParser, Message
 from cti_bridge.app.config import parse_config
 from cti_bridge.app.daemon import FEATURES, load_features
 from cti_bridge.app.node import Node
-from cti_bridge.app.pipeline import CallPipeline
 from cti_bridge.bus.memory import MemoryBus
 from cti_bridge.calls.model import CallModel
+from cti_bridge.calls.pipeline import CallPipeline
 from cti_bridge.store import Store
 from cti_bridge.web.http import respond
 

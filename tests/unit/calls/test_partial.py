@@ -81,7 +81,7 @@ def test_memory_is_bounded_after_many_bursts() -> None:
         assert sizes["calls"] == 0 and sizes["channels"] == 0
         assert sizes["recently_ended"] == min(40 * (round_ + 1), 100)
     assert len(run.ended()) == 240  # every rewritten call was a new call
-    for call in model._calls.values():  # nothing left behind per call
+    for call in model.state.calls.values():  # nothing left behind per call
         raise AssertionError(call)
 
 
