@@ -70,14 +70,14 @@ def helpdesk(store: Store) -> dict[str, Any]:
     customers.add_script_version(router, "wifi", title="Wi-Fi", body="<b>as text</b>")
     customers.add_script_version(spare, "other", title="Not for Jan", body="x")
     deadline = datetime(2026, 11, 28, 12, tzinfo=UTC)
-    open_one = customers.add_agreement(
+    open_one = store.agreements.add_agreement(
         "callback", customer_id=jan, owner_operator_id=anna["id"], deadline=deadline
     )
-    overdue = customers.add_agreement(
+    overdue = store.agreements.add_agreement(
         "technician", customer_id=jan, deadline=datetime(2026, 11, 20, tzinfo=UTC), notes="x" * 3000
     )
-    done = customers.add_agreement("repair", customer_id=jan)
-    customers.set_agreement_status(done, "done")
+    done = store.agreements.add_agreement("repair", customer_id=jan)
+    store.agreements.set_agreement_status(done, "done")
     return {
         "jan": jan,
         "anna": anna,
@@ -190,7 +190,7 @@ def test_unknown_number_pops_with_its_earlier_calls(
 ) -> None:
     earlier = past_call(store, "old.unknown", START - 3600, "+32 9 234 56 78", "who was it?")
     past_call(store, "old.jan", START - 7200, "050123456", "Jan's")
-    store.customers.add_agreement("callback", callback_number="092345678")
+    store.agreements.add_agreement("callback", callback_number="092345678")
     context = builder(store, fake_time).build(request(CallBuilder("now.3", number="092345678")))
     assert context["customer"] is None
     assert context["contracts"] == [] and context["in_contract"] is False

@@ -97,7 +97,7 @@ def test_agreements_and_attempts(store: Store) -> None:
     customer = store.customers.add_customer("Jan", numbers=["050123456"])
     deadline = datetime(2026, 11, 28, 17, 0, tzinfo=UTC)
     window = (deadline - timedelta(hours=8), deadline)
-    agreement = store.customers.add_agreement(
+    agreement = store.agreements.add_agreement(
         "callback",
         customer_id=customer,
         owner_operator_id=anna,
@@ -107,15 +107,15 @@ def test_agreements_and_attempts(store: Store) -> None:
         notes="call back about the paper jam",
         by_operator=anna,
     )
-    assert store.customers.start_attempt(agreement, operator_id=anna, node="node-1") == 1
+    assert store.agreements.start_attempt(agreement, operator_id=anna, node="node-1") == 1
     # Never two attempts for one agreement at once: the database itself refuses.
     with pytest.raises(IntegrityError):
-        store.customers.start_attempt(agreement, operator_id=anna, node="node-2")
-    store.customers.end_attempt(agreement, 1, "busy")
-    assert store.customers.start_attempt(agreement, operator_id=anna, node="node-2") == 2
-    store.customers.end_attempt(agreement, 2, "answered")
-    store.customers.set_agreement_status(agreement, "done")
-    found = store.customers.get_agreement(agreement)
+        store.agreements.start_attempt(agreement, operator_id=anna, node="node-2")
+    store.agreements.end_attempt(agreement, 1, "busy")
+    assert store.agreements.start_attempt(agreement, operator_id=anna, node="node-2") == 2
+    store.agreements.end_attempt(agreement, 2, "answered")
+    store.agreements.set_agreement_status(agreement, "done")
+    found = store.agreements.get_agreement(agreement)
     assert found is not None
     assert found["status"] == "done"
     assert found["callback_number"] == "+3250123456"
@@ -126,7 +126,7 @@ def test_agreements_and_attempts(store: Store) -> None:
         (2, "node-2", "answered"),
     ]
     with pytest.raises(InvalidRecord):
-        store.customers.end_attempt(agreement, 2, "answered")  # already ended
+        store.agreements.end_attempt(agreement, 2, "answered")  # already ended
 
 
 @pytest.mark.parametrize(
@@ -142,4 +142,4 @@ def test_agreements_and_attempts(store: Store) -> None:
 )
 def test_agreements_are_validated(store: Store, bad: dict[str, object]) -> None:
     with pytest.raises(InvalidRecord):
-        store.customers.add_agreement(**bad)  # type: ignore[arg-type]
+        store.agreements.add_agreement(**bad)  # type: ignore[arg-type]

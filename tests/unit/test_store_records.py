@@ -208,7 +208,7 @@ def test_withheld_caller(helpdesk: Store, raw: str, presentation_withheld: bool)
 
 
 def test_callback_that_failed_names_its_agreement(helpdesk: Store) -> None:
-    agreement = helpdesk.customers.add_agreement("callback", callback_number="0478554433")
+    agreement = helpdesk.agreements.add_agreement("callback", callback_number="0478554433")
     t = START
     built = CallBuilder(
         "1795735559.382",

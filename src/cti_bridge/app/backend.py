@@ -193,7 +193,7 @@ class StoreBackend:
             raise BadRequest("callback_number: a callback needs a number to call")
 
         def work() -> dict[str, Any] | None:
-            agreement_id = store.customers.add_agreement(
+            agreement_id = store.agreements.add_agreement(
                 request["kind"],
                 customer_id=request["customer_id"],
                 call_id=request["call_id"],
@@ -204,7 +204,7 @@ class StoreBackend:
                 notes=request["notes"],
                 by_operator=principal.operator_id,
             )
-            return store.customers.get_agreement(agreement_id)
+            return store.agreements.get_agreement(agreement_id)
 
         try:
             created = yield self.run(work)

@@ -16,6 +16,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from .accounts import AccountError, Accounts, LoginRefused, LoginThrottled, OperatorInfo
+from .agreements import Agreements
 from .customers import Customers, InvalidRecord
 from .db import create_database_engine, safe_url, session_factory
 from .numbers import CallerNumber, caller_number, is_withheld, normalize_number
@@ -27,6 +28,7 @@ from .writer import RecordWriter
 __all__ = [
     "AccountError",
     "Accounts",
+    "Agreements",
     "CallNotFound",
     "CallQueries",
     "CallStore",
@@ -59,6 +61,7 @@ class Store:
     queries: CallQueries
     accounts: Accounts
     customers: Customers
+    agreements: Agreements
 
     @property
     def url(self) -> str:
@@ -100,4 +103,5 @@ def open_store(
         queries=CallQueries(sessions, default_region=default_region, clock=clock),
         accounts=Accounts(sessions, clock=clock, **accounts or {}),  # type: ignore[arg-type]
         customers=Customers(sessions, default_region=default_region, clock=clock),
+        agreements=Agreements(sessions, default_region=default_region, clock=clock),
     )
