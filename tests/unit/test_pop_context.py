@@ -89,7 +89,7 @@ def helpdesk(store: Store) -> dict[str, Any]:
 
 
 def builder(store: Store, fake_time: FakeTime) -> PopContextBuilder:
-    return PopContextBuilder(store.sessions, clock=fake_time, today=lambda: TODAY)
+    return PopContextBuilder(store.pop_read, clock=fake_time, today=lambda: TODAY)
 
 
 def request(call_builder: CallBuilder) -> ContextRequest:
@@ -382,9 +382,9 @@ def test_a_row_created_between_the_read_and_the_insert_is_found(
     call = CallBuilder("race.1").ring(ANNA, START + 1)
     store.calls.apply(call.events)  # the writer got there first...
     built = builder(store, fake_time)
-    read = built._read
+    read = store.pop_read._read
     # ... but after the pop's read looked.
-    monkeypatch.setattr(built, "_read", lambda c, p: {**read(c, p), "call_id": None})
+    monkeypatch.setattr(store.pop_read, "_read", lambda c, p: {**read(c, p), "call_id": None})
     context = built.build(request(call))
     assert context["call_id"] == store.queries.find_call("main", "race.1")["id"]  # type: ignore[index]
     assert context["call_id_pending"] is False
@@ -402,7 +402,7 @@ def test_a_busy_write_lock_costs_the_pop_its_id_for_a_moment_not_its_customer(
     other.execute("BEGIN IMMEDIATE")  # the record writer, in the middle of a batch
     try:
         built = PopContextBuilder(
-            store.sessions, clock=fake_time, today=lambda: TODAY, lock_wait=0.05
+            store.pop_read, clock=fake_time, today=lambda: TODAY, lock_wait=0.05
         )
         call = request(CallBuilder("lock.1", number="050123456"))
         started = time.monotonic()

@@ -90,7 +90,7 @@ def _numbers(session: Session, customer_ids: list[int]) -> dict[int, list[str]]:
 
 def console_customer_context(store: Store, customer_id: int) -> dict[str, Any] | None:
     """Everything the console shows about one customer: exactly what a pop shows."""
-    return PopContextBuilder(store.sessions).customer_context(customer_id)
+    return PopContextBuilder(store.pop_read).customer_context(customer_id)
 
 
 # -- POST /api/agreements ---------------------------------------------------------------

@@ -20,6 +20,7 @@ from .agreements import Agreements
 from .customers import Customers, InvalidRecord
 from .db import create_database_engine, safe_url, session_factory
 from .numbers import CallerNumber, caller_number, is_withheld, normalize_number
+from .pop_read import PopRead
 from .queries import CallNotFound, CallQueries, InvalidAnnotation
 from .records import CallStore
 from .schema import SchemaOutOfDate, check_current, upgrade
@@ -39,6 +40,7 @@ __all__ = [
     "LoginRefused",
     "LoginThrottled",
     "OperatorInfo",
+    "PopRead",
     "RecordWriter",
     "SchemaOutOfDate",
     "Store",
@@ -62,6 +64,7 @@ class Store:
     accounts: Accounts
     customers: Customers
     agreements: Agreements
+    pop_read: PopRead
 
     @property
     def url(self) -> str:
@@ -96,12 +99,14 @@ def open_store(
         engine.dispose()
         raise
     sessions = session_factory(engine)
+    calls = CallStore(sessions, default_region=default_region, clock=clock)
     return Store(
         engine=engine,
         sessions=sessions,
-        calls=CallStore(sessions, default_region=default_region, clock=clock),
+        calls=calls,
         queries=CallQueries(sessions, default_region=default_region, clock=clock),
         accounts=Accounts(sessions, clock=clock, **accounts or {}),  # type: ignore[arg-type]
         customers=Customers(sessions, default_region=default_region, clock=clock),
         agreements=Agreements(sessions, default_region=default_region, clock=clock),
+        pop_read=PopRead(engine, calls),
     )
