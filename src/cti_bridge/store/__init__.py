@@ -24,6 +24,7 @@ from .pop_read import PopRead
 from .queries import CallNotFound, CallQueries, InvalidAnnotation
 from .records import CallStore
 from .schema import SchemaOutOfDate, check_current, upgrade
+from .search import CustomerSearch
 from .writer import RecordWriter
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "CallQueries",
     "CallStore",
     "CallerNumber",
+    "CustomerSearch",
     "Customers",
     "InvalidAnnotation",
     "InvalidRecord",
@@ -65,6 +67,7 @@ class Store:
     customers: Customers
     agreements: Agreements
     pop_read: PopRead
+    search: CustomerSearch
 
     @property
     def url(self) -> str:
@@ -109,4 +112,5 @@ def open_store(
         customers=Customers(sessions, default_region=default_region, clock=clock),
         agreements=Agreements(sessions, default_region=default_region, clock=clock),
         pop_read=PopRead(engine, calls),
+        search=CustomerSearch(sessions, default_region=default_region, clock=clock),
     )
