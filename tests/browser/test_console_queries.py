@@ -9,8 +9,11 @@ from __future__ import annotations
 
 from cti_bridge.app.console import console_customer_context, console_search_customers
 from cti_bridge.store import Store
+from cti_bridge.testing.store_contract import every_backend
 
 pytest_plugins = ["cti_bridge.testing.store_fixtures"]
+# The contract of the console's search port (console/ports.py): the memory twin too.
+pytestmark = every_backend
 
 
 def names(store: Store, text: str) -> list[str]:

@@ -170,7 +170,7 @@ class CallStore(StoreService):
             lookups = wanted.look_up(connection)
             records = _load(connection, calls)
             fresh = {
-                key: _merged(Record.new(snapshots[0], now), snapshots, lookups)
+                key: merged(Record.new(snapshots[0], now), snapshots, lookups)
                 for key, snapshots in calls.items()
                 if key not in records
             }
@@ -181,7 +181,7 @@ class CallStore(StoreService):
                 # Another writer (the pop engine, another node) created them meanwhile.
                 records.update(_load(connection, {key: calls[key] for key in raced}))
             for key, record in records.items():
-                _merged(record, calls[key], lookups)
+                merged(record, calls[key], lookups)
             changed = [record for record in records.values() if record.finish(now)]
             written = [fresh[key] for key in inserted] + changed
             _write(connection, changed, written)
@@ -315,7 +315,7 @@ def _chunks(items: Sequence[T], size: int = 500) -> Iterator[Sequence[T]]:
         yield items[start : start + size]
 
 
-def _merged(record: Record, snapshots: Sequence[Call], lookups: Lookups) -> Record:
+def merged(record: Record, snapshots: Sequence[Call], lookups: Lookups) -> Record:
     """Merge one call's snapshots of this batch: the newest alone when it says it all."""
     if len(snapshots) > 1 and newest_alone(snapshots):
         known = ((s["channel"], s["started_at"]) for s in record.segments)

@@ -1,6 +1,9 @@
 """What a pop shows, read from the real store (SQLite and PostgreSQL): customer, contracts
 valid today, history with notes, open agreements, latest scripts, the upsell hint, and the
-call record id that the record writer then shares."""
+call record id that the record writer then shares.
+
+The tests marked ``@every_backend`` are the contract of the pop's port
+(``pop/ports.PopContextRead``): they run on the memory twin too."""
 
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ from cti_bridge.pop import ContextRequest, PopContextBuilder
 from cti_bridge.store import Store
 from cti_bridge.store.models import CallRecord
 from cti_bridge.testing.store import START, CallBuilder, FakeTime, queue_call_answered
+from cti_bridge.testing.store_contract import every_backend
 
 pytest_plugins = ["cti_bridge.testing.store_fixtures"]
 
@@ -114,6 +118,7 @@ def past_call(store: Store, linkedid: str, at: float, number: str, notes: str | 
     return int(found["id"])
 
 
+@every_backend
 def test_known_caller_gets_everything(
     store: Store, fake_time: FakeTime, helpdesk: dict[str, Any]
 ) -> None:
@@ -177,6 +182,7 @@ def test_known_caller_gets_everything(
     assert context["degraded"] is False
 
 
+@every_backend
 def test_history_finds_calls_from_any_of_the_customers_numbers(
     store: Store, fake_time: FakeTime, helpdesk: dict[str, Any]
 ) -> None:
@@ -185,6 +191,7 @@ def test_history_finds_calls_from_any_of_the_customers_numbers(
     assert [h["id"] for h in context["history"]] == [mobile]
 
 
+@every_backend
 def test_unknown_number_pops_with_its_earlier_calls(
     store: Store, fake_time: FakeTime, helpdesk: dict[str, Any]
 ) -> None:
@@ -200,6 +207,7 @@ def test_unknown_number_pops_with_its_earlier_calls(
     assert context["scripts"] == [] and context["upsell"] is None
 
 
+@every_backend
 @pytest.mark.parametrize("raw", ["anonymous", "<unknown>", None])
 def test_withheld_caller_has_no_history_of_other_withheld_callers(
     store: Store, fake_time: FakeTime, helpdesk: dict[str, Any], raw: str | None
@@ -213,6 +221,7 @@ def test_withheld_caller_has_no_history_of_other_withheld_callers(
     assert context["history"] == [] and context["customer"] is None
 
 
+@every_backend
 def test_callback_pops_with_its_agreement_and_that_customer(
     store: Store, fake_time: FakeTime, helpdesk: dict[str, Any]
 ) -> None:
@@ -224,6 +233,7 @@ def test_callback_pops_with_its_agreement_and_that_customer(
     assert context["customer"]["id"] == helpdesk["jan"]  # not the number's (nobody's)
 
 
+@every_backend
 @pytest.mark.parametrize("ref", ["999999", "42abc", "1" * 30])
 def test_unknown_or_bogus_agreement_refs_are_ignored(
     store: Store, fake_time: FakeTime, helpdesk: dict[str, Any], ref: str
@@ -256,6 +266,7 @@ def test_the_pop_and_the_record_writer_share_one_call_row(
         assert session.scalar(select(func.count()).select_from(CallRecord)) == 2
 
 
+@every_backend
 def test_the_current_call_is_not_in_its_own_history(
     store: Store, fake_time: FakeTime, helpdesk: dict[str, Any]
 ) -> None:
@@ -266,6 +277,7 @@ def test_the_current_call_is_not_in_its_own_history(
     assert context["history"] == []
 
 
+@every_backend
 def test_no_contract_valid_today_means_out_of_contract(
     store: Store, fake_time: FakeTime, helpdesk: dict[str, Any]
 ) -> None:
@@ -286,6 +298,7 @@ def test_no_contract_valid_today_means_out_of_contract(
     assert context["upsell"] is None  # nothing valid to renew
 
 
+@every_backend
 def test_contract_ending_today_is_still_valid_and_urgent(
     store: Store, fake_time: FakeTime, helpdesk: dict[str, Any]
 ) -> None:
@@ -299,12 +312,14 @@ def test_contract_ending_today_is_still_valid_and_urgent(
     assert "ends today" in context["upsell"]["text"]
 
 
+@every_backend
 def test_hostile_caller_name_is_kept_as_text(store: Store, fake_time: FakeTime) -> None:
     name = "<script>alert(1)</script>\x00\r\nEvent: Hangup"
     context = builder(store, fake_time).build(request(CallBuilder("h.1", name=name)))
     assert context["caller"]["name"] == "<script>alert(1)</script>\ufffd\r\nEvent: Hangup"
 
 
+@every_backend
 def test_customer_context_reads_like_a_pop(
     store: Store, fake_time: FakeTime, helpdesk: dict[str, Any]
 ) -> None:
@@ -322,6 +337,7 @@ def test_customer_context_reads_like_a_pop(
 # -- how the context is read ------------------------------------------------------------------
 
 
+@every_backend
 def test_history_is_the_newest_calls_of_the_customer_and_of_all_their_numbers(
     store: Store, fake_time: FakeTime
 ) -> None:

@@ -8,6 +8,7 @@ from sqlalchemy import select
 from cti_bridge.store import AccountError, LoginRefused, LoginThrottled, Store
 from cti_bridge.store.models import Operator, OperatorSession
 from cti_bridge.testing.store import FakeTime
+from cti_bridge.testing.store_contract import every_backend
 
 pytest_plugins = ["cti_bridge.testing.store_fixtures"]
 
@@ -42,6 +43,7 @@ def test_add_operator(store: Store, anna: int) -> None:
     assert "correct horse" not in stored
 
 
+@every_backend  # the twin has operators and devices, not passwords or tokens
 @pytest.mark.parametrize(
     ("username", "role", "password", "devices"),
     [
@@ -62,11 +64,13 @@ def test_add_operator_validates(
     assert store.accounts.list_operators() == []
 
 
+@every_backend
 def test_usernames_are_unique(store: Store, anna: int) -> None:
     with pytest.raises(AccountError, match="already exists"):
         store.accounts.add_operator("anna", role="admin", password="another one")
 
 
+@every_backend
 def test_devices_belong_to_one_operator(store: Store, anna: int) -> None:
     store.accounts.add_operator("bart", role="supervisor", password="bart-secret")
     found = store.accounts.operator_for_device("PJSIP/1001")
