@@ -58,6 +58,7 @@ from .types import from_posix
 
 __all__ = ["CallStore", "NewCall", "clean_text", "find_call_id", "insert_call"]
 
+#: The pop is who waits for ``insert_call``: its warning stays in the pop's log.
 log = structlog.get_logger("cti_bridge.pop")
 
 T = TypeVar("T")
