@@ -15,9 +15,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .accounts import MemoryAccounts
+from .agreements import MemoryAgreements
 from .calls import MemoryCallQueries, MemoryCallStore
-from .customers import MemoryAgreements, MemoryCustomers, MemoryCustomerSearch
+from .customers import MemoryCustomers
 from .pop_read import MemoryPopRead
+from .search import MemoryCustomerSearch
 from .tables import Tables
 
 __all__ = [

@@ -11,8 +11,8 @@ from typing import Any
 
 from ..pop_read import MAX_AGREEMENTS, NOTES_PREVIEW
 from ..records import NewCall
+from .agreements import deadline_order
 from .calls import MemoryCallStore
-from .customers import deadline_order
 from .tables import Row, Tables
 
 __all__ = ["MemoryPopRead"]
