@@ -72,10 +72,10 @@ def fake_time() -> FakeTime:
 
 @pytest.fixture
 def store(store_url: str, fake_time: FakeTime) -> Iterator[Store | MemoryStore]:
-    if store_url == "memory:":
-        yield open_memory_store(clock=fake_time)
-        return
     options: dict[str, Any] = {"hasher": cheap_hasher()}
+    if store_url == "memory:":
+        yield open_memory_store(clock=fake_time, accounts=options)
+        return
     opened = open_store(store_url, clock=fake_time, accounts=options)
     try:
         yield opened

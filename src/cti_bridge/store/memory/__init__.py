@@ -4,7 +4,7 @@ store, proven by the contract suites that run on both (``tests/unit/store/``,
 ``tests/unit/pop/test_context.py``); for tests and for features built before their SQL.
 
 ``open_memory_store()`` gives a ``MemoryStore`` with the fields of ``Store`` that have a
-twin: ``calls``, ``queries``, ``accounts`` (operators and devices only), ``customers``,
+twin: ``calls``, ``queries``, ``accounts``, ``customers``,
 ``agreements``, ``pop_read``, ``search``. No engine, no sessions.
 """
 
@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from .accounts import MemoryAccounts
 from .agreements import MemoryAgreements
@@ -59,15 +60,20 @@ class MemoryStore:
 
 
 def open_memory_store(
-    *, default_region: str = "BE", clock: Callable[[], float] = time.time
+    *,
+    default_region: str = "BE",
+    clock: Callable[[], float] = time.time,
+    accounts: dict[str, Any] | None = None,
 ) -> MemoryStore:
+    """The twin of ``open_store``: ``accounts`` passes options to ``MemoryAccounts`` (e.g.
+    a cheaper password hasher in tests)."""
     tables = Tables()
     region = default_region
     calls = MemoryCallStore(tables, default_region=region, clock=clock)
     return MemoryStore(
         calls=calls,
         queries=MemoryCallQueries(tables, default_region=region, clock=clock),
-        accounts=MemoryAccounts(tables, clock=clock),
+        accounts=MemoryAccounts(tables, clock=clock, **accounts or {}),
         customers=MemoryCustomers(tables, default_region=region, clock=clock),
         agreements=MemoryAgreements(tables, default_region=region, clock=clock),
         pop_read=MemoryPopRead(tables, calls),
