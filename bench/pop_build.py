@@ -273,20 +273,43 @@ def fill(url: str, args: argparse.Namespace) -> None:
 
 
 def baseline_module(revision: str) -> types.ModuleType:
-    """``cti_bridge/pop/context.py`` as it was at ``revision``, importable beside today's."""
-    source = subprocess.run(
-        ["git", "show", f"{revision}:src/cti_bridge/pop/context.py"],
-        cwd=benchlib.ROOT,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    name = "cti_bridge.pop._baseline_context"
-    module = types.ModuleType(name)
-    module.__package__ = "cti_bridge.pop"
-    sys.modules[name] = module
-    exec(compile(source, f"{revision}:context.py", "exec"), module.__dict__)
-    return module
+    """``cti_bridge/pop/context.py`` as it was at ``revision``, importable beside today's
+    (with that revision's ``pop/queries.py``, where the pop's read lived before it moved
+    to ``store/pop_read.py``)."""
+
+    def source(path: str) -> str | None:
+        shown = subprocess.run(
+            ["git", "show", f"{revision}:src/cti_bridge/{path}"],
+            cwd=benchlib.ROOT,
+            check=False,
+            capture_output=True,
+            text=True,
+        )
+        return shown.stdout if shown.returncode == 0 else None
+
+    def load(name: str, text: str, label: str) -> types.ModuleType:
+        module = types.ModuleType(name)
+        module.__package__ = "cti_bridge.pop"
+        sys.modules[name] = module
+        exec(compile(text, f"{revision}:{label}", "exec"), module.__dict__)
+        return module
+
+    context = source("pop/context.py")
+    if context is None:
+        raise SystemExit(f"no src/cti_bridge/pop/context.py at {revision}")
+    queries = source("pop/queries.py")
+    if queries is not None and "from .queries import" in context:
+        load("cti_bridge.pop._baseline_queries", queries, "queries.py")
+        context = context.replace("from .queries import", "from ._baseline_queries import")
+    return load("cti_bridge.pop._baseline_context", context, "context.py")
+
+
+def builder_of(module: types.ModuleType, store: Any) -> Any:
+    """The module's builder on ``store``: today's takes the store's pop read (its port),
+    a builder from before the ports took the session factory."""
+    if hasattr(module, "PopContextRead"):
+        return module.PopContextBuilder(store.pop_read, clock=NOW.timestamp)
+    return module.PopContextBuilder(store.sessions, clock=NOW.timestamp)
 
 
 class Callers:
@@ -366,10 +389,7 @@ def run_database(name: str, url: str, args: argparse.Namespace) -> None:
     contenders: list[tuple[str, types.ModuleType]] = [("cti-bridge", current_context)]
     if args.baseline:
         contenders.append((f"baseline {args.baseline}", baseline_module(args.baseline)))
-    builders = {
-        label: module.PopContextBuilder(store.sessions, clock=NOW.timestamp)
-        for label, module in contenders
-    }
+    builders = {label: builder_of(module, store) for label, module in contenders}
     callers = Callers(args.customers, seed=5)
     with store.engine.connect() as connection:
         rows = connection.scalar(select(func.count()).select_from(Customer))

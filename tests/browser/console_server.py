@@ -77,7 +77,7 @@ def seed(store: Store) -> dict[str, Any]:
         service_level_hours=4,
         reference="C-2026-0001",
     )
-    customers.add_agreement(
+    store.agreements.add_agreement(
         "callback",
         customer_id=jan,
         deadline=datetime.now(UTC) - timedelta(hours=3),

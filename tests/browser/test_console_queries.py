@@ -1,7 +1,7 @@
 """The console's customer search on both databases (SQLite and PostgreSQL).
 
 It lives with the console's tests although it needs no browser: the search is the
-console's (``app/console.py``), and PostgreSQL's LIKE and lower() must answer like
+console's (``store/search.py``), and PostgreSQL's LIKE and lower() must answer like
 SQLite's.
 """
 
@@ -9,8 +9,11 @@ from __future__ import annotations
 
 from cti_bridge.console.customers import console_customer_context, console_search_customers
 from cti_bridge.store import Store
+from cti_bridge.testing.store_contract import every_backend
 
 pytest_plugins = ["cti_bridge.testing.store_fixtures"]
+# The contract of the console's search port (console/ports.py): the memory twin too.
+pytestmark = every_backend
 
 
 def names(store: Store, text: str) -> list[str]:

@@ -68,7 +68,7 @@ async def desk(asterisk: AsteriskInstance, tmp_path: Path) -> AsyncIterator[Desk
         covered=["phone", "repair"],
         reference="C-1",
     )
-    store.customers.add_agreement(
+    store.agreements.add_agreement(
         "callback", customer_id=jan, deadline=datetime.now(UTC) + timedelta(days=1)
     )
     config = daemon_config(

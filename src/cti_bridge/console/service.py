@@ -111,7 +111,7 @@ class Console:
 
         def work() -> dict[str, Any] | None:
             # The agreement book (store.customers today; store.agreements to come).
-            agreement_id = store.customers.add_agreement(
+            agreement_id = store.agreements.add_agreement(
                 request["kind"],
                 customer_id=request["customer_id"],
                 call_id=request["call_id"],
@@ -122,7 +122,7 @@ class Console:
                 notes=request["notes"],
                 by_operator=principal.operator_id,
             )
-            return store.customers.get_agreement(agreement_id)
+            return store.agreements.get_agreement(agreement_id)
 
         try:
             created = yield self.run(work)

@@ -44,7 +44,7 @@ def make_pop_service(
     """The production wiring: ``store`` is a ``cti_bridge.store.Store``, ``run`` runs
     blocking work in the database pool (e.g. ``Node.run``); ``build_in``, when given,
     runs the context builds and call id fetches instead (the node's pop pool)."""
-    builder = PopContextBuilder(store.sessions, default_region=default_region)
+    builder = PopContextBuilder(store.pop_read, default_region=default_region)
     return PopService(
         reactor,
         bus,

@@ -1,20 +1,21 @@
 """Everything a pop shows about a call, read in one trip to the database thread pool.
 
 ``PopContextBuilder.build`` is synchronous and runs in the pool (``service.py`` sends it
-there). It runs at every first ring, so it is built to be cheap: one connection, one read
-statement for the whole context (``queries.py``), and at most one short write.
+there). It runs at every first ring, so it is built to be cheap: the store reads the
+whole context at once (``ports.PopContextRead``: on SQL one connection, one read
+statement, ``store/pop_read.py``) and makes the call's record row when there is none, and
+this module shapes those rows into the pop, in plain Python.
 
 The pop needs the call's record id (the console PATCHes notes onto it) before the record
-writer may have seen the call, so the builder gets or creates the record row on
-``(pbx, linkedid)``, exactly like the writer does (insert-or-nothing on the unique key);
-whichever comes first creates it and the other merges into it. The read comes first,
-outside any write transaction (a read that later writes can fail at once on SQLite instead
-of waiting for the lock); the insert is one statement that returns the new id, alone in
-its transaction. On SQLite that insert waits for the single write lock, which the record
-writer holds while it writes a batch, so the pop waits at most ``lock_wait`` seconds for
-it: a pop that cannot have its id in time goes out with everything else and ``call_id``
-null, and ``call_id(request)`` gets the id afterwards (``service.py`` asks for it), so
-that the call's next messages carry it. A lock wait never costs the pop its customer.
+writer may have seen the call, so the store gets or creates the record row on
+``(pbx, linkedid)``, exactly like the writer does (insert-or-nothing on the unique key,
+by the calls' one owner, ``store/records.py``); whichever comes first creates it and the
+other merges into it. On SQLite that insert waits for the single write lock, which the
+record writer holds while it writes a batch, so the pop waits at most ``lock_wait``
+seconds for it: a pop that cannot have its id in time goes out with everything else and
+``call_id`` null, and ``call_id(request)`` gets the id afterwards (``service.py`` asks
+for it), so that the call's next messages carry it. A lock wait never costs the pop its
+customer.
 
 Everything returned is plain JSON data. Text from the caller and from imported files is
 carried as text; nothing here (or anywhere in the pop) builds markup.
@@ -24,27 +25,19 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-import structlog
-from sqlalchemy import Connection, Engine, bindparam, select
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import Session, sessionmaker
-
 from cti_bridge.calls.events import Call
 from cti_bridge.store.customers import CUSTOMER_FIELDS
-from cti_bridge.store.db import WRITE_OPTION
-from cti_bridge.store.models import CallRecord
 from cti_bridge.store.numbers import caller_number
+from cti_bridge.store.pop_read import MAX_AGREEMENTS, NOTES_PREVIEW
 from cti_bridge.store.records import clean_text
-from cti_bridge.store.types import from_posix, iso_utc
+from cti_bridge.store.types import iso_utc
 
-from .queries import MAX_AGREEMENTS, NOTES_PREVIEW, pop_read
+from .ports import PopContextRead
 
 __all__ = [
     "MAX_AGREEMENTS",
@@ -54,22 +47,10 @@ __all__ = [
     "local_today",
 ]
 
-log = structlog.get_logger("cti_bridge.pop")
-
 HISTORY = 10
 UPSELL_DAYS = 30
 #: How long a pop waits for SQLite's write lock to create its call's record row.
 LOCK_WAIT = 0.25
-
-_CALL_ID = select(CallRecord.id).where(
-    CallRecord.pbx == bindparam("pbx"), CallRecord.linkedid == bindparam("linkedid")
-)
-_NEW_CALL = {
-    name: dialect.insert(CallRecord)
-    .on_conflict_do_nothing(index_elements=["pbx", "linkedid"])
-    .returning(CallRecord.id)
-    for name, dialect in (("sqlite", sqlite), ("postgresql", postgresql))
-}
 
 
 def local_today(clock: Callable[[], float] = time.time) -> Callable[[], date]:
@@ -138,7 +119,7 @@ def fallback_context(request: ContextRequest, region: str, problem: str) -> dict
 class PopContextBuilder:
     def __init__(
         self,
-        sessions: sessionmaker[Session],
+        rows: PopContextRead,
         *,
         default_region: str = "BE",
         clock: Callable[[], float] = time.time,
@@ -146,10 +127,7 @@ class PopContextBuilder:
         history: int = HISTORY,
         lock_wait: float = LOCK_WAIT,
     ) -> None:
-        engine = sessions.kw.get("bind")
-        if not isinstance(engine, Engine):
-            raise TypeError("PopContextBuilder needs a session factory bound to an engine")
-        self._engine = engine
+        self._rows = rows
         self._region = default_region
         self._clock = clock
         self._today = today or local_today(clock)
@@ -160,20 +138,13 @@ class PopContextBuilder:
         caller = caller_of(request, self._region)
         today = self._today()
         now = datetime.fromtimestamp(self._clock(), UTC)
-        with self._connect() as connection:
-            found = self._read(
-                connection,
-                {
-                    "customer_id": None,
-                    "agreement_id": _agreement_id(request.agreement_ref),
-                    "number": caller["number"],
-                    "pbx": request.pbx,
-                    "linkedid": request.linkedid,
-                },
-            )
-            call_id: int | None = found["call_id"]
-            if call_id is None:
-                call_id = self._new_call(connection, request, self._lock_wait)
+        found, call_id = self._rows.for_call(
+            request,
+            number=caller["number"],
+            agreement_id=_agreement_id(request.agreement_ref),
+            limit=self._history,
+            lock_wait=self._lock_wait,
+        )
         shown = _shown(found, today, now)
         callback = _json(found["agreement"])
         return {
@@ -197,102 +168,14 @@ class PopContextBuilder:
         view (search -> card), so a looked-up customer reads exactly like a pop."""
         today = self._today()
         now = datetime.fromtimestamp(self._clock(), UTC)
-        with self._connect() as connection:
-            found = self._read(
-                connection,
-                {
-                    "customer_id": customer_id,
-                    "agreement_id": None,
-                    "number": None,
-                    "pbx": "",
-                    "linkedid": "",
-                },
-            )
+        found = self._rows.for_customer(customer_id, limit=self._history)
         shown = _shown(found, today, now)
         return None if shown["customer"] is None else shown
 
     def call_id(self, request: ContextRequest) -> int | None:
         """The call's record id, creating the row if needed and waiting for the write lock
         as long as the store does: for a pop that went out without one."""
-        with self._connect() as connection:
-            found = connection.execute(_CALL_ID, _key(request)).scalar()
-            connection.rollback()
-            if found is not None:
-                return int(found)
-            return self._new_call(connection, request, None)
-
-    # -- the database --------------------------------------------------------------------------
-
-    @contextmanager
-    def _connect(self) -> Iterator[Connection]:
-        with self._engine.connect() as connection:
-            if connection.dialect.name == "postgresql":
-                # A single statement needs no transaction around it: BEGIN and ROLLBACK
-                # would be two more round trips. (SQLite keeps its own BEGIN hook.)
-                connection.execution_options(isolation_level="AUTOCOMMIT")
-            yield connection
-
-    def _read(self, connection: Connection, params: dict[str, Any]) -> dict[str, Any]:
-        params["limit"] = self._history
-        return pop_read(connection.dialect).fetch_one(connection, params)
-
-    def _new_call(
-        self, connection: Connection, request: ContextRequest, lock_wait: float | None
-    ) -> int | None:
-        """Insert-or-nothing the call's record row and return its id; None when the write
-        lock was not free within ``lock_wait`` seconds (None: as long as the store waits)."""
-        now = datetime.fromtimestamp(self._clock(), UTC)
-        values: dict[str, Any] = {
-            **_key(request),
-            "direction": request.direction,
-            "caller_withheld": request.caller_withheld,
-            "queues": [],
-            "started_at": from_posix(request.started_at),
-            "complete": request.complete,
-            "created_at": now,
-            "updated_at": now,
-        }
-        statement = _NEW_CALL[connection.dialect.name]
-        try:
-            with _lock_wait(connection, lock_wait):
-                connection.execution_options(**{WRITE_OPTION: True})
-                call_id = connection.execute(statement, values).scalar()
-                if call_id is None:  # the record writer created it meanwhile
-                    call_id = connection.execute(_CALL_ID, _key(request)).scalar()
-                connection.commit()
-        except DBAPIError as error:
-            connection.rollback()
-            if lock_wait is None:
-                raise
-            log.warning(
-                "pop goes out without its call id for now",
-                pbx=request.pbx,
-                linkedid=request.linkedid,
-                error=str(error.orig)[:200],
-            )
-            return None
-        assert call_id is not None
-        return int(call_id)
-
-
-def _key(request: ContextRequest) -> dict[str, str]:
-    return {"pbx": request.pbx, "linkedid": request.linkedid}
-
-
-@contextmanager
-def _lock_wait(connection: Connection, seconds: float | None) -> Iterator[None]:
-    """SQLite's busy timeout, shortened for one statement (PostgreSQL locks rows, not
-    the database: there the insert only waits for a transaction inserting the same call)."""
-    if seconds is None or connection.dialect.name != "sqlite":
-        yield
-        return
-    raw: Any = connection.connection.dbapi_connection
-    before = int(raw.execute("PRAGMA busy_timeout").fetchone()[0])
-    raw.execute(f"PRAGMA busy_timeout = {int(seconds * 1000)}")
-    try:
-        yield
-    finally:
-        raw.execute(f"PRAGMA busy_timeout = {before}")
+        return self._rows.ensure_call(request, None)
 
 
 def _agreement_id(ref: str | None) -> int | None:

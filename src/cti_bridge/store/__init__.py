@@ -16,27 +16,33 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from .accounts import AccountError, Accounts, LoginRefused, LoginThrottled, OperatorInfo
+from .agreements import Agreements
 from .customers import Customers, InvalidRecord
 from .db import create_database_engine, safe_url, session_factory
 from .numbers import CallerNumber, caller_number, is_withheld, normalize_number
+from .pop_read import PopRead
 from .queries import CallNotFound, CallQueries, InvalidAnnotation
 from .records import CallStore
 from .schema import SchemaOutOfDate, check_current, upgrade
+from .search import CustomerSearch
 from .writer import RecordWriter
 
 __all__ = [
     "AccountError",
     "Accounts",
+    "Agreements",
     "CallNotFound",
     "CallQueries",
     "CallStore",
     "CallerNumber",
+    "CustomerSearch",
     "Customers",
     "InvalidAnnotation",
     "InvalidRecord",
     "LoginRefused",
     "LoginThrottled",
     "OperatorInfo",
+    "PopRead",
     "RecordWriter",
     "SchemaOutOfDate",
     "Store",
@@ -59,6 +65,9 @@ class Store:
     queries: CallQueries
     accounts: Accounts
     customers: Customers
+    agreements: Agreements
+    pop_read: PopRead
+    search: CustomerSearch
 
     @property
     def url(self) -> str:
@@ -93,11 +102,15 @@ def open_store(
         engine.dispose()
         raise
     sessions = session_factory(engine)
+    calls = CallStore(sessions, default_region=default_region, clock=clock)
     return Store(
         engine=engine,
         sessions=sessions,
-        calls=CallStore(sessions, default_region=default_region, clock=clock),
+        calls=calls,
         queries=CallQueries(sessions, default_region=default_region, clock=clock),
         accounts=Accounts(sessions, clock=clock, **accounts or {}),  # type: ignore[arg-type]
         customers=Customers(sessions, default_region=default_region, clock=clock),
+        agreements=Agreements(sessions, default_region=default_region, clock=clock),
+        pop_read=PopRead(engine, calls),
+        search=CustomerSearch(sessions, default_region=default_region, clock=clock),
     )

@@ -140,10 +140,10 @@ class Accounts:
         devices: Iterable[str] = (),
         active: bool = True,
     ) -> OperatorInfo:
-        _check_username(username)
-        _check_role(role)
-        _check_password(password)
-        devices = [_check_device(d) for d in devices]
+        check_username(username)
+        check_role(role)
+        check_password(password)
+        devices = [check_device(d) for d in devices]
         now = self._now()
         with writing(self._sessions) as session:
             if session.scalar(select(Operator.id).where(Operator.username == username)):
@@ -166,7 +166,7 @@ class Accounts:
             return _info(operator)
 
     def set_password(self, username: str, password: str) -> None:
-        _check_password(password)
+        check_password(password)
         with writing(self._sessions) as session:
             operator = _operator(session, username)
             operator.password_hash = self._hasher.hash(password)
@@ -177,13 +177,13 @@ class Accounts:
             _operator(session, username).active = active
 
     def set_role(self, username: str, role: str) -> None:
-        _check_role(role)
+        check_role(role)
         with writing(self._sessions) as session:
             _operator(session, username).role = role
 
     def bind_device(self, username: str, device: str) -> None:
         """Give ``device`` to ``username``; a device has one operator, so this moves it."""
-        device = _check_device(device)
+        device = check_device(device)
         with writing(self._sessions) as session:
             self._bind(session, _operator(session, username), device, self._now())
 
@@ -385,7 +385,7 @@ def _operator(session: Session, username: str) -> Operator:
     return operator
 
 
-def _check_username(username: str) -> None:
+def check_username(username: str) -> None:
     if not USERNAME.fullmatch(username):
         raise AccountError(
             "a username is 1 to 64 letters, digits, '.', '_', '@' or '-', "
@@ -393,17 +393,17 @@ def _check_username(username: str) -> None:
         )
 
 
-def _check_role(role: str) -> None:
+def check_role(role: str) -> None:
     if role not in ROLES:
         raise AccountError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
 
 
-def _check_password(password: str) -> None:
+def check_password(password: str) -> None:
     if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
         raise AccountError(f"a password has {MIN_PASSWORD} to {MAX_PASSWORD} characters")
 
 
-def _check_device(device: str) -> str:
+def check_device(device: str) -> str:
     if not DEVICE.fullmatch(device):
         raise AccountError(
             f"{device[:60]!r} is not a device: use the channel prefix, e.g. PJSIP/1001 "

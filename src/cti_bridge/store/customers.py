@@ -1,4 +1,4 @@
-"""Customers, products, contracts, scripts and agreements: create and read.
+"""Customers, products, contracts and scripts: create and read (agreements: ``agreements.py``).
 
 Only what the tables need to be exercised now; the screen-pop work adds the lookups
 (everything a pop shows for a number) and the importers on top of these. Numbers are
@@ -16,11 +16,6 @@ from sqlalchemy.orm import selectinload
 
 from .db import StoreService, writing
 from .models import (
-    AGREEMENT_KINDS,
-    AGREEMENT_STATUSES,
-    ATTEMPT_OUTCOMES,
-    Agreement,
-    AgreementAttempt,
     Contract,
     Customer,
     CustomerNumber,
@@ -250,138 +245,4 @@ class Customers(StoreService):
                 "title": row.title,
                 "body": row.body,
                 "created_at": iso_utc(row.created_at),
-            }
-
-    # --- agreements and attempts -------------------------------------------------------
-
-    def add_agreement(
-        self,
-        kind: str,
-        *,
-        customer_id: int | None = None,
-        call_id: int | None = None,
-        owner_operator_id: int | None = None,
-        deadline: datetime | None = None,
-        callback_number: str | None = None,
-        window: tuple[datetime, datetime] | None = None,
-        notes: str | None = None,
-        by_operator: int | None = None,
-    ) -> int:
-        if kind not in AGREEMENT_KINDS:
-            raise InvalidRecord(f"kind must be one of {', '.join(AGREEMENT_KINDS)}")
-        number = None
-        if callback_number is not None:
-            number = normalize_number(callback_number, self._region)
-            if number is None:
-                raise InvalidRecord(f"{callback_number[:40]!r} is not a phone number")
-        if window is not None and window[1] <= window[0]:
-            raise InvalidRecord("a callback window must end after it starts")
-        now = self._now()
-        with writing(self._sessions) as session:
-            agreement = Agreement(
-                kind=kind,
-                status="open",
-                customer_id=customer_id,
-                call_id=call_id,
-                owner_operator_id=owner_operator_id,
-                deadline=deadline,
-                callback_number=number,
-                window_start=None if window is None else window[0],
-                window_end=None if window is None else window[1],
-                notes=clean_text(notes, 20_000),
-                created_at=now,
-                updated_at=now,
-                created_by_operator_id=by_operator,
-            )
-            session.add(agreement)
-            session.flush()
-            return agreement.id
-
-    def set_agreement_status(self, agreement_id: int, status: str) -> None:
-        if status not in AGREEMENT_STATUSES:
-            raise InvalidRecord(f"status must be one of {', '.join(AGREEMENT_STATUSES)}")
-        with writing(self._sessions) as session:
-            agreement = session.get(Agreement, agreement_id, with_for_update=True)
-            if agreement is None:
-                raise InvalidRecord(f"no agreement {agreement_id}")
-            agreement.status = status
-            agreement.updated_at = self._now()
-
-    def start_attempt(
-        self, agreement_id: int, *, operator_id: int | None = None, node: str | None = None
-    ) -> int:
-        """Open the next attempt. The database refuses a second open attempt (an
-        ``IntegrityError``), so two nodes can never dial one agreement at once."""
-        with writing(self._sessions) as session:
-            agreement = session.get(Agreement, agreement_id, with_for_update=True)
-            if agreement is None:
-                raise InvalidRecord(f"no agreement {agreement_id}")
-            latest = session.scalar(
-                select(func.max(AgreementAttempt.number)).where(
-                    AgreementAttempt.agreement_id == agreement_id
-                )
-            )
-            attempt = AgreementAttempt(
-                agreement_id=agreement_id,
-                number=(latest or 0) + 1,
-                operator_id=operator_id,
-                node=node,
-                started_at=self._now(),
-            )
-            session.add(attempt)
-            session.flush()
-            return attempt.number
-
-    def end_attempt(
-        self, agreement_id: int, number: int, outcome: str, *, call_id: int | None = None
-    ) -> None:
-        if outcome not in ATTEMPT_OUTCOMES:
-            raise InvalidRecord(f"outcome must be one of {', '.join(ATTEMPT_OUTCOMES)}")
-        with writing(self._sessions) as session:
-            attempt = session.scalar(
-                select(AgreementAttempt).where(
-                    AgreementAttempt.agreement_id == agreement_id,
-                    AgreementAttempt.number == number,
-                )
-            )
-            if attempt is None or attempt.ended_at is not None:
-                raise InvalidRecord(f"no open attempt {number} of agreement {agreement_id}")
-            attempt.ended_at = self._now()
-            attempt.outcome = outcome
-            attempt.call_id = call_id
-
-    def get_agreement(self, agreement_id: int) -> dict[str, Any] | None:
-        with self._sessions() as session:
-            row = session.scalar(
-                select(Agreement)
-                .where(Agreement.id == agreement_id)
-                .options(selectinload(Agreement.attempts))
-            )
-            if row is None:
-                return None
-            return {
-                "id": row.id,
-                "kind": row.kind,
-                "status": row.status,
-                "customer_id": row.customer_id,
-                "call_id": row.call_id,
-                "owner_operator_id": row.owner_operator_id,
-                "deadline": iso_utc(row.deadline),
-                "callback_number": row.callback_number,
-                "window_start": iso_utc(row.window_start),
-                "window_end": iso_utc(row.window_end),
-                "notes": row.notes,
-                "created_at": iso_utc(row.created_at),
-                "attempts": [
-                    {
-                        "number": a.number,
-                        "operator_id": a.operator_id,
-                        "call_id": a.call_id,
-                        "node": a.node,
-                        "started_at": iso_utc(a.started_at),
-                        "ended_at": iso_utc(a.ended_at),
-                        "outcome": a.outcome,
-                    }
-                    for a in row.attempts
-                ],
             }

@@ -38,6 +38,7 @@ __all__ = [
     "normalize_url",
     "safe_url",
     "session_factory",
+    "single_statements",
     "writing",
 ]
 
@@ -191,6 +192,19 @@ def writing(sessions: sessionmaker[Session]) -> Iterator[Session]:
         session.connection(execution_options={WRITE_OPTION: True})
         yield session
         session.commit()
+
+
+@contextmanager
+def single_statements(engine: Engine) -> Iterator[Connection]:
+    """A connection for statements that each stand alone (the pop's read and its call row).
+
+    On PostgreSQL in AUTOCOMMIT: a single statement needs no transaction around it, and
+    BEGIN and ROLLBACK would be two more round trips. SQLite keeps its own BEGIN hook
+    (a write still takes the lock up front)."""
+    with engine.connect() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execution_options(isolation_level="AUTOCOMMIT")
+        yield connection
 
 
 class StoreService:

@@ -24,7 +24,7 @@ from .types import iso_utc, parse_time
 __all__ = ["CallNotFound", "CallQueries", "InvalidAnnotation"]
 
 MAX_LIMIT = 500
-_UNSET: Any = object()
+UNSET: Any = object()
 
 
 class CallNotFound(LookupError):
@@ -103,18 +103,18 @@ class CallQueries(StoreService):
         self,
         call_id: int,
         *,
-        notes: str | None = _UNSET,
-        category: str | None = _UNSET,
-        disposition: str | None = _UNSET,
+        notes: str | None = UNSET,
+        category: str | None = UNSET,
+        disposition: str | None = UNSET,
         by_operator: int | None = None,
     ) -> dict[str, Any]:
         """Set what operators own; an argument left out is left alone, None clears it."""
         changes: dict[str, str | None] = {}
-        if notes is not _UNSET:
-            changes["notes"] = _checked_text("notes", notes, 20_000)
-        if category is not _UNSET:
-            changes["category"] = _checked_text("category", category, 100)
-        if disposition is not _UNSET:
+        if notes is not UNSET:
+            changes["notes"] = checked_text("notes", notes, 20_000)
+        if category is not UNSET:
+            changes["category"] = checked_text("category", category, 100)
+        if disposition is not UNSET:
             if disposition is not None and disposition not in DISPOSITIONS:
                 raise InvalidAnnotation(
                     f"disposition must be one of {', '.join(DISPOSITIONS)}, not {disposition!r}"
@@ -132,7 +132,7 @@ class CallQueries(StoreService):
         return self.get_call(call_id)
 
 
-def _checked_text(name: str, value: str | None, limit: int) -> str | None:
+def checked_text(name: str, value: str | None, limit: int) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str):
@@ -186,7 +186,7 @@ def _render(session: Session, rows: Iterable[CallRecord]) -> list[dict[str, Any]
     if ids:
         query = select(Operator.id, Operator.username).where(Operator.id.in_(ids))
         names = dict(session.execute(query).all())
-    return [_call_dict(row, names) for row in rows]
+    return [call_dict(row, names) for row in rows]
 
 
 def _who(names: dict[int, str], operator_id: int | None, device: str | None) -> str | None:
@@ -208,7 +208,7 @@ def _seconds(value: float | None) -> float | None:
     return None if value is None else round(value, 3)
 
 
-def _call_dict(row: CallRecord, names: dict[int, str]) -> dict[str, Any]:
+def call_dict(row: CallRecord, names: dict[int, str]) -> dict[str, Any]:
     rang: list[str] = []
     for ring in row.rings:
         if ring.outside:

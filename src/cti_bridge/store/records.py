@@ -18,6 +18,11 @@ reconnects and reordering harmless:
   call stays marked as such;
 * notes, category and disposition belong to operators and are never written here.
 
+The one owner of the ``calls`` table and its children: the screen-pop needs a call's row
+id before the record writer may have seen the call, and gets it here too
+(``ensure_call``, ``insert_call``): whichever comes first creates the row, on the same
+unique key, and the other merges into it.
+
 Operators are resolved from devices at write time, so the record says who rang and who
 answered as things were during the call.
 
@@ -32,22 +37,29 @@ never one per event.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any, TypeVar, cast
+from typing import Any, Protocol, TypeVar, cast
 
-from sqlalchemy import Connection, Table, bindparam, exists, insert, select, update
+import structlog
+from sqlalchemy import Connection, Engine, Table, bindparam, exists, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
 
 from cti_bridge.calls.events import Call, DomainEvent
 
 from .compaction import CallKey, group, newest_alone, segments_fit
-from .db import StoreService, writing
+from .db import WRITE_OPTION, StoreService, single_statements, writing
 from .merge import CALL_COLUMNS, Lookups, Record, clean_text, durations, guess_outcome
 from .models import Agreement, CallRecord, CallRing, CallSegment, CallTransfer, OperatorDevice
 from .models import CustomerNumber as CustomerNumberRow
 from .numbers import caller_number
+from .types import from_posix
 
-__all__ = ["CallStore", "clean_text"]
+__all__ = ["CallStore", "NewCall", "clean_text", "find_call_id", "insert_call"]
+
+#: The pop is who waits for ``insert_call``: its warning stays in the pop's log.
+log = structlog.get_logger("cti_bridge.pop")
 
 T = TypeVar("T")
 
@@ -87,6 +99,15 @@ _UPDATE = {
     for table in (CALLS, RINGS, SEGMENTS, TRANSFERS)
 }
 _INSERT = {table.name: insert(table) for table in (RINGS, SEGMENTS, TRANSFERS)}
+_CALL_ID = select(CallRecord.id).where(
+    CallRecord.pbx == bindparam("pbx"), CallRecord.linkedid == bindparam("linkedid")
+)
+_NEW_CALL = {
+    name: dialect.insert(CallRecord)
+    .on_conflict_do_nothing(index_elements=["pbx", "linkedid"])
+    .returning(CallRecord.id)
+    for name, dialect in (("sqlite", sqlite), ("postgresql", postgresql))
+}
 _INSERT_CALLS = {
     dialect.__name__.rsplit(".", 1)[-1]: dialect.insert(CALLS)
     .on_conflict_do_nothing(index_elements=["pbx", "linkedid"])
@@ -95,8 +116,47 @@ _INSERT_CALLS = {
 }
 
 
+class NewCall(Protocol):
+    """What a call's row starts with when it is made before its first record event (the
+    pop's ``ContextRequest`` is one)."""
+
+    @property
+    def pbx(self) -> str: ...
+    @property
+    def linkedid(self) -> str: ...
+    @property
+    def direction(self) -> str: ...
+    @property
+    def started_at(self) -> float: ...
+    @property
+    def caller_withheld(self) -> bool: ...
+    @property
+    def complete(self) -> bool: ...
+
+
 class CallStore(StoreService):
     """Writes call records. Synchronous: run it in a thread pool (see ``RecordWriter``)."""
+
+    def ensure_call(self, call: NewCall, lock_wait: float | None = None) -> int | None:
+        """The call's record id, creating the row (insert-or-nothing) when there is none:
+        for a pop that needs the id before the record writer saw the call. ``lock_wait``:
+        see ``insert_call`` (None: wait for SQLite's write lock as long as the store does).
+        One connection, the look-up and the insert each alone in its transaction."""
+        engine = self._sessions.kw["bind"]
+        assert isinstance(engine, Engine)
+        with single_statements(engine) as connection:
+            found = find_call_id(connection, call.pbx, call.linkedid)
+            connection.rollback()
+            if found is not None:
+                return found
+            return insert_call(connection, call, self._now(), lock_wait)
+
+    def insert_call(
+        self, connection: Connection, call: NewCall, lock_wait: float | None
+    ) -> int | None:
+        """``insert_call`` on a connection the caller holds (the pop's read, which found no
+        row: the insert follows on the same connection, no second checkout)."""
+        return insert_call(connection, call, self._now(), lock_wait)
 
     def apply(self, events: Sequence[DomainEvent]) -> int:
         """Merge ``events`` (in order) in one transaction; returns how many calls changed."""
@@ -111,7 +171,7 @@ class CallStore(StoreService):
             lookups = wanted.look_up(connection)
             records = _load(connection, calls)
             fresh = {
-                key: _merged(Record.new(snapshots[0], now), snapshots, lookups)
+                key: merged(Record.new(snapshots[0], now), snapshots, lookups)
                 for key, snapshots in calls.items()
                 if key not in records
             }
@@ -122,7 +182,7 @@ class CallStore(StoreService):
                 # Another writer (the pop engine, another node) created them meanwhile.
                 records.update(_load(connection, {key: calls[key] for key in raced}))
             for key, record in records.items():
-                _merged(record, calls[key], lookups)
+                merged(record, calls[key], lookups)
             changed = [record for record in records.values() if record.finish(now)]
             written = [fresh[key] for key in inserted] + changed
             _write(connection, changed, written)
@@ -182,6 +242,71 @@ class CallStore(StoreService):
             return len(closed)
 
 
+def find_call_id(connection: Connection, pbx: str, linkedid: str) -> int | None:
+    found = connection.execute(_CALL_ID, {"pbx": pbx, "linkedid": linkedid}).scalar()
+    return None if found is None else int(found)
+
+
+def insert_call(
+    connection: Connection, call: NewCall, now: datetime, lock_wait: float | None
+) -> int | None:
+    """Insert-or-nothing one call's record row and return its id; None when SQLite's write
+    lock was not free within ``lock_wait`` seconds (None: as long as the store waits).
+
+    The insert is one statement that returns the new id, alone in its transaction (on
+    PostgreSQL the connection is in AUTOCOMMIT: no BEGIN/COMMIT round trips, see
+    ``single_statements``). On SQLite it waits for the single write lock, which the record
+    writer holds while it writes a batch; a pop cannot wait long for it."""
+    key = {"pbx": call.pbx, "linkedid": call.linkedid}
+    values: dict[str, Any] = {
+        **key,
+        "direction": call.direction,
+        "caller_withheld": call.caller_withheld,
+        "queues": [],
+        "started_at": from_posix(call.started_at),
+        "complete": call.complete,
+        "created_at": now,
+        "updated_at": now,
+    }
+    statement = _NEW_CALL[connection.dialect.name]
+    try:
+        with _lock_wait(connection, lock_wait):
+            connection.execution_options(**{WRITE_OPTION: True})
+            call_id = connection.execute(statement, values).scalar()
+            if call_id is None:  # the record writer created it meanwhile
+                call_id = connection.execute(_CALL_ID, key).scalar()
+            connection.commit()
+    except DBAPIError as error:
+        connection.rollback()
+        if lock_wait is None:
+            raise
+        log.warning(
+            "pop goes out without its call id for now",
+            pbx=call.pbx,
+            linkedid=call.linkedid,
+            error=str(error.orig)[:200],
+        )
+        return None
+    assert call_id is not None
+    return int(call_id)
+
+
+@contextmanager
+def _lock_wait(connection: Connection, seconds: float | None) -> Iterator[None]:
+    """SQLite's busy timeout, shortened for one statement (PostgreSQL locks rows, not
+    the database: there the insert only waits for a transaction inserting the same call)."""
+    if seconds is None or connection.dialect.name != "sqlite":
+        yield
+        return
+    raw: Any = connection.connection.dbapi_connection
+    before = int(raw.execute("PRAGMA busy_timeout").fetchone()[0])
+    raw.execute(f"PRAGMA busy_timeout = {int(seconds * 1000)}")
+    try:
+        yield
+    finally:
+        raw.execute(f"PRAGMA busy_timeout = {before}")
+
+
 def _utc(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, UTC)
 
@@ -191,7 +316,7 @@ def _chunks(items: Sequence[T], size: int = 500) -> Iterator[Sequence[T]]:
         yield items[start : start + size]
 
 
-def _merged(record: Record, snapshots: Sequence[Call], lookups: Lookups) -> Record:
+def merged(record: Record, snapshots: Sequence[Call], lookups: Lookups) -> Record:
     """Merge one call's snapshots of this batch: the newest alone when it says it all."""
     if len(snapshots) > 1 and newest_alone(snapshots):
         known = ((s["channel"], s["started_at"]) for s in record.segments)

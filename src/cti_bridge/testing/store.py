@@ -19,7 +19,7 @@ from dataclasses import replace
 from typing import Any
 
 from argon2 import PasswordHasher
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import Engine, make_url
 
 from cti_bridge.calls.events import (
@@ -40,11 +40,12 @@ from cti_bridge.calls.events import (
     Transfer,
     TransferKind,
 )
-from cti_bridge.store.models import Base
+from cti_bridge.store.models import Base, CallRecord, CallRing, CallSegment, CallTransfer
 
 __all__ = [
     "CallBuilder",
     "FakeTime",
+    "call_row_counts",
     "cheap_hasher",
     "empty_tables",
     "queue_call_answered",
@@ -69,6 +70,25 @@ class FakeTime:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+
+def call_row_counts(store: Any) -> dict[str, int]:
+    """How many rows ``calls``, ``call_rings``, ``call_segments`` and ``call_transfers``
+    hold, on a ``Store`` or on its memory twin (``MemoryStore.tables``)."""
+    tables = getattr(store, "tables", None)
+    if tables is not None:
+        return {
+            "calls": len(tables.calls),
+            **{
+                f"call_{name}": sum(len(rows) for rows in getattr(tables, name).values())
+                for name in ("rings", "segments", "transfers")
+            },
+        }
+    with store.sessions() as session:
+        return {
+            model.__tablename__: session.scalar(select(func.count()).select_from(model)) or 0
+            for model in (CallRecord, CallRing, CallSegment, CallTransfer)
+        }
 
 
 def cheap_hasher() -> PasswordHasher:

@@ -142,6 +142,7 @@ def fake_node(agi_token: str | None = None) -> Fakes:
         Store,
         SimpleNamespace(
             sessions=sessionmaker(create_engine("sqlite://")),
+            pop_read=None,  # the pop port: no pop is built here
             accounts=None,
             url="sqlite://",
             ping=lambda: None,

@@ -1,15 +1,18 @@
-"""Customers, products, contracts, versioned scripts, agreements and their attempts."""
+"""Customers, products, contracts and versioned scripts."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import date
 
 import pytest
 from sqlalchemy.exc import IntegrityError
 
 from cti_bridge.store import InvalidRecord, Store
+from cti_bridge.testing.store_contract import every_backend
 
 pytest_plugins = ["cti_bridge.testing.store_fixtures"]
+# Contracts: the memory twin answers as SQLite and PostgreSQL do.
+pytestmark = every_backend
 
 
 def test_customer_and_numbers(store: Store) -> None:
@@ -90,56 +93,3 @@ def test_scripts_are_versioned_and_old_versions_stay_readable(store: Store) -> N
     first = store.customers.get_script(printer, "paper-jam", version=1)
     assert first is not None and first["body"] == "v1"
     assert store.customers.get_script(printer, "paper-jam", version=3) is None
-
-
-def test_agreements_and_attempts(store: Store) -> None:
-    anna = store.accounts.add_operator("anna", role="operator", password="anna-secret").id
-    customer = store.customers.add_customer("Jan", numbers=["050123456"])
-    deadline = datetime(2026, 11, 28, 17, 0, tzinfo=UTC)
-    window = (deadline - timedelta(hours=8), deadline)
-    agreement = store.customers.add_agreement(
-        "callback",
-        customer_id=customer,
-        owner_operator_id=anna,
-        deadline=deadline,
-        callback_number="050 12 34 56",
-        window=window,
-        notes="call back about the paper jam",
-        by_operator=anna,
-    )
-    assert store.customers.start_attempt(agreement, operator_id=anna, node="node-1") == 1
-    # Never two attempts for one agreement at once: the database itself refuses.
-    with pytest.raises(IntegrityError):
-        store.customers.start_attempt(agreement, operator_id=anna, node="node-2")
-    store.customers.end_attempt(agreement, 1, "busy")
-    assert store.customers.start_attempt(agreement, operator_id=anna, node="node-2") == 2
-    store.customers.end_attempt(agreement, 2, "answered")
-    store.customers.set_agreement_status(agreement, "done")
-    found = store.customers.get_agreement(agreement)
-    assert found is not None
-    assert found["status"] == "done"
-    assert found["callback_number"] == "+3250123456"
-    assert found["deadline"] == "2026-11-28T17:00:00.000Z"
-    assert found["window_start"] == "2026-11-28T09:00:00.000Z"
-    assert [(a["number"], a["node"], a["outcome"]) for a in found["attempts"]] == [
-        (1, "node-1", "busy"),
-        (2, "node-2", "answered"),
-    ]
-    with pytest.raises(InvalidRecord):
-        store.customers.end_attempt(agreement, 2, "answered")  # already ended
-
-
-@pytest.mark.parametrize(
-    "bad",
-    [
-        {"kind": "pizza"},
-        {"kind": "callback", "callback_number": "call me maybe"},
-        {
-            "kind": "callback",
-            "window": (datetime(2026, 1, 2, tzinfo=UTC), datetime(2026, 1, 1, tzinfo=UTC)),
-        },
-    ],
-)
-def test_agreements_are_validated(store: Store, bad: dict[str, object]) -> None:
-    with pytest.raises(InvalidRecord):
-        store.customers.add_agreement(**bad)  # type: ignore[arg-type]

@@ -8,6 +8,7 @@ from sqlalchemy import select
 from cti_bridge.store import AccountError, LoginRefused, LoginThrottled, Store
 from cti_bridge.store.models import Operator, OperatorSession
 from cti_bridge.testing.store import FakeTime
+from cti_bridge.testing.store_contract import every_backend
 
 pytest_plugins = ["cti_bridge.testing.store_fixtures"]
 
@@ -42,6 +43,7 @@ def test_add_operator(store: Store, anna: int) -> None:
     assert "correct horse" not in stored
 
 
+@every_backend
 @pytest.mark.parametrize(
     ("username", "role", "password", "devices"),
     [
@@ -62,11 +64,13 @@ def test_add_operator_validates(
     assert store.accounts.list_operators() == []
 
 
+@every_backend
 def test_usernames_are_unique(store: Store, anna: int) -> None:
     with pytest.raises(AccountError, match="already exists"):
         store.accounts.add_operator("anna", role="admin", password="another one")
 
 
+@every_backend
 def test_devices_belong_to_one_operator(store: Store, anna: int) -> None:
     store.accounts.add_operator("bart", role="supervisor", password="bart-secret")
     found = store.accounts.operator_for_device("PJSIP/1001")
@@ -88,6 +92,7 @@ def test_devices_belong_to_one_operator(store: Store, anna: int) -> None:
         store.accounts.bind_device("nobody", "PJSIP/1003")
 
 
+@every_backend
 def test_login(store: Store, anna: int) -> None:
     info = store.accounts.verify_login("anna", "correct horse", "10.0.0.5")
     assert info.id == anna
@@ -98,6 +103,7 @@ def test_login(store: Store, anna: int) -> None:
         store.accounts.verify_login("nobody", "correct horse", "10.0.0.5")
 
 
+@every_backend
 def test_set_password(store: Store, anna: int) -> None:
     store.accounts.set_password("anna", "battery staple")
     with pytest.raises(LoginRefused):
@@ -107,6 +113,7 @@ def test_set_password(store: Store, anna: int) -> None:
         store.accounts.set_password("anna", "short")
 
 
+@every_backend
 def test_an_inactive_operator_cannot_log_in(store: Store, anna: int) -> None:
     token = store.accounts.create_token(anna)
     store.accounts.set_active("anna", False)
@@ -115,6 +122,7 @@ def test_an_inactive_operator_cannot_log_in(store: Store, anna: int) -> None:
     assert store.accounts.resolve_token(token) is None
 
 
+@every_backend
 def test_failures_are_rate_limited_per_username_and_source(
     store: Store, anna: int, fake_time: FakeTime
 ) -> None:
@@ -135,6 +143,7 @@ def test_failures_are_rate_limited_per_username_and_source(
     assert store.accounts.verify_login("anna", "correct horse", "10.0.0.66").id == anna
 
 
+@every_backend
 def test_success_clears_the_failures(store: Store, anna: int) -> None:
     for _ in range(4):
         with pytest.raises(LoginRefused):
@@ -146,6 +155,7 @@ def test_success_clears_the_failures(store: Store, anna: int) -> None:
         assert not isinstance(refused.value, LoginThrottled)
 
 
+@every_backend
 def test_one_source_spraying_many_usernames_is_limited(store: Store, anna: int) -> None:
     for n in range(50):
         with pytest.raises(LoginRefused):
@@ -174,6 +184,7 @@ def test_tokens(store: Store, anna: int, fake_time: FakeTime) -> None:
     assert store.accounts.purge_expired() == 1
 
 
+@every_backend
 def test_revoked_tokens_and_role_changes(store: Store, anna: int) -> None:
     first = store.accounts.create_token(anna)
     second = store.accounts.create_token(anna)
@@ -189,6 +200,7 @@ def test_revoked_tokens_and_role_changes(store: Store, anna: int) -> None:
     assert holder is not None and holder.role == "supervisor"
 
 
+@every_backend
 def test_valid_tokens_checks_many_at_once(store: Store, anna: int, fake_time: FakeTime) -> None:
     store.accounts.add_operator("bart", role="operator", password="correct horse")
     bart = store.accounts.get_operator("bart")
@@ -213,6 +225,7 @@ def test_valid_tokens_checks_many_at_once(store: Store, anna: int, fake_time: Fa
     assert store.accounts.valid_tokens([]) == set()
 
 
+@every_backend
 def test_no_token_for_unknown_or_inactive_operators(store: Store, anna: int) -> None:
     with pytest.raises(AccountError):
         store.accounts.create_token(4242)

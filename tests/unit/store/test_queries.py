@@ -10,8 +10,11 @@ import pytest
 from cti_bridge.calls.events import Outcome
 from cti_bridge.store import CallNotFound, InvalidAnnotation, Store
 from cti_bridge.testing.store import START, CallBuilder, FakeTime, queue_call_answered
+from cti_bridge.testing.store_contract import every_backend
 
 pytest_plugins = ["cti_bridge.testing.store_fixtures"]
+# Contracts: the memory twin answers as SQLite and PostgreSQL do.
+pytestmark = every_backend
 
 ANNA, BART = "Local/1001@agents", "Local/1002@agents"
 

@@ -1,6 +1,9 @@
 """What a pop shows, read from the real store (SQLite and PostgreSQL): customer, contracts
 valid today, history with notes, open agreements, latest scripts, the upsell hint, and the
-call record id that the record writer then shares."""
+call record id that the record writer then shares.
+
+The tests marked ``@every_backend`` are the contract of the pop's port
+(``pop/ports.PopContextRead``): they run on the memory twin too."""
 
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ from cti_bridge.pop import ContextRequest, PopContextBuilder
 from cti_bridge.store import Store
 from cti_bridge.store.models import CallRecord
 from cti_bridge.testing.store import START, CallBuilder, FakeTime, queue_call_answered
+from cti_bridge.testing.store_contract import every_backend
 
 pytest_plugins = ["cti_bridge.testing.store_fixtures"]
 
@@ -70,14 +74,14 @@ def helpdesk(store: Store) -> dict[str, Any]:
     customers.add_script_version(router, "wifi", title="Wi-Fi", body="<b>as text</b>")
     customers.add_script_version(spare, "other", title="Not for Jan", body="x")
     deadline = datetime(2026, 11, 28, 12, tzinfo=UTC)
-    open_one = customers.add_agreement(
+    open_one = store.agreements.add_agreement(
         "callback", customer_id=jan, owner_operator_id=anna["id"], deadline=deadline
     )
-    overdue = customers.add_agreement(
+    overdue = store.agreements.add_agreement(
         "technician", customer_id=jan, deadline=datetime(2026, 11, 20, tzinfo=UTC), notes="x" * 3000
     )
-    done = customers.add_agreement("repair", customer_id=jan)
-    customers.set_agreement_status(done, "done")
+    done = store.agreements.add_agreement("repair", customer_id=jan)
+    store.agreements.set_agreement_status(done, "done")
     return {
         "jan": jan,
         "anna": anna,
@@ -89,7 +93,7 @@ def helpdesk(store: Store) -> dict[str, Any]:
 
 
 def builder(store: Store, fake_time: FakeTime) -> PopContextBuilder:
-    return PopContextBuilder(store.sessions, clock=fake_time, today=lambda: TODAY)
+    return PopContextBuilder(store.pop_read, clock=fake_time, today=lambda: TODAY)
 
 
 def request(call_builder: CallBuilder) -> ContextRequest:
@@ -114,6 +118,7 @@ def past_call(store: Store, linkedid: str, at: float, number: str, notes: str | 
     return int(found["id"])
 
 
+@every_backend
 def test_known_caller_gets_everything(
     store: Store, fake_time: FakeTime, helpdesk: dict[str, Any]
 ) -> None:
@@ -177,6 +182,7 @@ def test_known_caller_gets_everything(
     assert context["degraded"] is False
 
 
+@every_backend
 def test_history_finds_calls_from_any_of_the_customers_numbers(
     store: Store, fake_time: FakeTime, helpdesk: dict[str, Any]
 ) -> None:
@@ -185,12 +191,13 @@ def test_history_finds_calls_from_any_of_the_customers_numbers(
     assert [h["id"] for h in context["history"]] == [mobile]
 
 
+@every_backend
 def test_unknown_number_pops_with_its_earlier_calls(
     store: Store, fake_time: FakeTime, helpdesk: dict[str, Any]
 ) -> None:
     earlier = past_call(store, "old.unknown", START - 3600, "+32 9 234 56 78", "who was it?")
     past_call(store, "old.jan", START - 7200, "050123456", "Jan's")
-    store.customers.add_agreement("callback", callback_number="092345678")
+    store.agreements.add_agreement("callback", callback_number="092345678")
     context = builder(store, fake_time).build(request(CallBuilder("now.3", number="092345678")))
     assert context["customer"] is None
     assert context["contracts"] == [] and context["in_contract"] is False
@@ -200,6 +207,7 @@ def test_unknown_number_pops_with_its_earlier_calls(
     assert context["scripts"] == [] and context["upsell"] is None
 
 
+@every_backend
 @pytest.mark.parametrize("raw", ["anonymous", "<unknown>", None])
 def test_withheld_caller_has_no_history_of_other_withheld_callers(
     store: Store, fake_time: FakeTime, helpdesk: dict[str, Any], raw: str | None
@@ -213,6 +221,7 @@ def test_withheld_caller_has_no_history_of_other_withheld_callers(
     assert context["history"] == [] and context["customer"] is None
 
 
+@every_backend
 def test_callback_pops_with_its_agreement_and_that_customer(
     store: Store, fake_time: FakeTime, helpdesk: dict[str, Any]
 ) -> None:
@@ -224,6 +233,7 @@ def test_callback_pops_with_its_agreement_and_that_customer(
     assert context["customer"]["id"] == helpdesk["jan"]  # not the number's (nobody's)
 
 
+@every_backend
 @pytest.mark.parametrize("ref", ["999999", "42abc", "1" * 30])
 def test_unknown_or_bogus_agreement_refs_are_ignored(
     store: Store, fake_time: FakeTime, helpdesk: dict[str, Any], ref: str
@@ -256,6 +266,7 @@ def test_the_pop_and_the_record_writer_share_one_call_row(
         assert session.scalar(select(func.count()).select_from(CallRecord)) == 2
 
 
+@every_backend
 def test_the_current_call_is_not_in_its_own_history(
     store: Store, fake_time: FakeTime, helpdesk: dict[str, Any]
 ) -> None:
@@ -266,6 +277,7 @@ def test_the_current_call_is_not_in_its_own_history(
     assert context["history"] == []
 
 
+@every_backend
 def test_no_contract_valid_today_means_out_of_contract(
     store: Store, fake_time: FakeTime, helpdesk: dict[str, Any]
 ) -> None:
@@ -286,6 +298,7 @@ def test_no_contract_valid_today_means_out_of_contract(
     assert context["upsell"] is None  # nothing valid to renew
 
 
+@every_backend
 def test_contract_ending_today_is_still_valid_and_urgent(
     store: Store, fake_time: FakeTime, helpdesk: dict[str, Any]
 ) -> None:
@@ -299,12 +312,14 @@ def test_contract_ending_today_is_still_valid_and_urgent(
     assert "ends today" in context["upsell"]["text"]
 
 
+@every_backend
 def test_hostile_caller_name_is_kept_as_text(store: Store, fake_time: FakeTime) -> None:
     name = "<script>alert(1)</script>\x00\r\nEvent: Hangup"
     context = builder(store, fake_time).build(request(CallBuilder("h.1", name=name)))
     assert context["caller"]["name"] == "<script>alert(1)</script>\ufffd\r\nEvent: Hangup"
 
 
+@every_backend
 def test_customer_context_reads_like_a_pop(
     store: Store, fake_time: FakeTime, helpdesk: dict[str, Any]
 ) -> None:
@@ -322,6 +337,7 @@ def test_customer_context_reads_like_a_pop(
 # -- how the context is read ------------------------------------------------------------------
 
 
+@every_backend
 def test_history_is_the_newest_calls_of_the_customer_and_of_all_their_numbers(
     store: Store, fake_time: FakeTime
 ) -> None:
@@ -382,9 +398,9 @@ def test_a_row_created_between_the_read_and_the_insert_is_found(
     call = CallBuilder("race.1").ring(ANNA, START + 1)
     store.calls.apply(call.events)  # the writer got there first...
     built = builder(store, fake_time)
-    read = built._read
+    read = store.pop_read._read
     # ... but after the pop's read looked.
-    monkeypatch.setattr(built, "_read", lambda c, p: {**read(c, p), "call_id": None})
+    monkeypatch.setattr(store.pop_read, "_read", lambda c, p: {**read(c, p), "call_id": None})
     context = built.build(request(call))
     assert context["call_id"] == store.queries.find_call("main", "race.1")["id"]  # type: ignore[index]
     assert context["call_id_pending"] is False
@@ -402,7 +418,7 @@ def test_a_busy_write_lock_costs_the_pop_its_id_for_a_moment_not_its_customer(
     other.execute("BEGIN IMMEDIATE")  # the record writer, in the middle of a batch
     try:
         built = PopContextBuilder(
-            store.sessions, clock=fake_time, today=lambda: TODAY, lock_wait=0.05
+            store.pop_read, clock=fake_time, today=lambda: TODAY, lock_wait=0.05
         )
         call = request(CallBuilder("lock.1", number="050123456"))
         started = time.monotonic()

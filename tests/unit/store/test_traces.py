@@ -12,11 +12,11 @@ from collections import Counter
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
 
 from cti_bridge.calls.events import DomainEvent
 from cti_bridge.store import Store
-from cti_bridge.store.models import CallRecord, CallRing, CallSegment, CallTransfer
+from cti_bridge.testing.store import call_row_counts
+from cti_bridge.testing.store_contract import every_backend
 from tests.support.calls_facts import (
     BURST_DURATIONS,
     DURATIONS,
@@ -28,6 +28,8 @@ from tests.support.calls_facts import (
 )
 
 pytest_plugins = ["cti_bridge.testing.store_fixtures"]
+# Contracts: the memory twin answers as SQLite and PostgreSQL do.
+pytestmark = every_backend
 
 A1, A2 = "Local/1001@agents", "Local/1002@agents"
 
@@ -40,11 +42,7 @@ def helpdesk(store: Store) -> Store:
 
 
 def rows(store: Store) -> tuple[int, ...]:
-    with store.sessions() as session:
-        return tuple(
-            session.scalar(select(func.count()).select_from(model)) or 0
-            for model in (CallRecord, CallRing, CallSegment, CallTransfer)
-        )
+    return tuple(call_row_counts(store).values())  # also on the memory twin
 
 
 def apply_in_batches(store: Store, events: list[DomainEvent], size: int = 50) -> None:

@@ -6,14 +6,14 @@ from __future__ import annotations
 import itertools
 import random
 import threading
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from cti_bridge.calls.events import (
     CallEnded,
@@ -29,7 +29,8 @@ from cti_bridge.calls.events import (
 from cti_bridge.store import Store
 from cti_bridge.store.compaction import effective, group, newest_alone, segments_fit
 from cti_bridge.store.models import CallRecord, CallRing, CallSegment, CallTransfer
-from cti_bridge.testing.store import START, CallBuilder, queue_call_answered
+from cti_bridge.testing.store import START, CallBuilder, call_row_counts, queue_call_answered
+from cti_bridge.testing.store_contract import every_backend
 
 pytest_plugins = ["cti_bridge.testing.store_fixtures"]
 
@@ -44,11 +45,7 @@ def helpdesk(store: Store) -> Store:
 
 
 def counts(store: Store) -> dict[str, int]:
-    with store.sessions() as session:
-        return {
-            model.__tablename__: session.scalar(select(func.count()).select_from(model)) or 0
-            for model in (CallRecord, CallRing, CallSegment, CallTransfer)
-        }
+    return call_row_counts(store)  # also on the memory twin
 
 
 def only_call(store: Store) -> dict[str, Any]:
@@ -64,6 +61,7 @@ def without_identity(call: dict[str, Any]) -> dict[str, Any]:
 # --- the fields of typical calls -------------------------------------------------------
 
 
+@every_backend
 def test_queue_call_answered(helpdesk: Store) -> None:
     helpdesk.calls.apply(queue_call_answered().events)
     call = only_call(helpdesk)
@@ -96,6 +94,7 @@ def test_queue_call_answered(helpdesk: Store) -> None:
     assert (call["notes"], call["category"], call["disposition"]) == (None, None, None)
 
 
+@every_backend
 def test_queue_call_abandoned(helpdesk: Store) -> None:
     t = START
     built = (
@@ -118,6 +117,7 @@ def test_queue_call_abandoned(helpdesk: Store) -> None:
     assert {r["result"] for r in call["rings"]} == {"cancelled"}
 
 
+@every_backend
 def test_queue_timeout_waits_until_the_queue_gave_up(helpdesk: Store) -> None:
     t = START
     built = (
@@ -136,6 +136,7 @@ def test_queue_timeout_waits_until_the_queue_gave_up(helpdesk: Store) -> None:
     assert call["rings"][0]["result"] == "no_answer"
 
 
+@every_backend
 def test_direct_call_missed(helpdesk: Store) -> None:
     t = START
     built = (
@@ -155,6 +156,7 @@ def test_direct_call_missed(helpdesk: Store) -> None:
     assert call["answered_by"] is None
 
 
+@every_backend
 def test_transferred_call(helpdesk: Store) -> None:
     t = START
     second_line = "Local/2001@internal"
@@ -197,6 +199,7 @@ def test_transferred_call(helpdesk: Store) -> None:
     ("raw", "presentation_withheld"),
     [("anonymous", True), ("<unknown>", False), ("", False), ("+3250123456", True)],
 )
+@every_backend
 def test_withheld_caller(helpdesk: Store, raw: str, presentation_withheld: bool) -> None:
     built = CallBuilder("1795735734.546", number=raw, withheld=presentation_withheld)
     built.end(START + 5, Outcome.ABANDONED)
@@ -207,8 +210,9 @@ def test_withheld_caller(helpdesk: Store, raw: str, presentation_withheld: bool)
     assert call["caller_number_raw"] == raw
 
 
+@every_backend
 def test_callback_that_failed_names_its_agreement(helpdesk: Store) -> None:
-    agreement = helpdesk.customers.add_agreement("callback", callback_number="0478554433")
+    agreement = helpdesk.agreements.add_agreement("callback", callback_number="0478554433")
     t = START
     built = CallBuilder(
         "1795735559.382",
@@ -237,6 +241,7 @@ def test_callback_that_failed_names_its_agreement(helpdesk: Store) -> None:
     assert call["rings"][-1]["result"] == "busy"
 
 
+@every_backend
 def test_unknown_agreement_reference_is_kept_but_not_linked(helpdesk: Store) -> None:
     built = queue_call_answered()
     events = [replace(e, call=replace(e.call, agreement_id="99999")) for e in built.events]
@@ -245,12 +250,14 @@ def test_unknown_agreement_reference_is_kept_but_not_linked(helpdesk: Store) -> 
     assert (call["agreement_id"], call["agreement_ref"]) == (None, "99999")
 
 
+@every_backend
 def test_caller_is_matched_to_a_customer(helpdesk: Store) -> None:
     customer = helpdesk.customers.add_customer("Bakkerij Peeters", numbers=["050 12 34 56"])
     helpdesk.calls.apply(queue_call_answered().events)
     assert only_call(helpdesk)["customer_id"] == customer
 
 
+@every_backend
 def test_operators_are_resolved_when_the_record_is_written(helpdesk: Store) -> None:
     helpdesk.calls.apply(queue_call_answered("first").events)
     helpdesk.accounts.bind_device("bart", ANNA)  # Anna's phone goes to Bart afterwards
@@ -260,6 +267,7 @@ def test_operators_are_resolved_when_the_record_is_written(helpdesk: Store) -> N
     assert second["answered_by"] == "bart"
 
 
+@every_backend
 def test_device_without_operator_is_shown_as_device(store: Store) -> None:
     store.calls.apply(queue_call_answered().events)
     call = only_call(store)
@@ -267,6 +275,7 @@ def test_device_without_operator_is_shown_as_device(store: Store) -> None:
     assert call["answered_by"] == ANNA
 
 
+@every_backend
 def test_hostile_caller_id_is_stored_verbatim_and_safely(helpdesk: Store) -> None:
     name = "<script>alert(1)</script>'; DROP TABLE calls;--\r\nEvent: Hangup\x00\ud800" + "x" * 600
     built = CallBuilder("1795735733.534", number="'); DELETE FROM calls; --", name=name)
@@ -283,6 +292,7 @@ def test_hostile_caller_id_is_stored_verbatim_and_safely(helpdesk: Store) -> Non
 # --- idempotency -----------------------------------------------------------------------
 
 
+@every_backend
 def test_replaying_the_same_events_changes_nothing(helpdesk: Store) -> None:
     events = queue_call_answered().events
     helpdesk.calls.apply(events)
@@ -303,6 +313,7 @@ def test_replaying_the_same_events_changes_nothing(helpdesk: Store) -> None:
     )
 
 
+@every_backend
 def test_one_batch_holding_a_call_twice(helpdesk: Store) -> None:
     events = queue_call_answered().events
     helpdesk.calls.apply(events + events)
@@ -310,6 +321,7 @@ def test_one_batch_holding_a_call_twice(helpdesk: Store) -> None:
     assert only_call(helpdesk)["outcome"] == "answered"
 
 
+@every_backend
 def test_events_in_any_order_give_the_same_record(helpdesk: Store) -> None:
     helpdesk.calls.apply(queue_call_answered("in-order").events)
     expected = without_identity(only_call(helpdesk))
@@ -328,6 +340,7 @@ def test_events_in_any_order_give_the_same_record(helpdesk: Store) -> None:
         assert without_identity(call) == expected, call["linkedid"]
 
 
+@every_backend
 def test_an_ended_call_is_not_reopened_by_a_late_event(helpdesk: Store) -> None:
     built = queue_call_answered()
     helpdesk.calls.apply(built.events)
@@ -345,6 +358,7 @@ def test_an_ended_call_is_not_reopened_by_a_late_event(helpdesk: Store) -> None:
     assert after["complete"] is False  # it did receive a snapshot of an incomplete call
 
 
+@every_backend
 def test_reconnect_mid_call_continues_the_same_record(helpdesk: Store) -> None:
     """The daemon restarts during a call: the new model joins it half-way with a second
     CallStarted (complete=False) and its own estimate of when the talk started."""
@@ -390,6 +404,7 @@ def test_reconnect_mid_call_continues_the_same_record(helpdesk: Store) -> None:
     assert call["segments"][0]["ended_at"] == "2026-11-26T23:24:33.000Z"
 
 
+@every_backend
 def test_operator_fields_survive_the_model_updates(helpdesk: Store) -> None:
     built = queue_call_answered()
     helpdesk.calls.apply(built.events[:4])
@@ -407,6 +422,7 @@ def test_operator_fields_survive_the_model_updates(helpdesk: Store) -> None:
     )
 
 
+@every_backend
 def test_two_writers_racing_on_one_call_make_one_record(helpdesk: Store) -> None:
     """Two nodes (or lanes) writing the same call at the same moment."""
     events = queue_call_answered().events
@@ -434,6 +450,7 @@ def test_two_writers_racing_on_one_call_make_one_record(helpdesk: Store) -> None
     }
 
 
+@every_backend
 def test_close_stale_closes_calls_that_ended_unseen(helpdesk: Store) -> None:
     t = START
     gone = CallBuilder("gone", at=t).join_queue("support", t + 1)
@@ -603,3 +620,42 @@ def test_a_batch_gives_the_rows_of_one_event_at_a_time(helpdesk: Store) -> None:
         assert record_rows(helpdesk, batched) == record_rows(helpdesk, single)
 
     check()
+
+
+@dataclass(frozen=True)
+class RingingCall:
+    """What ``CallStore.ensure_call`` takes (a ``NewCall``; the pop hands its request)."""
+
+    pbx: str
+    linkedid: str
+    direction: str = "inbound"
+    started_at: float = START
+    caller_withheld: bool = False
+    complete: bool = True
+
+
+@every_backend
+def test_ensure_call_makes_the_row_once_and_the_writer_merges_into_it(helpdesk: Store) -> None:
+    store = helpdesk
+    call = queue_call_answered("ensure.1")
+    made = store.calls.ensure_call(RingingCall("main", "ensure.1"))
+    assert made is not None
+    assert store.calls.ensure_call(RingingCall("main", "ensure.1"), 0.05) == made
+    assert store.pop_read.ensure_call(RingingCall("main", "ensure.1")) == made
+    bare = store.queries.get_call(made)
+    assert (bare["started_at"], bare["ended_at"], bare["rang"]) == (
+        "2026-11-26T23:23:03.000Z",
+        None,
+        [],
+    )
+    store.calls.apply(call.events)
+    record = store.queries.find_call("main", "ensure.1")
+    assert record is not None and record["id"] == made
+    assert record["answered_by"] == "anna" and record["outcome"] == "answered"
+    assert counts(store)["calls"] == 1
+    # The writer first: the row is found, not made again.
+    later = CallBuilder("ensure.2").ring("Local/1001@agents", START + 1)
+    store.calls.apply(later.events)
+    found = store.calls.ensure_call(RingingCall("main", "ensure.2"))
+    assert found == store.queries.find_call("main", "ensure.2")["id"]  # type: ignore[index]
+    assert counts(store)["calls"] == 2

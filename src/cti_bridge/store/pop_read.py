@@ -1,5 +1,9 @@
 """The pop's read: one SQL statement, built with Core, compiled once per database dialect.
 
+``PopRead`` is the SQL side of the pop's port (``cti_bridge.pop.ports.PopContextRead``;
+its memory twin is ``store/memory.py``): the raw rows of a pop, and the call's record id,
+got or made by the call records' owner (``CallStore.insert_call``) on the same connection.
+
 A pop is read at every first ring, up to 50 times a second, so what costs is not the
 database - each lookup is an index probe of microseconds - but everything around it:
 a round trip per statement (PostgreSQL), SQLAlchemy's statement cache key and ORM rows
@@ -25,7 +29,7 @@ The statement is compiled once per dialect and run as its SQL text on the driver
 cursor (``Compiled.fetch_one``): no cache key walk of a large statement per pop, no
 result set-up. Values therefore come back as the driver gives them: JSON as text (SQLite)
 or parsed (psycopg), times as ISO text in UTC (SQLite) or with the session's offset
-(PostgreSQL); ``context.py`` reads both.
+(PostgreSQL); ``pop/context.py`` reads both.
 """
 
 from __future__ import annotations
@@ -52,11 +56,12 @@ from sqlalchemy import (
     select,
     union,
 )
-from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql.selectable import ScalarSelect
 
-from cti_bridge.store.models import (
+from .db import single_statements
+from .models import (
     Agreement,
     CallRecord,
     Contract,
@@ -67,11 +72,19 @@ from cti_bridge.store.models import (
     Product,
     Script,
 )
+from .records import CallStore, NewCall
 
 #: A select of any columns (SQLAlchemy 2.1 types a select by its columns).
 AnySelect = Select[*tuple[Any, ...]]
 
-__all__ = ["HISTORY_NUMBERS", "MAX_AGREEMENTS", "NOTES_PREVIEW", "Compiled", "pop_read"]
+__all__ = [
+    "HISTORY_NUMBERS",
+    "MAX_AGREEMENTS",
+    "NOTES_PREVIEW",
+    "Compiled",
+    "PopRead",
+    "pop_read",
+]
 
 MAX_AGREEMENTS = 20
 #: Notes in the history and agreements are cut here; the full text is one click away.
@@ -115,6 +128,67 @@ class Compiled:
             cursor.close()
         assert row is not None  # a SELECT without FROM always has its one row
         return dict(zip(self.columns, row, strict=True))
+
+
+class PopRead:
+    """The pop's rows from SQLite or PostgreSQL: one connection, one read statement, and at
+    most one short write (the call's row, when the read found none)."""
+
+    def __init__(self, engine: Engine, calls: CallStore) -> None:
+        self._engine = engine
+        self._calls = calls  # the owner of the calls table makes the row
+
+    def for_call(
+        self,
+        call: NewCall,
+        *,
+        number: str | None,
+        agreement_id: int | None,
+        limit: int,
+        lock_wait: float | None,
+    ) -> tuple[dict[str, Any], int | None]:
+        """The rows of a ringing call's pop, and its record id (made when missing; None
+        when SQLite's write lock was not free within ``lock_wait``). The read comes first,
+        outside any write transaction (a read that later writes can fail at once on SQLite
+        instead of waiting for the lock)."""
+        with single_statements(self._engine) as connection:
+            found = self._read(
+                connection,
+                {
+                    "customer_id": None,
+                    "agreement_id": agreement_id,
+                    "number": number,
+                    "pbx": call.pbx,
+                    "linkedid": call.linkedid,
+                    "limit": limit,
+                },
+            )
+            call_id: int | None = found["call_id"]
+            if call_id is None:
+                call_id = self._calls.insert_call(connection, call, lock_wait)
+        return found, call_id
+
+    def for_customer(self, customer_id: int, *, limit: int) -> dict[str, Any]:
+        """The rows of the console's customer view: a pop without a call."""
+        with single_statements(self._engine) as connection:
+            return self._read(
+                connection,
+                {
+                    "customer_id": customer_id,
+                    "agreement_id": None,
+                    "number": None,
+                    "pbx": "",
+                    "linkedid": "",
+                    "limit": limit,
+                },
+            )
+
+    def ensure_call(self, call: NewCall, lock_wait: float | None = None) -> int | None:
+        """The call's record id, made when missing (``CallStore.ensure_call``)."""
+        return self._calls.ensure_call(call, lock_wait)
+
+    def _read(self, connection: Connection, params: dict[str, Any]) -> dict[str, Any]:
+        return pop_read(connection.dialect).fetch_one(connection, params)
 
 
 _compiled: dict[str, Compiled] = {}

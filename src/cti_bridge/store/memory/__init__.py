@@ -1,0 +1,82 @@
+"""The store's memory twin: every store interface on plain dicts (klein's
+``storage/memory`` shape). Same results, same errors, same order and limits as the SQL
+store, proven by the contract suites that run on both (``tests/unit/store/``,
+``tests/unit/pop/test_context.py``); for tests and for features built before their SQL.
+
+``open_memory_store()`` gives a ``MemoryStore`` with the fields of ``Store`` that have a
+twin: ``calls``, ``queries``, ``accounts``, ``customers``,
+``agreements``, ``pop_read``, ``search``. No engine, no sessions.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .accounts import MemoryAccounts
+from .agreements import MemoryAgreements
+from .calls import MemoryCallQueries, MemoryCallStore
+from .customers import MemoryCustomers
+from .pop_read import MemoryPopRead
+from .search import MemoryCustomerSearch
+from .tables import Tables
+
+__all__ = [
+    "MemoryAccounts",
+    "MemoryAgreements",
+    "MemoryCallQueries",
+    "MemoryCallStore",
+    "MemoryCustomerSearch",
+    "MemoryCustomers",
+    "MemoryPopRead",
+    "MemoryStore",
+    "Tables",
+    "open_memory_store",
+]
+
+
+@dataclass(frozen=True)
+class MemoryStore:
+    calls: MemoryCallStore
+    queries: MemoryCallQueries
+    accounts: MemoryAccounts
+    customers: MemoryCustomers
+    agreements: MemoryAgreements
+    pop_read: MemoryPopRead
+    search: MemoryCustomerSearch
+    tables: Tables = field(repr=False)
+
+    @property
+    def url(self) -> str:
+        return "memory:"
+
+    def ping(self) -> None:
+        """Always answers."""
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+def open_memory_store(
+    *,
+    default_region: str = "BE",
+    clock: Callable[[], float] = time.time,
+    accounts: dict[str, Any] | None = None,
+) -> MemoryStore:
+    """The twin of ``open_store``: ``accounts`` passes options to ``MemoryAccounts`` (e.g.
+    a cheaper password hasher in tests)."""
+    tables = Tables()
+    region = default_region
+    calls = MemoryCallStore(tables, default_region=region, clock=clock)
+    return MemoryStore(
+        calls=calls,
+        queries=MemoryCallQueries(tables, default_region=region, clock=clock),
+        accounts=MemoryAccounts(tables, clock=clock, **accounts or {}),
+        customers=MemoryCustomers(tables, default_region=region, clock=clock),
+        agreements=MemoryAgreements(tables, default_region=region, clock=clock),
+        pop_read=MemoryPopRead(tables, calls),
+        search=MemoryCustomerSearch(tables, default_region=region, clock=clock),
+        tables=tables,
+    )
