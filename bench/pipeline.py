@@ -52,7 +52,8 @@ from cti_bridge.app.config import parse_config
 from cti_bridge.app.daemon import Daemon
 from cti_bridge.log import configure_logging
 from cti_bridge.pop import PopService
-from cti_bridge.store import RecordWriter, open_store
+from cti_bridge.records.writer import RecordWriter
+from cti_bridge.store import open_store
 from cti_bridge.store.schema import upgrade
 from cti_bridge.testing.store import scratch_postgres
 

@@ -26,7 +26,8 @@ from typing import Any
 import benchlib
 from twisted.internet import defer, task
 
-from cti_bridge.store import RecordWriter, open_store
+from cti_bridge.records.writer import RecordWriter
+from cti_bridge.store import open_store
 from cti_bridge.store.schema import upgrade
 from cti_bridge.testing.store import START, queue_call_answered, scratch_postgres
 

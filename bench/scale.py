@@ -41,7 +41,7 @@ from cti_bridge.calls.model import CallModel
 from cti_bridge.calls.pipeline import CallPipeline
 from cti_bridge.pop.core import OperatorRef
 from cti_bridge.pop.service import PopService
-from cti_bridge.store.writer import RecordWriter
+from cti_bridge.records.writer import RecordWriter
 
 OPERATORS = 500
 #: Events the call model has a handler for: the rest of a call's events change nothing.

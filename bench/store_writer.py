@@ -21,7 +21,8 @@ from typing import Any
 from twisted.internet import task
 from twisted.internet.defer import ensureDeferred
 
-from cti_bridge.store import RecordWriter, open_store
+from cti_bridge.records.writer import RecordWriter
+from cti_bridge.store import open_store
 from cti_bridge.store.schema import upgrade
 from cti_bridge.testing.store import START, queue_call_answered, scratch_postgres
 

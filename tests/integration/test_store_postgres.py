@@ -19,7 +19,8 @@ from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 
 from cti_bridge.calls.events import DomainEvent
-from cti_bridge.store import CallStore, RecordWriter, Store
+from cti_bridge.records.writer import RecordWriter
+from cti_bridge.store import CallStore, Store
 from cti_bridge.store.db import create_database_engine, session_factory
 from cti_bridge.store.models import CallRecord, CallRing, CallSegment
 from cti_bridge.store.schema import upgrade

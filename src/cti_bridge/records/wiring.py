@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from cti_bridge.store import RecordWriter
+from .writer import RecordWriter
 
 if TYPE_CHECKING:
     from cti_bridge.app.node import Node

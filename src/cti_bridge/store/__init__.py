@@ -1,8 +1,9 @@
 """Storage: call records, operator accounts, customers and agreements (SQLAlchemy 2).
 
 SQLite (the embedded default) and PostgreSQL run the same code and the same test
-suite. Everything here is synchronous and meant to run in a thread pool; the one
-Twisted-facing piece is ``RecordWriter``, which feeds ``CallStore`` from the reactor.
+suite. Everything here is synchronous and meant to run in a thread pool; the record
+writer that feeds ``CallStore`` from the reactor is the records room's
+(``records/writer.py``).
 See docs/storage.md.
 """
 
@@ -25,7 +26,6 @@ from .queries import CallNotFound, CallQueries, InvalidAnnotation
 from .records import CallStore
 from .schema import SchemaOutOfDate, check_current, upgrade
 from .search import CustomerSearch
-from .writer import RecordWriter
 
 __all__ = [
     "AccountError",
@@ -43,7 +43,6 @@ __all__ = [
     "LoginThrottled",
     "OperatorInfo",
     "PopRead",
-    "RecordWriter",
     "SchemaOutOfDate",
     "Store",
     "caller_number",

@@ -24,7 +24,8 @@ from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 
 from cti_bridge.calls.events import DomainEvent, Outcome
-from cti_bridge.store import CallStore, RecordWriter, Store
+from cti_bridge.records.writer import RecordWriter
+from cti_bridge.store import CallStore, Store
 from cti_bridge.store.db import create_database_engine, session_factory
 from cti_bridge.store.models import CallRecord, CallRing, CallSegment
 from cti_bridge.testing.store import (

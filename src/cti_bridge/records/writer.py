@@ -38,9 +38,8 @@ from twisted.python.threadpool import ThreadPool
 
 from cti_bridge.backoff import Backoff
 from cti_bridge.calls.events import DomainEvent
-
-from .types import from_posix as _from_posix
-from .types import iso_utc
+from cti_bridge.store.types import from_posix as _from_posix
+from cti_bridge.store.types import iso_utc
 
 __all__ = ["CloseStale", "RecordWriter", "is_transient"]
 
