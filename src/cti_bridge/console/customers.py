@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cti_bridge.pop import PopContextBuilder
+from cti_bridge.pop.context import PopContextBuilder
 from cti_bridge.store import Store
 
 __all__ = ["console_customer_context", "console_search_customers"]
