@@ -79,6 +79,101 @@ RULES: tuple[Rule, ...] = (
 #: Packages whose modules import each other without a cycle (a cycle hides a layer).
 ACYCLIC: tuple[str, ...] = ("cti_bridge.calls",)
 
+#: The features' rooms: each has one ``install(node)`` and is named in ``app/daemon.py``.
+ROOMS = (
+    "cti_bridge.records",
+    "cti_bridge.pop",
+    "cti_bridge.console",
+    "cti_bridge.agi",
+    "cti_bridge.queues",
+)
+#: What a room may take from the wiring: the node it is handed and the config it holds.
+NODE = ("cti_bridge.app.node", "cti_bridge.app.config")
+
+
+def _rooms_but(room: str) -> tuple[str, ...]:
+    return tuple(r for r in ROOMS if r != room)
+
+
+#: The arrows of docs/architecture.md, read the other way: what each box may NOT import.
+#: An arrow the picture draws is an ``allowed`` entry or simply not forbidden; every
+#: import against an arrow fails here.
+ARROWS: tuple[Rule, ...] = (
+    Rule(
+        ("cti_bridge.ami",),
+        (
+            "cti_bridge.calls",
+            "cti_bridge.store",
+            "cti_bridge.web",
+            "cti_bridge.app",
+            "cti_bridge.bus",
+            "cti_bridge.sim",
+            *ROOMS,
+        ),
+        "the AMI link knows its listeners only by the contract in ami/listener.py",
+    ),
+    Rule(
+        ("cti_bridge.calls",),
+        ("cti_bridge.sim", "cti_bridge.testing", *ROOMS),
+        "the model knows no consumer of its domain events",
+    ),
+    Rule(
+        ("cti_bridge.store",),
+        (
+            "cti_bridge.app",
+            "cti_bridge.web",
+            "cti_bridge.bus",
+            "cti_bridge.ami",
+            "cti_bridge.sim",
+            "cti_bridge.testing",
+            *ROOMS,
+        ),
+        "storage implements the rooms' ports; it never knows the rooms, the web or the wiring",
+    ),
+    Rule(
+        ("cti_bridge.bus",),
+        (
+            "cti_bridge.store",
+            "cti_bridge.web",
+            "cti_bridge.app",
+            "cti_bridge.calls",
+            "cti_bridge.ami",
+            "cti_bridge.sim",
+            *ROOMS,
+        ),
+        "the bus carries JSON between nodes; it knows no sender or receiver",
+    ),
+    Rule(
+        ("cti_bridge.web",),
+        ("cti_bridge.app", "cti_bridge.calls", "cti_bridge.ami", "cti_bridge.sim", *ROOMS),
+        "the web is plumbing: the rooms add their routes to it, it knows none of them",
+    ),
+    Rule(
+        ("cti_bridge.sim",),
+        (
+            "cti_bridge.calls",
+            "cti_bridge.store",
+            "cti_bridge.web",
+            "cti_bridge.app",
+            "cti_bridge.bus",
+            *ROOMS,
+        ),
+        "the demo PBX speaks AMI like Asterisk and knows nothing of cti-bridge's insides",
+    ),
+    *(
+        Rule(
+            (room,),
+            ("cti_bridge.app", "cti_bridge.sim", "cti_bridge.testing", *_rooms_but(room)),
+            "a room is handed the node and talks to the others through it, the bus or the"
+            " store, not by importing them",
+            # The one drawn arrow between rooms: the console's customer view and the AGI
+            # lookup's contract dates are the pop's context (pop/context.py).
+            allowed=(*NODE, "cti_bridge.pop.context"),
+        )
+        for room in ROOMS
+    ),
+)
+
 
 def under(module: str, prefixes: Iterable[str]) -> bool:
     return any(module == p or module.startswith(p + ".") for p in prefixes)
@@ -158,7 +253,20 @@ def test_pure_modules_import_no_framework_and_no_outer_layer(module: str) -> Non
     assert violations(path.read_text(), module, RULES, **kw) == []
 
 
-@pytest.mark.parametrize("rule", RULES, ids=lambda r: f"{r.modules[0]}-{r.forbidden[0]}")
+@pytest.mark.parametrize("module", sorted(m for m in MODULES if any(r.covers(m) for r in ARROWS)))
+def test_no_import_runs_against_the_architectures_arrows(module: str) -> None:
+    path = MODULES[module]
+    kw = {"is_package": path.name == "__init__.py"}
+    assert violations(path.read_text(), module, ARROWS, **kw) == []
+
+
+def test_the_rooms_are_the_daemons_features() -> None:
+    from cti_bridge.app.daemon import FEATURES
+
+    assert tuple(f"cti_bridge.{name}" for name in FEATURES) == ROOMS
+
+
+@pytest.mark.parametrize("rule", RULES + ARROWS, ids=lambda r: f"{r.modules[0]}-{r.forbidden[0]}")
 def test_every_rule_covers_real_modules(rule: Rule) -> None:
     for prefix in rule.modules + rule.exempt:
         assert prefix in MODULES, f"no module {prefix}: a rule for nothing always passes"
@@ -261,3 +369,15 @@ def test_relative_imports_resolve_from_a_module_and_from_a_package() -> None:
 def test_the_cycle_finder_finds_one() -> None:
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": {"c"}, "d": {"a", "c"}}) == []
+
+
+def test_the_arrows_refuse_a_room_importing_another_but_not_the_drawn_one() -> None:
+    source = "from cti_bridge.pop.service import PopService\nfrom cti_bridge.pop.context import x\n"
+    found = violations(source, "cti_bridge.console.service", ARROWS)
+    assert [v.split(" (")[0] for v in found] == [
+        "cti_bridge.console.service:1 imports cti_bridge.pop.service",
+        "cti_bridge.console.service:1 imports cti_bridge.pop.service.PopService",
+    ]
+    assert violations("from cti_bridge.app.daemon import Daemon\n", "cti_bridge.pop.x", ARROWS)
+    assert not violations("from cti_bridge.app.node import Node\n", "cti_bridge.pop.x", ARROWS)
+    assert violations("import cti_bridge.console\n", "cti_bridge.store.x", ARROWS)
