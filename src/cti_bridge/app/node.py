@@ -4,8 +4,9 @@ The daemon builds one ``Node`` and hands it to each feature's ``install(node)``.
 node holds the shared parts - reactor (the clock too), config, bus, store and its
 sessions, the bounded thread pools, the PBX links (per PBX its ``AMIClient`` and
 ``CallPipeline``) and the web's plumbing - and the places a feature adds itself: AMI
-listeners, domain-event consumers, resync hooks, HTTP routes, ``/healthz`` sections,
-``/metrics`` sources, start/stop hooks, and a named handle on what it built
+listeners, domain-event consumers, resync hooks, HTTP routes, what the screens' sockets
+listen on and answer (``node.hub.add_topic_rule``/``add_message_handler``), ``/healthz``
+sections, ``/metrics`` sources, start/stop hooks, and a named handle on what it built
 (``provide``/``part``) for tests and benchmarks.
 
 Nothing here knows a feature.
@@ -137,7 +138,6 @@ class Node:
             reactor,
             bus,
             self.accounts.resolve_token,
-            self.accounts.operator_id_for,
             valid_tokens=self.accounts.valid_tokens,
         )
         self.http = WebApp(

@@ -1,8 +1,8 @@
-"""The queues room: the supervisors' view (queues, agents, KPIs; a later issue).
+"""The queues room: the supervisors' view.
 
-Today a supervisor's part is only in the WebSocket (``web/ws.py``): a supervisor's
-socket also listens on the ``supervisors`` topic and may watch an operator's pops. That
-is the socket's routing, which stays with the hub; ``install`` adds nothing yet.
+Today that is a supervisor's screen on the WebSocket (``screens.py``): it listens on the
+``supervisors`` topic and may watch an operator's pops. The live queues and agents, the
+KPIs, the wallboard and their pushes (a later issue) grow here, beside it.
 """
 
 from .wiring import install

@@ -1,8 +1,10 @@
-"""``install(node)``: nothing yet (see the package's docstring)."""
+"""``install(node)``: the supervisors' part of the screens' WebSocket (``screens.py``)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
+
+from .screens import add_supervisor_screens
 
 if TYPE_CHECKING:
     from cti_bridge.app.node import Node
@@ -11,4 +13,6 @@ __all__ = ["install"]
 
 
 def install(node: Node) -> None:
-    """The supervisor view's queue state, KPIs and endpoints will be added here."""
+    """The supervisors' topic and ``watch`` on the node's hub. The live queues, agents,
+    KPIs, their endpoints and pushes (a later issue) are added here too."""
+    add_supervisor_screens(node.hub, node.accounts.operator_id_for)

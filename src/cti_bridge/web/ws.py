@@ -1,19 +1,23 @@
 """The WebSocket (``/ws?token=``): pushes from the bus to the screens that may see them.
 
 An operator's sockets listen on the bus topic ``operator.<id>`` only, so a pop for one
-operator can never reach another operator's screen. Supervisors and admins also listen on
-``supervisors`` and may ask to watch an operator (``{"type": "watch", "username": ...}``),
-which adds that operator's topic to their socket. The token is checked before the
+operator can never reach another operator's screen. The token is checked before the
 upgrade: a bad token gets HTTP 401 and never a socket. After that the hub re-checks the
 tokens of all its sockets together, one database query every ``ping_interval`` seconds,
 and closes (4401) the sockets whose token has ended.
+
+The hub is plumbing; what a role's screen adds is the feature's. A feature adds, through
+``node.hub``, the topics a screen also listens on when it opens (``add_topic_rule``, a
+``principal -> topics`` callable) and the client messages it answers, by ``type``
+(``add_message_handler``). The supervisors' part (the ``supervisors`` topic, ``{"type":
+"watch", "username": ...}``) is the queues room's: ``cti_bridge/queues/screens.py``.
 """
 
 from __future__ import annotations
 
 import json
 import random
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterable
 from typing import Any, Protocol
 
 import structlog
@@ -26,7 +30,7 @@ from twisted.web.server import NOT_DONE_YET, Request
 from twisted.web.websocket import WebSocketResource, WebSocketTransport
 
 from cti_bridge.bus import Bus
-from cti_bridge.bus.topics import POP_REPLAY_TOPIC, SUPERVISORS_TOPIC, operator_topic
+from cti_bridge.bus.topics import POP_REPLAY_TOPIC, operator_topic
 
 from .auth import Principal
 
@@ -47,8 +51,16 @@ class TokenChecker(Protocol):
     def __call__(self, tokens: Collection[str]) -> Deferred[set[str]]: ...
 
 
-class OperatorLookup(Protocol):
-    def __call__(self, username: str) -> Deferred[int | None]: ...
+#: What a screen listens on when it opens, besides its operator's own topic: a feature's
+#: rule, asked once per socket (``()`` for a principal it has nothing for).
+TopicRule = Callable[[Principal], Iterable[str]]
+
+
+class MessageHandler(Protocol):
+    """A feature's answer to one ``type`` of client message (a JSON object): it answers
+    on ``socket`` (``socket.send``) and may make the socket listen on more topics."""
+
+    def __call__(self, socket: ScreenSocket, message: dict[str, Any]) -> None: ...
 
 
 class ScreenSocket:
@@ -78,8 +90,8 @@ class ScreenSocket:
             }
         )
         self.listen(operator_topic(self.principal.operator_id))
-        if self.principal.sees_everything:
-            self.listen(SUPERVISORS_TOPIC)
+        for topic in self.hub.topics_for(self.principal):
+            self.listen(topic)
         self.hub.bus.publish(POP_REPLAY_TOPIC, {"operator_id": self.principal.operator_id})
         # Each socket keeps its own phase: screens that connected together (a node
         # restart, a shift starting) are not all pinged in the same moment.
@@ -109,10 +121,12 @@ class ScreenSocket:
         kind = data.get("type")
         if kind == "ping":
             self.send({"type": "pong"})
-        elif kind == "watch":
-            self.hub.watch(self, data.get("username"))
-        else:
+            return
+        handler = self.hub.handler_for(kind)
+        if handler is None:
             self.send({"type": "error", "error": "unknown message type"})
+            return
+        handler(self, data)
 
     def bytesMessageReceived(self, data: bytes | bytearray) -> None:
         self.send({"type": "error", "error": "text messages only"})
@@ -168,14 +182,20 @@ class Hub:
     query) for the tokens of all the sockets, so a screen is closed within one interval
     of its token's end however many screens there are. Without ``valid_tokens`` the hub
     asks ``resolve_token`` for each token (tests, small wirings).
+
+    ``ping`` is the hub's own message; every other ``type`` a screen may send, and every
+    topic beyond the operator's own, is a feature's (``add_message_handler``,
+    ``add_topic_rule``), added before the web serves.
     """
+
+    #: The client message types the hub answers itself.
+    OWN_MESSAGES = frozenset({"ping"})
 
     def __init__(
         self,
         reactor: IReactorTime,
         bus: Bus,
         resolve_token: TokenResolver,
-        operator_id_for: OperatorLookup,
         *,
         ping_interval: float = 25.0,
         spread: Callable[[], float] = random.random,
@@ -184,7 +204,6 @@ class Hub:
         self.reactor = reactor
         self.bus = bus
         self.resolve_token = resolve_token
-        self.operator_id_for = operator_id_for
         self.ping_interval = ping_interval
         self._spread = spread
         self._valid_tokens = valid_tokens or self._resolve_each
@@ -194,6 +213,29 @@ class Hub:
         self._checking = False
         self._stopped = False
         self.token_checks = 0
+        self._topic_rules: list[TopicRule] = []
+        self._handlers: dict[str, MessageHandler] = {}
+
+    # -- where a feature adds ------------------------------------------------------------
+
+    def add_topic_rule(self, rule: TopicRule) -> None:
+        """``rule(principal)``: topics a screen also listens on when it opens (after its
+        operator's own, in the order the rules were added)."""
+        self._topic_rules.append(rule)
+
+    def add_message_handler(self, kind: str, handler: MessageHandler) -> None:
+        """``handler(socket, message)`` for the client messages whose ``type`` is ``kind``."""
+        if kind in self.OWN_MESSAGES or kind in self._handlers:
+            raise ValueError(f"message type {kind!r} is taken")
+        self._handlers[kind] = handler
+
+    def topics_for(self, principal: Principal) -> list[str]:
+        return [topic for rule in self._topic_rules for topic in rule(principal)]
+
+    def handler_for(self, kind: object) -> MessageHandler | None:
+        return self._handlers.get(kind) if isinstance(kind, str) else None
+
+    # -- the sockets ---------------------------------------------------------------------
 
     def first_ping_delay(self) -> float:
         return self.ping_interval * (0.5 + self._spread())
@@ -259,27 +301,6 @@ class Hub:
             return error.subFailure if isinstance(error, FirstError) else failure
 
         return answers.addCallbacks(valid, first_error)
-
-    def watch(self, socket: ScreenSocket, username: object) -> None:
-        if not socket.principal.sees_everything:
-            socket.send({"type": "error", "error": "only supervisors may watch"})
-            return
-        if not isinstance(username, str) or not username:
-            socket.send({"type": "error", "error": "watch needs a username"})
-            return
-
-        def found(operator_id: int | None) -> None:
-            if operator_id is None:
-                socket.send({"type": "error", "error": "no such operator"})
-                return
-            socket.listen(operator_topic(operator_id))
-            socket.send({"type": "watching", "username": username})
-            self.bus.publish(POP_REPLAY_TOPIC, {"operator_id": operator_id})
-
-        self.operator_id_for(username).addCallbacks(found, self._lookup_failed)
-
-    def _lookup_failed(self, failure: Failure) -> None:
-        log.error("operator lookup failed", error=failure.getErrorMessage())
 
     def status(self) -> dict[str, Any]:
         return {"sockets": len(self.sockets), "token_checks": self.token_checks}

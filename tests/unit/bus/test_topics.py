@@ -21,11 +21,12 @@ def test_names_are_pinned() -> None:
 
 def test_pop_and_web_use_the_one_definition() -> None:
     from cti_bridge.pop import core, service
+    from cti_bridge.queues import screens
     from cti_bridge.web import ws
 
     assert core.operator_topic is ws.operator_topic is topics.operator_topic
     assert service.POP_REPLAY_TOPIC is ws.POP_REPLAY_TOPIC is topics.POP_REPLAY_TOPIC
-    assert ws.SUPERVISORS_TOPIC is topics.SUPERVISORS_TOPIC
+    assert screens.SUPERVISORS_TOPIC is topics.SUPERVISORS_TOPIC
 
 
 def _spelled_out(tree: ast.AST) -> list[tuple[int, str]]:

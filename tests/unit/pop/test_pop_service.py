@@ -18,6 +18,7 @@ from cti_bridge.calls.events import (
     TransferKind,
 )
 from cti_bridge.pop import ContextRequest, OperatorRef, PopService
+from cti_bridge.queues.screens import add_supervisor_screens
 from cti_bridge.testing.store import START, CallBuilder, queue_call_answered
 from cti_bridge.web.auth import Principal
 from cti_bridge.web.ws import Hub, ScreenSocket
@@ -345,11 +346,9 @@ def connect(hub: Hub, username: str, role: str = "operator") -> FakeTransport:
 
 def test_sockets_see_their_own_pops_only_and_get_them_at_connect() -> None:
     rig = pop_rig()
-    hub = Hub(
-        rig.clock,
-        rig.bus,
-        lambda token: succeed(None),
-        lambda username: succeed(OPERATORS[username][0] if username in OPERATORS else None),
+    hub = Hub(rig.clock, rig.bus, lambda token: succeed(None))
+    add_supervisor_screens(  # watching is the queues room's
+        hub, lambda username: succeed(OPERATORS[username][0] if username in OPERATORS else None)
     )
     anna = connect(hub, "anna")
     chris = connect(hub, "chris")
@@ -368,7 +367,7 @@ def test_sockets_see_their_own_pops_only_and_get_them_at_connect() -> None:
     sofie = connect(hub, "eve", role="supervisor")
     rig.deliver()
     socket = next(s for s in hub.sockets if s.principal.username == "eve")
-    hub.watch(socket, "anna")
+    socket.textMessageReceived(json.dumps({"type": "watch", "username": "anna"}))
     rig.deliver()
     pops = [m for m in sofie.sent if m["type"] == "screen_pop"]
     assert [(p["operator"], p["linkedid"]) for p in pops] == [("anna", "15.1")]

@@ -1,73 +1,20 @@
-"""The screen socket: what it accepts from a browser, and that it ends with its token
-(re-checked by the hub for all its sockets in one call per interval)."""
+"""The screen socket: what it accepts from a browser, that it ends with its token
+(re-checked by the hub for all its sockets in one call per interval), and where a feature
+adds the topics a screen listens on and the messages it answers."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Collection
-from typing import Any
+from collections.abc import Callable, Collection
+from typing import Any, cast
 
+import pytest
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import Clock
 
-from cti_bridge.bus import MemoryBus
-from cti_bridge.web.auth import Principal
+from cti_bridge.bus import Bus, MemoryBus
 from cti_bridge.web.ws import SESSION_ENDED, Hub, ScreenSocket
-
-ANNA = Principal(7, "anna", "operator", ("PJSIP/1001",))
-SOFIE = Principal(9, "sofie", "supervisor")
-
-
-class FakeTransport:
-    def __init__(self) -> None:
-        self.sent: list[dict[str, Any]] = []
-        self.pings = 0
-        self.closed: int | None = None
-
-    def sendTextMessage(self, text: str) -> None:
-        self.sent.append(json.loads(text))
-
-    def ping(self, payload: bytes = b"") -> None:
-        self.pings += 1
-
-    def loseConnection(self, code: int = 1000) -> None:
-        self.closed = code
-
-
-class Tokens:
-    """Which tokens are alive; ``broken`` makes the lookup fail like a database outage."""
-
-    def __init__(self) -> None:
-        self.alive: dict[str, Principal] = {"t-anna": ANNA, "t-sofie": SOFIE}
-        self.broken = False
-
-    def __call__(self, token: str) -> Deferred[Principal | None]:
-        if self.broken:
-            return fail(RuntimeError("database unreachable"))
-        return succeed(self.alive.get(token))
-
-
-def rig() -> tuple[Clock, MemoryBus, Tokens, Hub]:
-    clock = Clock()
-    bus = MemoryBus(clock)
-    tokens = Tokens()
-    hub = Hub(
-        clock,
-        bus,
-        tokens,
-        lambda name: succeed(7 if name == "anna" else None),
-        ping_interval=25,
-        spread=lambda: 0.5,  # first ping after exactly one interval
-    )
-    return clock, bus, tokens, hub
-
-
-def open_socket(hub: Hub, principal: Principal, token: str) -> tuple[ScreenSocket, FakeTransport]:
-    socket = ScreenSocket(hub, principal, token)
-    transport = FakeTransport()
-    socket.negotiationStarted(transport)  # type: ignore[arg-type]
-    socket.negotiationFinished()
-    return socket, transport
+from tests.support.screens import ANNA, SOFIE, Tokens, open_socket, rig, supervised_rig
 
 
 def test_a_socket_ends_when_its_token_does() -> None:
@@ -123,7 +70,6 @@ def batched_rig(phases: list[float], *, hold: bool = False) -> tuple[Clock, Toke
         clock,
         MemoryBus(clock),
         tokens,
-        lambda name: succeed(None),
         ping_interval=20,
         spread=lambda: next(spread),
         valid_tokens=batches,
@@ -224,7 +170,7 @@ def test_a_socket_closed_before_its_first_ping_is_never_pinged() -> None:
 
 
 def test_what_a_browser_may_send() -> None:
-    _clock, _bus, _tokens, hub = rig()
+    _clock, _bus, _tokens, hub = supervised_rig()  # watch is the queues room's
     socket, transport = open_socket(hub, ANNA, "t-anna")
     for text in ("not json", "[1]", json.dumps({"type": "dance"}), "x" * 5000):
         socket.textMessageReceived(text)
@@ -242,18 +188,101 @@ def test_what_a_browser_may_send() -> None:
     assert transport.sent[-1] == {"type": "pong"}
 
 
-def test_a_supervisor_watches_an_operator() -> None:
-    clock, bus, _tokens, hub = rig()
-    socket, transport = open_socket(hub, SOFIE, "t-sofie")
-    socket.textMessageReceived(json.dumps({"type": "watch", "username": "nobody"}))
-    socket.textMessageReceived(json.dumps({"type": "watch", "username": "anna"}))
-    bus.publish("operator.7", {"type": "screen_pop", "call_id": 1})
-    bus.publish("operator.8", {"type": "screen_pop", "call_id": 2})
-    clock.advance(0)
-    kinds = [(m["type"], m.get("call_id") or m.get("error")) for m in transport.sent]
-    assert kinds == [
-        ("hello", None),
-        ("error", "no such operator"),
-        ("watching", None),
-        ("screen_pop", 1),
+# -- where a feature adds ---------------------------------------------------------------
+
+
+class RecordingBus:
+    """A bus that notes, in order, what the sockets subscribe to and publish."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str]] = []
+
+    def subscribe(
+        self, topic: str, handler: Callable[[dict[str, Any]], None]
+    ) -> Callable[[], None]:
+        self.calls.append(("subscribe", topic))
+        return lambda: self.calls.append(("unsubscribe", topic))
+
+    def publish(self, topic: str, message: dict[str, Any]) -> None:
+        self.calls.append(("publish", topic))
+
+
+def test_a_topic_rule_adds_topics_before_the_replay_is_asked() -> None:
+    clock = Clock()
+    bus = RecordingBus()
+    hub = Hub(clock, cast(Bus, bus), Tokens())
+    hub.add_topic_rule(lambda who: ["wall", "operator.7"] if who.role == "operator" else ())
+    hub.add_topic_rule(lambda who: [f"desk.{who.username}"])
+    socket, transport = open_socket(hub, ANNA, "t-anna")
+    assert bus.calls == [
+        ("subscribe", "operator.7"),  # the hub's own first; a rule naming it again adds nothing
+        ("subscribe", "wall"),
+        ("subscribe", "desk.anna"),
+        ("publish", "pop.replay"),
     ]
+    assert [m["type"] for m in transport.sent] == ["hello"]
+    socket.connectionLost(None)  # type: ignore[arg-type]
+    assert sorted(bus.calls[4:]) == [
+        ("unsubscribe", "desk.anna"),
+        ("unsubscribe", "operator.7"),
+        ("unsubscribe", "wall"),
+    ]
+    bus.calls.clear()
+    open_socket(hub, SOFIE, "t-sofie")
+    assert bus.calls == [
+        ("subscribe", "operator.9"),
+        ("subscribe", "desk.sofie"),
+        ("publish", "pop.replay"),
+    ]
+
+
+def test_a_rule_topic_reaches_the_screen() -> None:
+    clock, bus, _tokens, hub = rig()
+    hub.add_topic_rule(lambda who: ["wall"] if who.sees_everything else ())
+    _anna, anna = open_socket(hub, ANNA, "t-anna")
+    _sofie, sofie = open_socket(hub, SOFIE, "t-sofie")
+    bus.publish("wall", {"type": "wall_update"})
+    clock.advance(0)
+    assert [m["type"] for m in anna.sent] == ["hello"]
+    assert [m["type"] for m in sofie.sent] == ["hello", "wall_update"]
+
+
+def test_a_handler_gets_its_messages_and_the_rest_stays_as_it_was() -> None:
+    _clock, _bus, _tokens, hub = rig()
+    got: list[tuple[str, dict[str, Any]]] = []
+
+    def echo(socket: ScreenSocket, message: dict[str, Any]) -> None:
+        got.append((socket.principal.username, message))
+        socket.send({"type": "echoed", "n": message.get("n")})
+
+    hub.add_message_handler("echo", echo)
+    socket, transport = open_socket(hub, ANNA, "t-anna")
+    socket.textMessageReceived(json.dumps({"type": "echo", "n": 1}))
+    for text in (
+        json.dumps({"type": "dance"}),
+        json.dumps({"type": "watch", "username": "anna"}),  # no queues room on this hub
+        json.dumps({"type": ["echo"]}),
+        json.dumps({"type": None}),
+        json.dumps({"n": 2}),
+        json.dumps({"type": "ping"}),
+    ):
+        socket.textMessageReceived(text)
+    assert got == [("anna", {"type": "echo", "n": 1})]
+    assert transport.sent[1:] == [
+        {"type": "echoed", "n": 1},
+        *[{"type": "error", "error": "unknown message type"}] * 5,
+        {"type": "pong"},
+    ]
+
+
+def test_a_message_type_is_taken_once_and_ping_is_the_hubs() -> None:
+    _clock, _bus, _tokens, hub = rig()
+
+    def nothing(socket: ScreenSocket, message: dict[str, Any]) -> None:
+        pass
+
+    hub.add_message_handler("echo", nothing)
+    with pytest.raises(ValueError, match="'echo' is taken"):
+        hub.add_message_handler("echo", nothing)
+    with pytest.raises(ValueError, match="'ping' is taken"):
+        hub.add_message_handler("ping", nothing)
