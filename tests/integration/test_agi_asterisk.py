@@ -109,7 +109,7 @@ async def lookup(asterisk: AsteriskInstance, tmp_path: Path) -> AsyncIterator[Lo
     store.customers.add_customer(
         'Dubois "&" ${Fils}', numbers=["050765432"], language="nl", tier="basic"
     )
-    profiles = CallerProfiles(store.sessions)
+    profiles = CallerProfiles(store.callers)
     root, api, agi = Resource(), Resource(), Resource()
     root.putChild(b"api", api)
     api.putChild(b"agi", agi)

@@ -75,6 +75,11 @@ RULES: tuple[Rule, ...] = (
         "topic names, the domain's words and the back-off policy are plain values",
         allowed=PURE_OUTER,
     ),
+    Rule(
+        ("cti_bridge.agi", "cti_bridge.pop", "cti_bridge.console"),
+        ("cti_bridge.store.models", "sqlalchemy"),
+        "a room reads storage through its port (ports.py), never the ORM or SQL",
+    ),
 )
 
 #: Packages whose modules import each other without a cycle (a cycle hides a layer).

@@ -8,8 +8,10 @@ only copies values: a valid contract on a premium tier is served first.
 The endpoint is for the PBX, not for people: it takes a service token (``Authorization:
 Bearer``, compared in constant time), not an operator's login token, and answers only
 what routing needs (no history, no notes). A number that is not a phone number is simply
-unknown. The database read runs in the pool; the script gives up after half a second,
-so a slow database costs the caller at most that.
+unknown. What it reads of storage is its port (``ports.CallerDirectory``: the number's
+customer and their contracts' validity periods); the decision is made here, on those
+rows. The read runs in the pool; the script gives up after half a second, so a slow
+database costs the caller at most that.
 """
 
 from __future__ import annotations
@@ -19,19 +21,18 @@ import json
 import time
 from collections.abc import Callable, Collection
 from datetime import date
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
-from sqlalchemy import select
-from sqlalchemy.orm import Session, sessionmaker
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
 from cti_bridge.pop.context import local_today, valid_on
-from cti_bridge.store.models import Contract, Customer, CustomerNumber
 from cti_bridge.store.numbers import normalize_number
+
+from .ports import CallerDirectory
 
 __all__ = ["PRIORITY", "AgiLookupResource", "CallerProfiles", "agi_lookup_resource"]
 
@@ -48,13 +49,13 @@ class CallerProfiles:
 
     def __init__(
         self,
-        sessions: sessionmaker[Session],
+        callers: CallerDirectory,
         *,
         default_region: str = "BE",
         today: Callable[[], date] | None = None,
         premium_tiers: Collection[str] = PREMIUM_TIERS,
     ):
-        self._sessions = sessions
+        self._callers = callers
         self._region = default_region
         self._today = today or local_today(time.time)
         self._premium = {t.lower() for t in premium_tiers}
@@ -65,26 +66,16 @@ class CallerProfiles:
         if e164 is None:
             return unknown
         today = self._today()
-        with self._sessions() as session:
-            customer = session.scalar(
-                select(Customer)
-                .join(CustomerNumber, CustomerNumber.customer_id == Customer.id)
-                .where(CustomerNumber.number == e164)
-            )
-            if customer is None:
-                return unknown
-            periods = session.execute(
-                select(Contract.valid_from, Contract.valid_until).where(
-                    Contract.customer_id == customer.id
-                )
-            ).all()
-        contract = any(valid_on(start, until, today) for start, until in periods)
+        customer = self._callers.caller(e164)
+        if customer is None:
+            return unknown
+        contract = any(valid_on(start, until, today) for start, until in customer.contracts)
         premium = (customer.tier or "").lower() in self._premium
         level = "premium_contract" if contract and premium else "contract" if contract else "known"
         return {
             "known": True,
             "number": e164,
-            "customer_id": customer.id,
+            "customer_id": customer.customer_id,
             "name": customer.name,
             "language": customer.language,
             "tier": customer.tier,
@@ -138,8 +129,15 @@ def _json(request: Any, code: int, body: dict[str, Any]) -> bytes:
     return json.dumps(body, ensure_ascii=False).encode("utf-8")
 
 
+class WithCallers(Protocol):
+    """A store (SQL or its memory twin): the lookup takes only its ``callers``."""
+
+    @property
+    def callers(self) -> CallerDirectory: ...
+
+
 def agi_lookup_resource(
-    store: Any,
+    store: WithCallers,
     run: Callable[[Callable[[], Any]], Deferred[Any]],
     *,
     default_region: str,
@@ -149,5 +147,5 @@ def agi_lookup_resource(
     (the lookup is off: the AGI script then finds nothing and the calls go on)."""
     if not token:
         return None
-    profiles = CallerProfiles(store.sessions, default_region=default_region)
+    profiles = CallerProfiles(store.callers, default_region=default_region)
     return AgiLookupResource(lambda number: run(lambda: profiles.lookup(number)), token)

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from .accounts import AccountError, Accounts, LoginRefused, LoginThrottled, OperatorInfo
 from .agreements import Agreements
+from .callers import CallerDirectory
 from .customers import Customers, InvalidRecord
 from .db import create_database_engine, safe_url, session_factory
 from .numbers import CallerNumber, caller_number, is_withheld, normalize_number
@@ -34,6 +35,7 @@ __all__ = [
     "CallNotFound",
     "CallQueries",
     "CallStore",
+    "CallerDirectory",
     "CallerNumber",
     "CustomerSearch",
     "Customers",
@@ -67,6 +69,7 @@ class Store:
     agreements: Agreements
     pop_read: PopRead
     search: CustomerSearch
+    callers: CallerDirectory
 
     @property
     def url(self) -> str:
@@ -112,4 +115,5 @@ def open_store(
         agreements=Agreements(sessions, default_region=default_region, clock=clock),
         pop_read=PopRead(engine, calls),
         search=CustomerSearch(sessions, default_region=default_region, clock=clock),
+        callers=CallerDirectory(sessions, default_region=default_region, clock=clock),
     )

@@ -21,6 +21,7 @@ every_backend = pytest.mark.parametrize("store_db", EVERY_BACKEND, indirect=True
 
 
 if TYPE_CHECKING:  # mypy proves that both sides of every port fit it
+    from cti_bridge.agi.ports import CallerDirectory
     from cti_bridge.console.ports import AgreementBook, CustomerSearch
     from cti_bridge.pop.ports import PopContextRead
     from cti_bridge.store import Store
@@ -33,4 +34,5 @@ if TYPE_CHECKING:  # mypy proves that both sides of every port fit it
         books: list[AgreementBook] = [sql.agreements, memory.agreements]
         records: list[CallRecords] = [sql.calls, memory.calls]
         reads: list[CallReads] = [sql.queries, memory.queries]
-        del pops, searches, books, records, reads
+        callers: list[CallerDirectory] = [sql.callers, memory.callers]
+        del pops, searches, books, records, reads, callers

@@ -1,6 +1,7 @@
-"""The AGI caller lookup: routing profiles from the store (SQLite and PostgreSQL), the
-service-token endpoint, and the dialplan script (dialplans/agi/caller_lookup.py) speaking
-real AGI through pyst2 over a socket, against a real local HTTP server."""
+"""The AGI caller lookup: routing profiles from the store (``@every_backend``: the memory
+twin, SQLite and PostgreSQL), the service-token endpoint, and the dialplan script
+(dialplans/agi/caller_lookup.py) speaking real AGI through pyst2 over a socket, against a
+real local HTTP server. The port itself: test_caller_directory.py."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from twisted.web.test.requesthelper import DummyRequest
 
 from cti_bridge.agi.lookup import PRIORITY, AgiLookupResource, CallerProfiles
 from cti_bridge.store import Store
+from cti_bridge.testing.store_contract import every_backend
 from tests.support.paths import AGI_SCRIPT
 
 pytest_plugins = ["cti_bridge.testing.store_fixtures"]
@@ -67,9 +69,10 @@ def profiles(store: Store) -> CallerProfiles:
         valid_until=TODAY - timedelta(days=1),
         covered=["phone"],
     )
-    return CallerProfiles(store.sessions, today=lambda: TODAY)
+    return CallerProfiles(store.callers, today=lambda: TODAY)
 
 
+@every_backend
 @pytest.mark.parametrize(
     ("number", "level", "name"),
     [
@@ -88,6 +91,7 @@ def test_known_callers_get_their_priority(
     assert profile["valid_contract"] is (level != "known")
 
 
+@every_backend
 @pytest.mark.parametrize("number", ["+3292345678", "anonymous", "12", "<script>"])
 def test_unknown_callers_are_just_unknown(profiles: CallerProfiles, number: str) -> None:
     profile = profiles.lookup(number)

@@ -1,11 +1,12 @@
 """The store's memory twin: every store interface on plain dicts (klein's
 ``storage/memory`` shape). Same results, same errors, same order and limits as the SQL
 store, proven by the contract suites that run on both (``tests/unit/store/``,
-``tests/unit/pop/test_context.py``); for tests and for features built before their SQL.
+``tests/unit/pop/test_context.py``, ``tests/unit/agi/``); for tests and for features
+built before their SQL.
 
 ``open_memory_store()`` gives a ``MemoryStore`` with the fields of ``Store`` that have a
 twin: ``calls``, ``queries``, ``accounts``, ``customers``,
-``agreements``, ``pop_read``, ``search``. No engine, no sessions.
+``agreements``, ``pop_read``, ``search``, ``callers``. No engine, no sessions.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 from .accounts import MemoryAccounts
 from .agreements import MemoryAgreements
+from .callers import MemoryCallerDirectory
 from .calls import MemoryCallQueries, MemoryCallStore
 from .customers import MemoryCustomers
 from .pop_read import MemoryPopRead
@@ -28,6 +30,7 @@ __all__ = [
     "MemoryAgreements",
     "MemoryCallQueries",
     "MemoryCallStore",
+    "MemoryCallerDirectory",
     "MemoryCustomerSearch",
     "MemoryCustomers",
     "MemoryPopRead",
@@ -46,6 +49,7 @@ class MemoryStore:
     agreements: MemoryAgreements
     pop_read: MemoryPopRead
     search: MemoryCustomerSearch
+    callers: MemoryCallerDirectory
     tables: Tables = field(repr=False)
 
     @property
@@ -78,5 +82,6 @@ def open_memory_store(
         agreements=MemoryAgreements(tables, default_region=region, clock=clock),
         pop_read=MemoryPopRead(tables, calls),
         search=MemoryCustomerSearch(tables, default_region=region, clock=clock),
+        callers=MemoryCallerDirectory(tables, default_region=region, clock=clock),
         tables=tables,
     )
