@@ -1,6 +1,6 @@
 """What the operator console needs from storage, as small interfaces.
 
-Each has its SQL side in ``store/`` and a memory twin in ``store/memory.py``, and one
+Each has its SQL side in ``store/`` and a memory twin in ``store/memory/``, and one
 contract suite runs on the three (``tests/unit/store/test_contract_*.py``):
 
 * ``CustomerSearch``: the search screen (``store/search.py``);

@@ -1,7 +1,7 @@
 """What the pop needs from storage, as one small interface.
 
 ``store/pop_read.py`` (``PopRead``) implements it on SQLite and PostgreSQL, the memory
-twin in ``store/memory.py`` on plain dicts; one contract suite runs on all three
+twin in ``store/memory/`` on plain dicts; one contract suite runs on all three
 (``tests/unit/pop/test_context.py``). ``context.py`` shapes what it returns into the pop.
 
 The rows are what the store hands over, raw: a mapping with ``call_id`` (the call's

@@ -1,7 +1,7 @@
 """The pop's read: one SQL statement, built with Core, compiled once per database dialect.
 
 ``PopRead`` is the SQL side of the pop's port (``cti_bridge.pop.ports.PopContextRead``;
-its memory twin is ``store/memory.py``): the raw rows of a pop, and the call's record id,
+its memory twin is ``store/memory/``): the raw rows of a pop, and the call's record id,
 got or made by the call records' owner (``CallStore.insert_call``) on the same connection.
 
 A pop is read at every first ring, up to 50 times a second, so what costs is not the

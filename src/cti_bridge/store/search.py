@@ -1,5 +1,5 @@
 """The operator console's customer search, on SQL (the console's port: ``console/ports.py``;
-the memory twin: ``store/memory.py``).
+the memory twin: ``store/memory/``).
 
 A customer is found by a piece of their name, company or reference, or by a number:
 ``text`` in any format (normalised in the store's default region), or digits that occur
