@@ -31,18 +31,18 @@ PASSWORD = "correct horse battery"
 
 def sleep(seconds: float) -> Deferred[None]:
     d: Deferred[None] = Deferred()
-    reactor.callLater(seconds, d.callback, None)  # type: ignore[attr-defined]
+    reactor.callLater(seconds, d.callback, None)
     return d
 
 
 async def eventually(check: Callable[[], object], timeout: float = 10.0, what: str = "") -> Any:
     """Poll ``check`` on the reactor until it returns something truthy."""
-    deadline = reactor.seconds() + timeout  # type: ignore[attr-defined]
+    deadline = reactor.seconds() + timeout
     while True:
         result = check()
         if result:
             return result
-        if reactor.seconds() > deadline:  # type: ignore[attr-defined]
+        if reactor.seconds() > deadline:
             raise AssertionError(f"not within {timeout} s: {what or check}")
         await sleep(0.02)
 
@@ -148,11 +148,11 @@ async def poll_in_thread(
     find: Callable[[], T | None], timeout: float = 30.0, what: str = "", every: float = 0.2
 ) -> T:
     """Run the blocking ``find`` in a thread until it returns something (not None)."""
-    deadline = reactor.seconds() + timeout  # type: ignore[attr-defined]
+    deadline = reactor.seconds() + timeout
     while True:
         found = await in_thread(find)
         if found is not None:
             return found
-        if reactor.seconds() > deadline:  # type: ignore[attr-defined]
+        if reactor.seconds() > deadline:
             raise AssertionError(f"not within {timeout} s: {what or find}")
         await sleep(every)

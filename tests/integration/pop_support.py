@@ -29,10 +29,10 @@ class Screen:
     def negotiationFinished(self) -> None:
         pass
 
-    def textMessageReceived(self, data: str) -> None:
-        self.messages.append(json.loads(data))
+    def textMessageReceived(self, message: str) -> None:
+        self.messages.append(json.loads(message))
 
-    def bytesMessageReceived(self, data: bytes) -> None:
+    def bytesMessageReceived(self, data: bytes | bytearray) -> None:
         pass
 
     def pongReceived(self, payload: bytes) -> None:
@@ -70,6 +70,6 @@ async def open_screen(daemon: Daemon, username: str, password: str | None = None
     )
     url = daemon.url.replace("http://", "ws://") + f"ws?token={token}"
     screen = Screen(username)
-    await WebSocketClientEndpoint.new(reactor, url).connect(screen)  # type: ignore[arg-type]
+    await WebSocketClientEndpoint.new(reactor, url).connect(screen)
     await eventually(lambda: screen.of("hello"), 10, f"{username}'s hello")
     return screen

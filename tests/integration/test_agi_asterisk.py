@@ -12,13 +12,16 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Generator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest_twisted
 from twisted.internet import reactor
+from twisted.internet.address import IPv4Address
+from twisted.internet.defer import maybeDeferred
+from twisted.internet.protocol import ServerFactory
 from twisted.internet.threads import deferToThread
 from twisted.web.resource import Resource
 from twisted.web.server import Site
@@ -30,11 +33,13 @@ from tests.support.paths import AGI_SCRIPT
 
 SCRIPT = AGI_SCRIPT
 TOKEN = "agi-test-token-3f9a1c27e5"
-CTI_VARIABLES = ("CTI_LOOKUP", "CTI_CUSTOMER_ID", "CTI_CUSTOMER_NAME", "CTI_LANGUAGE")
-CTI_VARIABLES += ("CTI_TIER", "CTI_PRIORITY", "QUEUE_PRIO", "AGISTATUS")
+CTI_VARIABLES = (
+    *("CTI_LOOKUP", "CTI_CUSTOMER_ID", "CTI_CUSTOMER_NAME", "CTI_LANGUAGE"),
+    *("CTI_TIER", "CTI_PRIORITY", "QUEUE_PRIO", "AGISTATUS"),
+)
 
 
-def fastagi_server(url: str) -> Iterator[str]:
+def fastagi_server(url: str) -> Generator[str, None, None]:
     """The script serving FastAGI on a free port; yields its agi:// URL."""
     env = {
         **os.environ,
@@ -116,11 +121,14 @@ async def lookup(asterisk: AsteriskInstance, tmp_path: Path) -> AsyncIterator[Lo
     agi.putChild(b"lookup", AgiLookupResource(lambda n: deferToThread(profiles.lookup, n), TOKEN))
     site = Site(root)
     site.noisy = False
-    port = reactor.listenTCP(0, site, interface="127.0.0.1")  # type: ignore[attr-defined]
+    factory = cast("ServerFactory[Any]", site)  # Factory[P] is invariant in P
+    port = reactor.listenTCP(0, factory, interface="127.0.0.1")
+    address = port.getHost()
+    assert isinstance(address, IPv4Address)
     await in_thread(asterisk.set_operator, "1001", ring=30, talk=1)
     await in_thread(asterisk.set_operator, "1002", ring=30, talk=1)
-    yield Lookup(asterisk, f"http://127.0.0.1:{port.getHost().port}", store)
-    await port.stopListening()
+    yield Lookup(asterisk, f"http://127.0.0.1:{address.port}", store)
+    await maybeDeferred(port.stopListening)
     store.close()
     await in_thread(asterisk.wait_idle, 30, 10)
 

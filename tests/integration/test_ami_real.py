@@ -18,8 +18,10 @@ import pytest_twisted
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import HostnameEndpoint
+from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.internet.task import deferLater
 from twisted.internet.threads import deferToThread
+from zope.interface import implementer
 
 from cti_bridge.ami.client import (
     AMIAccount,
@@ -63,6 +65,7 @@ class Collector(AMIListener):
         ]
 
 
+@implementer(IStreamClientEndpoint)
 class CountingEndpoint:
     """The real TCP endpoint, counting connection attempts (tight-loop check)."""
 
@@ -72,15 +75,15 @@ class CountingEndpoint:
 
     def connect(self, factory: Any) -> Deferred[Any]:
         self.attempts += 1
-        return self.inner.connect(factory)  # type: ignore[no-any-return]
+        return self.inner.connect(factory)
 
 
 async def until(check: Callable[[], object], timeout: float, what: str) -> None:
-    deadline = reactor.seconds() + timeout  # type: ignore[attr-defined]
+    deadline = reactor.seconds() + timeout
     while not check():
-        if reactor.seconds() > deadline:  # type: ignore[attr-defined]
+        if reactor.seconds() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        await deferLater(reactor, 0.05)  # type: ignore[arg-type]
+        await deferLater(reactor, 0.05)
 
 
 def make_client(
@@ -148,7 +151,7 @@ async def test_wrong_secret_is_a_clear_error_and_not_a_tight_loop(
             f"AMI login refused for user '{asterisk.username}' on PBX main "
             f"({asterisk.ami_host}:{asterisk.ami_port}): Authentication failed"
         )
-        await deferLater(reactor, 3.0)  # type: ignore[arg-type]
+        await deferLater(reactor, 3.0)
         assert endpoint.attempts == 1, "a refused login waits the long delay"
         assert client.state == "disconnected"
         assert collector.order == []
@@ -190,7 +193,7 @@ async def test_originate_into_the_support_queue_seen_through_to_hangup(
         lambda: collector.named("AgentComplete", Linkedid=linkedid),
         20,
         "AgentComplete; seen for the call when the wait began: "
-        + ", ".join(m.event for m, _ in collector.events if m.get("Linkedid") == linkedid),
+        + ", ".join(str(m.event) for m, _ in collector.events if m.get("Linkedid") == linkedid),
     )
     names = [m.event for m, _ in collector.events if m.get("Linkedid") == linkedid]
     for expected in ("AgentCalled", "AgentConnect", "AgentComplete", "Hangup"):

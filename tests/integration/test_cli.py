@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -109,7 +110,9 @@ def test_db_upgrade_then_operators(config: Path, tmp_path: Path) -> None:
         assert (anna.name, anna.role) == ("Anna Peeters", "operator")
         assert set(anna.devices) == {"PJSIP/1001", "Local/1001@agents"}
         assert store.accounts.verify_login("anna", "second password", "test").id == anna.id
-        assert store.accounts.get_operator("sofie").role == "supervisor"  # type: ignore[union-attr]
+        sofie = store.accounts.get_operator("sofie")
+        assert sofie is not None
+        assert sofie.role == "supervisor"
     finally:
         store.close()
 
@@ -129,7 +132,7 @@ def test_unreachable_database_is_one_line(tmp_path: Path) -> None:
     assert "Traceback" not in done.stderr
 
 
-def replayed(*args: str, env: dict[str, str] | None = None) -> list[dict[str, object]]:
+def replayed(*args: str, env: dict[str, str] | None = None) -> list[dict[str, Any]]:
     done = cti("replay", "--json", *args, env=env)
     assert done.returncode == 0, done.stderr
     return [json.loads(line) for line in done.stdout.splitlines()]

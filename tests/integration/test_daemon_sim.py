@@ -44,12 +44,12 @@ class Setup:
             return next((c for c in body["calls"] if c["ended_at"]), None)
 
         found: list[dict[str, Any]] = []
-        deadline = reactor.seconds() + 15  # type: ignore[attr-defined]
+        deadline = reactor.seconds() + 15
         while not found:
             call = await fetch()
             if call is not None:
                 found.append(call)
-            elif reactor.seconds() > deadline:  # type: ignore[attr-defined]
+            elif reactor.seconds() > deadline:
                 raise AssertionError(f"no ended call from {number}")
             else:
                 await sleep(0.05)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 import pytest_twisted
@@ -165,6 +166,6 @@ async def test_an_operator_who_connects_while_ringing_gets_the_pop(desk: Desk) -
     assert pop["customer"] is None  # unknown number: pops anyway
     # The caller gives up after 6 s (the queue rings 8 s): both pops are withdrawn.
     for screen in (anna, bart):
-        await eventually(lambda s=screen: s.of("pop_withdrawn"), 30, "withdrawal")
+        await eventually(partial(screen.of, "pop_withdrawn"), 30, "withdrawal")
         assert screen.of("pop_withdrawn")[0]["reason"] == "caller_left"
     assert anna.of("screen_pop")[0].get("replay") is None

@@ -31,7 +31,7 @@ pytest_plugins = ["cti_bridge.testing.store_fixtures"]
 
 def sleep(seconds: float) -> Deferred[None]:
     d: Deferred[None] = Deferred()
-    reactor.callLater(seconds, d.callback, None)  # type: ignore[attr-defined]
+    reactor.callLater(seconds, d.callback, None)
     return d
 
 

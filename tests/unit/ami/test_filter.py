@@ -66,11 +66,12 @@ def replay(reads: list[bytes], wanted: EventFilter | None) -> tuple[Any, ...]:
         produced.extend(model.feed(msg, at))
 
     proto.on_event = on_event
-    proto.makeConnection(StringTransport())
+    transport = StringTransport()
+    proto.makeConnection(transport)
     for data in reads:
         proto.dataReceived(data)
         clock.advance(0.25)
-    assert not proto.transport.disconnecting  # type: ignore[attr-defined]
+    assert not transport.disconnecting
     outcome = (produced, model.live_calls, model.rejected_events, model.state_sizes())
     return outcome, delivered, proto.parser.skipped
 

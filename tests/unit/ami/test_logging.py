@@ -91,7 +91,8 @@ def test_twisted_log_is_routed_with_its_traceback(lines: Lines) -> None:
 
 def test_exceptions_are_logged_with_traceback(lines: Lines) -> None:
     try:
-        {}["missing"]
+        empty: dict[str, str] = {}
+        empty["missing"]
     except KeyError:
         get_logger("cti_bridge.test").exception("listener_failed")
     (entry,) = lines()

@@ -213,10 +213,12 @@ def test_parse_block_fast_and_careful_paths_agree() -> None:
 
 
 def test_format_action_bytes() -> None:
-    data = format_action(
-        "Originate",
-        {"Channel": "PJSIP/1001", "Timeout": 20000, "Variable": ["A=1", "B=2"]},
-    )
+    headers: dict[str, str | int | list[str]] = {
+        "Channel": "PJSIP/1001",
+        "Timeout": 20000,
+        "Variable": ["A=1", "B=2"],
+    }
+    data = format_action("Originate", headers)
     assert data == (
         b"Action: Originate\r\nChannel: PJSIP/1001\r\nTimeout: 20000\r\n"
         b"Variable: A=1\r\nVariable: B=2\r\n\r\n"

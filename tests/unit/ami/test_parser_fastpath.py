@@ -16,11 +16,14 @@ from cti_bridge.ami.parser import AMIParser, Message, _parse_lines, decode_text
 
 BANNER = b"Asterisk Call Manager/11.0.0\r\n"
 
+# A message as fields, repeated headers, malformed lines (what the parsers compare on).
+Parsed = tuple[dict[str, str], dict[str, list[str]] | None, list[str] | None]
 
-def reference(stream: bytes) -> list[tuple[dict[str, str], object, object]]:
+
+def reference(stream: bytes) -> list[Parsed]:
     """Careful path only: what the parser must return for a complete stream."""
     body = stream[len(BANNER) :].replace(b"\r\n", b"\n")
-    out = []
+    out: list[Parsed] = []
     for block in body.split(b"\n\n"):
         block = block.lstrip(b"\n")  # noqa: PLW2901
         if block:
@@ -29,7 +32,7 @@ def reference(stream: bytes) -> list[tuple[dict[str, str], object, object]]:
     return out
 
 
-def parsed(stream: bytes, cuts: list[int]) -> list[tuple[dict[str, str], object, object]]:
+def parsed(stream: bytes, cuts: list[int]) -> list[Parsed]:
     parser = AMIParser()
     msgs: list[Message] = []
     start = 0

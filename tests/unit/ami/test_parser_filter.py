@@ -31,7 +31,8 @@ FILTERS = [
     EventFilter(frozenset()),
 ]
 
-Parsed = tuple[dict[str, str], object, object]
+# A message as fields, repeated headers, malformed lines (what the parsers compare on).
+Parsed = tuple[dict[str, str], dict[str, list[str]] | None, list[str] | None]
 
 
 def parse(stream: bytes, cuts: list[int], wanted: EventFilter | None) -> list[Parsed]:

@@ -38,7 +38,7 @@ class Link:
         self.proto.dataReceived(data.encode() if isinstance(data, str) else data)
 
     def sent(self) -> bytes:
-        value = self.transport.value()
+        value: bytes = self.transport.value()
         self.transport.clear()
         return value
 
@@ -498,7 +498,7 @@ class RecordingSocket(socket.socket):
         super().__init__(family, socket.SOCK_STREAM)
         self.options: list[tuple[int, int, int]] = []
 
-    def setsockopt(self, level: int, option: int, value: Any, *rest: Any) -> None:  # type: ignore[override]
+    def setsockopt(self, level: int, option: int, value: Any, *rest: Any) -> None:
         self.options.append((level, option, value))
         super().setsockopt(level, option, value, *rest)
 
@@ -516,7 +516,7 @@ class SocketTransport(StringTransport):
 def test_every_read_asks_tcp_to_acknowledge_the_next_segment_at_once() -> None:
     quickack = (socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
     with RecordingSocket(socket.AF_INET) as tcp:
-        proto = AMIProtocolFactory(Clock()).buildProtocol(None)  # type: ignore[arg-type]
+        proto = AMIProtocolFactory(Clock()).buildProtocol(None)
         proto.makeConnection(SocketTransport(tcp))
         assert tcp.options == [quickack]
         proto.dataReceived(BANNER)
@@ -524,7 +524,7 @@ def test_every_read_asks_tcp_to_acknowledge_the_next_segment_at_once() -> None:
         assert tcp.options == [quickack] * 3
     # Not TCP (a Unix socket): tried once, then left alone.
     with RecordingSocket(socket.AF_UNIX) as unix:
-        proto = AMIProtocolFactory(Clock()).buildProtocol(None)  # type: ignore[arg-type]
+        proto = AMIProtocolFactory(Clock()).buildProtocol(None)
         proto.makeConnection(SocketTransport(unix))
         proto.dataReceived(BANNER)
         assert len(unix.options) == 1

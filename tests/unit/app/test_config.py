@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -75,7 +76,7 @@ def test_config_from_environment_variable(tmp_path: Path, monkeypatch: pytest.Mo
         ),
     ],
 )
-def test_a_bad_config_is_one_line_naming_the_key(data: dict, message: str) -> None:
+def test_a_bad_config_is_one_line_naming_the_key(data: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigError) as caught:
         parse_config(data)
     text = str(caught.value)

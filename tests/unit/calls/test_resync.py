@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from cti_bridge.calls import CallModel
-from cti_bridge.calls.events import CallAnswered, CallEnded, CallStarted, OperatorRinging
+from cti_bridge.calls.events import (
+    CallAnswered,
+    CallEnded,
+    CallStarted,
+    OperatorRinging,
+    RingEnded,
+)
 from tests.support.calls_facts import HOSTILE, LONG_NAME_START, Replay, messages
 
 
-def core_show_channels(trace: str) -> tuple[int, list[Mapping[str, str]]]:
+def core_show_channels(trace: str) -> tuple[int, Sequence[Mapping[str, str]]]:
     """The trace's CoreShowChannel items and the index of the message after the list."""
     msgs = messages(trace)
     items = [m for m in msgs if m.get("Event") == "CoreShowChannel"]
@@ -17,7 +23,7 @@ def core_show_channels(trace: str) -> tuple[int, list[Mapping[str, str]]]:
     return done + 1, items
 
 
-def kinds(events: list[object]) -> list[str]:
+def kinds(events: Sequence[object]) -> list[str]:
     return [type(e).__name__ for e in events]
 
 
@@ -143,6 +149,7 @@ def test_resync_mixed_leg_gone_and_new_call() -> None:
     }
     events = run.model.resync([*items, stranger], 1070.0)
     assert kinds(events) == ["RingEnded", "CallStarted"]
+    assert isinstance(events[0], RingEnded)
     assert events[0].ring.device == "Local/1002@agents"  # 1002's leg vanished meanwhile
     new = events[1].call
     assert (new.linkedid, new.caller_name, new.queue) == ("77.1", 'New "Caller"', "support-sip")

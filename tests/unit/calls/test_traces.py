@@ -127,6 +127,7 @@ def test_callback_answer_is_the_customer_picking_up() -> None:
     customer = next(r for r in call.rings if r.device.endswith("@pstn-out"))
     assert call.answered_at == customer.ended_at  # DialEnd ANSWER of the customer leg
     operator = call.segments[0]
+    assert call.answered_at is not None
     assert operator.started_at < call.answered_at  # the operator picked up first
     kinds = [type(e).__name__ for e in run.events]
     assert kinds.index("CallAnswered") > kinds.index("RingEnded")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from twisted.internet.defer import succeed
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import Clock
 
 from cti_bridge.calls.events import (
@@ -346,7 +346,11 @@ def connect(hub: Hub, username: str, role: str = "operator") -> FakeTransport:
 
 def test_sockets_see_their_own_pops_only_and_get_them_at_connect() -> None:
     rig = pop_rig()
-    hub = Hub(rig.clock, rig.bus, lambda token: succeed(None))
+
+    def no_principal(token: str) -> Deferred[Principal | None]:
+        return succeed(None)
+
+    hub = Hub(rig.clock, rig.bus, no_principal)
     add_supervisor_screens(  # watching is the queues room's
         hub, lambda username: succeed(OPERATORS[username][0] if username in OPERATORS else None)
     )

@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 
 from cti_bridge.calls.events import Call, CallEnded, DomainEvent
-from tests.support.calls_facts import TRACES, replay
+from tests.support.calls_facts import replay
+from tests.support.paths import TRACES
 from tests.support.pop_helpers import BY_ID, OPERATORS, pop_rig
 
 ALL_TRACES = sorted(str(p.relative_to(TRACES)) for p in TRACES.rglob("*.ami"))

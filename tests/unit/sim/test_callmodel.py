@@ -177,6 +177,7 @@ def test_attended_transfer() -> None:
     assert call.talk_seconds == pytest.approx(4 + 2 + 6 + 20, abs=TOLERANCE)
     operator, target = call.segments
     assert (operator.device, target.device) == (P1, L2)
+    assert call.answered_at is not None
     assert operator.ended_at == pytest.approx(call.answered_at + 12, abs=TOLERANCE)
 
 

@@ -66,7 +66,8 @@ def test_the_json_shape(helpdesk: Store) -> None:
     for name in ("started_at", "answered_at", "ended_at"):
         assert call[name].endswith("Z")
         parsed = datetime.fromisoformat(call[name])
-        assert parsed.utcoffset() is not None and parsed.utcoffset().total_seconds() == 0
+        offset = parsed.utcoffset()
+        assert offset is not None and offset.total_seconds() == 0
     assert call["ended_with"] == "anna"
     assert helpdesk.queries.get_call(call["id"]) == call
     assert helpdesk.queries.find_call("main", "1795735383.330") == call

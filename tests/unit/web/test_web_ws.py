@@ -50,15 +50,15 @@ class Batches:
         self.calls: list[tuple[float, set[str]]] = []
         self.held: list[Deferred[set[str]]] = []
 
-    def __call__(self, asked: Collection[str]) -> Deferred[set[str]]:
-        self.calls.append((self.clock.seconds(), set(asked)))
+    def __call__(self, tokens: Collection[str]) -> Deferred[set[str]]:
+        self.calls.append((self.clock.seconds(), set(tokens)))
         if self.tokens.broken:
             return fail(RuntimeError("database unreachable"))
         if self.hold:
             d: Deferred[set[str]] = Deferred()
             self.held.append(d)
             return d
-        return succeed({t for t in asked if t in self.tokens.alive})
+        return succeed({t for t in tokens if t in self.tokens.alive})
 
 
 def batched_rig(phases: list[float], *, hold: bool = False) -> tuple[Clock, Tokens, Batches, Hub]:
