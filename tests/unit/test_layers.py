@@ -70,6 +70,11 @@ RULES: tuple[Rule, ...] = (
         allowed=PURE_OUTER,
     ),
     Rule(
+        ("cti_bridge.dialer.policy",),
+        FRAMEWORKS + OUTER,
+        "when a callback may be dialled, and who is rung, is a pure decision",
+    ),
+    Rule(
         (*PURE_OUTER, "cti_bridge.vocabulary", "cti_bridge.backoff"),
         FRAMEWORKS + OUTER,
         "topic names, the domain's words and the back-off policy are plain values",

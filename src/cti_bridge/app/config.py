@@ -11,6 +11,7 @@ import os
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
 from pydantic import (
@@ -22,7 +23,16 @@ from pydantic import (
     model_validator,
 )
 
-__all__ = ["Config", "ConfigError", "load_config", "parse_config"]
+from cti_bridge.dialer.policy import DAYS, Policy, Range, holiday_calendar, parse_hours
+
+__all__ = [
+    "Config",
+    "ConfigError",
+    "DialerConfig",
+    "DialerHoursConfig",
+    "load_config",
+    "parse_config",
+]
 
 ENV_CONFIG = "CTI_BRIDGE_CONFIG"
 
@@ -150,6 +160,80 @@ class AgiConfig(_Section):
         return {**data, "token": value}
 
 
+class DialerHoursConfig(_Section):
+    """``[dialer.hours]``: calling ranges per weekday in local time, e.g. ``"08:00-18:00"`` or
+    ``"08:00-12:00,13:00-18:00"``; ``"00:00-24:00"`` is the whole day; an absent day has
+    none. Without the table: Monday to Friday 08:00-18:00."""
+
+    mon: str | None = None
+    tue: str | None = None
+    wed: str | None = None
+    thu: str | None = None
+    fri: str | None = None
+    sat: str | None = None
+    sun: str | None = None
+
+    @field_validator(*DAYS)
+    @classmethod
+    def _ranges(cls, text: str | None) -> str | None:
+        if text is not None:
+            parse_hours(text)
+        return text
+
+    @property
+    def weekly(self) -> tuple[tuple[Range, ...], ...]:
+        """Seven days of ranges, Monday first."""
+        return tuple(parse_hours(getattr(self, day) or "") for day in DAYS)
+
+
+_OFFICE_HOURS = DialerHoursConfig(**dict.fromkeys(DAYS[:5], "08:00-18:00"))
+
+
+class DialerConfig(_Section):
+    """``[dialer]``: the callback dialer (off unless ``enabled``). See docs/dialer.md."""
+
+    enabled: bool = False
+    #: Dialplan context the customer's number is dialled in once the operator answered.
+    context: Annotated[str, Field(min_length=1)] = "callback"
+    number_format: Literal["e164", "national", "international"] = "national"
+    operator_ring_seconds: Annotated[float, Field(gt=0)] = 20.0
+    max_attempts: Annotated[int, Field(ge=1)] = 3
+    retry_seconds: Annotated[tuple[Annotated[float, Field(gt=0)], ...], Field(min_length=1)] = (
+        600.0,
+        1800.0,
+    )
+    owner_grace_seconds: Annotated[float, Field(ge=0)] = 900.0
+    timezone: str = "Europe/Brussels"
+    holidays: str = "BE"
+    hours: DialerHoursConfig = _OFFICE_HOURS
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, name: str) -> str:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{name!r} is not an IANA time zone") from None
+        return name
+
+    @field_validator("holidays")
+    @classmethod
+    def _known_country(cls, country: str) -> str:
+        holiday_calendar(country)  # raises ValueError naming the country
+        return country.upper()
+
+    def policy(self) -> Policy:
+        """The pure policy these settings describe."""
+        return Policy(
+            hours=self.hours.weekly,
+            timezone=self.timezone,
+            holidays=holiday_calendar(self.holidays),
+            max_attempts=self.max_attempts,
+            retry_seconds=self.retry_seconds,
+            owner_grace_seconds=self.owner_grace_seconds,
+        )
+
+
 class LogConfig(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
 
@@ -161,6 +245,7 @@ class Config(_Section):
     phone: PhoneConfig = PhoneConfig()
     pbx: tuple[PbxConfig, ...] = ()
     agi: AgiConfig = AgiConfig()
+    dialer: DialerConfig = DialerConfig()
     log: LogConfig = LogConfig()
 
     @field_validator("pbx")

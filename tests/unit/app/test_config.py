@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -116,3 +117,70 @@ def test_agi_token_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None
     with pytest.raises(ConfigError, match=r"agi\.token_env: the token in CTI_TEST_AGI is shorter"):
         parse_config({"agi": {"token_env": "CTI_TEST_AGI"}})
     assert parse_config({}).agi.token is None
+
+
+def test_the_dialer_defaults_and_the_documented_keys() -> None:
+    assert not parse_config({}).dialer.enabled
+    config = parse_config(
+        {
+            "dialer": {
+                "enabled": True,
+                "context": "callback",
+                "number_format": "e164",
+                "operator_ring_seconds": 20,
+                "max_attempts": 4,
+                "retry_seconds": [600, 1800],
+                "owner_grace_seconds": 900,
+                "timezone": "America/New_York",
+                "holidays": "be",
+                "hours": {"mon": "08:00-12:00,13:00-18:00", "sun": "00:00-24:00"},
+            }
+        }
+    ).dialer
+    assert config.enabled and config.number_format == "e164" and config.holidays == "BE"
+    policy = config.policy()
+    assert policy.hours == (((480, 720), (780, 1080)), (), (), (), (), (), ((0, 1440),))
+    assert (policy.max_attempts, policy.retry_seconds, policy.timezone) == (
+        4,
+        (600.0, 1800.0),
+        "America/New_York",
+    )
+    assert date(2026, 12, 25) in policy.holidays
+    assert (
+        date(2026, 12, 25)
+        not in parse_config({"dialer": {"holidays": ""}}).dialer.policy().holidays
+    )
+    # without [dialer.hours]: Monday to Friday 08:00-18:00
+    assert parse_config({}).dialer.policy().hours == (((480, 1080),),) * 5 + ((), ())
+
+
+@pytest.mark.parametrize(
+    ("dialer", "message"),
+    [
+        ({"timezone": "Mars/Olympus"}, "config: dialer.timezone: 'Mars/Olympus' is not an IANA"),
+        ({"holidays": "XX"}, "config: dialer.holidays: 'XX' is not a country the holidays"),
+        ({"hours": {"mon": "8-18"}}, "config: dialer.hours.mon: '8-18' is not HH:MM-HH:MM"),
+        ({"hours": {"tue": "18:00-08:00"}}, "config: dialer.hours.tue: '18:00-08:00' ends before"),
+        ({"hours": {"monday": "08:00-18:00"}}, "config: dialer.hours.monday: unknown key"),
+        ({"retry_seconds": []}, "config: dialer.retry_seconds: "),
+        ({"retry_seconds": [600, 0]}, "config: dialer.retry_seconds[1]: Input should be greater"),
+        (
+            {"max_attempts": 0},
+            "config: dialer.max_attempts: Input should be greater than or equal to 1",
+        ),
+        ({"number_format": "local"}, "config: dialer.number_format: Input should be 'e164'"),
+        ({"dial": True}, "config: dialer.dial: unknown key"),
+    ],
+)
+def test_a_bad_dialer_section_names_the_key(dialer: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config({"dialer": dialer})
+    assert str(caught.value).startswith(message)
+    assert "\n" not in str(caught.value)
+
+
+def test_the_example_config_ships_the_dialer_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CTI_AMI_SECRET", "s3cret")
+    config = load_config(REPO / "config/cti-bridge.example.toml")
+    assert not config.dialer.enabled
+    assert config.dialer.hours.mon == "08:00-18:00" and config.dialer.hours.sat is None
