@@ -175,3 +175,117 @@ def test_agreements_on_a_call_belong_to_who_handled_it(server: ConsoleServer) ->
         "POST", "/api/agreements", token=sofie, body={"kind": "repair", "call_id": call["id"]}
     )
     assert status == 201
+
+
+def test_agreements_are_listed_by_filter_and_belong_to_their_owner(
+    shared_server: ConsoleServer,
+) -> None:
+    server = shared_server
+    assert server.api("GET", "/api/agreements")[0] == 401
+    bart, sofie = server.login("bart"), server.login("sofie")
+    jan = server.ready["customers"]["covered"]
+
+    def listed(query: str, token: str = sofie) -> list[dict[str, Any]]:
+        status, body = server.api("GET", f"/api/agreements{query}", token=token)
+        assert status == 200, body
+        rows: list[dict[str, Any]] = body["agreements"]
+        return rows
+
+    [seeded] = listed(f"?customer_id={jan}&due=overdue")  # the seeded overdue callback
+    assert seeded["kind"] == "callback" and seeded["owner"] is None
+    assert seeded["status"] == "open" and seeded["deadline"].endswith("Z")
+    assert seeded["id"] in [a["id"] for a in listed("?status=open")]
+    assert listed(f"?customer_id={jan}&status=done") == []
+    assert listed("?owner=sofie") == []
+    assert listed("?due=overdue&limit=1") == [seeded]
+    status, body = server.api("GET", f"/api/agreements/{seeded['id']}", token=sofie)
+    assert status == 200 and body == seeded and body["attempts"] == []
+    # An operator sees only their own: not the unowned one, not another's list.
+    assert seeded["id"] not in [a["id"] for a in listed("", token=bart)]
+    assert server.api("GET", "/api/agreements?owner=anna", token=bart)[0] == 403
+    assert server.api("GET", f"/api/agreements/{seeded['id']}", token=bart)[0] == 403
+    for query, field in [
+        ("?due=someday", "due"),
+        ("?status=forgotten", "status"),
+        ("?customer_id=abc", "customer_id"),
+        ("?owner=nobody", "owner"),
+        ("?limit=0", "limit"),
+    ]:
+        status, body = server.api("GET", f"/api/agreements{query}", token=sofie)
+        assert status == 400 and body["error"].startswith(field), (query, body)
+    for missing in ("999999", "abc", "0"):
+        status, body = server.api("GET", f"/api/agreements/{missing}", token=sofie)
+        assert status == 404 and body["error"] == "no such agreement"
+    assert server.api("GET", f"/api/agreements/{seeded['id']}")[0] == 401
+
+
+def test_an_agreement_is_changed_and_closed_by_its_owner_or_a_supervisor(
+    server: ConsoleServer,
+) -> None:
+    anna, bart, sofie = (server.login(n) for n in ("anna", "bart", "sofie"))
+    status, made = server.api(
+        "POST",
+        "/api/agreements",
+        token=anna,
+        body={"kind": "callback", "callback_number": "050 12 34 56", "notes": "first"},
+    )
+    assert status == 201 and made["owner"] == "anna"
+    path = f"/api/agreements/{made['id']}"
+    assert server.api("PATCH", path, body={"notes": "x"})[0] == 401
+    status, changed = server.api(
+        "PATCH",
+        path,
+        token=anna,
+        body={
+            "deadline": "2031-01-02T15:00:00Z",
+            "window_start": "2031-01-02T09:00:00Z",
+            "window_end": "2031-01-02T12:00:00+01:00",
+            "notes": "call after the meeting",
+            "owner": "anna",  # keeping it is fine
+        },
+    )
+    assert status == 200, changed
+    assert changed["deadline"] == "2031-01-02T15:00:00.000Z"
+    assert (changed["window_start"], changed["window_end"]) == (
+        "2031-01-02T09:00:00.000Z",
+        "2031-01-02T11:00:00.000Z",
+    )
+    assert changed["notes"] == "call after the meeting" and changed["owner"] == "anna"
+    assert server.api("GET", path, token=anna) == (200, changed)
+    assert [a["id"] for a in server.api("GET", "/api/agreements", token=anna)[1]["agreements"]] == [
+        made["id"]
+    ]
+    # Only a supervisor hands it to someone else; bart may not touch anna's agreement.
+    status, body = server.api("PATCH", path, token=anna, body={"owner": "bart"})
+    assert status == 403, body
+    assert server.api("PATCH", path, token=bart, body={"notes": "mine?"})[0] == 403
+    for body, field in [
+        ({"status": "open"}, "status"),
+        ({"deadline": "tomorrow"}, "deadline"),
+        ({"window_start": "2031-01-02T09:00:00Z"}, "window_start"),
+        (
+            {"window_start": "2031-01-02T10:00:00Z", "window_end": "2031-01-02T09:00:00Z"},
+            "window_end",
+        ),
+        ({"owner": "nobody"}, "owner"),
+        ({"kind": "repair"}, "unknown field kind"),
+        ({"disposition": "solved"}, "unknown field disposition"),
+        ({}, "nothing to change"),
+    ]:
+        status, answer = server.api("PATCH", path, token=sofie, body=body)
+        assert status == 400 and answer["error"].startswith(field), (body, answer)
+    status, handed = server.api("PATCH", path, token=sofie, body={"owner": "bart"})
+    assert status == 200 and handed["owner"] == "bart"
+    assert server.api("GET", path, token=anna)[0] == 403  # no longer hers
+    status, closed = server.api("PATCH", path, token=bart, body={"status": "done"})
+    assert status == 200 and closed["status"] == "done"
+    status, answer = server.api("PATCH", path, token=bart, body={"status": "cancelled"})
+    assert status == 400 and "already done" in answer["error"]
+    assert server.api("PATCH", "/api/agreements/999999", token=sofie, body={"notes": "x"}) == (
+        404,
+        {"error": "no such agreement"},
+    )
+    status, cleared = server.api(
+        "PATCH", path, token=sofie, body={"window_start": None, "window_end": None, "owner": None}
+    )
+    assert status == 200 and cleared["window_start"] is None and cleared["owner"] is None

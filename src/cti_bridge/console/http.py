@@ -31,6 +31,12 @@ def _call_id(value: str) -> int:
     return call_id
 
 
+def _agreement_id(value: str) -> int:
+    if not value.isdigit() or len(value) > 18 or int(value) < 1:
+        raise NotFound("no such agreement")
+    return int(value)
+
+
 def add_routes(web: WebApp, console: Console) -> None:
     """The console's routes on ``web``, in the order they always had."""
 
@@ -100,6 +106,43 @@ def add_routes(web: WebApp, console: Console) -> None:
         body = json_body(request)
         created = yield console.create_agreement(principal, body)
         return _respond(request, 201, created)
+
+    @web.route("/api/agreements", methods=["GET"])
+    @inlineCallbacks
+    def agreements(request: Request) -> Any:
+        principal = yield web.principal(request)
+        customer_id = arg(request, "customer_id")
+        if customer_id is not None and (
+            not customer_id.isdigit() or len(customer_id) > 18 or int(customer_id) < 1
+        ):
+            raise BadRequest("customer_id must be a positive whole number")
+        owner = arg(request, "owner")
+        if owner is not None and len(owner) > 64:
+            raise BadRequest("owner is too long")
+        rows = yield console.list_agreements(
+            principal,
+            status=arg(request, "status") or None,
+            owner=owner or None,
+            due=arg(request, "due") or None,
+            customer_id=None if not customer_id else int(customer_id),
+            limit=parse_limit(arg(request, "limit"), default=100),
+        )
+        return _respond(request, 200, {"agreements": rows})
+
+    @web.route("/api/agreements/<string:agreement_id>", methods=["GET"])
+    @inlineCallbacks
+    def agreement(request: Request, agreement_id: str) -> Any:
+        principal = yield web.principal(request)
+        found = yield console.get_agreement(principal, _agreement_id(agreement_id))
+        return _respond(request, 200, found)
+
+    @web.route("/api/agreements/<string:agreement_id>", methods=["PATCH"])
+    @inlineCallbacks
+    def patch_agreement(request: Request, agreement_id: str) -> Any:
+        principal = yield web.principal(request)
+        body = json_body(request)
+        updated = yield console.patch_agreement(principal, _agreement_id(agreement_id), body)
+        return _respond(request, 200, updated)
 
     # -- the helpdesk's words ------------------------------------------------------------
 

@@ -12,6 +12,7 @@ contract suite runs on the three (``tests/unit/store/test_contract_*.py``):
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -47,7 +48,37 @@ class AgreementBook(Protocol):
         by_operator: int | None = None,
     ) -> int: ...
 
-    def get_agreement(self, agreement_id: int) -> dict[str, Any] | None: ...
+    def get_agreement(self, agreement_id: int) -> dict[str, Any] | None:
+        """One agreement: id, kind, status, customer_id, call_id, owner_operator_id,
+        owner (username), deadline, callback_number, window_start, window_end, notes,
+        created_at, updated_at (ISO 8601 UTC), and its attempts oldest first (number,
+        operator_id, operator (username), call_id, node, started_at, ended_at,
+        outcome)."""
+        ...
+
+    def list_agreements(
+        self,
+        *,
+        status: str | None = None,
+        owner_operator_id: int | None = None,
+        customer_id: int | None = None,
+        due: str | None = None,
+        now: datetime | None = None,
+        today: tuple[datetime, datetime] | None = None,
+        limit: int = 100,
+    ) -> list[dict[str, Any]]:
+        """Agreements (as ``get_agreement``) matching every filter given. ``due``:
+        ``overdue`` is pending (open or dialling) with a deadline before ``now``;
+        ``today`` is pending with a deadline in ``today`` (start included, end not; the
+        caller gives the site's day, there is no clock in here). Soonest deadline
+        first, those without one last, then by id; at most ``limit``."""
+        ...
+
+    def update_agreement(self, agreement_id: int, changes: Mapping[str, Any]) -> None:
+        """Set ``status`` (done|cancelled; ``InvalidRecord`` once done or cancelled),
+        ``deadline``, ``owner_operator_id``, ``window`` ((start, end) or None) and
+        ``notes``; keys left out stay. ``InvalidRecord`` names the field."""
+        ...
 
     def open_agreements(
         self, *, customer_id: int | None = None, number: str | None = None, limit: int = 100

@@ -7,19 +7,22 @@ A refusal is the web's ``BadRequest`` (400, naming the field) or ``Forbidden`` (
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from cti_bridge.web.auth import Principal
 from cti_bridge.web.http import BadRequest
 
 __all__ = [
+    "AGREEMENT_CHANGES",
     "AGREEMENT_FIELDS",
     "MAX_NOTES",
     "PATCHABLE",
+    "agreement_changes",
     "agreement_request",
     "check_patch",
     "involved",
+    "local_day",
 ]
 
 #: What an operator may change on a call record.
@@ -109,3 +112,52 @@ def agreement_request(body: Mapping[str, Any]) -> dict[str, Any]:
         "window": None if start is None or end is None else (start, end),
         "notes": _text(body, "notes", MAX_NOTES),
     }
+
+
+# -- PATCH /api/agreements/{id} -----------------------------------------------------------
+
+AGREEMENT_CHANGES = frozenset(
+    {"status", "deadline", "owner", "window_start", "window_end", "notes"}
+)
+
+
+def agreement_changes(body: Mapping[str, Any]) -> dict[str, Any]:
+    """The checked fields of a PATCH body: ``status``, ``deadline``, ``owner`` (a
+    username or null: resolved by the service), the window (both or neither; both null
+    clears it) and ``notes``; BadRequest names the field."""
+    unknown = sorted(set(body) - AGREEMENT_CHANGES)
+    if unknown:
+        raise BadRequest(f"unknown field {', '.join(unknown)}")
+    if not body:
+        raise BadRequest(f"nothing to change; give one of {', '.join(sorted(AGREEMENT_CHANGES))}")
+    changes: dict[str, Any] = {}
+    if "status" in body:
+        if not isinstance(body["status"], str):
+            raise BadRequest("status must be one of done, cancelled")
+        changes["status"] = body["status"]
+    if "deadline" in body:
+        changes["deadline"] = _when(body, "deadline")
+    if "owner" in body:
+        owner = body["owner"]
+        if owner is not None and (not isinstance(owner, str) or not owner or len(owner) > 64):
+            raise BadRequest("owner must be a username or null")
+        changes["owner"] = owner
+    if ("window_start" in body) != ("window_end" in body):
+        raise BadRequest("window_start and window_end go together")
+    if "window_start" in body:
+        start, end = _when(body, "window_start"), _when(body, "window_end")
+        if (start is None) != (end is None):
+            raise BadRequest("window_start and window_end go together")
+        changes["window"] = None if start is None or end is None else (start, end)
+    if "notes" in body:
+        changes["notes"] = _text(body, "notes", MAX_NOTES)
+    return changes
+
+
+def local_day(now: datetime) -> tuple[datetime, datetime]:
+    """The site's day around ``now`` (the server's local time zone, as contracts are
+    dated), as UTC [start, end)."""
+    local = datetime.fromtimestamp(now.timestamp())  # naive, local wall time
+    start = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    end = start + timedelta(days=1)  # wall-clock midnights: a DST day is 23 or 25 hours
+    return start.astimezone(UTC), end.astimezone(UTC)

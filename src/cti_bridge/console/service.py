@@ -8,8 +8,9 @@ operators who handled it (``rules.involved``), or supervisors. Pops (who is ring
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
 from twisted.internet.defer import Deferred, inlineCallbacks
@@ -19,7 +20,7 @@ from cti_bridge.web.auth import Forbidden, Principal
 from cti_bridge.web.http import BadRequest, NotFound
 
 from .customers import console_customer_context, console_search_customers
-from .rules import agreement_request, check_patch, involved
+from .rules import agreement_changes, agreement_request, check_patch, involved, local_day
 
 __all__ = ["Console"]
 
@@ -31,9 +32,11 @@ class Runner(Protocol):
 
 
 class Console:
-    def __init__(self, store: Store, run: Runner):
+    def __init__(self, store: Store, run: Runner, clock: Callable[[], float] = time.time):
         self.store = store
         self.run = run
+        #: The node's clock (the reactor's ``seconds``): "now" and "today" of the lists.
+        self.clock = clock
 
     # -- calls ---------------------------------------------------------------------------
 
@@ -129,3 +132,92 @@ class Console:
         except InvalidRecord as error:
             raise BadRequest(str(error)) from None
         return created
+
+    # Agreements are their owner's: an operator lists, reads and changes the ones they
+    # own; supervisors and admins all, and only they hand one to another owner
+    # (docs/console.md). The customer view and pops keep showing a customer's open ones.
+
+    def _owner_id(self, username: str) -> Deferred[int | None]:
+        accounts = self.store.accounts
+
+        def work() -> int | None:
+            found = accounts.get_operator(username)
+            return None if found is None else found.id
+
+        return self.run(work)
+
+    @inlineCallbacks
+    def list_agreements(
+        self,
+        principal: Principal,
+        *,
+        status: str | None,
+        owner: str | None,
+        due: str | None,
+        customer_id: int | None,
+        limit: int,
+    ) -> Any:
+        if not principal.sees_everything:
+            if owner is not None and owner != principal.username:
+                raise Forbidden("operators see their own agreements; supervisors see all")
+            owner = principal.username
+        owner_id = None
+        if owner is not None:
+            owner_id = yield self._owner_id(owner)
+            if owner_id is None:
+                raise BadRequest("owner: no such operator")
+        now = datetime.fromtimestamp(self.clock(), UTC)
+        book = self.store.agreements
+        try:
+            rows = yield self.run(
+                lambda: book.list_agreements(
+                    status=status,
+                    owner_operator_id=owner_id,
+                    customer_id=customer_id,
+                    due=due,
+                    now=now,
+                    today=local_day(now),
+                    limit=limit,
+                )
+            )
+        except InvalidRecord as error:
+            raise BadRequest(str(error)) from None
+        return rows
+
+    @inlineCallbacks
+    def get_agreement(self, principal: Principal, agreement_id: int) -> Any:
+        book = self.store.agreements
+        found = yield self.run(lambda: book.get_agreement(agreement_id))
+        if found is None:
+            raise NotFound("no such agreement")
+        if not principal.sees_everything and found["owner_operator_id"] != principal.operator_id:
+            raise Forbidden("operators see their own agreements; supervisors see all")
+        return found
+
+    @inlineCallbacks
+    def patch_agreement(
+        self, principal: Principal, agreement_id: int, body: Mapping[str, Any]
+    ) -> Any:
+        changes = agreement_changes(body)
+        yield self.get_agreement(principal, agreement_id)  # 404, 403
+        if "owner" in changes:
+            owner = changes.pop("owner")
+            if not principal.sees_everything and owner != principal.username:
+                raise Forbidden("only supervisors hand an agreement to another owner")
+            owner_id = None
+            if owner is not None:
+                owner_id = yield self._owner_id(owner)
+                if owner_id is None:
+                    raise BadRequest("owner: no such operator")
+            changes["owner_operator_id"] = owner_id
+        book = self.store.agreements
+
+        def work() -> dict[str, Any] | None:
+            book.update_agreement(agreement_id, changes)
+            return book.get_agreement(agreement_id)
+
+        try:
+            updated = yield self.run(work)
+        except InvalidRecord as error:
+            raise BadRequest(str(error)) from None
+        return updated

@@ -14,6 +14,6 @@ __all__ = ["install"]
 
 
 def install(node: Node) -> None:
-    console = Console(node.store, node.run)
+    console = Console(node.store, node.run, clock=node.reactor.seconds)
     add_routes(node.http, console)
     node.provide("console", console)

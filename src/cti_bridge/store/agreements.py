@@ -8,11 +8,12 @@ index), so two nodes can never dial one agreement at once.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import selectinload
+from sqlalchemy import ColumnElement, func, select
+from sqlalchemy.orm import Session, selectinload
 
 from .customers import InvalidRecord
 from .db import StoreService, writing
@@ -22,15 +23,34 @@ from .models import (
     ATTEMPT_OUTCOMES,
     Agreement,
     AgreementAttempt,
+    Operator,
 )
 from .numbers import normalize_number
 from .records import clean_text
 from .types import iso_utc
 
-__all__ = ["MAX_NOTES", "Agreements", "checked_agreement"]
+__all__ = [
+    "CHANGES",
+    "CLOSED",
+    "CLOSING",
+    "DUE",
+    "MAX_NOTES",
+    "PENDING",
+    "Agreements",
+    "checked_agreement",
+    "checked_changes",
+    "checked_filters",
+]
 
 #: An agreement's notes are cut here (the column is text; the console sends up to this).
 MAX_NOTES = 20_000
+#: What ``update_agreement`` changes, and the statuses it may set.
+CHANGES = frozenset({"status", "deadline", "owner_operator_id", "window", "notes"})
+CLOSING = ("done", "cancelled")
+#: A closed agreement's status stays; the pending ones are what "due" looks at.
+CLOSED = ("done", "cancelled")
+PENDING = ("open", "dialling")
+DUE = ("today", "overdue")
 
 
 def checked_agreement(
@@ -61,6 +81,41 @@ def checked_status(status: str) -> None:
 def checked_outcome(outcome: str) -> None:
     if outcome not in ATTEMPT_OUTCOMES:
         raise InvalidRecord(f"outcome must be one of {', '.join(ATTEMPT_OUTCOMES)}")
+
+
+def checked_filters(
+    status: str | None,
+    due: str | None,
+    now: datetime | None,
+    today: tuple[datetime, datetime] | None,
+) -> None:
+    """The checks of ``list_agreements``'s filters (the memory twin runs them too)."""
+    if status is not None:
+        checked_status(status)
+    if due is not None and due not in DUE:
+        raise InvalidRecord(f"due must be one of {', '.join(DUE)}")
+    if due == "overdue" and now is None:
+        raise TypeError("due='overdue' needs now")
+    if due == "today" and today is None:
+        raise TypeError("due='today' needs today=(start, end)")
+
+
+def checked_changes(current_status: str, changes: Mapping[str, Any]) -> None:
+    """The checks of ``update_agreement`` (``InvalidRecord`` starts with the field's
+    name): a known field, a closing status on an agreement not closed yet, a window that
+    ends after it starts."""
+    unknown = sorted(set(changes) - CHANGES)
+    if unknown:
+        raise TypeError(f"update_agreement cannot change {', '.join(unknown)}")
+    if "status" in changes:
+        status = changes["status"]
+        if status not in CLOSING:
+            raise InvalidRecord(f"status must be one of {', '.join(CLOSING)}")
+        if current_status in CLOSED:
+            raise InvalidRecord(f"status: the agreement is already {current_status}")
+    window = changes.get("window")
+    if window is not None and window[1] <= window[0]:
+        raise InvalidRecord("window_end: a callback window must end after it starts")
 
 
 class Agreements(StoreService):
@@ -150,6 +205,29 @@ class Agreements(StoreService):
             attempt.outcome = outcome
             attempt.call_id = call_id
 
+    def update_agreement(self, agreement_id: int, changes: Mapping[str, Any]) -> None:
+        """Change ``status`` (done|cancelled, not on a closed agreement), ``deadline``,
+        ``owner_operator_id``, ``window`` (a (start, end) pair or None) and ``notes``;
+        a key left out stays as it is. No such agreement is ``InvalidRecord`` too."""
+        with writing(self._sessions) as session:
+            agreement = session.get(Agreement, agreement_id, with_for_update=True)
+            if agreement is None:
+                raise InvalidRecord(f"no agreement {agreement_id}")
+            checked_changes(agreement.status, changes)
+            if "status" in changes:
+                agreement.status = changes["status"]
+            if "deadline" in changes:
+                agreement.deadline = changes["deadline"]
+            if "owner_operator_id" in changes:
+                agreement.owner_operator_id = changes["owner_operator_id"]
+            if "window" in changes:
+                window = changes["window"]
+                agreement.window_start = None if window is None else window[0]
+                agreement.window_end = None if window is None else window[1]
+            if "notes" in changes:
+                agreement.notes = clean_text(changes["notes"], MAX_NOTES)
+            agreement.updated_at = self._now()
+
     def get_agreement(self, agreement_id: int) -> dict[str, Any] | None:
         with self._sessions() as session:
             row = session.scalar(
@@ -157,7 +235,46 @@ class Agreements(StoreService):
                 .where(Agreement.id == agreement_id)
                 .options(selectinload(Agreement.attempts))
             )
-            return None if row is None else _agreement(row)
+            return None if row is None else _agreements(session, [row])[0]
+
+    def list_agreements(
+        self,
+        *,
+        status: str | None = None,
+        owner_operator_id: int | None = None,
+        customer_id: int | None = None,
+        due: str | None = None,
+        now: datetime | None = None,
+        today: tuple[datetime, datetime] | None = None,
+        limit: int = 100,
+    ) -> list[dict[str, Any]]:
+        """Agreements by status, owner and customer; ``due='overdue'``: pending (open or
+        dialling) with a deadline before ``now``; ``due='today'``: pending with a
+        deadline in ``today`` (start included, end not: the site's day, from the
+        caller). Soonest deadline first, those without one last, then by id."""
+        checked_filters(status, due, now, today)
+        which: list[ColumnElement[bool]] = []
+        if status is not None:
+            which.append(Agreement.status == status)
+        if owner_operator_id is not None:
+            which.append(Agreement.owner_operator_id == owner_operator_id)
+        if customer_id is not None:
+            which.append(Agreement.customer_id == customer_id)
+        if due is not None:
+            which.append(Agreement.status.in_(PENDING))
+        if due == "overdue" and now is not None:
+            which.append(Agreement.deadline < now)
+        if due == "today" and today is not None:
+            which += [Agreement.deadline >= today[0], Agreement.deadline < today[1]]
+        query = (
+            select(Agreement)
+            .where(*which)
+            .order_by(Agreement.deadline.is_(None), Agreement.deadline, Agreement.id)
+            .limit(limit)
+            .options(selectinload(Agreement.attempts))
+        )
+        with self._sessions() as session:
+            return _agreements(session, list(session.scalars(query)))
 
     def open_agreements(
         self, *, customer_id: int | None = None, number: str | None = None, limit: int = 100
@@ -180,10 +297,25 @@ class Agreements(StoreService):
             .options(selectinload(Agreement.attempts))
         )
         with self._sessions() as session:
-            return [_agreement(row) for row in session.scalars(query)]
+            return _agreements(session, list(session.scalars(query)))
 
 
-def _agreement(row: Agreement) -> dict[str, Any]:
+def _agreements(session: Session, rows: list[Agreement]) -> list[dict[str, Any]]:
+    ids = {r.owner_operator_id for r in rows} | {a.operator_id for r in rows for a in r.attempts}
+    return [_agreement(row, _usernames(session, ids)) for row in rows]
+
+
+def _usernames(session: Session, ids: Iterable[int | None]) -> dict[int | None, str]:
+    wanted = {i for i in ids if i is not None}
+    if not wanted:
+        return {}
+    found = session.execute(select(Operator.id, Operator.username).where(Operator.id.in_(wanted)))
+    return {row.id: row.username for row in found}
+
+
+def _agreement(row: Agreement, usernames: Mapping[int | None, str]) -> dict[str, Any]:
+    """An agreement as the API shows it (docs/console.md): ``owner`` and each attempt's
+    ``operator`` by username, beside their ids; times in ISO 8601 UTC."""
     return {
         "id": row.id,
         "kind": row.kind,
@@ -191,16 +323,19 @@ def _agreement(row: Agreement) -> dict[str, Any]:
         "customer_id": row.customer_id,
         "call_id": row.call_id,
         "owner_operator_id": row.owner_operator_id,
+        "owner": usernames.get(row.owner_operator_id),
         "deadline": iso_utc(row.deadline),
         "callback_number": row.callback_number,
         "window_start": iso_utc(row.window_start),
         "window_end": iso_utc(row.window_end),
         "notes": row.notes,
         "created_at": iso_utc(row.created_at),
+        "updated_at": iso_utc(row.updated_at),
         "attempts": [
             {
                 "number": a.number,
                 "operator_id": a.operator_id,
+                "operator": usernames.get(a.operator_id),
                 "call_id": a.call_id,
                 "node": a.node,
                 "started_at": iso_utc(a.started_at),

@@ -112,3 +112,146 @@ def test_unknown_agreements_and_bad_values_are_refused(store: Store) -> None:
     with pytest.raises(InvalidRecord):
         store.agreements.end_attempt(agreement, number + 1, "busy")
     store.agreements.end_attempt(agreement, number, "no_answer")
+
+
+def test_agreements_are_listed_by_status_owner_customer_and_due(store: Store) -> None:
+    anna = store.accounts.add_operator("anna", role="operator", password="anna-secret").id
+    bart = store.accounts.add_operator("bart", role="operator", password="bart-secret").id
+    jan = store.customers.add_customer("Jan", numbers=["050123456"])
+    now = datetime(2026, 11, 28, 14, 0, tzinfo=UTC)
+    today = (datetime(2026, 11, 27, 23, 0, tzinfo=UTC), datetime(2026, 11, 28, 23, 0, tzinfo=UTC))
+    book = store.agreements
+    late = book.add_agreement(
+        "callback", customer_id=jan, owner_operator_id=anna, deadline=now - timedelta(hours=1),
+        callback_number="050123456",
+    )  # fmt: skip
+    tonight = book.add_agreement(
+        "repair", customer_id=jan, owner_operator_id=bart, deadline=today[1] - timedelta(seconds=1)
+    )
+    tomorrow = book.add_agreement("technician", owner_operator_id=anna, deadline=today[1])
+    yesterday = book.add_agreement(
+        "other", owner_operator_id=anna, deadline=today[0] - timedelta(1)
+    )
+    undated = book.add_agreement("documentation", customer_id=jan)
+    closed = book.add_agreement("repair", owner_operator_id=anna, deadline=now - timedelta(1))
+    book.set_agreement_status(closed, "done")
+
+    def ids(**filters: object) -> list[int]:
+        return [a["id"] for a in book.list_agreements(**filters)]  # type: ignore[arg-type]
+
+    assert ids() == [yesterday, closed, late, tonight, tomorrow, undated]  # undated last
+    assert ids(limit=2) == [yesterday, closed]
+    assert ids(status="open") == [yesterday, late, tonight, tomorrow, undated]
+    assert ids(status="done") == [closed]
+    assert ids(owner_operator_id=anna) == [yesterday, closed, late, tomorrow]
+    assert ids(customer_id=jan) == [late, tonight, undated]
+    assert ids(due="overdue", now=now) == [yesterday, late]  # pending ones only
+    assert ids(due="today", today=today) == [late, tonight]  # start in, end out
+    assert ids(due="overdue", now=now, owner_operator_id=anna, customer_id=jan) == [late]
+    assert ids(due="today", today=today, status="done") == []
+    with pytest.raises(InvalidRecord, match=r"^due"):
+        book.list_agreements(due="someday", now=now)
+    with pytest.raises(InvalidRecord, match=r"^status"):
+        book.list_agreements(status="forgotten")
+    with pytest.raises(TypeError):
+        book.list_agreements(due="overdue")
+    with pytest.raises(TypeError):
+        book.list_agreements(due="today", now=now)
+    [shown] = book.list_agreements(customer_id=jan, limit=1)
+    assert shown["owner"] == "anna" and shown["owner_operator_id"] == anna
+    assert shown["deadline"] == "2026-11-28T13:00:00.000Z"
+    assert shown == book.get_agreement(late)
+
+
+def test_an_agreement_shows_its_owner_and_attempts_by_username(store: Store) -> None:
+    anna = store.accounts.add_operator("anna", role="operator", password="anna-secret").id
+    bart = store.accounts.add_operator("bart", role="operator", password="bart-secret").id
+    book = store.agreements
+    agreement = book.add_agreement("callback", owner_operator_id=anna, callback_number="050123456")
+    book.start_attempt(agreement, operator_id=bart, node="node-1")
+    book.end_attempt(agreement, 1, "no_answer")
+    book.start_attempt(agreement, node="node-2")
+    found = book.get_agreement(agreement)
+    assert found is not None
+    assert found["owner"] == "anna"
+    assert [
+        (a["number"], a["operator"], a["operator_id"], a["node"]) for a in found["attempts"]
+    ] == [
+        (1, "bart", bart, "node-1"),
+        (2, None, None, "node-2"),
+    ]
+    first, second = found["attempts"]
+    assert first["outcome"] == "no_answer" and first["ended_at"] is not None
+    assert second["outcome"] is None and second["ended_at"] is None
+    assert set(first) == {
+        "number", "operator", "operator_id", "node", "started_at", "ended_at", "call_id",
+        "outcome",
+    }  # fmt: skip
+    unowned = book.get_agreement(book.add_agreement("repair"))
+    assert unowned is not None and unowned["owner"] is None
+
+
+def test_an_agreement_is_changed_and_closed(store: Store) -> None:
+    anna = store.accounts.add_operator("anna", role="operator", password="anna-secret").id
+    bart = store.accounts.add_operator("bart", role="operator", password="bart-secret").id
+    book = store.agreements
+    agreement = book.add_agreement(
+        "callback", owner_operator_id=anna, callback_number="050123456", notes="first"
+    )
+    deadline = datetime(2026, 12, 1, 16, tzinfo=UTC)
+    window = (datetime(2026, 12, 1, 9, tzinfo=UTC), datetime(2026, 12, 1, 12, tzinfo=UTC))
+    book.update_agreement(
+        agreement,
+        {"deadline": deadline, "owner_operator_id": bart, "window": window, "notes": " again "},
+    )
+    found = book.get_agreement(agreement)
+    assert found is not None
+    assert (found["deadline"], found["owner"], found["notes"]) == (
+        "2026-12-01T16:00:00.000Z",
+        "bart",
+        " again ",
+    )
+    assert (found["window_start"], found["window_end"]) == (
+        "2026-12-01T09:00:00.000Z",
+        "2026-12-01T12:00:00.000Z",
+    )
+    assert found["status"] == "open" and found["kind"] == "callback"
+    book.update_agreement(agreement, {"window": None, "deadline": None, "owner_operator_id": None})
+    found = book.get_agreement(agreement)
+    assert found is not None
+    assert (found["window_start"], found["window_end"], found["deadline"]) == (None, None, None)
+    assert found["owner"] is None and found["notes"] == " again "  # left out: kept
+    book.update_agreement(agreement, {"status": "done"})
+    assert (book.get_agreement(agreement) or {})["status"] == "done"
+    with pytest.raises(InvalidRecord, match=r"^status: the agreement is already done"):
+        book.update_agreement(agreement, {"status": "cancelled"})
+    book.update_agreement(agreement, {"notes": "closed, noted"})  # still annotated
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"status": "open"}, "status"),
+        ({"status": "failed"}, "status"),
+        (
+            {"window": (datetime(2026, 1, 2, tzinfo=UTC), datetime(2026, 1, 1, tzinfo=UTC))},
+            "window_end",
+        ),
+    ],
+)
+def test_wrong_changes_are_refused_naming_the_field(
+    store: Store, changes: dict[str, object], field: str
+) -> None:
+    agreement = store.agreements.add_agreement("repair", notes="as it was")
+    with pytest.raises(InvalidRecord, match=f"^{field}"):
+        store.agreements.update_agreement(agreement, changes)
+    found = store.agreements.get_agreement(agreement)
+    assert found is not None and found["status"] == "open" and found["notes"] == "as it was"
+
+
+def test_changing_an_unknown_agreement_or_field_is_refused(store: Store) -> None:
+    agreement = store.agreements.add_agreement("repair")
+    with pytest.raises(InvalidRecord):
+        store.agreements.update_agreement(agreement + 1000, {"notes": "x"})
+    with pytest.raises(TypeError):
+        store.agreements.update_agreement(agreement, {"kind": "callback"})

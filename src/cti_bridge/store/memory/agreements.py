@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from ..agreements import MAX_NOTES, checked_agreement, checked_outcome, checked_status
+from ..agreements import (
+    MAX_NOTES,
+    PENDING,
+    checked_agreement,
+    checked_changes,
+    checked_filters,
+    checked_outcome,
+    checked_status,
+)
 from ..customers import InvalidRecord
 from ..numbers import normalize_number
 from ..records import clean_text
@@ -103,6 +112,63 @@ class MemoryAgreements(Service):
             self._t.check("calls", call_id)
             found[0].update(ended_at=self._now(), outcome=outcome, call_id=call_id)
 
+    def update_agreement(self, agreement_id: int, changes: Mapping[str, Any]) -> None:
+        with self._t.lock:
+            row = self._t.agreements.get(agreement_id)
+            if row is None:
+                raise InvalidRecord(f"no agreement {agreement_id}")
+            checked_changes(row["status"], changes)
+            if "owner_operator_id" in changes:
+                self._t.check("operators", changes["owner_operator_id"])
+            updated = dict(row)
+            for name in ("status", "owner_operator_id"):
+                if name in changes:
+                    updated[name] = changes[name]
+            if "deadline" in changes:
+                updated["deadline"] = _utc(changes["deadline"])
+            if "window" in changes:
+                window = changes["window"]
+                updated["window_start"] = None if window is None else _utc(window[0])
+                updated["window_end"] = None if window is None else _utc(window[1])
+            if "notes" in changes:
+                updated["notes"] = clean_text(changes["notes"], MAX_NOTES)
+            updated["updated_at"] = self._now()
+            row.update(updated)
+
+    def list_agreements(
+        self,
+        *,
+        status: str | None = None,
+        owner_operator_id: int | None = None,
+        customer_id: int | None = None,
+        due: str | None = None,
+        now: datetime | None = None,
+        today: tuple[datetime, datetime] | None = None,
+        limit: int = 100,
+    ) -> list[dict[str, Any]]:
+        checked_filters(status, due, now, today)
+        now = _utc(now)
+        day = None if today is None else (today[0].astimezone(UTC), today[1].astimezone(UTC))
+
+        def wanted(a: Row) -> bool:
+            deadline = a["deadline"]
+            if status is not None and a["status"] != status:
+                return False
+            if owner_operator_id is not None and a["owner_operator_id"] != owner_operator_id:
+                return False
+            if customer_id is not None and a["customer_id"] != customer_id:
+                return False
+            if due is not None and (a["status"] not in PENDING or deadline is None):
+                return False
+            if due == "overdue" and not (now is not None and deadline < now):
+                return False
+            return not (due == "today" and not (day and day[0] <= deadline < day[1]))
+
+        with self._t.lock:
+            rows = [a for a in self._t.agreements.values() if wanted(a)]
+            rows.sort(key=deadline_order)
+            return [self._agreement(a) for a in rows[:limit]]
+
     def get_agreement(self, agreement_id: int) -> dict[str, Any] | None:
         with self._t.lock:
             row = self._t.agreements.get(agreement_id)
@@ -138,16 +204,19 @@ class MemoryAgreements(Service):
             "customer_id": row["customer_id"],
             "call_id": row["call_id"],
             "owner_operator_id": row["owner_operator_id"],
+            "owner": self._t.username(row["owner_operator_id"]),
             "deadline": iso_utc(row["deadline"]),
             "callback_number": row["callback_number"],
             "window_start": iso_utc(row["window_start"]),
             "window_end": iso_utc(row["window_end"]),
             "notes": row["notes"],
             "created_at": iso_utc(row["created_at"]),
+            "updated_at": iso_utc(row["updated_at"]),
             "attempts": [
                 {
                     "number": a["number"],
                     "operator_id": a["operator_id"],
+                    "operator": self._t.username(a["operator_id"]),
                     "call_id": a["call_id"],
                     "node": a["node"],
                     "started_at": iso_utc(a["started_at"]),
