@@ -52,6 +52,18 @@ class InvalidRecord(ValueError):
     user_facing = True
 
 
+def checked_numbers(numbers: Iterable[str], region: str) -> list[tuple[str, str | None]]:
+    """A new customer's numbers as (E.164, as written); InvalidRecord names a bad one.
+    The SQL store and its memory twin check them the same way."""
+    normalised = []
+    for raw in numbers:
+        e164 = normalize_number(raw, region)
+        if e164 is None:
+            raise InvalidRecord(f"{raw[:40]!r} is not a phone number")
+        normalised.append((e164, clean_text(raw, 64)))
+    return normalised
+
+
 class Customers(StoreService):
     # Added for the importer and the pop (store/importer.py, pop/): what numbers are
     # normalised against, and the store's clock.
@@ -76,12 +88,7 @@ class Customers(StoreService):
         timezone: str | None = None,
         external_ref: str | None = None,
     ) -> int:
-        normalised = []
-        for raw in numbers:
-            e164 = normalize_number(raw, self._region)
-            if e164 is None:
-                raise InvalidRecord(f"{raw[:40]!r} is not a phone number")
-            normalised.append((e164, clean_text(raw, 64)))
+        normalised = checked_numbers(numbers, self._region)
         now = self._now()
         with writing(self._sessions) as session:
             customer = Customer(

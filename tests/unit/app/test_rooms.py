@@ -22,17 +22,15 @@ from prometheus_client.core import CounterMetricFamily, Metric
 from sqlalchemy import create_engine
 from sqlalchemy.orm import sessionmaker
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IStreamClientEndpoint
-from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.internet.testing import MemoryReactorClock
 from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 from twisted.web.test.requesthelper import DummyChannel
-from zope.interface import implementer
 
 from cti_bridge import agi
 from cti_bridge.ami.client import AMIAccount, AMIClient
 from cti_bridge.ami.listener import AMIListener
-from cti_bridge.ami.parser import AMIParser, Message
+from cti_bridge.ami.parser import Message
 from cti_bridge.app.config import parse_config
 from cti_bridge.app.daemon import FEATURES, load_features
 from cti_bridge.app.node import Node
@@ -41,69 +39,16 @@ from cti_bridge.calls.model import CallModel
 from cti_bridge.calls.pipeline import CallPipeline
 from cti_bridge.store import Store
 from cti_bridge.web.http import respond
-
-SECRET = "s3cret-Ami!"
-
-
-# -- a scripted PBX connection ------------------------------------------------------------
-
-
-@implementer(IStreamClientEndpoint)
-class FakeEndpoint:
-    def __init__(self) -> None:
-        self.attempts: list[tuple[Any, Deferred[Any]]] = []
-
-    def connect(self, factory: Any) -> Deferred[Any]:
-        d: Deferred[Any] = Deferred()
-        self.attempts.append((factory, d))
-        return d
-
-
-@dataclass
-class PBXSide:
-    proto: Any
-    transport: StringTransport
-
-    def actions(self) -> list[Message]:
-        data = self.transport.value()
-        self.transport.clear()
-        return AMIParser(expect_banner=False).feed(data)
-
-    def send(self, text: str) -> None:
-        self.proto.dataReceived(text.encode())
-
-
-def accept(endpoint: FakeEndpoint) -> PBXSide:
-    factory, d = endpoint.attempts[-1]
-    proto = factory.buildProtocol(None)
-    transport = StringTransport()
-    proto.makeConnection(transport)
-    d.callback(proto)
-    side = PBXSide(proto, transport)
-    side.send("Asterisk Call Manager/11.0.0\r\n")
-    return side
-
-
-def list_answer(action_id: str, complete: str) -> str:
-    return (
-        f"Response: Success\r\nActionID: {action_id}\r\nEventList: start\r\n\r\n"
-        f"Event: {complete}\r\nActionID: {action_id}\r\nEventList: Complete\r\n"
-        "ListItems: 0\r\n\r\n"
-    )
+from tests.support.ami_link import FULLY_BOOTED, SECRET, FakeEndpoint, PBXSide, finish_resync
 
 
 def bring_up(client: AMIClient, endpoint: FakeEndpoint) -> PBXSide:
     """Log in, boot and resync (no channels): the link is live."""
     client.start()
-    pbx = accept(endpoint)
+    pbx = endpoint.accept()
     (login,) = pbx.actions()
-    pbx.send(
-        f"Response: Success\r\nActionID: {login.action_id}\r\n\r\n"
-        "Event: FullyBooted\r\nPrivilege: system,all\r\nStatus: Fully Booted\r\n\r\n"
-    )
-    chans, queue_status = pbx.actions()
-    pbx.send(list_answer(chans.action_id or "", "CoreShowChannelsComplete"))
-    pbx.send(list_answer(queue_status.action_id or "", "QueueStatusComplete"))
+    pbx.send(f"Response: Success\r\nActionID: {login.action_id}\r\n\r\n" + FULLY_BOOTED)
+    finish_resync(pbx)
     assert client.state == "connected"
     return pbx
 

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
-from ..customers import CUSTOMER_FIELDS, InvalidRecord
+from ..customers import CUSTOMER_FIELDS, InvalidRecord, checked_numbers
 from ..numbers import normalize_number
 from ..records import clean_text
 from ..types import iso_utc
@@ -49,12 +49,7 @@ class MemoryCustomers(Service):
         timezone: str | None = None,
         external_ref: str | None = None,
     ) -> int:
-        normalised = []
-        for raw in numbers:
-            e164 = normalize_number(raw, self._region)
-            if e164 is None:
-                raise InvalidRecord(f"{raw[:40]!r} is not a phone number")
-            normalised.append((e164, clean_text(raw, 64)))
+        normalised = checked_numbers(numbers, self._region)
         now = self._now()
         t = self._t
         with t.lock:
