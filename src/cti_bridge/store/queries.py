@@ -109,17 +109,7 @@ class CallQueries(StoreService):
         by_operator: int | None = None,
     ) -> dict[str, Any]:
         """Set what operators own; an argument left out is left alone, None clears it."""
-        changes: dict[str, str | None] = {}
-        if notes is not UNSET:
-            changes["notes"] = checked_text("notes", notes, 20_000)
-        if category is not UNSET:
-            changes["category"] = checked_text("category", category, 100)
-        if disposition is not UNSET:
-            if disposition is not None and disposition not in DISPOSITIONS:
-                raise InvalidAnnotation(
-                    f"disposition must be one of {', '.join(DISPOSITIONS)}, not {disposition!r}"
-                )
-            changes["disposition"] = disposition
+        changes = checked_annotation(notes, category, disposition)
         with writing(self._sessions) as session:
             row = session.get(CallRecord, call_id, with_for_update=True)
             if row is None:
@@ -130,6 +120,25 @@ class CallQueries(StoreService):
                 row.annotated_at = self._now()
                 row.annotated_by_operator_id = by_operator
         return self.get_call(call_id)
+
+
+def checked_annotation(
+    notes: str | None, category: str | None, disposition: str | None
+) -> dict[str, str | None]:
+    """What operators set on a call, checked: the arguments given (not ``UNSET``), None
+    clears one. The SQL store and its memory twin take the same changes."""
+    changes: dict[str, str | None] = {}
+    if notes is not UNSET:
+        changes["notes"] = checked_text("notes", notes, 20_000)
+    if category is not UNSET:
+        changes["category"] = checked_text("category", category, 100)
+    if disposition is not UNSET:
+        if disposition is not None and disposition not in DISPOSITIONS:
+            raise InvalidAnnotation(
+                f"disposition must be one of {', '.join(DISPOSITIONS)}, not {disposition!r}"
+            )
+        changes["disposition"] = disposition
+    return changes
 
 
 def checked_text(name: str, value: str | None, limit: int) -> str | None:

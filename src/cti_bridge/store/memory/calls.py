@@ -18,9 +18,9 @@ from cti_bridge.calls.events import DomainEvent
 
 from ..compaction import CallKey, group
 from ..merge import CALL_COLUMNS, Lookups, Record, durations, guess_outcome
-from ..models import DISPOSITIONS, CallRecord
+from ..models import CallRecord
 from ..numbers import normalize_number
-from ..queries import MAX_LIMIT, UNSET, CallNotFound, InvalidAnnotation, call_dict, checked_text
+from ..queries import MAX_LIMIT, UNSET, CallNotFound, call_dict, checked_annotation
 from ..records import NewCall, clean_text, merged
 from ..types import from_posix, parse_time
 from .tables import Row, Tables
@@ -245,17 +245,7 @@ class MemoryCallQueries(_Service):
         disposition: str | None = UNSET,
         by_operator: int | None = None,
     ) -> dict[str, Any]:
-        changes: dict[str, str | None] = {}
-        if notes is not UNSET:
-            changes["notes"] = checked_text("notes", notes, 20_000)
-        if category is not UNSET:
-            changes["category"] = checked_text("category", category, 100)
-        if disposition is not UNSET:
-            if disposition is not None and disposition not in DISPOSITIONS:
-                raise InvalidAnnotation(
-                    f"disposition must be one of {', '.join(DISPOSITIONS)}, not {disposition!r}"
-                )
-            changes["disposition"] = disposition
+        changes = checked_annotation(notes, category, disposition)
         with self._t.lock:
             row = self._t.calls.get(call_id)
             if row is None:
