@@ -21,11 +21,14 @@ from dataclasses import dataclass
 from cti_bridge.calls.events import Direction, Outcome
 
 __all__ = [
+    "AGREEMENT_DISPOSITIONS",
     "AGREEMENT_KINDS",
+    "AGREEMENT_ORIGINS",
     "AGREEMENT_STATUSES",
     "ATTEMPT_OUTCOMES",
     "CALL_DIRECTIONS",
     "CALL_OUTCOMES",
+    "CONTACT_CHANNELS",
     "DISPOSITIONS",
     "GROUPS",
     "ROLES",
@@ -79,7 +82,7 @@ AGREEMENT_KIND_WORDS = (
 #: Where an agreement stands.
 AGREEMENT_STATUS_WORDS = (
     Word("open", "Open"),
-    Word("dialling", "Dialling", planned=True),  # a callback attempt is under way
+    Word("dialling", "Dialling"),  # a callback attempt is under way
     Word("done", "Done"),
     Word("failed", "Failed"),
     Word("cancelled", "Cancelled"),
@@ -91,10 +94,38 @@ ATTEMPT_OUTCOME_WORDS = (
     Word("busy", "Busy"),
     Word("no_answer", "No answer"),
     Word("failed", "Failed (unreachable, congestion, invalid number)"),
-    Word("operator_no_answer", "Operator did not answer", planned=True),
+    Word("operator_no_answer", "Operator did not answer"),
     Word("operator_unavailable", "Operator unavailable"),
-    Word("cancelled", "Cancelled", planned=True),
-    Word("unknown", "Outcome unknown", planned=True),
+    Word("cancelled", "Cancelled"),
+    Word("unknown", "Outcome unknown"),
+)
+
+#: How a closed agreement ended (``PATCH /api/agreements/{id}`` with status done or
+#: cancelled); closing a callback asks for one.
+AGREEMENT_DISPOSITION_WORDS = (
+    Word("solved", "Solved"),
+    Word("information_given", "Information given"),
+    Word("escalated", "Escalated to second line"),
+    Word("visit_planned", "Technician visit planned"),
+    Word("documentation_sent", "Documentation sent"),
+    Word("customer_unreachable", "Customer could not be reached"),
+    Word("no_longer_needed", "No longer needed"),
+    Word("solved_on_inbound_call", "Solved when the customer called in"),
+)
+
+#: How a contact that is not a call reached the customer (``POST /api/contacts``).
+CONTACT_CHANNEL_WORDS = (
+    Word("mail", "E-mail"),
+    Word("chat", "Chat"),
+    Word("visit", "Visit"),
+    Word("letter", "Letter"),
+    Word("other", "Other"),
+)
+
+#: Where an agreement came from.
+AGREEMENT_ORIGIN_WORDS = (
+    Word("operator", "Made by an operator"),
+    Word("missed_call", "Missed call"),
 )
 
 _CALL_OUTCOME_LABELS = {
@@ -120,6 +151,9 @@ DISPOSITIONS = _in_use(DISPOSITION_WORDS)
 AGREEMENT_KINDS = _in_use(AGREEMENT_KIND_WORDS)
 AGREEMENT_STATUSES = _in_use(AGREEMENT_STATUS_WORDS)
 ATTEMPT_OUTCOMES = _in_use(ATTEMPT_OUTCOME_WORDS)
+AGREEMENT_DISPOSITIONS = _in_use(AGREEMENT_DISPOSITION_WORDS)
+CONTACT_CHANNELS = _in_use(CONTACT_CHANNEL_WORDS)
+AGREEMENT_ORIGINS = _in_use(AGREEMENT_ORIGIN_WORDS)
 CALL_OUTCOMES = _in_use(CALL_OUTCOME_WORDS)
 CALL_DIRECTIONS = _in_use(CALL_DIRECTION_WORDS)
 
@@ -130,6 +164,9 @@ GROUPS: dict[str, tuple[Word, ...]] = {
     "agreement_kinds": AGREEMENT_KIND_WORDS,
     "agreement_statuses": AGREEMENT_STATUS_WORDS,
     "attempt_outcomes": ATTEMPT_OUTCOME_WORDS,
+    "agreement_dispositions": AGREEMENT_DISPOSITION_WORDS,
+    "agreement_origins": AGREEMENT_ORIGIN_WORDS,
+    "contact_channels": CONTACT_CHANNEL_WORDS,
     "call_outcomes": CALL_OUTCOME_WORDS,
     "call_directions": CALL_DIRECTION_WORDS,
 }

@@ -52,11 +52,13 @@ __all__ = [
     "ROLES",
     "Agreement",
     "AgreementAttempt",
+    "AgreementEvent",
     "Base",
     "CallRecord",
     "CallRing",
     "CallSegment",
     "CallTransfer",
+    "Contact",
     "Contract",
     "Customer",
     "CustomerNumber",
@@ -262,10 +264,48 @@ class Agreement(Base):
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     created_by_operator_id: Mapped[int | None] = mapped_column(_fk("operators.id"))
+    #: The queue whose operators may take a callback after the owner's grace period.
+    queue: Mapped[str | None] = mapped_column(String(128))
+    #: True once a supervisor must look at it (attempts or deadline ran out).
+    flagged: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    #: How it was closed (``AGREEMENT_DISPOSITIONS``), set with status done/cancelled.
+    disposition: Mapped[str | None] = mapped_column(String(32))
+    closed_at: Mapped[datetime | None]
+    #: ``operator`` (made in the console or the API) or ``missed_call`` (an abandoned
+    #: queue call made it by itself).
+    origin: Mapped[str] = mapped_column(String(16), default="operator", server_default="operator")
+    #: When a callback first falls due (the owner's grace counts from it).
+    due_at: Mapped[datetime | None]
+    #: When the dialer looks at this callback next; null: nothing to dial (not a
+    #: callback, closed, or an attempt under way). The scheduling pass reads this index.
+    next_attempt_at: Mapped[datetime | None] = mapped_column(index=True)
 
     attempts: Mapped[list[AgreementAttempt]] = relationship(
         back_populates="agreement", order_by="AgreementAttempt.number"
     )
+    events: Mapped[list[AgreementEvent]] = relationship(
+        back_populates="agreement", order_by="(AgreementEvent.at, AgreementEvent.id)"
+    )
+
+
+class AgreementEvent(Base):
+    """The history of an agreement: made, changed, closed, each attempt, flagged."""
+
+    __tablename__ = "agreement_events"
+    __table_args__ = (Index(None, "agreement_id", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    agreement_id: Mapped[int] = mapped_column(_fk("agreements.id", "CASCADE"))
+    at: Mapped[datetime]
+    #: ``created``, ``changed``, ``closed``, ``attempt_started``, ``attempt_ended``,
+    #: ``flagged``, ``missed_call`` (another abandoned call joined it), ``reopened``.
+    kind: Mapped[str] = mapped_column(String(32))
+    #: Who did it; null for the dialer and the PBX.
+    operator_id: Mapped[int | None] = mapped_column(_fk("operators.id"))
+    #: What changed: ``{"field": [old, new], ...}``, or the facts of the event.
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+    agreement: Mapped[Agreement] = relationship(back_populates="events")
 
 
 class AgreementAttempt(Base):
@@ -293,8 +333,38 @@ class AgreementAttempt(Base):
     started_at: Mapped[datetime]
     ended_at: Mapped[datetime | None]
     outcome: Mapped[str | None] = mapped_column(String(32))
+    #: The PBX it was dialled on, and the Originate's ids: ``channel_id`` is the
+    #: operator leg's Uniqueid and the callback call's Linkedid, how the attempt is
+    #: found on the PBX after a crash.
+    pbx: Mapped[str | None] = mapped_column(String(64))
+    channel_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    action_id: Mapped[str | None] = mapped_column(String(128))
+    #: Why it ended so, in words (``OriginateResponse`` reason, the customer's DialStatus).
+    detail: Mapped[str | None] = mapped_column(String(256))
 
     agreement: Mapped[Agreement] = relationship(back_populates="attempts")
+
+
+# --- contacts that are not calls -------------------------------------------------------
+
+
+class Contact(Base):
+    """A mail, chat or visit with a customer, logged by an operator; in the customer's
+    history beside calls."""
+
+    __tablename__ = "contacts"
+    __table_args__ = (Index(None, "customer_id", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(_fk("customers.id", "CASCADE"))
+    channel: Mapped[str] = mapped_column(String(16))  # CONTACT_CHANNELS
+    at: Mapped[datetime]
+    subject: Mapped[str | None] = mapped_column(String(256))
+    notes: Mapped[str | None] = mapped_column(Text)
+    category: Mapped[str | None] = mapped_column(String(100))
+    disposition: Mapped[str | None] = mapped_column(String(32))
+    operator_id: Mapped[int | None] = mapped_column(_fk("operators.id"))
+    created_at: Mapped[datetime]
 
 
 # --- call records ----------------------------------------------------------------------

@@ -29,12 +29,14 @@ from cti_bridge.testing.store import scratch_postgres
 
 EXPECTED_TABLES = {
     "agreement_attempts",
+    "agreement_events",
     "agreements",
     "alembic_version",
     "call_rings",
     "call_segments",
     "call_transfers",
     "calls",
+    "contacts",
     "contracts",
     "customer_numbers",
     "customer_products",
