@@ -8,6 +8,7 @@ runs the PBX reads it in a service log.
 from __future__ import annotations
 
 import os
+import socket
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -26,10 +27,13 @@ from pydantic import (
 from cti_bridge.dialer.policy import DAYS, Policy, Range, holiday_calendar, parse_hours
 
 __all__ = [
+    "AgreementsConfig",
     "Config",
     "ConfigError",
     "DialerConfig",
     "DialerHoursConfig",
+    "MissedCallsConfig",
+    "NodeConfig",
     "load_config",
     "parse_config",
 ]
@@ -206,6 +210,8 @@ class DialerConfig(_Section):
     timezone: str = "Europe/Brussels"
     holidays: str = "BE"
     hours: DialerHoursConfig = _OFFICE_HOURS
+    #: How often the dialer looks for due callbacks (it is also woken when one changes).
+    pass_seconds: Annotated[float, Field(gt=0, le=3600)] = 5.0
 
     @field_validator("timezone")
     @classmethod
@@ -234,6 +240,60 @@ class DialerConfig(_Section):
         )
 
 
+class AgreementsConfig(_Section):
+    """``[agreements]``: the promise book."""
+
+    #: The deadline of an agreement made without one, in business hours, when the
+    #: customer has no contract with a service level.
+    default_service_hours: Annotated[float, Field(gt=0)] = 8.0
+
+
+class MissedCallsQueueConfig(_Section):
+    """``[missed_calls.queues.<name>]``: one queue's own settings; a key left out takes
+    the ``[missed_calls]`` value."""
+
+    enabled: bool | None = None
+    min_wait_seconds: Annotated[float, Field(ge=0)] | None = None
+    deadline_hours: Annotated[float, Field(gt=0)] | None = None
+
+
+class MissedCallsConfig(_Section):
+    """``[missed_calls]``: a queue call abandoned after waiting at least
+    ``min_wait_seconds`` becomes a callback agreement by itself (off by default)."""
+
+    enabled: bool = False
+    min_wait_seconds: Annotated[float, Field(ge=0)] = 30.0
+    #: The callback's deadline, in business hours after the call.
+    deadline_hours: Annotated[float, Field(gt=0)] = 4.0
+    queues: dict[str, MissedCallsQueueConfig] = Field(default_factory=dict)
+
+    def for_queue(self, queue: str) -> tuple[bool, float, float]:
+        """``(enabled, min_wait_seconds, deadline_hours)`` for ``queue``."""
+        own = self.queues.get(queue, MissedCallsQueueConfig())
+        return (
+            self.enabled if own.enabled is None else own.enabled,
+            self.min_wait_seconds if own.min_wait_seconds is None else own.min_wait_seconds,
+            self.deadline_hours if own.deadline_hours is None else own.deadline_hours,
+        )
+
+
+class NodeConfig(_Section):
+    """``[node]``: this process among several (PRODUCT.md). Only ``all`` is built so
+    far: every node runs every room."""
+
+    name: Annotated[str, Field(min_length=1, max_length=64)] = Field(
+        default_factory=lambda: socket.gethostname()[:64] or "node"
+    )
+    role: Literal["all", "owner", "web"] = "all"
+
+    @field_validator("role")
+    @classmethod
+    def _built(cls, role: str) -> str:
+        if role != "all":
+            raise ValueError(f"role {role!r} is not built yet: every node runs as 'all'")
+        return role
+
+
 class LogConfig(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
 
@@ -246,6 +306,9 @@ class Config(_Section):
     pbx: tuple[PbxConfig, ...] = ()
     agi: AgiConfig = AgiConfig()
     dialer: DialerConfig = DialerConfig()
+    agreements: AgreementsConfig = AgreementsConfig()
+    missed_calls: MissedCallsConfig = MissedCallsConfig()
+    node: NodeConfig = NodeConfig()
     log: LogConfig = LogConfig()
 
     @field_validator("pbx")
