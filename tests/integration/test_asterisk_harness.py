@@ -182,6 +182,75 @@ def test_callback_reaches_the_simulated_customer(asterisk: AsteriskInstance, ami
     assert busy["Linkedid"] == response["Uniqueid"]
 
 
+def _callback_originate(
+    channel_id: str, exten: str, agreement: str, attempt: str = "1"
+) -> dict[str, str]:
+    """The Originate the dialer sends (operator 1001 first), by hand."""
+    return {
+        "Channel": "Local/1001@agents/n",
+        "Context": "callback",
+        "Exten": exten,
+        "Priority": "1",
+        "Timeout": "10000",
+        "Async": "true",
+        "ChannelId": channel_id,
+        "Variable": f"CTI_AGREEMENT_ID={agreement},CTI_ATTEMPT={attempt}",
+    }
+
+
+@pytest.mark.parametrize(
+    ("number", "status"),
+    [
+        ("0478554433", "BUSY"),
+        ("093334455", "CONGESTION"),
+        ("027777777", "CHANUNAVAIL"),  # does not exist: refused at once, cause 3
+        ("025123456", "NOANSWER"),  # never answers: rings CALLBACK_RING_SECONDS
+    ],
+)
+def test_callback_customers_and_the_dial_audit(
+    asterisk: AsteriskInstance, ami: RawAMI, number: str, status: str
+) -> None:
+    asterisk.clear_dial_audit()
+    asterisk.set_operator("1001", ring=1, talk=30)
+    asterisk.set_global("CALLBACK_RING_SECONDS", "2")
+    try:
+        ami.action("Originate", _callback_originate(f"audit-{number}", number, "7", attempt="2"))
+        end = ami.wait_for(event("DialEnd", Uniqueid=f"audit-{number}"), timeout=15)
+    finally:
+        asterisk.set_global("CALLBACK_RING_SECONDS", "30")
+    assert end["DialStatus"] == status
+    assert end["DestChannel"].startswith(f"Local/{number}@pstn-out-")
+    audit = asterisk.dial_audit()
+    assert audit.rung == {(7, 2): ("1001",)}
+    assert audit.dialled == {(7, 2): (number,)}
+
+
+def test_the_dial_audit_notes_only_callback_legs_one_entry_each(
+    asterisk: AsteriskInstance, ami: RawAMI
+) -> None:
+    asterisk.clear_dial_audit()
+    asterisk.set_operator("1001", ring=1, talk=1)
+    asterisk.set_operator("1002", ring=1, talk=1)
+    # a queue call rings both operators: no callback, nothing noted
+    asterisk.place_call("3200", "+3250123456", "Jan Peeters", hold=3)
+    ami.wait_for(event("AgentConnect"), timeout=15, what="the queue call answered")
+    # the same attempt originated twice (what the dialer must never do) shows twice
+    for channel_id in ("twice-1", "twice-2"):
+        queued = ami.action("Originate", _callback_originate(channel_id, "0478554433", "8"))
+        assert queued["Response"] == "Success"
+    # an Exten that [callback] does not match (not 0...): Asterisk refuses the Originate
+    # itself, nothing rings
+    refused = ami.action("Originate", _callback_originate("nowhere", "+32478554433", "9"))
+    assert (refused["Response"], refused["Message"]) == ("Error", "Extension does not exist.")
+    seen: list[Message] = []
+    for channel_id in ("twice-1", "twice-2"):  # in either order
+        seen_or_wait(ami, event("Hangup", Uniqueid=channel_id), seen, timeout=15)
+    audit = asterisk.dial_audit()
+    assert audit.rung == {(8, 1): ("1001", "1001")}
+    assert audit.dialled == {(8, 1): ("0478554433", "0478554433")}
+    assert audit.attempts_rung(8) == [1]
+
+
 def test_two_instances_run_side_by_side(
     asterisk: AsteriskInstance, asterisk_factory: Factory
 ) -> None:

@@ -61,6 +61,7 @@ __all__ = [
     "AMIClosed",
     "AsteriskError",
     "AsteriskInstance",
+    "DialAudit",
     "RawAMI",
     "SipPorts",
     "asterisk_root",
@@ -87,6 +88,48 @@ class SipPorts:
     trunk_out: int
     rtp_start: int
     rtp_end: int
+
+
+_AUDIT_FAMILIES = ("cti_rung", "cti_dialled")
+_AUDIT_LINE = re.compile(r"^/(cti_rung|cti_dialled)/(\d+)/(\d*)/(\S+?)\s*:\s*(\S*)\s*$")
+
+
+@dataclass(frozen=True)
+class DialAudit:
+    """Every callback leg the dialplan noted, per ``(agreement, attempt)``: ``rung`` the
+    operator extensions an Originate rang (one entry per Originate that reached an
+    operator's device), ``dialled`` the customer numbers dialled once an operator
+    answered (one entry per dial). Lists, not counters: a second Originate or dial of the
+    same attempt shows as a second entry."""
+
+    rung: Mapping[tuple[int, int], tuple[str, ...]]
+    dialled: Mapping[tuple[int, int], tuple[str, ...]]
+
+    @classmethod
+    def parse(cls, rung_output: str, dialled_output: str) -> DialAudit:
+        """From two ``database show <family>`` outputs (key ``/<family>/<agreement>/
+        <attempt>/<uniqueid>``, value the extension or number)."""
+        found: dict[str, dict[tuple[int, int], list[str]]] = {f: {} for f in _AUDIT_FAMILIES}
+        for line in (rung_output + "\n" + dialled_output).splitlines():
+            match = _AUDIT_LINE.match(line.strip())
+            if match:
+                family, agreement, attempt, _leg, value = match.groups()
+                key = (int(agreement), int(attempt or 0))
+                found[family].setdefault(key, []).append(value)
+        rung, dialled = (
+            {key: tuple(values) for key, values in found[f].items()} for f in _AUDIT_FAMILIES
+        )
+        return cls(rung, dialled)
+
+    def rung_for(self, agreement: int, attempt: int) -> tuple[str, ...]:
+        return self.rung.get((agreement, attempt), ())
+
+    def dialled_for(self, agreement: int, attempt: int) -> tuple[str, ...]:
+        return self.dialled.get((agreement, attempt), ())
+
+    def attempts_rung(self, agreement: int) -> list[int]:
+        """The attempt numbers an Originate rang an operator for, in order."""
+        return sorted(n for a, n in self.rung if a == agreement)
 
 
 class AsteriskInstance:
@@ -291,6 +334,25 @@ class AsteriskInstance:
         """Stop simulating ``ext``: its calls go to the real phone PJSIP/<ext> again."""
         _check_token(ext, "extension")
         self.cli(f"database deltree agentsim {ext}")
+
+    def set_global(self, name: str, value: str) -> None:
+        """Set a dialplan global until the next reload (``dialplan set global``), e.g.
+        ``CALLBACK_RING_SECONDS`` for short tests; ``extensions.conf`` has the defaults."""
+        _check_token(name, "global name")
+        _check_token(value, "global value")
+        self.cli(f"dialplan set global {name} {value}")
+
+    def dial_audit(self) -> DialAudit:
+        """What the PBX itself noted of callback legs (``[globals] CALLBACK_AUDIT``, see
+        ``dialplans/helpdesk.conf``): read from AstDB, independent of cti-bridge."""
+        return DialAudit.parse(
+            self.cli("database show cti_rung"), self.cli("database show cti_dialled")
+        )
+
+    def clear_dial_audit(self) -> None:
+        """Forget the audit (before a test that counts from zero)."""
+        for family in _AUDIT_FAMILIES:
+            self.cli(f"database deltree {family}")
 
     def place_call(
         self,
