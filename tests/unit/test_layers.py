@@ -70,9 +70,10 @@ RULES: tuple[Rule, ...] = (
         allowed=PURE_OUTER,
     ),
     Rule(
-        ("cti_bridge.dialer.policy",),
+        ("cti_bridge.dialer.policy", "cti_bridge.dialer.attempt", "cti_bridge.dialer.ports"),
         FRAMEWORKS + OUTER,
-        "when a callback may be dialled, and who is rung, is a pure decision",
+        "when a callback may be dialled, who is rung and what an attempt's outcome is are"
+        " pure decisions; the dialer's ports are plain interfaces",
     ),
     Rule(
         (*PURE_OUTER, "cti_bridge.vocabulary", "cti_bridge.backoff"),
