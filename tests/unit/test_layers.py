@@ -82,7 +82,7 @@ RULES: tuple[Rule, ...] = (
         allowed=PURE_OUTER,
     ),
     Rule(
-        ("cti_bridge.agi", "cti_bridge.pop", "cti_bridge.console"),
+        ("cti_bridge.agi", "cti_bridge.pop", "cti_bridge.console", "cti_bridge.dialer"),
         ("cti_bridge.store.models", "sqlalchemy"),
         "a room reads storage through its port (ports.py), never the ORM or SQL",
     ),
