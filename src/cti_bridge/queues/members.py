@@ -121,6 +121,10 @@ class MemberView:
     paused: bool
     paused_reason: str | None
     device_state: str  # the raw device state it was judged by: ``NOT_INUSE``, ...
+    #: A queue ring is open (``AgentCalled``, not yet connected or over). A Local
+    #: channel state interface says INUSE while it rings (12-burst #3162), so the state
+    #: may be ``on_call`` then: this tells the two apart.
+    ringing: bool
     wrap_up_until: float | None  # set while in wrap-up
     membership: str  # static | dynamic | realtime
     penalty: int
@@ -559,6 +563,7 @@ class QueueMembers:
             paused=member.paused,
             paused_reason=member.paused_reason,
             device_state=self._device_state_of(member),
+            ringing=bool(member.rings) and member.connected is None,
             wrap_up_until=until if state == "wrap_up" else None,
             membership=member.membership,
             penalty=member.penalty,
