@@ -72,7 +72,9 @@ class MembersFeed(AMIListener):
                 self.board.changed(self.pbx, changed, received_at)
         except Exception:
             self.errors += 1
-            log.exception("queue members failed on an event", pbx=self.pbx, event=msg.get("Event"))
+            log.exception(
+                "queue members failed on an event", pbx=self.pbx, event_name=msg.get("Event")
+            )
 
     def ami_resync(self, snapshot: ResyncSnapshot, received_at: float) -> None:
         self._link += 1
