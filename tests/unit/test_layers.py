@@ -405,7 +405,7 @@ def test_only_the_queues_room_may_build_the_dialers_operator_states() -> None:
     rules = [
         Rule(
             (room,),
-            _rooms_but(room) + ("cti_bridge.dialer",),
+            (*_rooms_but(room), "cti_bridge.dialer"),
             "test",
             allowed=(*NODE, "cti_bridge.pop.context", *DRAWN.get(room, ())),
         )
