@@ -32,7 +32,8 @@ changes nothing. An input that does not apply in the current state is ignored.
 
 Correlation: by ``channel_id`` (the request's ``ChannelId``: the first leg's Uniqueid);
 a PBX that ignores ``ChannelId`` is followed from the ``OriginateResponse`` with the
-attempt's ``action_id`` on, whose ``Uniqueid`` names the first leg (the recorded traces
+attempt's ``action_id`` on, whose ``Uniqueid`` names the first leg (it replaces the
+channel_id then) (the recorded traces
 without ChannelId: the events before it are not seen, and the ones that decide come
 after it).
 
@@ -282,8 +283,8 @@ class CallbackAttempt:
     # -- reading AMI events ----------------------------------------------------------------
 
     def _originate_signal(self, success: bool, reason: int | None, uniqueid: str | None) -> Signal:
-        if uniqueid and uniqueid != "<unknown>" and self.first_leg is None:
-            self.first_leg = uniqueid  # a PBX that ignored the ChannelId
+        if uniqueid and uniqueid != "<unknown>":
+            self.first_leg = uniqueid  # the same as the ChannelId, unless the PBX ignored it
         if success:
             return Signal(OPERATOR_PICKED_UP)
         text = _REASONS.get(reason, f"reason {reason}") if reason is not None else "no reason"

@@ -47,7 +47,17 @@ from cti_bridge.ami.parser import Message
 from cti_bridge.bus.topics import SUPERVISORS_TOPIC
 
 from .attempt import CLAIMED, OUTCOME, RESOLVE, CallbackAttempt, find_call
-from .policy import Agreement, Attempt, Dial, InProgress, Over, Policy, decide, who_may_ring
+from .policy import (
+    Agreement,
+    Attempt,
+    Dial,
+    InProgress,
+    OperatorState,
+    Over,
+    Policy,
+    decide,
+    who_may_ring,
+)
 from .ports import CallbackBook, DueCallback, OpenAttempt, OperatorBoard
 from .request import caller_id, dial_number, operator_channel, originate_variables
 
@@ -180,6 +190,7 @@ class DialerService:
         self._loop = LoopingCall(self._tick)
         self._loop.clock = reactor
         self._kick_call: IDelayedCall | None = None
+        self._stopped = False
         self._passing: Deferred[PassReport] | None = None
         #: Waiters of the pass after the current one (``None``: none wanted).
         self._next_waiters: list[Deferred[PassReport]] | None = None
@@ -232,12 +243,14 @@ class DialerService:
     def start(self) -> None:
         """Passes every ``pass_seconds``, the first one now. Open attempts are resolved
         as each PBX link comes up (its resync)."""
+        self._stopped = False
         if not self._loop.running:
             self._loop.start(self.config.pass_seconds, now=True)
 
     def stop(self) -> Deferred[None]:
         """No more passes; fires when the pass and the store writes under way are done.
         Attempts still ringing stay open in the store: the next start resolves them."""
+        self._stopped = True
         if self._loop.running:
             self._loop.stop()
         if self._kick_call is not None and self._kick_call.active():
@@ -256,7 +269,9 @@ class DialerService:
 
     def kick(self) -> None:
         """Run a pass soon (an agreement changed): on the next reactor turn, or right
-        after the pass under way."""
+        after the pass under way. Nothing once stopped."""
+        if self._stopped:
+            return
         if self._passing is not None:
             if self._next_waiters is None:
                 self._next_waiters = []
@@ -386,7 +401,7 @@ class DialerService:
         self,
         callback: DueCallback,
         pbx: str | None,
-        states: Sequence[Any],
+        states: Sequence[OperatorState],
         *,
         now: datetime,
         report: PassReport,
@@ -452,14 +467,19 @@ class DialerService:
         token = secrets.token_hex(8)
         channel_id, action_id = f"cti-callback-{token}", f"cti-originate-{token}"
 
+        # The queues room's board knows which of an operator's devices is free now; a
+        # board without ``free_device`` leaves it to the accounts (the first device).
+        free_device = getattr(self._board(), "free_device", None)
+        chosen = [(o, d) for o in operators if (d := free_device(pbx, o))] if free_device else None
+
         def claim() -> tuple[str, str] | str:
             """``(operator, device)`` when claimed, else why not (``NO_DEVICE``, ``LOST``)."""
-            for operator in operators:
-                devices = self._devices(operator)
-                if devices:
-                    break
-            else:
+            candidates = chosen
+            if candidates is None:
+                candidates = [(o, ds[0]) for o in operators if (ds := self._devices(o))][:1]
+            if not candidates:
                 return NO_DEVICE
+            operator, device = candidates[0]
             won = self._book.claim_attempt(
                 agreement_id,
                 number,
@@ -470,7 +490,7 @@ class DialerService:
                 channel_id=channel_id,
                 action_id=action_id,
             )
-            return (operator, devices[0]) if won else LOST
+            return (operator, device) if won else LOST
 
         try:
             claimed = await self._run(claim)
@@ -566,7 +586,10 @@ class DialerService:
     def _file_leg(self, follow: _Follow) -> None:
         leg = follow.machine.first_leg
         if leg is not None and follow.filed_as != leg:
-            self._by_leg.setdefault(follow.pbx, {})[leg] = follow
+            legs = self._by_leg.setdefault(follow.pbx, {})
+            if follow.filed_as is not None and legs.get(follow.filed_as) is follow:
+                del legs[follow.filed_as]  # the PBX ignored the ChannelId
+            legs[leg] = follow
             follow.filed_as = leg
 
     def _forget(self, follow: _Follow) -> None:

@@ -142,6 +142,22 @@ def test_a_channel_id_trace_is_followed_by_its_channel_id_alone(
     assert attempt.state == ENDED
 
 
+@pytest.mark.parametrize(
+    ("trace", "action_id", "outcome"),
+    [
+        ("07-callback-originate-answered.ami", "callback-42", "answered"),
+        ("pjsip/06-callback-originate-customer-busy.ami", "callback-42", "busy"),
+    ],
+)
+def test_a_pbx_that_ignored_the_channel_id_is_followed_by_the_originate_response(
+    trace: str, action_id: str, outcome: str
+) -> None:
+    attempt = CallbackAttempt(42, 1, channel_id="cti-callback-ours", action_id=action_id)
+    replay(attempt, trace)
+    assert attempt.outcome == outcome
+    assert attempt.first_leg != "cti-callback-ours"
+
+
 def test_the_channel_id_trace_passes_through_every_phase_in_order() -> None:
     attempt = CallbackAttempt(48, 1, channel_id="cti-callback-48", action_id="callback-48")
     attempt.sent()
