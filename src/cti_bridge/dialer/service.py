@@ -228,7 +228,7 @@ class DialerService:
         return cls(
             reactor=node.reactor,
             config=node.config.dialer,
-            book=cast("CallbackBook", store.agreements),
+            book=store.agreements,
             board=board,
             clients=node.clients,
             bus=node.bus,

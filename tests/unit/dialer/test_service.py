@@ -534,3 +534,47 @@ def test_passes_run_on_the_clock_and_a_kick_runs_one_soon() -> None:
     rig.advance(0)
     assert passes() == before + 3  # stopped: neither the clock nor a kick runs one
     assert not rig.service.running
+
+
+# -- who is rung -------------------------------------------------------------------------------
+
+
+class FreeDeviceBoard:
+    """A board that, like the queues room's, knows which device of an operator is free."""
+
+    def __init__(self, inner: Any, free: dict[str, str]) -> None:
+        self._inner = inner
+        self._free = free
+
+    def operator_states(self, pbx: str) -> list[Any]:
+        states: list[Any] = self._inner.operator_states(pbx)
+        return states
+
+    def free_device(self, pbx: str, username: str) -> str | None:
+        return self._free.get(username)
+
+
+def test_the_boards_free_device_is_the_one_rung() -> None:
+    rig = make_rig()
+    rig.board.set("anna")
+    board = FreeDeviceBoard(rig.board, {"anna": "PJSIP/1001"})
+    rig.service._board = lambda: board
+    rig.callback()
+    rig.pass_once()
+    assert dialled(rig)["Channel"] == "PJSIP/1001"
+
+
+def test_after_the_owners_grace_an_available_queue_member_is_rung() -> None:
+    rig = make_rig()
+    rig.board.set("anna", "on_call", "support")
+    rig.board.set("bart", "available", "support")
+    within = rig.callback(due=timedelta(minutes=-10), queue="support")
+    report = rig.pass_once()
+    assert report.rescheduled == [within]  # the owner alone until 15 minutes after due
+    late = rig.callback(due=timedelta(minutes=-20), queue="support")
+    report = rig.pass_once()
+    assert report.dialled == [late]
+    originate = dialled(rig)
+    assert originate["Channel"] == "PJSIP/1002"
+    assert "CTI_OPERATOR=bart" in originate.getall("Variable")
+    assert rig.attempts(late)[0]["operator"] == "bart"
