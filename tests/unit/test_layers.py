@@ -70,10 +70,15 @@ RULES: tuple[Rule, ...] = (
         allowed=PURE_OUTER,
     ),
     Rule(
-        ("cti_bridge.dialer.policy", "cti_bridge.dialer.attempt", "cti_bridge.dialer.ports"),
+        (
+            "cti_bridge.dialer.policy",
+            "cti_bridge.dialer.attempt",
+            "cti_bridge.dialer.request",
+            "cti_bridge.dialer.ports",
+        ),
         FRAMEWORKS + OUTER,
-        "when a callback may be dialled, who is rung and what an attempt's outcome is are"
-        " pure decisions; the dialer's ports are plain interfaces",
+        "when a callback may be dialled, who is rung, what its Originate says and what an"
+        " attempt's outcome is are pure decisions; the dialer's ports are plain interfaces",
     ),
     Rule(
         ("cti_bridge.queues.members", "cti_bridge.queues.operators"),
