@@ -274,6 +274,11 @@ class CallbackAttempt:
         ``None``, gone; else its phase."""
         if item is None:
             return self.input(Signal(GONE, detail="the call was gone from the PBX"))
+        linkedid = item.get("Linkedid")
+        if linkedid and not self.ended:
+            # Every channel of an originated call has the first leg's Uniqueid as its
+            # Linkedid: a call found by its variables is followed by it from now on.
+            self.first_leg = linkedid
         return self.input(Signal(_phase(item)))
 
     def event(self, msg: Message) -> tuple[str, ...]:

@@ -363,3 +363,14 @@ def test_find_call_by_channel_id_then_linkedid_then_variables() -> None:
     assert find_call([customer, tagged], channel_id=LEG, agreement_id=5, number=2) is customer
     assert find_call([other, tagged], channel_id="gone", agreement_id=5, number=2) is tagged
     assert find_call([other], channel_id=None, agreement_id=5, number=2) is None
+
+
+def test_a_call_found_by_its_variables_is_followed_by_its_linkedid() -> None:
+    attempt = CallbackAttempt.resumed(5, 2, channel_id="ignored-by-the-pbx", action_id=None)
+    item = Message({"Uniqueid": "99.1", "Linkedid": "99.1", "ChannelState": "6"})
+    item.multi = {"Variable": ["CTI_AGREEMENT_ID=5", "CTI_ATTEMPT=2"]}
+    assert find_call([item], channel_id="ignored-by-the-pbx", agreement_id=5, number=2) is item
+    attempt.found(item)
+    assert attempt.state == OPERATOR_ANSWERED
+    attempt.event(msg(Event="Hangup", Uniqueid="99.1", Linkedid="99.1", Cause="16"))
+    assert (attempt.state, attempt.outcome) == (ENDED, "failed")
