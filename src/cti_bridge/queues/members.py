@@ -210,8 +210,10 @@ def _epoch(value: str | None, at: float) -> float | None:
 class QueueMembers:
     """The members and devices of one PBX. Every method takes the instant it happens at.
 
-    ``feed``, ``resync``, ``listed_devices`` and ``reset`` return the devices whose
-    state may have changed, so a reader (the operator board) recomputes only those.
+    ``feed``, ``resync``, ``listed_devices`` and ``reset`` return the devices of which
+    something a reader sees changed (a state, its since, a pause or its reason, a
+    wrap-up, an open ring), so the operator board recomputes only those. A repeat that
+    changes none of that (Asterisk says most device states twice) returns none.
     """
 
     def __init__(
