@@ -401,9 +401,6 @@ class QueueMembers:
             memberships.append(member)
         return own, memberships
 
-    def knows(self, device: str) -> bool:
-        return device in self._devices or device in self._by_device
-
     def sizes(self) -> dict[str, int]:
         return {"members": len(self._members), "devices": len(self._devices)}
 
@@ -417,7 +414,7 @@ class QueueMembers:
         if not queue or not interface:
             return set()
         member = self._new_member((queue, interface), item.get("StateInterface") or interface)
-        self._apply_fields(member, item, item.get("Name", ""), at)
+        self._apply_fields(member, item, item.get("Name", ""))
         member.state = self._derive(member, at)
         hints = [item.get("LastCall"), item.get("LastPause"), item.get("LoginTime")]
         if member.state == "paused":
@@ -440,6 +437,10 @@ class QueueMembers:
             rings, connected = member.rings, member.connected
             member = self._new_member(key, state_interface)
             member.rings, member.connected = rings, connected
+            for channel in rings:  # a ring or a call under way goes on
+                self._rings.setdefault(channel, set()).add(key)
+            if connected is not None:
+                self._connected[connected] = key
             member.since = at
             return frozenset(touched) | self._apply_and_update(member, msg, at, None)
         before = _signature(member)
@@ -449,10 +450,10 @@ class QueueMembers:
     def _apply_and_update(
         self, member: _Member, msg: Msg, at: float, before: tuple[object, ...] | None
     ) -> frozenset[str]:
-        self._apply_fields(member, msg, msg.get("MemberName", ""), at)
+        self._apply_fields(member, msg, msg.get("MemberName", ""))
         return self._update(member, at, before)
 
-    def _apply_fields(self, member: _Member, msg: Msg, name: str, at: float) -> None:
+    def _apply_fields(self, member: _Member, msg: Msg, name: str) -> None:
         member.name = name or member.name
         member.membership = msg.get("Membership", member.membership)
         member.penalty = _int(msg.get("Penalty"))

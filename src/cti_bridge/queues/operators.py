@@ -13,7 +13,7 @@ ringing or in wrap-up anywhere outweighs everything; paused in every queue they 
 is ``paused``; ``available`` needs a device or membership that is free and not paused;
 anything else is ``unavailable``. ``since`` is when the operator entered that state: kept
 while the state stays, and on a change the latest ``since`` of the parts in the new state
-(the change that made it). The board recomputes an operator whenever one of their
+(the change that made it). The board computes an operator's state whenever one of their
 devices changes (``changed``), so a state that came and went between two reads is seen.
 """
 
@@ -35,7 +35,7 @@ _NEVER = float("inf")
 
 @dataclass(frozen=True, slots=True)
 class OperatorView:
-    """One operator on one PBX, as read at one instant."""
+    """One operator on one PBX, as computed at their last change."""
 
     operator: str  # username
     state: str
@@ -46,7 +46,7 @@ class OperatorView:
     paused_reason: str | None
     devices: tuple[DeviceView, ...]  # their devices with a state of their own
     memberships: tuple[MemberView, ...]
-    #: A device of theirs that is free now (the one to ring), or ``None``.
+    #: While available: a device of theirs that is free (the one to ring). Else ``None``.
     free_device: str | None
 
 
@@ -179,7 +179,7 @@ class MembersBoard:
         """The operator's device to ring now (``Local/…`` devices without ``/n``), if
         they are available; ``None`` otherwise."""
         view = self.operator(pbx, username)
-        return view.free_device if view is not None and view.state == "available" else None
+        return None if view is None else view.free_device
 
     def status(self) -> dict[str, Any]:
         return {
@@ -238,5 +238,5 @@ class MembersBoard:
             paused_reason=kept.paused_reason,
             devices=tuple(devices),
             memberships=tuple(ordered),
-            free_device=_free_device(devices, ordered),
+            free_device=_free_device(devices, ordered) if kept.state == "available" else None,
         )

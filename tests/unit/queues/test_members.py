@@ -487,3 +487,19 @@ def test_the_newer_word_counts_also_when_a_device_repeats_itself() -> None:
     assert [v.state for v in members.members(4.0)] == ["available"]
     members.feed(in_use, 5.0)  # the same word again, but newer than the member's now
     assert [(v.state, v.since) for v in members.members(5.0)] == [("on_call", 5.0)]
+
+
+def test_a_member_whose_state_interface_changes_keeps_its_ring() -> None:
+    members = QueueMembers("main")
+    members.resync(snapshot(member_item()), 1.0)
+    members.feed(agent_event("AgentCalled", "8.1"), 2.0)
+    moved = {**member_item(), "Event": "QueueMemberStatus", "Interface": "Local/1001@agents/n"}
+    moved["StateInterface"] = "PJSIP/1001"
+    touched = members.feed(Message(moved), 3.0)
+    assert touched == frozenset({"Local/1001@agents", "PJSIP/1001"})
+    assert [(v.state_interface, v.state) for v in members.members(3.0)] == [
+        ("PJSIP/1001", "ringing")
+    ]
+    members.feed(Message({"Event": "Hangup", "Uniqueid": "8.1"}), 4.0)  # the ring ends
+    assert [v.state for v in members.members(4.0)] == ["available"]
+    assert [v.queue for v in members.memberships("PJSIP/1001", 4.0)] == ["support"]
