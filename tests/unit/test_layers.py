@@ -70,14 +70,14 @@ RULES: tuple[Rule, ...] = (
         allowed=PURE_OUTER,
     ),
     Rule(
-        ("cti_bridge.dialer.policy",),
-        FRAMEWORKS + OUTER,
-        "when a callback may be dialled, and who is rung, is a pure decision",
-    ),
-    Rule(
         ("cti_bridge.queues.members", "cti_bridge.queues.operators"),
         FRAMEWORKS + OUTER,
         "who is free to take a call is pure state: AMI messages in, states out",
+    ),
+    Rule(
+        ("cti_bridge.dialer.policy",),
+        FRAMEWORKS + OUTER,
+        "when a callback may be dialled, and who is rung, is a pure decision",
     ),
     Rule(
         (*PURE_OUTER, "cti_bridge.vocabulary", "cti_bridge.backoff"),
@@ -104,12 +104,6 @@ NODE = ("cti_bridge.app.node", "cti_bridge.app.config")
 
 def _rooms_but(room: str) -> tuple[str, ...]:
     return tuple(r for r in ROOMS if r != room)
-
-
-#: The arrows drawn between rooms, besides the pop's context that every room may read:
-#: the queues room's board implements the dialer's ``OperatorBoard`` port, so it builds
-#: the policy's ``OperatorState`` values (a pure module).
-DRAWN: dict[str, tuple[str, ...]] = {"cti_bridge.queues": ("cti_bridge.dialer.policy",)}
 
 
 #: The arrows of docs/architecture.md, read the other way: what each box may NOT import.
@@ -185,7 +179,7 @@ ARROWS: tuple[Rule, ...] = (
             " store, not by importing them",
             # The one drawn arrow between rooms: the console's customer view and the AGI
             # lookup's contract dates are the pop's context (pop/context.py).
-            allowed=(*NODE, "cti_bridge.pop.context", *DRAWN.get(room, ())),
+            allowed=(*NODE, "cti_bridge.pop.context"),
         )
         for room in ROOMS
     ),
@@ -398,18 +392,3 @@ def test_the_arrows_refuse_a_room_importing_another_but_not_the_drawn_one() -> N
     assert violations("from cti_bridge.app.daemon import Daemon\n", "cti_bridge.pop.x", ARROWS)
     assert not violations("from cti_bridge.app.node import Node\n", "cti_bridge.pop.x", ARROWS)
     assert violations("import cti_bridge.console\n", "cti_bridge.store.x", ARROWS)
-
-
-def test_only_the_queues_room_may_build_the_dialers_operator_states() -> None:
-    source = "from cti_bridge.dialer.policy import OperatorState\n"
-    rules = [
-        Rule(
-            (room,),
-            (*_rooms_but(room), "cti_bridge.dialer"),
-            "test",
-            allowed=(*NODE, "cti_bridge.pop.context", *DRAWN.get(room, ())),
-        )
-        for room in ("cti_bridge.queues", "cti_bridge.console")
-    ]
-    assert violations(source, "cti_bridge.queues.operators", rules) == []
-    assert violations(source, "cti_bridge.console.service", rules) != []
