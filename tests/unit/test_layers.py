@@ -113,12 +113,6 @@ def _rooms_but(room: str) -> tuple[str, ...]:
     return tuple(r for r in ROOMS if r != room)
 
 
-#: The arrows drawn between rooms, besides the pop's context that every room may read:
-#: the queues room's board implements the dialer's ``OperatorBoard`` port, so it builds
-#: the policy's ``OperatorState`` values (a pure module).
-DRAWN: dict[str, tuple[str, ...]] = {"cti_bridge.queues": ("cti_bridge.dialer.policy",)}
-
-
 #: The arrows of docs/architecture.md, read the other way: what each box may NOT import.
 #: An arrow the picture draws is an ``allowed`` entry or simply not forbidden; every
 #: import against an arrow fails here.
@@ -191,15 +185,10 @@ ARROWS: tuple[Rule, ...] = (
             "a room is handed the node and talks to the others through it, the bus or the"
             " store, not by importing them",
             # The drawn arrows between rooms: the console's customer view and the AGI
-            # lookup's contract dates are the pop's context (pop/context.py); a deadline
-            # in business hours is the dialer's pure calendar (dialer/policy.py), and the
-            # queues room's board builds that module's OperatorState (DRAWN).
-            allowed=(
-                *NODE,
-                "cti_bridge.pop.context",
-                "cti_bridge.dialer.policy",
-                *DRAWN.get(room, ()),
-            ),
+            # lookup's contract dates are the pop's context (pop/context.py); the dialer's
+            # pure calendar (dialer/policy.py: a deadline in business hours, the queues
+            # board's OperatorState).
+            allowed=(*NODE, "cti_bridge.pop.context", "cti_bridge.dialer.policy"),
         )
         for room in ROOMS
     ),
@@ -412,18 +401,3 @@ def test_the_arrows_refuse_a_room_importing_another_but_not_the_drawn_one() -> N
     assert violations("from cti_bridge.app.daemon import Daemon\n", "cti_bridge.pop.x", ARROWS)
     assert not violations("from cti_bridge.app.node import Node\n", "cti_bridge.pop.x", ARROWS)
     assert violations("import cti_bridge.console\n", "cti_bridge.store.x", ARROWS)
-
-
-def test_only_the_queues_room_may_build_the_dialers_operator_states() -> None:
-    source = "from cti_bridge.dialer.policy import OperatorState\n"
-    rules = [
-        Rule(
-            (room,),
-            (*_rooms_but(room), "cti_bridge.dialer"),
-            "test",
-            allowed=(*NODE, "cti_bridge.pop.context", *DRAWN.get(room, ())),
-        )
-        for room in ("cti_bridge.queues", "cti_bridge.console")
-    ]
-    assert violations(source, "cti_bridge.queues.operators", rules) == []
-    assert violations(source, "cti_bridge.console.service", rules) != []

@@ -66,6 +66,8 @@ class MembersFeed(AMIListener):
         self.device_lists = {"asked": 0, "answered": 0, "failed": 0}
 
     def ami_event(self, msg: Message, received_at: float) -> None:
+        if msg.get("Event") not in MEMBER_EVENTS:
+            return  # the call model's events: the link hands every listener all of them
         try:
             changed = self.members.feed(msg, received_at)
             if changed:

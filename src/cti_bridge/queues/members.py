@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from cti_bridge.calls.devices import Topology, device_of_interface
 
@@ -38,6 +39,8 @@ __all__ = [
     "STATUS_NAMES",
     "DeviceView",
     "MemberView",
+    "MembershipPart",
+    "Part",
     "QueueMembers",
     "least_available",
 ]
@@ -102,9 +105,29 @@ MEMBER_EVENTS = (
     }
 )
 
-#: Devices remembered outside any queue before the longest unchanged one is forgotten
+#: Devices remembered outside any queue before the one silent longest is forgotten
 #: (callbacks make a new ``Local/<number>@…`` device per customer).
 DEFAULT_MAX_DEVICES = 10_000
+
+
+class Part(Protocol):
+    """What an operator's state is summed up from: a device or a membership."""
+
+    @property
+    def state(self) -> str: ...
+    @property
+    def since(self) -> float: ...
+
+
+class MembershipPart(Part, Protocol):
+    @property
+    def queue(self) -> str: ...
+    @property
+    def paused(self) -> bool: ...
+    @property
+    def paused_reason(self) -> str | None: ...
+    @property
+    def wrap_up_until(self) -> float | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +170,7 @@ class _Member:
     interface: str
     device: str
     state_interface: str
+    state_device: str  # the state interface's device
     name: str = ""
     membership: str = ""
     penalty: int = 0
@@ -186,8 +210,10 @@ def _epoch(value: str | None, at: float) -> float | None:
 class QueueMembers:
     """The members and devices of one PBX. Every method takes the instant it happens at.
 
-    ``feed``, ``resync``, ``listed_devices`` and ``reset`` return the devices whose
-    state may have changed, so a reader (the operator board) recomputes only those.
+    ``feed``, ``resync``, ``listed_devices`` and ``reset`` return the devices of which
+    something a reader sees changed (a state, its since, a pause or its reason, a
+    wrap-up, an open ring), so the operator board recomputes only those. A repeat that
+    changes none of that (Asterisk says most device states twice) returns none.
     """
 
     def __init__(
@@ -312,8 +338,9 @@ class QueueMembers:
             return frozenset()
         if event == "QueueMemberRemoved":
             self._forget(member)
-            return frozenset({member.device, device_of_interface(member.state_interface)})
+            return frozenset({member.device, member.state_device})
         channel = msg.get("DestUniqueid") or msg.get("DestChannel") or ""
+        before = _signature(member)
         self._settle(member, at)
         if event == "AgentCalled":
             member.rings.add(channel)
@@ -336,7 +363,7 @@ class QueueMembers:
                 member.in_call = False
             wrapup = self._wrapup_of(member)
             member.wrap_up_until = at + wrapup if wrapup > 0 else None
-        return self._update(member, at)
+        return self._update(member, at, before)
 
     # -- reads ----------------------------------------------------------------------------
 
@@ -356,8 +383,23 @@ class QueueMembers:
             return None
         return DeviceView(device, known.state, known.since, known.raw)
 
-    def knows(self, device: str) -> bool:
-        return device in self._devices or device in self._by_device
+    def parts(self, devices: Iterable[str], at: float) -> tuple[list[Part], list[MembershipPart]]:
+        """The own states of these devices and their memberships (each once, by queue
+        and interface), right at ``at``: what ``operators.operator_state`` reads, without
+        building a view of each. Read-only; valid until the next change."""
+        own: list[Part] = []
+        keys: set[tuple[str, str]] = set()
+        for device in devices:
+            known = self._devices.get(device)
+            if known is not None:
+                own.append(known)
+            keys.update(self._by_device.get(device, ()))
+        memberships: list[MembershipPart] = []
+        for key in sorted(keys):
+            member = self._members[key]
+            self._settle(member, at)  # a wrap-up that ran out: as an event would find it
+            memberships.append(member)
+        return own, memberships
 
     def sizes(self) -> dict[str, int]:
         return {"members": len(self._members), "devices": len(self._devices)}
@@ -372,7 +414,7 @@ class QueueMembers:
         if not queue or not interface:
             return set()
         member = self._new_member((queue, interface), item.get("StateInterface") or interface)
-        self._apply_fields(member, item, item.get("Name", ""), at)
+        self._apply_fields(member, item, item.get("Name", ""))
         member.state = self._derive(member, at)
         hints = [item.get("LastCall"), item.get("LastPause"), item.get("LoginTime")]
         if member.state == "paused":
@@ -380,7 +422,7 @@ class QueueMembers:
         estimates = [t for t in (_epoch(h, at) for h in hints) if t is not None]
         quiet = member.state in ("available", "paused")
         member.since = max(estimates) if quiet and estimates else at
-        return {member.device, device_of_interface(member.state_interface)}
+        return {member.device, member.state_device}
 
     def _member_update(self, key: tuple[str, str], msg: Msg, at: float) -> frozenset[str]:
         member = self._members.get(key)
@@ -388,23 +430,30 @@ class QueueMembers:
         if member is None:
             member = self._new_member(key, state_interface)
             member.since = at
-        elif member.state_interface != state_interface:
-            touched = {device_of_interface(member.state_interface)}
+            return self._apply_and_update(member, msg, at, None)
+        if member.state_interface != state_interface:
+            touched = {member.state_device}
             self._forget(member)
             rings, connected = member.rings, member.connected
             member = self._new_member(key, state_interface)
             member.rings, member.connected = rings, connected
+            for channel in rings:  # a ring or a call under way goes on
+                self._rings.setdefault(channel, set()).add(key)
+            if connected is not None:
+                self._connected[connected] = key
             member.since = at
-            return frozenset(touched | self._apply_and_update(member, msg, at))
-        else:
-            self._settle(member, at)
-        return frozenset(self._apply_and_update(member, msg, at))
+            return frozenset(touched) | self._apply_and_update(member, msg, at, None)
+        before = _signature(member)
+        self._settle(member, at)
+        return self._apply_and_update(member, msg, at, before)
 
-    def _apply_and_update(self, member: _Member, msg: Msg, at: float) -> set[str]:
-        self._apply_fields(member, msg, msg.get("MemberName", ""), at)
-        return set(self._update(member, at))
+    def _apply_and_update(
+        self, member: _Member, msg: Msg, at: float, before: tuple[object, ...] | None
+    ) -> frozenset[str]:
+        self._apply_fields(member, msg, msg.get("MemberName", ""))
+        return self._update(member, at, before)
 
-    def _apply_fields(self, member: _Member, msg: Msg, name: str, at: float) -> None:
+    def _apply_fields(self, member: _Member, msg: Msg, name: str) -> None:
         member.name = name or member.name
         member.membership = msg.get("Membership", member.membership)
         member.penalty = _int(msg.get("Penalty"))
@@ -423,10 +472,16 @@ class QueueMembers:
 
     def _new_member(self, key: tuple[str, str], state_interface: str) -> _Member:
         queue, interface = key
-        member = _Member(queue, interface, device_of_interface(interface), state_interface)
+        member = _Member(
+            queue,
+            interface,
+            device_of_interface(interface),
+            state_interface,
+            device_of_interface(state_interface),
+        )
         self._members[key] = member
         self._by_device.setdefault(member.device, set()).add(key)
-        self._by_device.setdefault(device_of_interface(state_interface), set()).add(key)
+        self._by_device.setdefault(member.state_device, set()).add(key)
         self._by_state_interface.setdefault(state_interface, set()).add(key)
         return member
 
@@ -435,7 +490,7 @@ class QueueMembers:
         self._members.pop(key, None)
         for index, name in (
             (self._by_device, member.device),
-            (self._by_device, device_of_interface(member.state_interface)),
+            (self._by_device, member.state_device),
             (self._by_state_interface, member.state_interface),
         ):
             keys = index.get(name)
@@ -472,34 +527,52 @@ class QueueMembers:
             member = self._members.get(key)
             if member is None:
                 continue
+            before = _signature(member)
             self._settle(member, at)
             member.rings.discard(channel)
             if member.connected == channel:
                 member.connected = None
-            touched |= self._update(member, at)
+            touched |= self._update(member, at, before)
         return frozenset(touched)
 
     def _device_state(self, device: str, raw: str, at: float) -> frozenset[str]:
         if not device or not raw or device.startswith("Queue:"):
             return frozenset()  # app_queue's own pseudo-devices (queue and pause lamps)
-        members = [self._members[k] for k in sorted(self._by_state_interface.get(device, ()))]
-        if not members and self.topology.is_trunk(device):
+        keys = self._by_state_interface.get(device)
+        if keys is None and self.topology.is_trunk(device):
             return frozenset()  # the public network is nobody's phone
+        members = [self._members[k] for k in sorted(keys)] if keys else []
+        known = self._devices.get(device)
+        if (
+            known is not None
+            and known.raw == raw
+            and all(m.status_seq < known.seq for m in members)
+        ):
+            # Said again (Asterisk often does, twice in a row): nothing a reader sees
+            # changes; it only stays the newest word on this device.
+            self._seq += 1
+            known.updated_at, known.seq = at, self._seq
+            del self._devices[device]
+            self._devices[device] = known  # the newest word: forgotten last
+            return frozenset()
+        befores = [_signature(member) for member in members]
         for member in members:
             self._settle(member, at)
         state = DEVICE_STATES.get(raw, "unavailable")
         self._seq += 1
+        touched: set[str] = set()
         known = self._devices.pop(device, None)  # re-inserted last: oldest first
         if known is None:
             known = _Device(raw, at, self._seq, state, at)
             self._make_room()
+            touched.add(device)
         elif known.state != state:
             known.state, known.since = state, at
+            touched.add(device)
         known.raw, known.updated_at, known.seq = raw, at, self._seq
         self._devices[device] = known
-        touched = {device}
-        for member in members:
-            touched |= self._update(member, at)
+        for member, before in zip(members, befores, strict=True):
+            touched |= self._update(member, at, before)
         return frozenset(touched)
 
     def _make_room(self) -> None:
@@ -542,11 +615,18 @@ class QueueMembers:
                 if state != member.state:
                     member.state, member.since = state, until
 
-    def _update(self, member: _Member, at: float) -> frozenset[str]:
+    def _update(
+        self, member: _Member, at: float, before: tuple[object, ...] | None
+    ) -> frozenset[str]:
+        """The member's state after a change; its devices if what a reader sees of it
+        changed (``before``: as it was; ``None``: new), else none: Asterisk repeats
+        itself a lot (a device INUSE twice, a status that changes nothing)."""
         state = self._derive(member, at)
         if state != member.state:
             member.state, member.since = state, at
-        return frozenset({member.device, device_of_interface(member.state_interface)})
+        if before is not None and _signature(member) == before:
+            return frozenset()
+        return frozenset({member.device, member.state_device})
 
     def _view(self, member: _Member, at: float) -> MemberView:
         state, since, until = member.state, member.since, member.wrap_up_until
@@ -569,6 +649,18 @@ class QueueMembers:
             penalty=member.penalty,
             calls_taken=member.calls_taken,
         )
+
+
+def _signature(member: _Member) -> tuple[object, ...]:
+    """What a reader sees of a member's state: a change of it is worth telling."""
+    return (
+        member.state,
+        member.since,
+        member.paused,
+        member.paused_reason,
+        member.wrap_up_until,
+        bool(member.rings) and member.connected is None,
+    )
 
 
 def least_available(states: Iterable[str]) -> str:

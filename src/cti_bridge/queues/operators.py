@@ -13,7 +13,7 @@ ringing or in wrap-up anywhere outweighs everything; paused in every queue they 
 is ``paused``; ``available`` needs a device or membership that is free and not paused;
 anything else is ``unavailable``. ``since`` is when the operator entered that state: kept
 while the state stays, and on a change the latest ``since`` of the parts in the new state
-(the change that made it). The board recomputes an operator whenever one of their
+(the change that made it). The board computes an operator's state whenever one of their
 devices changes (``changed``), so a state that came and went between two reads is seen.
 """
 
@@ -26,14 +26,16 @@ from typing import Any
 
 from cti_bridge.dialer.policy import OperatorState
 
-from .members import DeviceView, MemberView, QueueMembers, least_available
+from .members import DeviceView, MembershipPart, MemberView, Part, QueueMembers, least_available
 
 __all__ = ["MembersBoard", "OperatorView", "operator_state"]
+
+_NEVER = float("inf")
 
 
 @dataclass(frozen=True, slots=True)
 class OperatorView:
-    """One operator on one PBX, as read at one instant."""
+    """One operator on one PBX, as computed at their last change."""
 
     operator: str  # username
     state: str
@@ -44,12 +46,12 @@ class OperatorView:
     paused_reason: str | None
     devices: tuple[DeviceView, ...]  # their devices with a state of their own
     memberships: tuple[MemberView, ...]
-    #: A device of theirs that is free now (the one to ring), or ``None``.
+    #: While available: a device of theirs that is free (the one to ring). Else ``None``.
     free_device: str | None
 
 
 def operator_state(
-    devices: Sequence[DeviceView], memberships: Sequence[MemberView]
+    devices: Sequence[Part], memberships: Sequence[MembershipPart]
 ) -> tuple[str, frozenset[str], str | None]:
     """(state, queues, paused reason) of one operator from their parts. Table-tested."""
     parts = [d.state for d in devices] + [m.state for m in memberships]
@@ -76,12 +78,31 @@ def _free_device(devices: Sequence[DeviceView], memberships: Sequence[MemberView
     return None
 
 
+@dataclass(slots=True)
+class _Kept:
+    """An operator on one PBX as last computed: the state at once (it decides ``since``
+    at every change), the views only when somebody reads them."""
+
+    state: str
+    since: float
+    queues: frozenset[str]
+    paused_reason: str | None
+    until: float  # a wrap-up runs out then: compute again
+    view: OperatorView | None = None
+    policy: OperatorState | None = None
+
+
 class MembersBoard:
     """The operators of every PBX; implements the dialer's ``OperatorBoard`` port.
 
     Fed by the wiring: ``add`` one ``QueueMembers`` per PBX, ``set_operators`` with the
     device map, ``changed`` after each change of a PBX's members or devices. Reads take
     the time from ``now`` (the injected clock, epoch seconds).
+
+    At a change only the state of the operators concerned is computed (it decides
+    ``since``); their views are built at the next read and kept until the next change,
+    or until a wrap-up runs out (the one change no event announces). So the AMI path pays
+    a few look-ups per event and a dialer pass over hundreds of operators a list.
     """
 
     def __init__(self, now: Callable[[], float]):
@@ -89,7 +110,8 @@ class MembersBoard:
         self._pbx: dict[str, QueueMembers] = {}
         self._owner: dict[str, str] = {}  # device -> username
         self._devices_of: dict[str, tuple[str, ...]] = {}  # username -> devices
-        self._memo: dict[tuple[str, str], tuple[str, float]] = {}  # (pbx, user) -> state
+        #: (pbx, username) -> the operator as last computed (``None``: not on that PBX).
+        self._kept: dict[tuple[str, str], _Kept | None] = {}
         self.operators_loaded_at: float | None = None
 
     # -- feeding --------------------------------------------------------------------------
@@ -108,7 +130,8 @@ class MembersBoard:
             devices_of.setdefault(username, []).append(device)
         self._devices_of = {user: tuple(devices) for user, devices in devices_of.items()}
         self.operators_loaded_at = at
-        self._memo = {key: memo for key, memo in self._memo.items() if key[1] in devices_of}
+        for key in [key for key in self._kept if key[1] not in devices_of]:
+            del self._kept[key]
         for pbx in self._pbx:
             self.changed(pbx, None, at)
 
@@ -119,37 +142,44 @@ class MembersBoard:
         else:
             users = {self._owner[d] for d in devices if d in self._owner}
         for username in users:
-            self._operator(pbx, username, at)
+            self._compute(pbx, username, at)
 
     # -- the OperatorBoard port -----------------------------------------------------------
 
     def operator_states(self, pbx: str) -> list[OperatorState]:
         """Every operator with a device or membership on ``pbx``, by username."""
-        return [
-            OperatorState(
-                operator=view.operator,
-                state=view.state,
-                queues=view.queues,
-                since=datetime.fromtimestamp(view.since, UTC),
-            )
-            for view in self.operators(pbx)
-        ]
+        at = self._now()
+        found: list[OperatorState] = []
+        for username in sorted(self._devices_of):
+            kept = self._read(pbx, username, at)
+            if kept is not None:
+                if kept.policy is None:
+                    since = datetime.fromtimestamp(kept.since, UTC)
+                    kept.policy = OperatorState(username, kept.state, kept.queues, since)
+                found.append(kept.policy)
+        return found
 
     # -- reads ----------------------------------------------------------------------------
 
     def operators(self, pbx: str, at: float | None = None) -> list[OperatorView]:
         at = self._now() if at is None else at
-        views = (self._operator(pbx, username, at) for username in sorted(self._devices_of))
+        views = (self.operator(pbx, username, at) for username in sorted(self._devices_of))
         return [view for view in views if view is not None]
 
     def operator(self, pbx: str, username: str, at: float | None = None) -> OperatorView | None:
-        return self._operator(pbx, username, self._now() if at is None else at)
+        at = self._now() if at is None else at
+        kept = self._read(pbx, username, at)
+        if kept is None:
+            return None
+        if kept.view is None:
+            kept.view = self._view(self._pbx[pbx], username, kept, at)
+        return kept.view
 
     def free_device(self, pbx: str, username: str) -> str | None:
         """The operator's device to ring now (``Local/…`` devices without ``/n``), if
         they are available; ``None`` otherwise."""
         view = self.operator(pbx, username)
-        return view.free_device if view is not None and view.state == "available" else None
+        return None if view is None else view.free_device
 
     def status(self) -> dict[str, Any]:
         return {
@@ -158,10 +188,39 @@ class MembersBoard:
             "operators_loaded_at": self.operators_loaded_at,
         }
 
-    def _operator(self, pbx: str, username: str, at: float) -> OperatorView | None:
+    # -- inside ---------------------------------------------------------------------------
+
+    def _read(self, pbx: str, username: str, at: float) -> _Kept | None:
+        key = (pbx, username)
+        if key in self._kept:
+            kept = self._kept[key]
+            if kept is None or kept.until > at:
+                return kept
+        return self._compute(pbx, username, at)
+
+    def _compute(self, pbx: str, username: str, at: float) -> _Kept | None:
+        key = (pbx, username)
         members = self._pbx.get(pbx)
         if members is None:
             return None
+        devices, memberships = members.parts(self._devices_of.get(username, ()), at)
+        before = self._kept.get(key)
+        if not devices and not memberships:
+            self._kept[key] = None
+            return None
+        state, queues, reason = operator_state(devices, memberships)
+        if before is not None and before.state == state:
+            since = before.since
+        else:
+            parts = [p.since for p in devices if p.state == state]
+            parts += [m.since for m in memberships if m.state == state]
+            since = min(max(parts), at) if parts else at
+        ends = [m.wrap_up_until for m in memberships if m.wrap_up_until is not None]
+        kept = _Kept(state, since, queues, reason, min(ends) if ends else _NEVER)
+        self._kept[key] = kept
+        return kept
+
+    def _view(self, members: QueueMembers, username: str, kept: _Kept, at: float) -> OperatorView:
         devices: list[DeviceView] = []
         memberships: dict[tuple[str, str], MemberView] = {}
         for device in self._devices_of.get(username, ()):
@@ -170,26 +229,14 @@ class MembersBoard:
                 devices.append(own)
             for member in members.memberships(device, at):
                 memberships[(member.queue, member.interface)] = member
-        if not devices and not memberships:
-            self._memo.pop((pbx, username), None)
-            return None
-        ordered = [memberships[key] for key in sorted(memberships)]
-        state, queues, reason = operator_state(devices, ordered)
-        memo = self._memo.get((pbx, username))
-        if memo is not None and memo[0] == state:
-            since = memo[1]
-        else:
-            parts = [d.since for d in devices if d.state == state]
-            parts += [m.since for m in ordered if m.state == state]
-            since = min(max(parts), at) if parts else at
-            self._memo[(pbx, username)] = (state, since)
+        ordered = [memberships[k] for k in sorted(memberships)]
         return OperatorView(
             operator=username,
-            state=state,
-            since=since,
-            queues=queues,
-            paused_reason=reason,
+            state=kept.state,
+            since=kept.since,
+            queues=kept.queues,
+            paused_reason=kept.paused_reason,
             devices=tuple(devices),
             memberships=tuple(ordered),
-            free_device=_free_device(devices, ordered),
+            free_device=_free_device(devices, ordered) if kept.state == "available" else None,
         )

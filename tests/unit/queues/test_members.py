@@ -423,7 +423,7 @@ def test_queue_lamps_and_trunks_are_not_devices_of_anyone() -> None:
     assert members.sizes()["devices"] == 0
 
 
-def test_the_device_memory_is_bounded_and_forgets_the_longest_unchanged() -> None:
+def test_the_device_memory_is_bounded_and_forgets_the_longest_silent() -> None:
     members = QueueMembers("main", max_devices=3)
     for n, device in enumerate(("PJSIP/1", "PJSIP/2", "PJSIP/3", "PJSIP/1", "PJSIP/4")):
         change = {"Event": "DeviceStateChange", "Device": device, "State": "NOT_INUSE"}
@@ -470,3 +470,36 @@ def test_the_states_and_their_order() -> None:
     assert least_available(["available", "paused", "wrap_up"]) == "wrap_up"
     assert least_available(["ringing", "on_call"]) == "on_call"
     assert least_available([]) == "unavailable"
+
+
+def test_the_newer_word_counts_also_when_a_device_repeats_itself() -> None:
+    members = QueueMembers("main")
+    members.resync(snapshot(member_item()), 1.0)
+    in_use = Message(
+        {"Event": "DeviceStateChange", "Device": "Local/1001@agents", "State": "INUSE"}
+    )
+    assert members.feed(in_use, 2.0) == frozenset({"Local/1001@agents"})
+    assert members.feed(in_use, 3.0) == frozenset()  # said again: nothing changes
+    free = Message(
+        {**member_item(), "Event": "QueueMemberStatus", "Interface": "Local/1001@agents/n"}
+    )
+    members.feed(free, 4.0)  # the member's Status 1 is newer than the device's INUSE
+    assert [v.state for v in members.members(4.0)] == ["available"]
+    members.feed(in_use, 5.0)  # the same word again, but newer than the member's now
+    assert [(v.state, v.since) for v in members.members(5.0)] == [("on_call", 5.0)]
+
+
+def test_a_member_whose_state_interface_changes_keeps_its_ring() -> None:
+    members = QueueMembers("main")
+    members.resync(snapshot(member_item()), 1.0)
+    members.feed(agent_event("AgentCalled", "8.1"), 2.0)
+    moved = {**member_item(), "Event": "QueueMemberStatus", "Interface": "Local/1001@agents/n"}
+    moved["StateInterface"] = "PJSIP/1001"
+    touched = members.feed(Message(moved), 3.0)
+    assert touched == frozenset({"Local/1001@agents", "PJSIP/1001"})
+    assert [(v.state_interface, v.state) for v in members.members(3.0)] == [
+        ("PJSIP/1001", "ringing")
+    ]
+    members.feed(Message({"Event": "Hangup", "Uniqueid": "8.1"}), 4.0)  # the ring ends
+    assert [v.state for v in members.members(4.0)] == ["available"]
+    assert [v.queue for v in members.memberships("PJSIP/1001", 4.0)] == ["support"]

@@ -223,3 +223,30 @@ def test_the_board_reports_its_figures() -> None:
         "operators": 1,
         "operators_loaded_at": 1000.0,
     }
+
+
+def agent(event: str) -> Message:
+    return Message(
+        {
+            "Event": event,
+            "Queue": "support",
+            "Interface": "PJSIP/1001",
+            "MemberName": "Anna",
+            "DestUniqueid": "7.1",
+        }
+    )
+
+
+def test_a_kept_operator_is_computed_again_when_their_wrap_up_runs_out() -> None:
+    board = Board({"PJSIP/1001": "anna"})
+    board.feed(status("support", "PJSIP/1001", "PJSIP/1001", Wrapuptime="10"), 1001.0)
+    for at, event in ((1002.0, "AgentCalled"), (1003.0, "AgentConnect"), (1005.0, "AgentComplete")):
+        board.feed(agent(event), at)
+    (before,) = board.board.operator_states("main")
+    assert (before.state, before.since) == ("wrap_up", datetime.fromtimestamp(1005.0, UTC))
+    board.now = 1014.9
+    assert board.board.operator_states("main")[0].state == "wrap_up"
+    board.now = 1015.0  # no event: only the clock moved
+    (after,) = board.board.operator_states("main")
+    assert (after.state, after.since) == ("available", datetime.fromtimestamp(1015.0, UTC))
+    assert board.board.free_device("main", "anna") == "PJSIP/1001"
