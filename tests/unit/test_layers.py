@@ -70,18 +70,30 @@ RULES: tuple[Rule, ...] = (
         allowed=PURE_OUTER,
     ),
     Rule(
-        ("cti_bridge.dialer.policy",),
+        (
+            "cti_bridge.dialer.policy",
+            "cti_bridge.dialer.attempt",
+            "cti_bridge.dialer.request",
+            "cti_bridge.dialer.ports",
+        ),
         FRAMEWORKS + OUTER,
-        "when a callback may be dialled, and who is rung, is a pure decision",
+        "when a callback may be dialled, who is rung, what its Originate says and what an"
+        " attempt's outcome is are pure decisions; the dialer's ports are plain interfaces",
     ),
     Rule(
-        (*PURE_OUTER, "cti_bridge.vocabulary", "cti_bridge.backoff"),
+        ("cti_bridge.queues.members", "cti_bridge.queues.operators"),
         FRAMEWORKS + OUTER,
-        "topic names, the domain's words and the back-off policy are plain values",
+        "who is free to take a call is pure state: AMI messages in, states out",
+    ),
+    Rule(
+        (*PURE_OUTER, "cti_bridge.vocabulary", "cti_bridge.backoff", "cti_bridge.callbacks"),
+        FRAMEWORKS + OUTER,
+        "topic names, the domain's words, the back-off policy and the callback values the"
+        " store and the dialer share are plain values",
         allowed=PURE_OUTER,
     ),
     Rule(
-        ("cti_bridge.agi", "cti_bridge.pop", "cti_bridge.console"),
+        ("cti_bridge.agi", "cti_bridge.pop", "cti_bridge.console", "cti_bridge.dialer"),
         ("cti_bridge.store.models", "sqlalchemy"),
         "a room reads storage through its port (ports.py), never the ORM or SQL",
     ),
@@ -172,9 +184,11 @@ ARROWS: tuple[Rule, ...] = (
             ("cti_bridge.app", "cti_bridge.sim", "cti_bridge.testing", *_rooms_but(room)),
             "a room is handed the node and talks to the others through it, the bus or the"
             " store, not by importing them",
-            # The one drawn arrow between rooms: the console's customer view and the AGI
-            # lookup's contract dates are the pop's context (pop/context.py).
-            allowed=(*NODE, "cti_bridge.pop.context"),
+            # The drawn arrows between rooms: the console's customer view and the AGI
+            # lookup's contract dates are the pop's context (pop/context.py); the dialer's
+            # pure calendar (dialer/policy.py: a deadline in business hours, the queues
+            # board's OperatorState).
+            allowed=(*NODE, "cti_bridge.pop.context", "cti_bridge.dialer.policy"),
         )
         for room in ROOMS
     ),
