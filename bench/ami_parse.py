@@ -49,9 +49,20 @@ from cti_bridge.ami.listener import wanted_by  # noqa: E402
 from cti_bridge.ami.parser import AMIParser, EventFilter, Message  # noqa: E402
 from cti_bridge.calls.model import CallModel  # noqa: E402
 from cti_bridge.calls.pipeline import CallPipeline  # noqa: E402
+from cti_bridge.queues.members import MEMBER_EVENTS  # noqa: E402
 
-#: What the daemon's link builds: its one listener is the call pipeline.
-DAEMON_FILTER = wanted_by([CallPipeline(CallModel("bench"))])
+
+class _MembersWants:
+    """What the queues room's members listener wants (``queues/feed.py``)."""
+
+    wanted_events = MEMBER_EVENTS
+
+    def ami_event(self, msg: Message, received_at: float) -> None: ...
+
+
+#: What the daemon's link builds: its listeners are the call pipeline and the members
+#: board's feed.
+DAEMON_FILTER = wanted_by([CallPipeline(CallModel("bench")), _MembersWants()])
 
 
 class MinimalParser:

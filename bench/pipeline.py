@@ -138,6 +138,7 @@ COMPONENTS = [
     ("call model", "cti_bridge/calls/"),
     ("record writer (reactor side)", "cti_bridge/store/"),
     ("pop engine", "cti_bridge/pop/"),
+    ("members board", "cti_bridge/queues/"),
     ("bus", "cti_bridge/bus/"),
     ("web", "cti_bridge/web/"),
     ("twisted", "twisted/"),

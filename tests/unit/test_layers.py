@@ -70,6 +70,11 @@ RULES: tuple[Rule, ...] = (
         allowed=PURE_OUTER,
     ),
     Rule(
+        ("cti_bridge.queues.members", "cti_bridge.queues.operators"),
+        FRAMEWORKS + OUTER,
+        "who is free to take a call is pure state: AMI messages in, states out",
+    ),
+    Rule(
         ("cti_bridge.dialer.policy",),
         FRAMEWORKS + OUTER,
         "when a callback may be dialled, and who is rung, is a pure decision",

@@ -11,8 +11,10 @@ import structlog
 from twisted.internet.defer import Deferred, fail
 
 from cti_bridge import queues
+from cti_bridge.app.health import Health
 from cti_bridge.app.node import Node
 from cti_bridge.bus.topics import POP_REPLAY_TOPIC, SUPERVISORS_TOPIC
+from cti_bridge.queues.operators import MembersBoard
 from cti_bridge.queues.screens import add_supervisor_screens
 from cti_bridge.web.auth import Principal
 from tests.support.screens import ANNA, SOFIE, anna_only, open_socket, rig, supervised_rig
@@ -94,8 +96,23 @@ def test_a_failed_lookup_is_logged_and_the_socket_stays() -> None:
 
 def test_install_adds_the_supervisors_part_to_the_nodes_hub() -> None:
     clock, bus, _tokens, hub = rig()
-    node = SimpleNamespace(hub=hub, bus=bus, accounts=SimpleNamespace(operator_id_for=anna_only))
+    parts: dict[str, object] = {}
+    node = SimpleNamespace(
+        hub=hub,
+        bus=bus,
+        accounts=SimpleNamespace(operator_id_for=anna_only),
+        # What the members board takes from the node: no PBX here, nothing to start.
+        reactor=clock,
+        pipelines={},
+        clients={},
+        run=None,
+        on_start=lambda hook: None,
+        on_stop=lambda hook: None,
+        health=Health(),
+        provide=parts.__setitem__,
+    )
     queues.install(cast(Node, node))
+    assert isinstance(parts["members"], MembersBoard)
     socket, transport = open_socket(hub, SOFIE, "t-sofie")
     socket.textMessageReceived(json.dumps({"type": "watch", "username": "anna"}))
     bus.publish(SUPERVISORS_TOPIC, {"type": "agent_update"})
