@@ -21,6 +21,7 @@ from .agreements import Agreements
 from .callers import CallerDirectory
 from .customers import Customers, InvalidRecord
 from .db import create_database_engine, safe_url, session_factory
+from .missed import MissedCalls
 from .numbers import CallerNumber, caller_number, is_withheld, normalize_number
 from .pop_read import PopRead
 from .queries import CallNotFound, CallQueries, InvalidAnnotation
@@ -43,6 +44,7 @@ __all__ = [
     "InvalidRecord",
     "LoginRefused",
     "LoginThrottled",
+    "MissedCalls",
     "OperatorInfo",
     "PopRead",
     "SchemaOutOfDate",
@@ -70,6 +72,7 @@ class Store:
     pop_read: PopRead
     search: CustomerSearch
     callers: CallerDirectory
+    missed: MissedCalls
 
     @property
     def url(self) -> str:
@@ -116,4 +119,5 @@ def open_store(
         pop_read=PopRead(engine, calls),
         search=CustomerSearch(sessions, default_region=default_region, clock=clock),
         callers=CallerDirectory(sessions, default_region=default_region, clock=clock),
+        missed=MissedCalls(sessions, default_region=default_region, clock=clock),
     )
