@@ -23,6 +23,7 @@ from .models import (
     ATTEMPT_OUTCOMES,
     Agreement,
     AgreementAttempt,
+    AgreementEvent,
     Operator,
 )
 from .numbers import normalize_number
@@ -34,9 +35,11 @@ __all__ = [
     "CLOSED",
     "CLOSING",
     "DUE",
+    "EVENT_KINDS",
     "MAX_NOTES",
     "PENDING",
     "Agreements",
+    "add_event",
     "checked_agreement",
     "checked_changes",
     "checked_filters",
@@ -51,6 +54,52 @@ CLOSING = ("done", "cancelled")
 CLOSED = ("done", "cancelled")
 PENDING = ("open", "dialling")
 DUE = ("today", "overdue")
+#: What an agreement's history records (``agreement_events.kind``; SPEC-10).
+EVENT_KINDS = (
+    "created",
+    "changed",
+    "closed",
+    "attempt_started",
+    "attempt_ended",
+    "flagged",
+    "missed_call",
+    "resolved_by_call",
+)
+
+
+def checked_event(kind: str, at: datetime) -> None:
+    """The checks of a history event (the memory twin runs them too): a known kind, an
+    aware time (the history is compared and ordered in UTC)."""
+    if kind not in EVENT_KINDS:
+        raise InvalidRecord(f"event kind must be one of {', '.join(EVENT_KINDS)}")
+    if at.tzinfo is None:
+        raise ValueError("naive datetime refused: pass an aware (UTC) datetime")
+
+
+def add_event(
+    session: Session,
+    agreement_id: int,
+    kind: str,
+    at: datetime,
+    *,
+    operator_id: int | None = None,
+    details: Mapping[str, Any] | None = None,
+) -> None:
+    """Write one history event in the caller's transaction (it commits with the change
+    it records, so the history never tells of a change that was rolled back). Every
+    writer of the agreement book uses this: the console's changes, the dialer's
+    attempts, the missed-call room's joins and resolutions. ``details`` must be JSON
+    (``{field: [old, new]}`` for ``changed``; times as ISO text)."""
+    checked_event(kind, at)
+    session.add(
+        AgreementEvent(
+            agreement_id=agreement_id,
+            kind=kind,
+            at=at,
+            operator_id=operator_id,
+            details=dict(details or {}),
+        )
+    )
 
 
 def checked_agreement(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -11,6 +12,7 @@ from ..agreements import (
     PENDING,
     checked_agreement,
     checked_changes,
+    checked_event,
     checked_filters,
     checked_outcome,
     checked_status,
@@ -20,9 +22,36 @@ from ..numbers import normalize_number
 from ..records import clean_text
 from ..types import iso_utc
 from .customers import Service
-from .tables import Row, refused
+from .tables import Row, Tables, refused
 
-__all__ = ["MemoryAgreements", "deadline_order"]
+__all__ = ["MemoryAgreements", "add_event", "deadline_order"]
+
+
+def add_event(
+    tables: Tables,
+    agreement_id: int,
+    kind: str,
+    at: datetime,
+    *,
+    operator_id: int | None = None,
+    details: Mapping[str, Any] | None = None,
+) -> None:
+    """The twin of ``store.agreements.add_event``: one history event, with the same
+    checks and foreign keys. Call it holding ``tables.lock``, in the same operation as
+    the change it records."""
+    checked_event(kind, at)
+    tables.check("agreements", agreement_id)
+    tables.check("operators", operator_id)
+    tables.events.setdefault(agreement_id, []).append(
+        {
+            "id": tables.next_id("agreement_events"),
+            "at": at.astimezone(UTC),
+            "kind": kind,
+            "operator_id": operator_id,
+            # as the JSON column gives it back: lists for tuples, text keys
+            "details": json.loads(json.dumps(dict(details or {}))),
+        }
+    )
 
 
 class MemoryAgreements(Service):
