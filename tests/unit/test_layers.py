@@ -75,13 +75,18 @@ RULES: tuple[Rule, ...] = (
         "when a callback may be dialled, and who is rung, is a pure decision",
     ),
     Rule(
+        ("cti_bridge.missed.rules",),
+        FRAMEWORKS + OUTER,
+        "which ended call owes a callback, and which one keeps it, is a pure decision",
+    ),
+    Rule(
         (*PURE_OUTER, "cti_bridge.vocabulary", "cti_bridge.backoff"),
         FRAMEWORKS + OUTER,
         "topic names, the domain's words and the back-off policy are plain values",
         allowed=PURE_OUTER,
     ),
     Rule(
-        ("cti_bridge.agi", "cti_bridge.pop", "cti_bridge.console"),
+        ("cti_bridge.agi", "cti_bridge.pop", "cti_bridge.console", "cti_bridge.missed"),
         ("cti_bridge.store.models", "sqlalchemy"),
         "a room reads storage through its port (ports.py), never the ORM or SQL",
     ),
@@ -172,9 +177,10 @@ ARROWS: tuple[Rule, ...] = (
             ("cti_bridge.app", "cti_bridge.sim", "cti_bridge.testing", *_rooms_but(room)),
             "a room is handed the node and talks to the others through it, the bus or the"
             " store, not by importing them",
-            # The one drawn arrow between rooms: the console's customer view and the AGI
-            # lookup's contract dates are the pop's context (pop/context.py).
-            allowed=(*NODE, "cti_bridge.pop.context"),
+            # The drawn arrows between rooms: the console's customer view and the AGI
+            # lookup's contract dates are the pop's context (pop/context.py); a deadline
+            # in business hours is the dialer's pure policy (dialer/policy.py).
+            allowed=(*NODE, "cti_bridge.pop.context", "cti_bridge.dialer.policy"),
         )
         for room in ROOMS
     ),

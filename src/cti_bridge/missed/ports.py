@@ -30,6 +30,7 @@ class MissedCallBook(Protocol):
         pbx: str,
         linkedid: str,
         number: str,
+        *,
         queue: str,
         at: datetime,
         deadline: datetime,

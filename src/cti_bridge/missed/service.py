@@ -181,18 +181,16 @@ class MissedCallService:
     def _store(self, job: Job) -> tuple[str, list[int]]:
         """In a pool thread: the store's part of one call."""
         if isinstance(job, Resolve):
-            return "resolved", self._book.resolve_by_call(
-                job.pbx, job.linkedid, job.number, job.at
-            )
+            return "resolved", self._book.resolve_by_call(job.pbx, job.linkedid, job.number, job.at)
         owner = self._owners.caller(job.number)
         done, agreement_id = self._book.record_missed_call(
             job.pbx,
             job.linkedid,
             job.number,
-            job.queue,
-            job.at,
-            self._deadline(job.at, job.deadline_hours),
-            None if owner is None else owner.customer_id,
+            queue=job.queue,
+            at=job.at,
+            deadline=self._deadline(job.at, job.deadline_hours),
+            customer_id=None if owner is None else owner.customer_id,
         )
         return done, [agreement_id]
 
@@ -215,7 +213,8 @@ class MissedCallService:
 
     def _failed(self, failure: Failure, job: Job) -> None:
         self._tries += 1
-        self._last_error = f"{failure.type.__name__}: {failure.getErrorMessage()}"[:300]
+        kind = type(failure.value).__name__
+        self._last_error = f"{kind}: {failure.getErrorMessage()}"[:300]
         if self._tries >= self._max_tries or self._stopped:
             log.error(
                 "missed-call work failed; set aside",

@@ -7,12 +7,12 @@ from datetime import datetime
 from functools import partial
 from typing import TYPE_CHECKING
 
-import structlog
 from prometheus_client.core import CounterMetricFamily, Metric
 
-from cti_bridge.dialer.policy import Policy, business_deadline
+from cti_bridge.dialer.policy import Policy
 from cti_bridge.store.numbers import normalize_number
 
+from ._standin import business_deadline
 from .service import MissedCallService
 
 if TYPE_CHECKING:
@@ -20,8 +20,6 @@ if TYPE_CHECKING:
     from cti_bridge.app.node import Node
 
 __all__ = ["enabled_anywhere", "install"]
-
-log = structlog.get_logger("cti_bridge.missed")
 
 
 def enabled_anywhere(config: MissedCallsConfig) -> bool:

@@ -23,11 +23,11 @@ from typing import Any, Literal
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from .agreements import PENDING
+from .agreements import PENDING, add_event
 from .db import StoreService, writing
 from .models import Agreement, AgreementEvent, CallRecord
 
-__all__ = ["JOINING", "MISSED_CALL", "MissedCalls", "SOLVED"]
+__all__ = ["JOINING", "MISSED_CALL", "SOLVED", "MissedCalls", "is_call"]
 
 #: The agreement's ``origin``, and the disposition an answered call closes it with.
 MISSED_CALL = "missed_call"
@@ -46,6 +46,7 @@ class MissedCalls(StoreService):
         pbx: str,
         linkedid: str,
         number: str,
+        *,
         queue: str,
         at: datetime,
         deadline: datetime,
@@ -81,7 +82,9 @@ class MissedCalls(StoreService):
                 .with_for_update()
             )
             if joined is not None:
-                _add_event(session, joined.id, at, "missed_call", facts)
+                add_event(session, joined.id, "missed_call", at, details=facts)
+                if joined.customer_id is None:  # the number found its customer since
+                    joined.customer_id = customer_id
                 joined.updated_at = now
                 return "joined", joined.id
             agreement = Agreement(
@@ -101,7 +104,7 @@ class MissedCalls(StoreService):
             )
             session.add(agreement)
             session.flush()
-            _add_event(session, agreement.id, at, "created", {**facts, "queue": queue})
+            add_event(session, agreement.id, "created", at, details={**facts, "queue": queue})
             return "created", agreement.id
 
     def resolve_by_call(self, pbx: str, linkedid: str, number: str, at: datetime) -> list[int]:
@@ -134,13 +137,15 @@ class MissedCalls(StoreService):
                 agreement.closed_at = at
                 agreement.next_attempt_at = None
                 agreement.updated_at = now
-                _add_event(session, agreement.id, at, "resolved_by_call", facts)
+                add_event(session, agreement.id, "resolved_by_call", at, details=facts)
             return [agreement.id for agreement in rows]
 
 
 def is_call(details: Mapping[str, Any] | None, pbx: str, linkedid: str) -> bool:
     """Do an event's details name the call ``pbx`` + ``linkedid``?"""
-    return bool(details) and details.get("pbx") == pbx and details.get("linkedid") == linkedid
+    if not details:
+        return False
+    return details.get("pbx") == pbx and details.get("linkedid") == linkedid
 
 
 def _lock_number(session: Session, number: str) -> None:
@@ -156,10 +161,3 @@ def _call_id(session: Session, pbx: str, linkedid: str) -> int | None:
         select(CallRecord.id).where(CallRecord.pbx == pbx, CallRecord.linkedid == linkedid)
     )
     return found
-
-
-def _add_event(
-    session: Session, agreement_id: int, at: datetime, kind: str, details: dict[str, Any]
-) -> None:
-    """Stand-in for ``store.agreements.add_event`` (helper "book"); goes when it lands."""
-    session.add(AgreementEvent(agreement_id=agreement_id, at=at, kind=kind, details=details))

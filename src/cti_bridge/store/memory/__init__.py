@@ -6,7 +6,7 @@ built before their SQL.
 
 ``open_memory_store()`` gives a ``MemoryStore`` with the fields of ``Store`` that have a
 twin: ``calls``, ``queries``, ``accounts``, ``customers``,
-``agreements``, ``pop_read``, ``search``, ``callers``. No engine, no sessions.
+``agreements``, ``pop_read``, ``search``, ``callers``, ``missed``. No engine, no sessions.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from .agreements import MemoryAgreements
 from .callers import MemoryCallerDirectory
 from .calls import MemoryCallQueries, MemoryCallStore
 from .customers import MemoryCustomers
+from .missed import MemoryMissedCalls
 from .pop_read import MemoryPopRead
 from .search import MemoryCustomerSearch
 from .tables import Tables
@@ -33,6 +34,7 @@ __all__ = [
     "MemoryCallerDirectory",
     "MemoryCustomerSearch",
     "MemoryCustomers",
+    "MemoryMissedCalls",
     "MemoryPopRead",
     "MemoryStore",
     "Tables",
@@ -50,6 +52,7 @@ class MemoryStore:
     pop_read: MemoryPopRead
     search: MemoryCustomerSearch
     callers: MemoryCallerDirectory
+    missed: MemoryMissedCalls
     tables: Tables = field(repr=False)
 
     @property
@@ -83,5 +86,6 @@ def open_memory_store(
         pop_read=MemoryPopRead(tables, calls),
         search=MemoryCustomerSearch(tables, default_region=region, clock=clock),
         callers=MemoryCallerDirectory(tables, default_region=region, clock=clock),
+        missed=MemoryMissedCalls(tables, default_region=region, clock=clock),
         tables=tables,
     )
