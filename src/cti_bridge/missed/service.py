@@ -140,7 +140,8 @@ class MissedCallService:
 
     @property
     def pending(self) -> int:
-        return len(self._queue) + (1 if self._busy else 0)
+        """Jobs not done yet, the one under way included."""
+        return len(self._queue)
 
     def status(self) -> dict[str, Any]:
         """For /healthz: degraded while the store fails (a job waits for its retry)."""
