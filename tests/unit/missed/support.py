@@ -57,7 +57,11 @@ class MemoryNode:
     reactor: ThreadlessReactor
 
 
-def memory_node(missed_calls: dict[str, Any], **sections: Any) -> MemoryNode:
+def memory_node(
+    missed_calls: dict[str, Any], *, store: MemoryStore | None = None, **sections: Any
+) -> MemoryNode:
+    """A node with ``[missed_calls]`` (and any other sections) on ``store`` (a new memory
+    store by default; hand one in for a second node on the same book)."""
     config = parse_config(
         {
             "web": {"host": "127.0.0.1", "port": 0},
@@ -71,7 +75,7 @@ def memory_node(missed_calls: dict[str, Any], **sections: Any) -> MemoryNode:
     )
     reactor = ThreadlessReactor()
     reactor.advance(START)
-    store = open_memory_store(clock=reactor.seconds)
+    store = store or open_memory_store(clock=reactor.seconds)
     pipeline = CallPipeline(CallModel("main"))
     node = Node(
         config,
