@@ -5,6 +5,7 @@ PostgreSQL do."""
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -179,3 +180,32 @@ def test_a_join_names_the_customer_found_since(store: Store, customer_known_late
     missed(store, "a.2", customer_id=customer if customer_known_later else None)
     expected = customer if customer_known_later else None
     assert agreement(store, made)["customer_id"] == expected
+
+
+def test_two_nodes_recording_one_call_at_once_make_one_callback(store: Store) -> None:
+    """Both nodes see the PBX's call; the work on a number is serialised in the database
+    (PostgreSQL: an advisory lock; SQLite: the write lock), so exactly one creates."""
+    numbers = [f"+32470{n:06d}" for n in range(12)]
+    barrier = threading.Barrier(2)
+    results: list[tuple[str, int]] = []
+    errors: list[BaseException] = []
+
+    def node() -> None:
+        try:
+            for number in numbers:
+                barrier.wait(timeout=10)
+                results.append(missed(store, f"call-{number}", number))
+        except BaseException as error:  # pragma: no cover - reported below
+            errors.append(error)
+            barrier.abort()
+
+    threads = [threading.Thread(target=node) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert errors == []
+    assert sorted(done for done, _ in results) == ["created"] * 12 + ["unchanged"] * 12
+    for number in numbers:
+        (made,) = store.agreements.open_agreements(number=number)
+        assert made["kind"] == "callback"
