@@ -80,9 +80,10 @@ RULES: tuple[Rule, ...] = (
         "which ended call owes a callback, and which one keeps it, is a pure decision",
     ),
     Rule(
-        (*PURE_OUTER, "cti_bridge.vocabulary", "cti_bridge.backoff"),
+        (*PURE_OUTER, "cti_bridge.vocabulary", "cti_bridge.backoff", "cti_bridge.callbacks"),
         FRAMEWORKS + OUTER,
-        "topic names, the domain's words and the back-off policy are plain values",
+        "topic names, the domain's words, the back-off policy and the callback values the"
+        " store and the dialer share are plain values",
         allowed=PURE_OUTER,
     ),
     Rule(
@@ -179,7 +180,7 @@ ARROWS: tuple[Rule, ...] = (
             " store, not by importing them",
             # The drawn arrows between rooms: the console's customer view and the AGI
             # lookup's contract dates are the pop's context (pop/context.py); a deadline
-            # in business hours is the dialer's pure policy (dialer/policy.py).
+            # in business hours is the dialer's pure calendar (dialer/policy.py).
             allowed=(*NODE, "cti_bridge.pop.context", "cti_bridge.dialer.policy"),
         )
         for room in ROOMS

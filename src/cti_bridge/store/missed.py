@@ -23,11 +23,13 @@ from typing import Any, Literal
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from .agreements import PENDING, add_event
+from .agreement_rules import MAX_QUEUE, PENDING
+from .agreements import add_event
 from .db import StoreService, writing
+from .merge import clean_text
 from .models import Agreement, AgreementEvent, CallRecord
 
-__all__ = ["JOINING", "MISSED_CALL", "SOLVED", "MissedCalls", "is_call"]
+__all__ = ["JOINING", "MISSED_CALL", "SOLVED", "MissedCalls", "created", "is_call"]
 
 #: The agreement's ``origin``, and the disposition an answered call closes it with.
 MISSED_CALL = "missed_call"
@@ -53,6 +55,7 @@ class MissedCalls(StoreService):
         customer_id: int | None,
     ) -> tuple[Recorded, int]:
         now = self._now()
+        queue = clean_text(queue, MAX_QUEUE) or ""
         with writing(self._sessions) as session:
             _lock_number(session, number)
             known = session.execute(
@@ -104,7 +107,7 @@ class MissedCalls(StoreService):
             )
             session.add(agreement)
             session.flush()
-            add_event(session, agreement.id, "created", at, details={**facts, "queue": queue})
+            add_event(session, agreement.id, "created", at, details=created(facts, queue))
             return "created", agreement.id
 
     def resolve_by_call(self, pbx: str, linkedid: str, number: str, at: datetime) -> list[int]:
@@ -139,6 +142,12 @@ class MissedCalls(StoreService):
                 agreement.updated_at = now
                 add_event(session, agreement.id, "resolved_by_call", at, details=facts)
             return [agreement.id for agreement in rows]
+
+
+def created(facts: Mapping[str, Any], queue: str) -> dict[str, Any]:
+    """The ``created`` event's details: what every agreement's says (kind, origin), and
+    the call that made it."""
+    return {"kind": "callback", "origin": MISSED_CALL, **facts, "queue": queue}
 
 
 def is_call(details: Mapping[str, Any] | None, pbx: str, linkedid: str) -> bool:

@@ -34,8 +34,8 @@ class SyncPool(ThreadPool):
 
     def callInThreadWithCallback(
         self,
-        onResult: Callable[[bool, object], object] | None,
-        func: Callable[..., object],
+        onResult: Callable[[bool, Any], object] | None,
+        func: Callable[..., Any],
         *args: Any,
         **kw: Any,
     ) -> None:

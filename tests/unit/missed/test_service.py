@@ -121,8 +121,8 @@ def test_calls_that_owe_nothing_never_reach_the_store() -> None:
 
     book = Untouchable()
     missed = MissedCallService(
-        book,  # type: ignore[arg-type]
-        book,  # type: ignore[arg-type]
+        book,
+        book,
         settings=settings,
         normalize=partial(normalize_number, region="BE"),
         deadline=plain_deadline,

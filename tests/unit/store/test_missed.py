@@ -74,7 +74,14 @@ def test_a_missed_call_makes_a_callback_for_its_number(store: Store) -> None:
         (
             "created",
             iso(T0),
-            {"pbx": "main", "linkedid": "a.1", "call_id": None, "queue": "support"},
+            {
+                "kind": "callback",
+                "origin": "missed_call",
+                "pbx": "main",
+                "linkedid": "a.1",
+                "call_id": None,
+                "queue": "support",
+            },
         )
     ]
     assert agreement(store, second)["customer_id"] is None  # nobody owns that number

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from ..agreements import PENDING
-from ..missed import JOINING, MISSED_CALL, SOLVED, Recorded, is_call
+from ..agreement_rules import MAX_QUEUE, PENDING
+from ..merge import clean_text
+from ..missed import JOINING, MISSED_CALL, SOLVED, Recorded, created, is_call
 from .agreements import add_event
 from .customers import Service
 from .tables import Row
@@ -26,7 +27,7 @@ class MemoryMissedCalls(Service):
         deadline: datetime,
         customer_id: int | None,
     ) -> tuple[Recorded, int]:
-        at, deadline = _utc(at), _utc(deadline)
+        at, deadline, queue = _utc(at), _utc(deadline), clean_text(queue, MAX_QUEUE) or ""
         now = self._now()
         t = self._t
         with t.lock:
@@ -71,7 +72,7 @@ class MemoryMissedCalls(Service):
                 "next_attempt_at": at,
             }
             t.attempts[agreement_id] = []
-            add_event(t, agreement_id, "created", at, details={**facts, "queue": queue})
+            add_event(t, agreement_id, "created", at, details=created(facts, queue))
             return "created", agreement_id
 
     def resolve_by_call(self, pbx: str, linkedid: str, number: str, at: datetime) -> list[int]:
