@@ -78,6 +78,7 @@ class MissedCallService:
         self._tries = 0
         self._retry: IDelayedCall | None = None
         self._stopped = False
+        self._released = False
         self._waiters: list[Deferred[None]] = []
         self._counts = {
             "created": 0,
@@ -125,6 +126,7 @@ class MissedCallService:
         done: Deferred[None] = Deferred()
 
         def finished(_: object = None) -> None:
+            self._released = True  # past the deadline: start nothing new
             if give_up.active():
                 give_up.cancel()
             if self._retry is not None and self._retry.active():
@@ -167,7 +169,7 @@ class MissedCallService:
             return
         self._pumping = True
         try:
-            while not self._busy and self._queue:
+            while not self._busy and self._queue and not self._released:
                 job = self._queue[0]
                 self._busy = True
                 d = self._run(partial(self._store, job))

@@ -245,3 +245,21 @@ def test_stop_waits_for_the_queue_then_lets_go(store: MemoryStore) -> None:
     clock.advance(5.0)
     assert stopped.called
     assert not clock.getDelayedCalls()  # no retry left behind
+
+
+def test_after_its_deadline_stop_starts_nothing_new(store: MemoryStore) -> None:
+    started: list[Deferred[Any]] = []
+
+    def manual(work: Callable[[], Any]) -> Deferred[Any]:
+        d: Deferred[Any] = Deferred()
+        started.append(d)
+        return d
+
+    clock = Clock()
+    missed = service(store, clock, run=manual)
+    feed(missed.submit, abandon("a.1", START), abandon("a.2", START + 60))
+    stopped = missed.stop(timeout=5.0)
+    clock.advance(5.0)  # a.1 is still in the pool: the store may close now
+    assert stopped.called
+    started[0].callback(("created", [1]))  # a.1 comes back late
+    assert len(started) == 1  # a.2 never went to a store that is closing
