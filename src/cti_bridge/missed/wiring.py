@@ -9,10 +9,9 @@ from typing import TYPE_CHECKING
 
 from prometheus_client.core import CounterMetricFamily, Metric
 
-from cti_bridge.dialer.policy import Policy
+from cti_bridge.dialer.policy import Policy, business_deadline
 from cti_bridge.store.numbers import normalize_number
 
-from ._standin import business_deadline
 from .service import MissedCallService
 
 if TYPE_CHECKING:
