@@ -22,6 +22,7 @@ from .callers import CallerDirectory
 from .contacts import Contacts
 from .customers import Customers, InvalidRecord
 from .db import create_database_engine, safe_url, session_factory
+from .missed import MissedCalls
 from .numbers import CallerNumber, caller_number, is_withheld, normalize_number
 from .pop_read import PopRead
 from .queries import CallNotFound, CallQueries, InvalidAnnotation
@@ -45,6 +46,7 @@ __all__ = [
     "InvalidRecord",
     "LoginRefused",
     "LoginThrottled",
+    "MissedCalls",
     "OperatorInfo",
     "PopRead",
     "SchemaOutOfDate",
@@ -73,6 +75,7 @@ class Store:
     pop_read: PopRead
     search: CustomerSearch
     callers: CallerDirectory
+    missed: MissedCalls
 
     @property
     def url(self) -> str:
@@ -120,4 +123,5 @@ def open_store(
         pop_read=PopRead(engine, calls),
         search=CustomerSearch(sessions, default_region=default_region, clock=clock),
         callers=CallerDirectory(sessions, default_region=default_region, clock=clock),
+        missed=MissedCalls(sessions, default_region=default_region, clock=clock),
     )

@@ -6,7 +6,7 @@ built before their SQL.
 
 ``open_memory_store()`` gives a ``MemoryStore`` with the fields of ``Store`` that have a
 twin: ``calls``, ``queries``, ``accounts``, ``customers``,
-``agreements``, ``contacts``, ``pop_read``, ``search``, ``callers``. No engine, no sessions.
+``agreements``, ``contacts``, ``pop_read``, ``search``, ``callers``, ``missed``. No engine, no sessions.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from .callers import MemoryCallerDirectory
 from .calls import MemoryCallQueries, MemoryCallStore
 from .contacts import MemoryContacts
 from .customers import MemoryCustomers
+from .missed import MemoryMissedCalls
 from .pop_read import MemoryPopRead
 from .search import MemoryCustomerSearch
 from .tables import Tables
@@ -35,6 +36,7 @@ __all__ = [
     "MemoryContacts",
     "MemoryCustomerSearch",
     "MemoryCustomers",
+    "MemoryMissedCalls",
     "MemoryPopRead",
     "MemoryStore",
     "Tables",
@@ -53,6 +55,7 @@ class MemoryStore:
     pop_read: MemoryPopRead
     search: MemoryCustomerSearch
     callers: MemoryCallerDirectory
+    missed: MemoryMissedCalls
     tables: Tables = field(repr=False)
 
     @property
@@ -87,5 +90,6 @@ def open_memory_store(
         pop_read=MemoryPopRead(tables, calls),
         search=MemoryCustomerSearch(tables, default_region=region, clock=clock),
         callers=MemoryCallerDirectory(tables, default_region=region, clock=clock),
+        missed=MemoryMissedCalls(tables, default_region=region, clock=clock),
         tables=tables,
     )
