@@ -70,14 +70,20 @@ RULES: tuple[Rule, ...] = (
         allowed=PURE_OUTER,
     ),
     Rule(
+        (
+            "cti_bridge.dialer.policy",
+            "cti_bridge.dialer.attempt",
+            "cti_bridge.dialer.request",
+            "cti_bridge.dialer.ports",
+        ),
+        FRAMEWORKS + OUTER,
+        "when a callback may be dialled, who is rung, what its Originate says and what an"
+        " attempt's outcome is are pure decisions; the dialer's ports are plain interfaces",
+    ),
+    Rule(
         ("cti_bridge.queues.members", "cti_bridge.queues.operators"),
         FRAMEWORKS + OUTER,
         "who is free to take a call is pure state: AMI messages in, states out",
-    ),
-    Rule(
-        ("cti_bridge.dialer.policy",),
-        FRAMEWORKS + OUTER,
-        "when a callback may be dialled, and who is rung, is a pure decision",
     ),
     Rule(
         ("cti_bridge.missed.rules",),
@@ -92,7 +98,13 @@ RULES: tuple[Rule, ...] = (
         allowed=PURE_OUTER,
     ),
     Rule(
-        ("cti_bridge.agi", "cti_bridge.pop", "cti_bridge.console", "cti_bridge.missed"),
+        (
+            "cti_bridge.agi",
+            "cti_bridge.pop",
+            "cti_bridge.console",
+            "cti_bridge.missed",
+            "cti_bridge.dialer",
+        ),
         ("cti_bridge.store.models", "sqlalchemy"),
         "a room reads storage through its port (ports.py), never the ORM or SQL",
     ),
@@ -184,8 +196,9 @@ ARROWS: tuple[Rule, ...] = (
             "a room is handed the node and talks to the others through it, the bus or the"
             " store, not by importing them",
             # The drawn arrows between rooms: the console's customer view and the AGI
-            # lookup's contract dates are the pop's context (pop/context.py); a deadline
-            # in business hours is the dialer's pure calendar (dialer/policy.py).
+            # lookup's contract dates are the pop's context (pop/context.py); the dialer's
+            # pure calendar (dialer/policy.py: a deadline in business hours, the queues
+            # board's OperatorState).
             allowed=(*NODE, "cti_bridge.pop.context", "cti_bridge.dialer.policy"),
         )
         for room in ROOMS
