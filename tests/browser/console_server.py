@@ -12,6 +12,13 @@ out as JSON lines on stdout:
 
     {"cmd": "call", "scenario": "direct_answered", "caller": [number, name], "options": {...}}
     {"cmd": "drop_sockets"}        close every console WebSocket (a network blip)
+    {"cmd": "originate", "device": "PJSIP/1001", "exten": "050123456", "agreement_id": 1,
+     "attempt": 1, "operator": "anna", "caller_id": "..."}
+                                   a callback as the dialer places it: the Originate with
+                                   its variables, through the daemon's own AMI link; the
+                                   operator's phone rings until "answer", the customer
+                                   answers at once
+    {"cmd": "answer", "device": "PJSIP/1001"}   the operator picks up
     {"cmd": "quit"}
 
 Every ring on an operator's device is reported as ``{"event": "ringing", "device": ...,
@@ -31,12 +38,13 @@ from typing import Any
 from twisted.internet import defer, stdio, task
 from twisted.protocols.basic import LineReceiver
 
+from cti_bridge.ami.originate import OriginateRequest
 from cti_bridge.app.config import parse_config
 from cti_bridge.app.daemon import Daemon
 from cti_bridge.calls.events import DomainEvent, OperatorRinging
 from cti_bridge.log import configure_logging
 from cti_bridge.pop import PopService, make_pop_service
-from cti_bridge.sim import SimulatedPBX
+from cti_bridge.sim import Callee, Reply, SimulatedPBX
 from cti_bridge.store import Store, open_store, upgrade
 from cti_bridge.testing.store import cheap_hasher
 
@@ -133,6 +141,26 @@ class Commands(LineReceiver):
                 if socket.transport is not None:
                     socket.transport.loseConnection()
             return {"ok": True, "closed": len(sockets)}
+        if what == "originate":
+            device, exten = command["device"], command["exten"]
+            self.sim.set_reply(device, Reply.noanswer())  # rings until "answer"
+            self.sim.set_callee(exten, Callee(Reply.answer(0.5), talk=600.0))
+            request = OriginateRequest(
+                channel=device,
+                context="callback",
+                exten=exten,
+                caller_id=command.get("caller_id"),
+                ring_seconds=60.0,
+                variables={
+                    "CTI_AGREEMENT_ID": str(command["agreement_id"]),
+                    "CTI_ATTEMPT": str(command.get("attempt", 1)),
+                    "CTI_OPERATOR": command.get("operator", ""),
+                },
+            )
+            self.daemon.clients["sim"].originate(request).addErrback(lambda _: None)
+            return {"ok": True, "channel_id": request.channel_id}
+        if what == "answer":
+            return {"ok": self.sim.answer(command["device"])}
         if what == "status":
             return {"ok": True, "health": self.daemon.health()}
         if what == "quit":

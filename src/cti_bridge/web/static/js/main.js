@@ -459,7 +459,7 @@ function renderHead() {
       h("strong", { id: "call-state", className: "state-words" }, stateWords(entry)),
       " ",
       h("span", { className: "timer", id: "call-timer", dataset: { timer: entry.id } }, formatDuration(timer.ms)),
-      pop.queue ? ` · queue ${pop.queue}` : " · direct call",
+      pop.queue ? ` · queue ${pop.queue}` : pop.agreement ? " · callback" : " · direct call",
       entry.answeredBy && entry.state !== "ringing" ? ` · answered by ${entry.answeredBy}` : null,
       forWhom,
     ),
@@ -579,7 +579,7 @@ installShortcuts({
   }),
   live: whenNoDialog(() => {
     showView("live");
-    byId("caller-name")?.focus();
+    document.getElementById("caller-name")?.focus(); // none while no call is on screen
   }),
   customers: whenNoDialog(() => {
     showView("customers");
