@@ -47,7 +47,8 @@ def shown(moment: datetime) -> str:
 def make(server: ConsoleServer, token: str, **body: Any) -> dict[str, Any]:
     status, made = server.api("POST", "/api/agreements", token=token, body=body)
     assert status == 201, made
-    return made
+    agreement: dict[str, Any] = made
+    return agreement
 
 
 def rows(page: Any) -> Any:

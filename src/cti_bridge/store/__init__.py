@@ -1,4 +1,4 @@
-"""Storage: call records, operator accounts, customers and agreements (SQLAlchemy 2).
+"""Storage: call records, operator accounts, customers, agreements and contacts (SQLAlchemy 2).
 
 SQLite (the embedded default) and PostgreSQL run the same code and the same test
 suite. Everything here is synchronous and meant to run in a thread pool; the record
@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from .accounts import AccountError, Accounts, LoginRefused, LoginThrottled, OperatorInfo
 from .agreements import Agreements
 from .callers import CallerDirectory
+from .contacts import Contacts
 from .customers import Customers, InvalidRecord
 from .db import create_database_engine, safe_url, session_factory
 from .numbers import CallerNumber, caller_number, is_withheld, normalize_number
@@ -37,6 +38,7 @@ __all__ = [
     "CallStore",
     "CallerDirectory",
     "CallerNumber",
+    "Contacts",
     "CustomerSearch",
     "Customers",
     "InvalidAnnotation",
@@ -67,6 +69,7 @@ class Store:
     accounts: Accounts
     customers: Customers
     agreements: Agreements
+    contacts: Contacts
     pop_read: PopRead
     search: CustomerSearch
     callers: CallerDirectory
@@ -113,6 +116,7 @@ def open_store(
         accounts=Accounts(sessions, clock=clock, **accounts or {}),  # type: ignore[arg-type]
         customers=Customers(sessions, default_region=default_region, clock=clock),
         agreements=Agreements(sessions, default_region=default_region, clock=clock),
+        contacts=Contacts(sessions, default_region=default_region, clock=clock),
         pop_read=PopRead(engine, calls),
         search=CustomerSearch(sessions, default_region=default_region, clock=clock),
         callers=CallerDirectory(sessions, default_region=default_region, clock=clock),

@@ -6,7 +6,7 @@ built before their SQL.
 
 ``open_memory_store()`` gives a ``MemoryStore`` with the fields of ``Store`` that have a
 twin: ``calls``, ``queries``, ``accounts``, ``customers``,
-``agreements``, ``pop_read``, ``search``, ``callers``. No engine, no sessions.
+``agreements``, ``contacts``, ``pop_read``, ``search``, ``callers``. No engine, no sessions.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from .accounts import MemoryAccounts
 from .agreements import MemoryAgreements
 from .callers import MemoryCallerDirectory
 from .calls import MemoryCallQueries, MemoryCallStore
+from .contacts import MemoryContacts
 from .customers import MemoryCustomers
 from .pop_read import MemoryPopRead
 from .search import MemoryCustomerSearch
@@ -31,6 +32,7 @@ __all__ = [
     "MemoryCallQueries",
     "MemoryCallStore",
     "MemoryCallerDirectory",
+    "MemoryContacts",
     "MemoryCustomerSearch",
     "MemoryCustomers",
     "MemoryPopRead",
@@ -47,6 +49,7 @@ class MemoryStore:
     accounts: MemoryAccounts
     customers: MemoryCustomers
     agreements: MemoryAgreements
+    contacts: MemoryContacts
     pop_read: MemoryPopRead
     search: MemoryCustomerSearch
     callers: MemoryCallerDirectory
@@ -80,6 +83,7 @@ def open_memory_store(
         accounts=MemoryAccounts(tables, clock=clock, **accounts or {}),
         customers=MemoryCustomers(tables, default_region=region, clock=clock),
         agreements=MemoryAgreements(tables, default_region=region, clock=clock),
+        contacts=MemoryContacts(tables, default_region=region, clock=clock),
         pop_read=MemoryPopRead(tables, calls),
         search=MemoryCustomerSearch(tables, default_region=region, clock=clock),
         callers=MemoryCallerDirectory(tables, default_region=region, clock=clock),
