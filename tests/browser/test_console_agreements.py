@@ -395,6 +395,7 @@ def test_a_callback_pop_shows_its_agreement_and_closes_it(
         f"Callback for agreement #{made['id']}: Call back"
     )
     expect(page.locator("#callback-notes")).to_have_text("Ask if the <i>reboot</i> helped")
+    expect(page.locator("#callback-attempt")).to_have_text("Attempt 1")  # the claimed attempt
     expect(page.locator("#callback-facts")).to_contain_text("Due ")
     expect(callback).to_contain_text("made by anna")
     # While it rings: nothing to close yet.
@@ -415,4 +416,61 @@ def test_a_callback_pop_shows_its_agreement_and_closes_it(
     assert (stored["status"], stored["disposition"]) == ("done", "solved")
     # The call's own notes form is still there for the call.
     expect(page.locator("#notes")).to_be_visible()
+    # The agreement's page tells the attempt and its close.
+    page.keyboard.press("Alt+G")
+    page.select_option("#agreements-status", "done")
+    row = page.locator(f"#agreements-rows tr[data-agreement-id='{made['id']}']")
+    expect(row.locator(".attempts-cell")).to_have_text("1")
+    row.locator("button").click()
+    expect(page.locator("#agreement-attempts tbody tr")).to_have_count(1)
+    expect(page.locator("#agreement-attempts tbody tr td").nth(1)).to_have_text("anna")
+    history = page.locator("#agreement-history li")
+    expect(history.filter(has_text="Attempt started")).to_contain_text("Attempt 1 ringing anna")
+    expect(history.filter(has_text="Closed")).to_contain_text("Done: Solved")
+    assert page.errors == []
+
+
+def test_a_supervisor_sees_a_flagged_callback_and_closes_it(
+    server: ConsoleServer, screen: Any
+) -> None:
+    jan = server.ready["customers"]["covered"]
+    made = make(
+        server,
+        server.login("anna"),
+        kind="callback",
+        customer_id=jan,
+        callback_number=JAN[0],
+        deadline=iso(datetime.now(UTC) + timedelta(hours=1)),
+    )
+    page = screen()
+    log_in(page, "sofie", server.password)
+    page.keyboard.press("Alt+G")
+    pick(page, "flagged")
+    expect(page.locator("#agreements-message")).to_contain_text("No agreements")
+
+    server.command("flag", agreement_id=made["id"], reason="attempts_exhausted")
+    # The push: a count on the tab, said aloud, and the open Flagged list read again.
+    expect(page.locator("#flagged-count")).to_have_text(" ⚑ 1")
+    expect(page.locator("#announce")).to_contain_text(f"Agreement #{made['id']} is flagged")
+    row = page.locator(f"#agreements-rows tr[data-agreement-id='{made['id']}']")
+    expect(row.locator(".flagged-cell")).to_have_text("⚑ FLAGGED")
+    expect(row.locator(".status-cell")).to_have_text("Failed")
+    row.locator("button").click()
+    expect(page.locator("#agreement-flagged")).to_contain_text("FLAGGED")
+    expect(page.locator("#agreement-history li[data-kind='flagged']")).to_contain_text(
+        "No attempts left"
+    )
+    # A supervisor closes a failed one; a callback still needs its disposition.
+    page.select_option("#agr-close-status", "done")
+    page.click("#agr-close-agreement")
+    expect(page.locator("#agr-close-message")).to_contain_text("Choose a disposition")
+    page.select_option("#agr-close-disposition", "customer_unreachable")
+    page.click("#agr-close-agreement")
+    expect(page.locator("#agreement-fact-status")).to_have_text("Done")
+    expect(page.locator("#agreement-fact-disposition")).to_have_text(
+        "Customer could not be reached"
+    )
+    expect(row).to_have_count(0)  # decided: no longer waiting in the flagged list
+    stored = server.api("GET", f"/api/agreements/{made['id']}", token=server.login("sofie"))[1]
+    assert (stored["status"], stored["disposition"]) == ("done", "customer_unreachable")
     assert page.errors == []

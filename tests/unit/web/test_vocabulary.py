@@ -27,8 +27,15 @@ CONSOLE_TABLES = {
 }
 #: labels.js tables that are not vocabulary: free-text suggestions, and the pop's own
 #: message words (``call_update`` states, withdrawal reasons: ``pop/core.py``), and the
-#: kinds of an agreement's history events (``store/models.py``).
-NOT_VOCABULARY = {"CATEGORIES", "CALL_STATES", "WITHDRAWN_REASONS", "HISTORY_KINDS"}
+#: kinds of an agreement's history events (``store/models.py``) and the dialer's reasons
+#: for flagging one (``dialer/ports.py``).
+NOT_VOCABULARY = {
+    "CATEGORIES",
+    "CALL_STATES",
+    "WITHDRAWN_REASONS",
+    "HISTORY_KINDS",
+    "FLAG_REASONS",
+}
 #: Groups the console shows as codes today (no table in labels.js).
 UNLABELLED_IN_CONSOLE = {"roles", "call_directions"}
 

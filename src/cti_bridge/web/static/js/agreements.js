@@ -15,6 +15,7 @@ import {
   AGREEMENT_ORIGINS,
   AGREEMENT_STATUSES,
   ATTEMPT_OUTCOMES,
+  FLAG_REASONS,
   HISTORY_KINDS,
   choices,
   label,
@@ -25,7 +26,8 @@ export const FILTERS = {
   mine: { words: "Mine", query: (me) => ({ owner: me.username }), statuses: true },
   today: { words: "Due today", query: () => ({ due: "today" }), statuses: false },
   overdue: { words: "Overdue", query: () => ({ due: "overdue" }), statuses: false },
-  flagged: { words: "Flagged", query: () => ({ flagged: "true" }), statuses: false, supervisors: true },
+  // Flagged and not yet decided: a flagged callback is failed until a supervisor closes it.
+  flagged: { words: "Flagged", query: () => ({ flagged: "true", status: "failed" }), statuses: false, supervisors: true },
   all: { words: "All", query: () => ({}), statuses: true, supervisors: true },
 };
 
@@ -131,7 +133,7 @@ export function historyWords(event) {
         .filter(Boolean)
         .join(" ");
     case "flagged":
-      return d.reason ? String(d.reason) : "";
+      return d.reason ? label(FLAG_REASONS, d.reason) : "";
     case "missed_call":
     case "resolved_by_call":
       return d.call_id !== undefined && d.call_id !== null ? `call #${d.call_id}` : "";

@@ -116,6 +116,13 @@ export const HISTORY_KINDS = {
   resolved_by_call: "Resolved by an inbound call",
 };
 
+/** Why the dialer flagged a callback for a supervisor (dialer/ports.py, finish_attempt). */
+export const FLAG_REASONS = {
+  attempts_exhausted: "No attempts left",
+  deadline_passed: "The deadline passed",
+  no_calling_time: "No calling time left before the deadline",
+};
+
 export function label(table, code) {
   if (code === null || code === undefined || code === "") return "";
   if (Array.isArray(table)) {
