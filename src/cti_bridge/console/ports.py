@@ -136,7 +136,7 @@ class ContactLog(Protocol):
         """Log one (``at`` defaults to now); the contact: id, type ("contact"),
         customer_id, channel, at, subject, notes, category, disposition, operator
         (username), operator_id, created_at (ISO 8601 UTC). Text is stored as given,
-        made storable (``clean_text``); empty text is null."""
+        made storable (``clean_text``); empty or blank text is null."""
         ...
 
     def list_contacts(self, customer_id: int, limit: int = 50) -> list[dict[str, Any]]:

@@ -55,7 +55,7 @@ def _text(name: str, value: str | None, limit: int) -> str | None:
         raise InvalidRecord(f"{name} must be text")
     if len(value) > limit:
         raise InvalidRecord(f"{name} is longer than {limit} characters")
-    return clean_text(value, limit) or None
+    return clean_text(value, limit) if value.strip() else None
 
 
 def checked_contact(

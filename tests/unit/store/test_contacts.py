@@ -143,7 +143,7 @@ def test_attacker_text_is_stored_as_text(store: Store) -> None:
     expected = "<img src=x onerror=alert(1)>\ufffd'; DROP TABLE contacts; --?"
     assert stored["subject"] == stored["notes"] == expected
     assert stored["category"] == "<b>x</b>"
-    empty = store.contacts.add_contact(jan, "mail", subject="", notes="", category="")
+    empty = store.contacts.add_contact(jan, "mail", subject="", notes=" \n\t", category=" ")
     assert (empty["subject"], empty["notes"], empty["category"]) == (None, None, None)
 
 
