@@ -15,7 +15,7 @@ export class ContactForm {
       { id: "contact-channel", required: true },
       choices("contact_channels", CONTACT_CHANNELS).map(([value, words]) => h("option", { value }, words)),
     );
-    this.subject = h("input", { id: "contact-subject", maxlength: 200, autocomplete: "off" });
+    this.subject = h("input", { id: "contact-subject", maxlength: 256, autocomplete: "off" });
     this.notes = h("textarea", { id: "contact-notes", rows: 4, maxlength: 20000 });
     this.category = h("input", {
       id: "contact-category",
