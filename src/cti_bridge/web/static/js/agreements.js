@@ -239,6 +239,7 @@ export class AgreementsView {
     this.filter = "mine";
     this.customer = null; // {id, name} when listing one customer's agreements
     this.shown = null; // the agreement in the detail pane
+    this.loads = 0; // only the newest list answer is shown (filters clicked quickly)
     this.status = byId("agreements-status");
     this.rows = byId("agreements-rows");
     this.table = byId("agreements-table");
@@ -315,10 +316,12 @@ export class AgreementsView {
   }
 
   async load() {
+    const ticket = ++this.loads;
     this.showFilters();
     this.message.textContent = "Loading…";
     try {
       const answers = await Promise.all(this.queries().map((query) => this.api.agreements(query)));
+      if (ticket !== this.loads) return [];
       const seen = new Map();
       for (const answer of answers) for (const a of answer.agreements) seen.set(a.id, a);
       const agreements = [...seen.values()].sort(byDeadline);
@@ -331,7 +334,7 @@ export class AgreementsView {
       replace(this.rows, agreements.map((a) => this.row(a)));
       return agreements;
     } catch (error) {
-      this.message.textContent = `Could not list the agreements: ${error.message}`;
+      if (ticket === this.loads) this.message.textContent = `Could not list the agreements: ${error.message}`;
       return [];
     }
   }
