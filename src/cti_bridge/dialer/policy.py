@@ -37,6 +37,7 @@ __all__ = [
     "Over",
     "Policy",
     "Range",
+    "business_deadline",
     "decide",
     "holiday_calendar",
     "next_allowed",
@@ -224,6 +225,43 @@ def next_allowed(agreement: Agreement, policy: Policy, earliest: datetime) -> da
                     return lo
         day += timedelta(days=1)
     return None
+
+
+def business_deadline(start: datetime, hours: float, policy: Policy) -> datetime:
+    """The instant at which ``hours`` of business time have passed since ``start``: the
+    site's opening hours (``policy.hours``, wall clock in ``policy.timezone``), not on
+    its holidays (``policy.holidays``, by local date). Real elapsed time inside those
+    hours counts, so a range across a daylight-saving change is as long as it really is
+    (01:00-04:00 is two hours on the spring-forward day, four on the fall-back day).
+
+    Hours that run out exactly at a closing time end there (not at the next opening);
+    ``hours == 0`` is ``start`` itself. A week without any opening hours counts plain
+    hours (``start + hours``): there is no business time to count. ``ValueError`` for
+    negative hours, a naive ``start``, or holidays that leave no open day within reach.
+    """
+    _aware(start, "start")
+    if hours < 0:
+        raise ValueError("hours must not be negative")
+    start = start.astimezone(_UTC)  # elapsed time: a wall-clock zone would add wall hours
+    remaining = timedelta(hours=hours)
+    weekly = sum(hi - lo for day in policy.hours for lo, hi in day)  # minutes
+    if not remaining or not weekly:
+        return start + remaining
+    zone = ZoneInfo(policy.timezone)
+    day = start.astimezone(zone).date()
+    # Enough weeks for the hours twice over, plus the holiday horizon: a bound, not a guess.
+    last_day = day + timedelta(days=HORIZON_DAYS + 14 * int(hours * 60 / weekly + 1))
+    while day <= last_day:
+        if day not in policy.holidays:
+            for opens, closes in _instants(day, policy.hours[day.weekday()], zone):
+                lo = max(opens, start)
+                if lo >= closes:
+                    continue
+                if remaining <= closes - lo:
+                    return lo + remaining
+                remaining -= closes - lo
+        day += timedelta(days=1)
+    raise ValueError("no opening day found to count the business hours in")
 
 
 def who_may_ring(

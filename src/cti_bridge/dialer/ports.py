@@ -80,9 +80,9 @@ class CallbackBook(Protocol):
         ...
 
     def reschedule(self, agreement_id: int, next_attempt_at: datetime | None) -> bool:
-        """While the agreement is open: look at it again at ``next_attempt_at`` (no
-        attempt, no history: not in calling hours yet, no operator free). ``False`` if
-        it is not open."""
+        """While the agreement is an open callback with a number: look at it again at
+        ``next_attempt_at`` (no attempt, no history: not in calling hours yet, no
+        operator free; ``None``: not until something changes). ``False`` otherwise."""
         ...
 
     def flag_agreement(

@@ -48,6 +48,7 @@ __all__ = [
     "checked_flag",
     "checked_outcome",
     "checked_status",
+    "dialable",
     "first_due",
     "planned_change",
 ]
@@ -127,17 +128,27 @@ def checked_agreement(
 
 def first_due(
     kind: str,
+    callback_number: str | None,
     due_at: datetime | None,
     window: tuple[datetime, datetime] | None,
     now: datetime,
 ) -> tuple[datetime | None, datetime | None]:
     """``(due_at, next_attempt_at)`` of a new agreement. A callback falls due at
     ``due_at``, else when the customer's window opens, else now; the dialer first looks
-    at it then. Other kinds keep the ``due_at`` given and are never dialled."""
+    at it then (if it has a number to call). Other kinds keep the ``due_at`` given and
+    are never dialled: only a callback with a number ever has a ``next_attempt_at``."""
     if kind != "callback":
         return due_at, None
     due = due_at or (window[0] if window is not None else now)
-    return due, due
+    return due, None if callback_number is None else due
+
+
+def dialable(row: Mapping[str, Any]) -> bool:
+    """May the dialer be told to look at this agreement (``next_attempt_at``)? An open
+    callback with a number to call; the scheduling pass reads only that index."""
+    return (
+        row["status"] == "open" and row["kind"] == "callback" and row["callback_number"] is not None
+    )
 
 
 def checked_filters(
@@ -240,11 +251,7 @@ def planned_change(
         values["next_attempt_at"] = None
         disposition = values.get("disposition", row["disposition"])
         closed = {"status": values["status"], "disposition": disposition}
-    elif (
-        row["kind"] == "callback"
-        and row["status"] == "open"
-        and {"deadline", "window_start", "window_end"} & set(values)
-    ):
+    elif dialable(row) and {"deadline", "window_start", "window_end"} & set(values):
         due = row["due_at"]
         values["next_attempt_at"] = now if due is None else max(now, due)
     if values:

@@ -43,6 +43,7 @@ from .agreement_rules import (
     checked_filters,
     checked_flag,
     checked_outcome,
+    dialable,
     first_due,
     planned_change,
 )
@@ -59,6 +60,7 @@ __all__ = [
     "DUE",
     "EVENT_KINDS",
     "MAX_NOTES",
+    "NEXT_ATTEMPT_INDEX",
     "PENDING",
     "Agreements",
     "add_event",
@@ -95,18 +97,20 @@ def add_event(
     )
 
 
+#: The index the scheduling pass reads (``models.Agreement.next_attempt_at``).
+NEXT_ATTEMPT_INDEX = "ix_agreements_next_attempt_at"
+
+
 def due_query(now: datetime, limit: int) -> Select[Agreement]:
-    """The scheduling pass's read: a range of the index on ``next_attempt_at`` (only
-    callbacks the dialer must look at have one), soonest first. The other conditions
-    only guard the rows the range finds."""
+    """The scheduling pass's read: nothing but a range of the index on
+    ``next_attempt_at``, soonest first. Only an open callback with a number to call
+    ever has a ``next_attempt_at`` (every writer here keeps it so: closing, claiming
+    and flagging clear it), so no other condition is needed, and none is given: with
+    one (``status = 'open'``) SQLite, and PostgreSQL on a small table, would read the
+    index on status and deadline instead, every open agreement, and sort them."""
     return (
         select(Agreement)
-        .where(
-            Agreement.next_attempt_at <= now,
-            Agreement.status == "open",
-            Agreement.kind == "callback",
-            Agreement.callback_number.is_not(None),
-        )
+        .where(Agreement.next_attempt_at <= now)
         .order_by(Agreement.next_attempt_at, Agreement.id)
         .limit(limit)
     )
@@ -134,7 +138,7 @@ class Agreements(StoreService):
     ) -> int:
         number = checked_agreement(kind, callback_number, window, self._region, origin)
         now = self._now()
-        due, next_at = first_due(kind, due_at, window, now)
+        due, next_at = first_due(kind, number, due_at, window, now)
         with writing(self._sessions) as session:
             agreement = Agreement(
                 kind=kind,
@@ -268,9 +272,8 @@ class Agreements(StoreService):
 
     def due_callbacks(self, now: datetime, limit: int = 100) -> list[DueCallback]:
         with self._sessions() as session:
-            rows = list(
-                session.scalars(due_query(now, limit).options(selectinload(Agreement.attempts)))
-            )
+            query = due_query(now, limit).options(selectinload(Agreement.attempts))
+            rows = [r for r in session.scalars(query) if dialable(_columns(r))]  # a guard
             owners = _usernames(session, (r.owner_operator_id for r in rows))
             customers = _customers(session, (r.customer_id for r in rows))
             due: list[DueCallback] = []
@@ -407,7 +410,7 @@ class Agreements(StoreService):
             agreement = session.get(Agreement, agreement_id, with_for_update=True)
             if agreement is None:
                 raise InvalidRecord(f"no agreement {agreement_id}")
-            if agreement.status != "open":
+            if not dialable(_columns(agreement)):
                 return False
             agreement.next_attempt_at = next_attempt_at
             return True

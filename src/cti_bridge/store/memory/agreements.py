@@ -24,6 +24,7 @@ from ..agreement_rules import (
     checked_filters,
     checked_flag,
     checked_outcome,
+    dialable,
     first_due,
     planned_change,
 )
@@ -85,7 +86,7 @@ class MemoryAgreements(Service):
     ) -> int:
         number = checked_agreement(kind, callback_number, window, self._region, origin)
         now = self._now()
-        due, next_at = first_due(kind, _utc(due_at), _window(window), now)
+        due, next_at = first_due(kind, number, _utc(due_at), _window(window), now)
         t = self._t
         with t.lock:
             t.check("customers", customer_id)
@@ -228,9 +229,7 @@ class MemoryAgreements(Service):
                     for a in t.agreements.values()
                     if a["next_attempt_at"] is not None
                     and a["next_attempt_at"] <= now
-                    and a["status"] == "open"
-                    and a["kind"] == "callback"
-                    and a["callback_number"] is not None
+                    and dialable(a)
                 ),
                 key=lambda a: (a["next_attempt_at"], a["id"]),
             )[:limit]
@@ -288,6 +287,7 @@ class MemoryAgreements(Service):
             )
             attempts.append(
                 {
+                    "id": t.next_id("agreement_attempts"),
                     "number": number,
                     "operator_id": operator_id,
                     "call_id": None,
@@ -351,7 +351,7 @@ class MemoryAgreements(Service):
             row = self._t.agreements.get(agreement_id)
             if row is None:
                 raise InvalidRecord(f"no agreement {agreement_id}")
-            if row["status"] != "open":
+            if not dialable(row):
                 return False
             row["next_attempt_at"] = _utc(next_attempt_at)
             return True
@@ -380,7 +380,7 @@ class MemoryAgreements(Service):
                 for a in attempts
                 if a["ended_at"] is None and (pbx is None or a["pbx"] == pbx)
             ]
-            found.sort(key=lambda pair: (pair[1]["started_at"], pair[0]))
+            found.sort(key=lambda pair: (pair[1]["started_at"], pair[1]["id"]))  # as SQL
             return [
                 OpenAttempt(
                     agreement_id=agreement_id,
