@@ -269,7 +269,9 @@ def test_an_agreement_is_changed_and_closed_by_its_owner_or_a_supervisor(
         ),
         ({"owner": "nobody"}, "owner"),
         ({"kind": "repair"}, "unknown field kind"),
-        ({"disposition": "solved"}, "unknown field disposition"),
+        ({"disposition": "shrugged"}, "disposition must be one of"),
+        ({"status": "done"}, "disposition"),  # closing a callback asks for one
+        ({"queue": 7}, "queue"),
         ({}, "nothing to change"),
     ]:
         status, answer = server.api("PATCH", path, token=sofie, body=body)
@@ -277,8 +279,11 @@ def test_an_agreement_is_changed_and_closed_by_its_owner_or_a_supervisor(
     status, handed = server.api("PATCH", path, token=sofie, body={"owner": "bart"})
     assert status == 200 and handed["owner"] == "bart"
     assert server.api("GET", path, token=anna)[0] == 403  # no longer hers
-    status, closed = server.api("PATCH", path, token=bart, body={"status": "done"})
-    assert status == 200 and closed["status"] == "done"
+    status, closed = server.api(
+        "PATCH", path, token=bart, body={"status": "done", "disposition": "solved"}
+    )
+    assert status == 200 and (closed["status"], closed["disposition"]) == ("done", "solved")
+    assert closed["history"][-1]["kind"] == "closed" and closed["history"][-1]["operator"] == "bart"
     status, answer = server.api("PATCH", path, token=bart, body={"status": "cancelled"})
     assert status == 400 and "already done" in answer["error"]
     assert server.api("PATCH", "/api/agreements/999999", token=sofie, body={"notes": "x"}) == (

@@ -128,6 +128,8 @@ def add_routes(web: WebApp, console: Console) -> None:
             due=arg(request, "due") or None,
             customer_id=None if not customer_id else int(customer_id),
             limit=parse_limit(arg(request, "limit"), default=100),
+            flagged=arg(request, "flagged"),
+            kind=arg(request, "kind") or None,
         )
         return _respond(request, 200, {"agreements": rows})
 

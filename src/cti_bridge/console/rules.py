@@ -6,10 +6,11 @@ A refusal is the web's ``BadRequest`` (400, naming the field) or ``Forbidden`` (
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from collections.abc import Iterable, Mapping
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from cti_bridge.vocabulary import AGREEMENT_DISPOSITIONS
 from cti_bridge.web.auth import Principal
 from cti_bridge.web.http import BadRequest
 
@@ -21,8 +22,11 @@ __all__ = [
     "agreement_changes",
     "agreement_request",
     "check_patch",
+    "due_from",
+    "flagged_filter",
     "involved",
     "local_day",
+    "service_hours",
 ]
 
 #: What an operator may change on a call record.
@@ -88,8 +92,9 @@ def _text(body: Mapping[str, Any], name: str, limit: int) -> str | None:
 
 AGREEMENT_FIELDS = frozenset(
     {"kind", "deadline", "call_id", "customer_id", "callback_number", "window_start",
-     "window_end", "notes"}
+     "window_end", "notes", "queue", "due_at"}
 )  # fmt: skip
+MAX_QUEUE = 128
 
 
 def agreement_request(body: Mapping[str, Any]) -> dict[str, Any]:
@@ -111,20 +116,59 @@ def agreement_request(body: Mapping[str, Any]) -> dict[str, Any]:
         "callback_number": _text(body, "callback_number", 64),
         "window": None if start is None or end is None else (start, end),
         "notes": _text(body, "notes", MAX_NOTES),
+        "queue": _text(body, "queue", MAX_QUEUE),
+        "due_at": _when(body, "due_at"),
     }
+
+
+def service_hours(contracts: Iterable[Mapping[str, Any]], today: date, default: float) -> float:
+    """The business hours a new agreement's deadline lies ahead: the best service level
+    among the customer's contracts valid ``today`` (the fewest hours: the customer paid
+    for that promise), else ``default`` (``[agreements] default_service_hours``).
+    ``contracts`` as the store lists them (``valid_from``/``valid_until`` ISO dates)."""
+    levels = [
+        c["service_level_hours"]
+        for c in contracts
+        if c.get("service_level_hours") is not None
+        and date.fromisoformat(c["valid_from"]) <= today
+        and (c.get("valid_until") is None or today <= date.fromisoformat(c["valid_until"]))
+    ]
+    return float(min(levels)) if levels else default
+
+
+def due_from(request: Mapping[str, Any], now: datetime) -> datetime:
+    """Where a default deadline is counted from: when the agreement falls due (its
+    ``due_at``, else its window's start), never before ``now``. An agreement due in three
+    days is not late before it is due."""
+    window = request.get("window")
+    due = request.get("due_at") or (window[0] if window is not None else None)
+    return now if due is None else max(now, due)
+
+
+def flagged_filter(value: str | None) -> bool | None:
+    """``GET /api/agreements?flagged=true|false``."""
+    if value is None or value == "":
+        return None
+    if value not in ("true", "false"):
+        raise BadRequest("flagged must be true or false")
+    return value == "true"
 
 
 # -- PATCH /api/agreements/{id} -----------------------------------------------------------
 
 AGREEMENT_CHANGES = frozenset(
-    {"status", "deadline", "owner", "window_start", "window_end", "notes"}
-)
+    {"status", "disposition", "deadline", "owner", "window_start", "window_end", "notes",
+     "queue"}
+)  # fmt: skip
 
 
 def agreement_changes(body: Mapping[str, Any]) -> dict[str, Any]:
-    """The checked fields of a PATCH body: ``status``, ``deadline``, ``owner`` (a
-    username or null: resolved by the service), the window (both or neither; both null
-    clears it) and ``notes``; BadRequest names the field."""
+    """The checked fields of a PATCH body: ``status``, ``disposition``
+    (``AGREEMENT_DISPOSITIONS`` or null), ``deadline``, ``owner`` (a username or null:
+    resolved by the service), the window (both or neither; both null clears it),
+    ``notes`` and ``queue``; BadRequest names the field. Whether a status may be set
+    (and a callback closed without a disposition) is the store's rule: its refusal
+    names the field too."""
     unknown = sorted(set(body) - AGREEMENT_CHANGES)
     if unknown:
         raise BadRequest(f"unknown field {', '.join(unknown)}")
@@ -135,6 +179,11 @@ def agreement_changes(body: Mapping[str, Any]) -> dict[str, Any]:
         if not isinstance(body["status"], str):
             raise BadRequest("status must be one of done, cancelled")
         changes["status"] = body["status"]
+    if "disposition" in body:
+        disposition = body["disposition"]
+        if disposition is not None and disposition not in AGREEMENT_DISPOSITIONS:
+            raise BadRequest(f"disposition must be one of {', '.join(AGREEMENT_DISPOSITIONS)}")
+        changes["disposition"] = disposition
     if "deadline" in body:
         changes["deadline"] = _when(body, "deadline")
     if "owner" in body:
@@ -151,6 +200,8 @@ def agreement_changes(body: Mapping[str, Any]) -> dict[str, Any]:
         changes["window"] = None if start is None or end is None else (start, end)
     if "notes" in body:
         changes["notes"] = _text(body, "notes", MAX_NOTES)
+    if "queue" in body:
+        changes["queue"] = _text(body, "queue", MAX_QUEUE)
     return changes
 
 

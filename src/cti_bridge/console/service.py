@@ -12,16 +12,28 @@ import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
+from zoneinfo import ZoneInfo
 
 from twisted.internet.defer import Deferred, inlineCallbacks
 
+from cti_bridge.app.config import AgreementsConfig, DialerConfig
+from cti_bridge.dialer.policy import Policy, business_deadline
 from cti_bridge.store import CallNotFound, InvalidAnnotation, InvalidRecord, Store
 from cti_bridge.web.auth import Forbidden, Principal
 from cti_bridge.web.http import BadRequest, NotFound
 
 from .contacts import contact_request
 from .customers import console_customer_context, console_search_customers
-from .rules import agreement_changes, agreement_request, check_patch, involved, local_day
+from .rules import (
+    agreement_changes,
+    agreement_request,
+    check_patch,
+    due_from,
+    flagged_filter,
+    involved,
+    local_day,
+    service_hours,
+)
 
 __all__ = ["Console"]
 
@@ -33,11 +45,24 @@ class Runner(Protocol):
 
 
 class Console:
-    def __init__(self, store: Store, run: Runner, clock: Callable[[], float] = time.time):
+    def __init__(
+        self,
+        store: Store,
+        run: Runner,
+        clock: Callable[[], float] = time.time,
+        *,
+        policy: Policy | None = None,
+        default_service_hours: float = AgreementsConfig().default_service_hours,
+    ):
         self.store = store
         self.run = run
         #: The node's clock (the reactor's ``seconds``): "now" and "today" of the lists.
         self.clock = clock
+        #: The site's week (``[dialer]`` hours, zone, holidays): a default deadline is
+        #: counted in it (``business_deadline``). ``None``: the default ``[dialer]``.
+        self.policy = policy if policy is not None else DialerConfig().policy()
+        #: ``[agreements] default_service_hours``: when the customer has no service level.
+        self.default_service_hours = default_service_hours
 
     # -- calls ---------------------------------------------------------------------------
 
@@ -137,6 +162,8 @@ class Console:
                 request["customer_id"] = call.get("customer_id")
             if request["callback_number"] is None and request["kind"] == "callback":
                 request["callback_number"] = call.get("caller_number")
+            if request["queue"] is None:  # its operators may take the callback
+                request["queue"] = call.get("queue")
         customer_id = request["customer_id"]
         if customer_id is not None:
             customer = yield self.run(lambda: store.customers.get_customer(customer_id))
@@ -144,9 +171,10 @@ class Console:
                 raise BadRequest("customer_id: no such customer")
         if request["kind"] == "callback" and request["callback_number"] is None:
             raise BadRequest("callback_number: a callback needs a number to call")
+        if request["deadline"] is None:
+            request["deadline"] = yield self._default_deadline(request)
 
         def work() -> dict[str, Any] | None:
-            # The agreement book (store.customers today; store.agreements to come).
             agreement_id = store.agreements.add_agreement(
                 request["kind"],
                 customer_id=request["customer_id"],
@@ -157,6 +185,8 @@ class Console:
                 window=request["window"],
                 notes=request["notes"],
                 by_operator=principal.operator_id,
+                queue=request["queue"],
+                due_at=request["due_at"],
             )
             return store.agreements.get_agreement(agreement_id)
 
@@ -165,6 +195,21 @@ class Console:
         except InvalidRecord as error:
             raise BadRequest(str(error)) from None
         return created
+
+    @inlineCallbacks
+    def _default_deadline(self, request: Mapping[str, Any]) -> Any:
+        """The customer's service level (the best contract valid today in the site's
+        zone; none: ``default_service_hours``) in business hours from when the
+        agreement falls due (``rules.due_from``)."""
+        now = datetime.fromtimestamp(self.clock(), UTC)
+        contracts: list[dict[str, Any]] = []
+        customer_id = request["customer_id"]
+        if customer_id is not None:
+            customers = self.store.customers
+            contracts = yield self.run(lambda: customers.contracts_of(customer_id))
+        today = now.astimezone(ZoneInfo(self.policy.timezone)).date()
+        hours = service_hours(contracts, today, self.default_service_hours)
+        return business_deadline(due_from(request, now), hours, self.policy)
 
     # Agreements are their owner's: an operator lists, reads and changes the ones they
     # own; supervisors and admins all, and only they hand one to another owner
@@ -189,7 +234,12 @@ class Console:
         due: str | None,
         customer_id: int | None,
         limit: int,
+        flagged: str | None = None,
+        kind: str | None = None,
     ) -> Any:
+        """``flagged`` as the query gives it (``true``/``false``), ``kind`` an agreement
+        kind; 400 for anything else."""
+        only_flagged = flagged_filter(flagged)
         if not principal.sees_everything:
             if owner is not None and owner != principal.username:
                 raise Forbidden("operators see their own agreements; supervisors see all")
@@ -210,6 +260,8 @@ class Console:
                     due=due,
                     now=now,
                     today=local_day(now),
+                    flagged=only_flagged,
+                    kind=kind,
                     limit=limit,
                 )
             )
@@ -246,7 +298,7 @@ class Console:
         book = self.store.agreements
 
         def work() -> dict[str, Any] | None:
-            book.update_agreement(agreement_id, changes)
+            book.update_agreement(agreement_id, changes, by_operator=principal.operator_id)
             return book.get_agreement(agreement_id)
 
         try:

@@ -14,6 +14,12 @@ __all__ = ["install"]
 
 
 def install(node: Node) -> None:
-    console = Console(node.store, node.run, clock=node.reactor.seconds)
+    console = Console(
+        node.store,
+        node.run,
+        clock=node.reactor.seconds,
+        policy=node.config.dialer.policy(),
+        default_service_hours=node.config.agreements.default_service_hours,
+    )
     add_routes(node.http, console)
     node.provide("console", console)
