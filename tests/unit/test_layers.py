@@ -75,9 +75,10 @@ RULES: tuple[Rule, ...] = (
         "when a callback may be dialled, and who is rung, is a pure decision",
     ),
     Rule(
-        (*PURE_OUTER, "cti_bridge.vocabulary", "cti_bridge.backoff"),
+        (*PURE_OUTER, "cti_bridge.vocabulary", "cti_bridge.backoff", "cti_bridge.callbacks"),
         FRAMEWORKS + OUTER,
-        "topic names, the domain's words and the back-off policy are plain values",
+        "topic names, the domain's words, the back-off policy and the callback values the"
+        " store and the dialer share are plain values",
         allowed=PURE_OUTER,
     ),
     Rule(
@@ -172,9 +173,10 @@ ARROWS: tuple[Rule, ...] = (
             ("cti_bridge.app", "cti_bridge.sim", "cti_bridge.testing", *_rooms_but(room)),
             "a room is handed the node and talks to the others through it, the bus or the"
             " store, not by importing them",
-            # The one drawn arrow between rooms: the console's customer view and the AGI
-            # lookup's contract dates are the pop's context (pop/context.py).
-            allowed=(*NODE, "cti_bridge.pop.context"),
+            # The drawn arrows between rooms: the console's customer view and the AGI
+            # lookup's contract dates are the pop's context (pop/context.py); a deadline
+            # in business hours is the dialer's pure calendar (dialer/policy.py).
+            allowed=(*NODE, "cti_bridge.pop.context", "cti_bridge.dialer.policy"),
         )
         for room in ROOMS
     ),

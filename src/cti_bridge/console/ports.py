@@ -6,8 +6,9 @@ contract suite runs on the three (``tests/unit/store/test_contract_*.py``):
 * ``CustomerSearch``: the search screen (``store/search.py``);
 * the customer view is the pop's read (``cti_bridge.pop.ports.PopContextRead``,
   ``for_customer``), so a customer found by search reads exactly like a pop;
-* ``AgreementBook``: the agreements an operator makes from the console, and what the
-  callback dialer will claim and dial (``store/agreements.py``).
+* ``AgreementBook``: the agreements an operator makes, lists, changes and closes from
+  the console (``store/agreements.py``; the dialer's side of the same book is
+  ``dialer/ports.py``'s ``CallbackBook``).
 """
 
 from __future__ import annotations
@@ -29,10 +30,10 @@ class CustomerSearch(Protocol):
 
 
 class AgreementBook(Protocol):
-    """Agreements and their attempts. Errors: ``InvalidRecord`` (a bad kind, status,
-    outcome, number or window; no such agreement or open attempt); a second open attempt
-    of one agreement is refused as ``sqlalchemy.exc.IntegrityError`` (on SQL, the
-    database's partial unique index: whatever the number of nodes)."""
+    """Agreements, their attempts and their history, as the console makes, lists,
+    changes and closes them. Errors: ``InvalidRecord`` (a bad kind, status, disposition,
+    origin, number or window; no such agreement), naming the field where there is one.
+    The dialer's side of the same book is ``cti_bridge.dialer.ports.CallbackBook``."""
 
     def add_agreement(
         self,
@@ -46,14 +47,27 @@ class AgreementBook(Protocol):
         window: tuple[datetime, datetime] | None = None,
         notes: str | None = None,
         by_operator: int | None = None,
-    ) -> int: ...
+        queue: str | None = None,
+        due_at: datetime | None = None,
+        origin: str = "operator",
+        details: Mapping[str, Any] | None = None,
+    ) -> int:
+        """A new open agreement, with a ``created`` history event by ``by_operator``
+        (``details`` adds facts to it: a missed call's pbx and linkedid). A callback
+        falls due at ``due_at``, else when ``window`` opens, else now, and the dialer
+        first looks at it then (``next_attempt_at``); other kinds are never dialled.
+        ``origin``: ``operator`` or ``missed_call`` (``AGREEMENT_ORIGINS``)."""
+        ...
 
     def get_agreement(self, agreement_id: int) -> dict[str, Any] | None:
-        """One agreement: id, kind, status, customer_id, call_id, owner_operator_id,
-        owner (username), deadline, callback_number, window_start, window_end, notes,
-        created_at, updated_at (ISO 8601 UTC), and its attempts oldest first (number,
-        operator_id, operator (username), call_id, node, started_at, ended_at,
-        outcome)."""
+        """One agreement: id, kind, status, customer_id, customer_name, call_id,
+        owner_operator_id, owner (username), queue, origin, flagged, disposition,
+        deadline, due_at, next_attempt_at, callback_number, window_start, window_end,
+        notes, created_at, updated_at, closed_at (times ISO 8601 UTC); its attempts
+        oldest first (number, operator_id, operator (username), call_id, node, pbx,
+        channel_id, started_at, ended_at, outcome, detail; ``call_id`` is the callback
+        call's record, found by pbx + linkedid = channel_id when none is stored); its
+        history oldest first (at, kind, operator (username or null), details)."""
         ...
 
     def list_agreements(
@@ -65,6 +79,8 @@ class AgreementBook(Protocol):
         due: str | None = None,
         now: datetime | None = None,
         today: tuple[datetime, datetime] | None = None,
+        flagged: bool | None = None,
+        kind: str | None = None,
         limit: int = 100,
     ) -> list[dict[str, Any]]:
         """Agreements (as ``get_agreement``) matching every filter given. ``due``:
@@ -74,22 +90,23 @@ class AgreementBook(Protocol):
         first, those without one last, then by id; at most ``limit``."""
         ...
 
-    def update_agreement(self, agreement_id: int, changes: Mapping[str, Any]) -> None:
-        """Set ``status`` (done|cancelled; ``InvalidRecord`` once done or cancelled),
-        ``deadline``, ``owner_operator_id``, ``window`` ((start, end) or None) and
-        ``notes``; keys left out stay. ``InvalidRecord`` names the field."""
+    def update_agreement(
+        self, agreement_id: int, changes: Mapping[str, Any], *, by_operator: int | None = None
+    ) -> None:
+        """Set ``status`` (done|cancelled, on an open, dialling or failed agreement;
+        ``InvalidRecord`` once done or cancelled), ``disposition``
+        (``AGREEMENT_DISPOSITIONS`` or None; closing a callback ``done`` needs one),
+        ``deadline``, ``owner_operator_id``, ``window`` ((start, end) or None),
+        ``notes`` and ``queue``; keys left out stay. Closing sets ``closed_at``, clears
+        ``next_attempt_at`` and adds a ``closed`` event (status, disposition); a new
+        deadline or window of an open callback sets ``next_attempt_at`` to
+        ``max(now, due_at)``; whatever else changed is one ``changed`` event
+        ``{field: [old, new]}`` by ``by_operator``. ``InvalidRecord`` names the
+        field."""
         ...
 
     def open_agreements(
         self, *, customer_id: int | None = None, number: str | None = None, limit: int = 100
-    ) -> list[dict[str, Any]]: ...
-
-    def set_agreement_status(self, agreement_id: int, status: str) -> None: ...
-
-    def start_attempt(
-        self, agreement_id: int, *, operator_id: int | None = None, node: str | None = None
-    ) -> int: ...
-
-    def end_attempt(
-        self, agreement_id: int, number: int, outcome: str, *, call_id: int | None = None
-    ) -> None: ...
+    ) -> list[dict[str, Any]]:
+        """The open agreements of a customer or to call ``number`` back (any format)."""
+        ...

@@ -24,6 +24,8 @@ from zoneinfo import ZoneInfo
 
 import holidays
 
+from cti_bridge.callbacks import Attempt  # the store builds them too
+
 __all__ = [
     "DAYS",
     "Agreement",
@@ -127,15 +129,6 @@ class Agreement:
     timezone: str | None = None
     window_start: datetime | None = None
     window_end: datetime | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Attempt:
-    number: int
-    started_at: datetime
-    ended_at: datetime | None = None
-    #: ``None`` while the attempt is open (ringing, talking).
-    outcome: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

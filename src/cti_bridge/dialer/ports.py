@@ -7,53 +7,20 @@
   from AMI). Pure and on the reactor.
 
 Every instant is an aware UTC datetime handed in by the caller (the injected clock): no
-clock in here.
+clock in here. ``DueCallback`` and ``OpenAttempt`` are defined in ``cti_bridge/callbacks.py``
+(the store builds them and may not import a room) and named from here.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from .policy import Attempt, OperatorState
+from cti_bridge.callbacks import DueCallback, OpenAttempt
+
+from .policy import OperatorState
 
 __all__ = ["CallbackBook", "DueCallback", "OpenAttempt", "OperatorBoard"]
-
-
-@dataclass(frozen=True, slots=True)
-class DueCallback:
-    """An open callback agreement whose ``next_attempt_at`` has come."""
-
-    agreement_id: int
-    callback_number: str  # E.164
-    due_at: datetime  # when it first fell due (the owner's grace counts from it)
-    next_attempt_at: datetime
-    deadline: datetime | None = None
-    owner: str | None = None  # username
-    queue: str | None = None
-    customer_id: int | None = None
-    customer_name: str | None = None
-    #: The customer's IANA zone; ``None``: the site's (``[dialer] timezone``).
-    timezone: str | None = None
-    window_start: datetime | None = None
-    window_end: datetime | None = None
-    #: Every attempt so far, oldest first (the policy's view of them).
-    attempts: tuple[Attempt, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class OpenAttempt:
-    """An attempt that has not ended (at start-up: resolve it from the PBX)."""
-
-    agreement_id: int
-    number: int
-    started_at: datetime
-    pbx: str | None
-    channel_id: str | None
-    action_id: str | None
-    operator: str | None
-    node: str | None
 
 
 class CallbackBook(Protocol):

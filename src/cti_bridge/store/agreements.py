@@ -1,9 +1,17 @@
 """The agreement book: what an operator promised a caller, and the tries to keep it.
 
-The one owner of the ``agreements`` and ``agreement_attempts`` tables. The console makes
-agreements, the pop reads the open ones, the callback dialer will claim them one attempt
-at a time: the database refuses a second open attempt of one agreement (a partial unique
-index), so two nodes can never dial one agreement at once.
+The one owner of the ``agreements``, ``agreement_attempts`` and ``agreement_events``
+tables. The console makes, lists, changes and closes agreements (``AgreementBook``,
+``console/ports.py``); the callback dialer reads the due callbacks and claims them one
+attempt at a time (``CallbackBook``, ``dialer/ports.py``). What a change does is decided
+on plain values in ``agreement_rules.py``, shared with the memory twin; this module
+applies it to rows in one transaction, with its history (``add_event``).
+
+Never two attempts of one agreement at once: ``claim_attempt`` takes the agreement row
+``FOR UPDATE SKIP LOCKED`` on PostgreSQL (SQLite has one writer at a time) and commits
+the attempt before anything is dialled, and the database refuses a second open attempt
+of one agreement (a partial unique index) whatever happens, so two nodes can never dial
+one agreement at once.
 """
 
 from __future__ import annotations
@@ -12,113 +20,101 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, Select, func, inspect, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
+from cti_bridge.callbacks import Attempt, DueCallback, OpenAttempt
+
+from .agreement_rules import (
+    CHANGES,
+    CLOSED,
+    CLOSING,
+    DUE,
+    EVENT_KINDS,
+    MAX_DETAIL,
+    MAX_NOTES,
+    MAX_QUEUE,
+    PENDING,
+    agreement_view,
+    checked_agreement,
+    checked_changes,
+    checked_event,
+    checked_filters,
+    checked_flag,
+    checked_outcome,
+    first_due,
+    planned_change,
+)
 from .customers import InvalidRecord
 from .db import StoreService, writing
-from .models import (
-    AGREEMENT_KINDS,
-    AGREEMENT_STATUSES,
-    ATTEMPT_OUTCOMES,
-    Agreement,
-    AgreementAttempt,
-    Operator,
-)
+from .merge import clean_text
+from .models import Agreement, AgreementAttempt, AgreementEvent, CallRecord, Customer, Operator
 from .numbers import normalize_number
-from .records import clean_text
-from .types import iso_utc
 
 __all__ = [
     "CHANGES",
     "CLOSED",
     "CLOSING",
     "DUE",
+    "EVENT_KINDS",
     "MAX_NOTES",
     "PENDING",
     "Agreements",
+    "add_event",
     "checked_agreement",
     "checked_changes",
     "checked_filters",
+    "due_query",
 ]
 
-#: An agreement's notes are cut here (the column is text; the console sends up to this).
-MAX_NOTES = 20_000
-#: What ``update_agreement`` changes, and the statuses it may set.
-CHANGES = frozenset({"status", "deadline", "owner_operator_id", "window", "notes"})
-CLOSING = ("done", "cancelled")
-#: A closed agreement's status stays; the pending ones are what "due" looks at.
-CLOSED = ("done", "cancelled")
-PENDING = ("open", "dialling")
-DUE = ("today", "overdue")
 
-
-def checked_agreement(
+def add_event(
+    session: Session,
+    agreement_id: int,
     kind: str,
-    callback_number: str | None,
-    window: tuple[datetime, datetime] | None,
-    region: str,
-) -> str | None:
-    """The checks of a new agreement (``InvalidRecord`` says what is wrong); returns the
-    callback number in E.164. The memory twin runs the same checks."""
-    if kind not in AGREEMENT_KINDS:
-        raise InvalidRecord(f"kind must be one of {', '.join(AGREEMENT_KINDS)}")
-    number = None
-    if callback_number is not None:
-        number = normalize_number(callback_number, region)
-        if number is None:
-            raise InvalidRecord(f"{callback_number[:40]!r} is not a phone number")
-    if window is not None and window[1] <= window[0]:
-        raise InvalidRecord("a callback window must end after it starts")
-    return number
-
-
-def checked_status(status: str) -> None:
-    if status not in AGREEMENT_STATUSES:
-        raise InvalidRecord(f"status must be one of {', '.join(AGREEMENT_STATUSES)}")
-
-
-def checked_outcome(outcome: str) -> None:
-    if outcome not in ATTEMPT_OUTCOMES:
-        raise InvalidRecord(f"outcome must be one of {', '.join(ATTEMPT_OUTCOMES)}")
-
-
-def checked_filters(
-    status: str | None,
-    due: str | None,
-    now: datetime | None,
-    today: tuple[datetime, datetime] | None,
+    at: datetime,
+    *,
+    operator_id: int | None = None,
+    details: Mapping[str, Any] | None = None,
 ) -> None:
-    """The checks of ``list_agreements``'s filters (the memory twin runs them too)."""
-    if status is not None:
-        checked_status(status)
-    if due is not None and due not in DUE:
-        raise InvalidRecord(f"due must be one of {', '.join(DUE)}")
-    if due == "overdue" and now is None:
-        raise TypeError("due='overdue' needs now")
-    if due == "today" and today is None:
-        raise TypeError("due='today' needs today=(start, end)")
+    """Write one history event in the caller's transaction (it commits with the change
+    it records, so the history never tells of a change that was rolled back). Every
+    writer of the agreement book uses this: the console's changes, the dialer's
+    attempts, the missed-call room's joins and resolutions. ``details`` must be JSON
+    (``{field: [old, new]}`` for ``changed``; times as ISO text)."""
+    checked_event(kind, at)
+    session.add(
+        AgreementEvent(
+            agreement_id=agreement_id,
+            kind=kind,
+            at=at,
+            operator_id=operator_id,
+            details=dict(details or {}),
+        )
+    )
 
 
-def checked_changes(current_status: str, changes: Mapping[str, Any]) -> None:
-    """The checks of ``update_agreement`` (``InvalidRecord`` starts with the field's
-    name): a known field, a closing status on an agreement not closed yet, a window that
-    ends after it starts."""
-    unknown = sorted(set(changes) - CHANGES)
-    if unknown:
-        raise TypeError(f"update_agreement cannot change {', '.join(unknown)}")
-    if "status" in changes:
-        status = changes["status"]
-        if status not in CLOSING:
-            raise InvalidRecord(f"status must be one of {', '.join(CLOSING)}")
-        if current_status in CLOSED:
-            raise InvalidRecord(f"status: the agreement is already {current_status}")
-    window = changes.get("window")
-    if window is not None and window[1] <= window[0]:
-        raise InvalidRecord("window_end: a callback window must end after it starts")
+def due_query(now: datetime, limit: int) -> Select[Agreement]:
+    """The scheduling pass's read: a range of the index on ``next_attempt_at`` (only
+    callbacks the dialer must look at have one), soonest first. The other conditions
+    only guard the rows the range finds."""
+    return (
+        select(Agreement)
+        .where(
+            Agreement.next_attempt_at <= now,
+            Agreement.status == "open",
+            Agreement.kind == "callback",
+            Agreement.callback_number.is_not(None),
+        )
+        .order_by(Agreement.next_attempt_at, Agreement.id)
+        .limit(limit)
+    )
 
 
 class Agreements(StoreService):
+    # -- the book (console/ports.py AgreementBook) ----------------------------------------
+
     def add_agreement(
         self,
         kind: str,
@@ -131,9 +127,14 @@ class Agreements(StoreService):
         window: tuple[datetime, datetime] | None = None,
         notes: str | None = None,
         by_operator: int | None = None,
+        queue: str | None = None,
+        due_at: datetime | None = None,
+        origin: str = "operator",
+        details: Mapping[str, Any] | None = None,
     ) -> int:
-        number = checked_agreement(kind, callback_number, window, self._region)
+        number = checked_agreement(kind, callback_number, window, self._region, origin)
         now = self._now()
+        due, next_at = first_due(kind, due_at, window, now)
         with writing(self._sessions) as session:
             agreement = Agreement(
                 kind=kind,
@@ -149,91 +150,52 @@ class Agreements(StoreService):
                 created_at=now,
                 updated_at=now,
                 created_by_operator_id=by_operator,
+                queue=clean_text(queue, MAX_QUEUE) or None,
+                flagged=False,
+                origin=origin,
+                due_at=due,
+                next_attempt_at=next_at,
             )
             session.add(agreement)
             session.flush()
+            facts = {"kind": kind, "origin": origin, **(details or {})}
+            add_event(session, agreement.id, "created", now, operator_id=by_operator, details=facts)
             return agreement.id
 
-    def set_agreement_status(self, agreement_id: int, status: str) -> None:
-        checked_status(status)
-        with writing(self._sessions) as session:
-            agreement = session.get(Agreement, agreement_id, with_for_update=True)
-            if agreement is None:
-                raise InvalidRecord(f"no agreement {agreement_id}")
-            agreement.status = status
-            agreement.updated_at = self._now()
-
-    def start_attempt(
-        self, agreement_id: int, *, operator_id: int | None = None, node: str | None = None
-    ) -> int:
-        """Open the next attempt. The database refuses a second open attempt (an
-        ``IntegrityError``), so two nodes can never dial one agreement at once."""
-        with writing(self._sessions) as session:
-            agreement = session.get(Agreement, agreement_id, with_for_update=True)
-            if agreement is None:
-                raise InvalidRecord(f"no agreement {agreement_id}")
-            latest = session.scalar(
-                select(func.max(AgreementAttempt.number)).where(
-                    AgreementAttempt.agreement_id == agreement_id
-                )
-            )
-            attempt = AgreementAttempt(
-                agreement_id=agreement_id,
-                number=(latest or 0) + 1,
-                operator_id=operator_id,
-                node=node,
-                started_at=self._now(),
-            )
-            session.add(attempt)
-            session.flush()
-            return attempt.number
-
-    def end_attempt(
-        self, agreement_id: int, number: int, outcome: str, *, call_id: int | None = None
+    def update_agreement(
+        self, agreement_id: int, changes: Mapping[str, Any], *, by_operator: int | None = None
     ) -> None:
-        checked_outcome(outcome)
-        with writing(self._sessions) as session:
-            attempt = session.scalar(
-                select(AgreementAttempt).where(
-                    AgreementAttempt.agreement_id == agreement_id,
-                    AgreementAttempt.number == number,
-                )
-            )
-            if attempt is None or attempt.ended_at is not None:
-                raise InvalidRecord(f"no open attempt {number} of agreement {agreement_id}")
-            attempt.ended_at = self._now()
-            attempt.outcome = outcome
-            attempt.call_id = call_id
-
-    def update_agreement(self, agreement_id: int, changes: Mapping[str, Any]) -> None:
-        """Change ``status`` (done|cancelled, not on a closed agreement), ``deadline``,
-        ``owner_operator_id``, ``window`` (a (start, end) pair or None) and ``notes``;
-        a key left out stays as it is. No such agreement is ``InvalidRecord`` too."""
+        """Apply ``changes`` (``agreement_rules.checked_changes`` and ``planned_change``
+        say what is allowed and what it does) and write its ``changed`` / ``closed``
+        history by ``by_operator``. No such agreement is ``InvalidRecord`` too."""
+        now = self._now()
         with writing(self._sessions) as session:
             agreement = session.get(Agreement, agreement_id, with_for_update=True)
             if agreement is None:
                 raise InvalidRecord(f"no agreement {agreement_id}")
-            checked_changes(agreement.status, changes)
-            if "status" in changes:
-                agreement.status = changes["status"]
-            if "deadline" in changes:
-                agreement.deadline = changes["deadline"]
-            if "owner_operator_id" in changes:
-                agreement.owner_operator_id = changes["owner_operator_id"]
-            if "window" in changes:
-                window = changes["window"]
-                agreement.window_start = None if window is None else window[0]
-                agreement.window_end = None if window is None else window[1]
-            if "notes" in changes:
-                agreement.notes = clean_text(changes["notes"], MAX_NOTES)
-            agreement.updated_at = self._now()
+            row = _columns(agreement)
+            checked_changes(row, changes)
+            names = _usernames(
+                session, [row["owner_operator_id"], changes.get("owner_operator_id")]
+            )
+            change = planned_change(row, changes, now, names.get)
+            for name, value in change.values.items():
+                setattr(agreement, name, value)
+            if change.changed:
+                add_event(
+                    session, agreement_id, "changed", now, operator_id=by_operator,
+                    details=change.changed,
+                )  # fmt: skip
+            if change.closed is not None:
+                add_event(
+                    session, agreement_id, "closed", now, operator_id=by_operator,
+                    details=change.closed,
+                )  # fmt: skip
 
     def get_agreement(self, agreement_id: int) -> dict[str, Any] | None:
         with self._sessions() as session:
             row = session.scalar(
-                select(Agreement)
-                .where(Agreement.id == agreement_id)
-                .options(selectinload(Agreement.attempts))
+                _with_children(select(Agreement).where(Agreement.id == agreement_id))
             )
             return None if row is None else _agreements(session, [row])[0]
 
@@ -246,13 +208,15 @@ class Agreements(StoreService):
         due: str | None = None,
         now: datetime | None = None,
         today: tuple[datetime, datetime] | None = None,
+        flagged: bool | None = None,
+        kind: str | None = None,
         limit: int = 100,
     ) -> list[dict[str, Any]]:
-        """Agreements by status, owner and customer; ``due='overdue'``: pending (open or
-        dialling) with a deadline before ``now``; ``due='today'``: pending with a
-        deadline in ``today`` (start included, end not: the site's day, from the
-        caller). Soonest deadline first, those without one last, then by id."""
-        checked_filters(status, due, now, today)
+        """Agreements by status, owner, customer, flag and kind; ``due='overdue'``:
+        pending (open or dialling) with a deadline before ``now``; ``due='today'``:
+        pending with a deadline in ``today`` (start included, end not: the site's day,
+        from the caller). Soonest deadline first, those without one last, then by id."""
+        checked_filters(status, due, now, today, kind)
         which: list[ColumnElement[bool]] = []
         if status is not None:
             which.append(Agreement.status == status)
@@ -260,6 +224,10 @@ class Agreements(StoreService):
             which.append(Agreement.owner_operator_id == owner_operator_id)
         if customer_id is not None:
             which.append(Agreement.customer_id == customer_id)
+        if flagged is not None:
+            which.append(Agreement.flagged.is_(flagged))
+        if kind is not None:
+            which.append(Agreement.kind == kind)
         if due is not None:
             which.append(Agreement.status.in_(PENDING))
         if due == "overdue" and now is not None:
@@ -271,10 +239,9 @@ class Agreements(StoreService):
             .where(*which)
             .order_by(Agreement.deadline.is_(None), Agreement.deadline, Agreement.id)
             .limit(limit)
-            .options(selectinload(Agreement.attempts))
         )
         with self._sessions() as session:
-            return _agreements(session, list(session.scalars(query)))
+            return _agreements(session, list(session.scalars(_with_children(query))))
 
     def open_agreements(
         self, *, customer_id: int | None = None, number: str | None = None, limit: int = 100
@@ -291,18 +258,245 @@ class Agreements(StoreService):
             if e164 is None:
                 return []
             query = query.where(Agreement.callback_number == e164)
-        query = (
-            query.order_by(Agreement.deadline.is_(None), Agreement.deadline, Agreement.id)
-            .limit(limit)
-            .options(selectinload(Agreement.attempts))
-        )
+        query = query.order_by(
+            Agreement.deadline.is_(None), Agreement.deadline, Agreement.id
+        ).limit(limit)
         with self._sessions() as session:
-            return _agreements(session, list(session.scalars(query)))
+            return _agreements(session, list(session.scalars(_with_children(query))))
+
+    # -- the dialer's side (dialer/ports.py CallbackBook) ---------------------------------
+
+    def due_callbacks(self, now: datetime, limit: int = 100) -> list[DueCallback]:
+        with self._sessions() as session:
+            rows = list(
+                session.scalars(due_query(now, limit).options(selectinload(Agreement.attempts)))
+            )
+            owners = _usernames(session, (r.owner_operator_id for r in rows))
+            customers = _customers(session, (r.customer_id for r in rows))
+            due: list[DueCallback] = []
+            for r in rows:
+                assert r.callback_number is not None and r.next_attempt_at is not None
+                name, zone = customers.get(r.customer_id) or (None, None)
+                due.append(
+                    DueCallback(
+                        agreement_id=r.id,
+                        callback_number=r.callback_number,
+                        due_at=r.due_at or r.next_attempt_at,
+                        next_attempt_at=r.next_attempt_at,
+                        deadline=r.deadline,
+                        owner=owners.get(r.owner_operator_id),
+                        queue=r.queue,
+                        customer_id=r.customer_id,
+                        customer_name=name,
+                        timezone=zone,
+                        window_start=r.window_start,
+                        window_end=r.window_end,
+                        attempts=tuple(
+                            Attempt(a.number, a.started_at, a.ended_at, a.outcome)
+                            for a in r.attempts
+                        ),
+                    )
+                )
+            return due
+
+    def claim_attempt(
+        self,
+        agreement_id: int,
+        number: int,
+        *,
+        now: datetime,
+        operator: str | None,
+        node: str | None,
+        pbx: str,
+        channel_id: str,
+        action_id: str,
+    ) -> bool:
+        try:
+            with writing(self._sessions) as session:
+                # SKIP LOCKED: a row another node is claiming is not waited for, it is
+                # lost (SQLite leaves the clause out: it has one writer at a time).
+                agreement = session.scalar(
+                    select(Agreement)
+                    .where(
+                        Agreement.id == agreement_id,
+                        Agreement.status == "open",
+                        Agreement.next_attempt_at <= now,
+                    )
+                    .with_for_update(skip_locked=True)
+                )
+                if agreement is None:
+                    return False
+                latest = session.scalar(
+                    select(func.max(AgreementAttempt.number)).where(
+                        AgreementAttempt.agreement_id == agreement_id
+                    )
+                )
+                if number != (latest or 0) + 1:
+                    return False
+                operator_id = None
+                if operator is not None:
+                    operator_id = session.scalar(
+                        select(Operator.id).where(Operator.username == operator)
+                    )
+                session.add(
+                    AgreementAttempt(
+                        agreement_id=agreement_id,
+                        number=number,
+                        operator_id=operator_id,
+                        node=node,
+                        started_at=now,
+                        pbx=pbx,
+                        channel_id=channel_id,
+                        action_id=action_id,
+                    )
+                )
+                agreement.status = "dialling"
+                agreement.next_attempt_at = None
+                agreement.updated_at = now
+                facts = {"number": number, "operator": operator, "node": node}
+                add_event(session, agreement_id, "attempt_started", now, details=facts)
+                session.flush()  # the partial unique index speaks here, or at commit
+        except IntegrityError:
+            return False
+        return True
+
+    def finish_attempt(
+        self,
+        agreement_id: int,
+        number: int,
+        outcome: str,
+        *,
+        now: datetime,
+        detail: str | None = None,
+        next_attempt_at: datetime | None = None,
+        flag: str | None = None,
+    ) -> dict[str, Any] | None:
+        checked_outcome(outcome)
+        if flag is not None:
+            checked_flag(flag)
+        with writing(self._sessions) as session:
+            agreement = session.get(Agreement, agreement_id, with_for_update=True)
+            if agreement is None:
+                raise InvalidRecord(f"no agreement {agreement_id}")
+            attempt = session.scalar(
+                select(AgreementAttempt).where(
+                    AgreementAttempt.agreement_id == agreement_id,
+                    AgreementAttempt.number == number,
+                    AgreementAttempt.ended_at.is_(None),
+                )
+            )
+            if attempt is None:
+                return None
+            attempt.ended_at = now
+            attempt.outcome = outcome
+            attempt.detail = clean_text(detail, MAX_DETAIL)
+            facts = {"number": number, "outcome": outcome, "detail": attempt.detail}
+            add_event(session, agreement_id, "attempt_ended", now, details=facts)
+            if agreement.status == "dialling":  # closed meanwhile: it stays closed
+                if flag is not None:
+                    _flag(session, agreement, flag, now)
+                else:
+                    agreement.status = "open"
+                    agreement.next_attempt_at = None if outcome == "answered" else next_attempt_at
+                agreement.updated_at = now
+            session.flush()
+            return _agreements(session, [agreement])[0]
+
+    def reschedule(self, agreement_id: int, next_attempt_at: datetime | None) -> bool:
+        with writing(self._sessions) as session:
+            agreement = session.get(Agreement, agreement_id, with_for_update=True)
+            if agreement is None:
+                raise InvalidRecord(f"no agreement {agreement_id}")
+            if agreement.status != "open":
+                return False
+            agreement.next_attempt_at = next_attempt_at
+            return True
+
+    def flag_agreement(
+        self, agreement_id: int, reason: str, *, now: datetime
+    ) -> dict[str, Any] | None:
+        checked_flag(reason)
+        with writing(self._sessions) as session:
+            agreement = session.get(Agreement, agreement_id, with_for_update=True)
+            if agreement is None:
+                raise InvalidRecord(f"no agreement {agreement_id}")
+            if agreement.status != "open":
+                return None
+            _flag(session, agreement, reason, now)
+            agreement.updated_at = now
+            session.flush()
+            return _agreements(session, [agreement])[0]
+
+    def open_attempts(self, pbx: str | None = None) -> list[OpenAttempt]:
+        query = (
+            select(AgreementAttempt, Operator.username)
+            .outerjoin(Operator, Operator.id == AgreementAttempt.operator_id)
+            .where(AgreementAttempt.ended_at.is_(None))
+            .order_by(AgreementAttempt.started_at, AgreementAttempt.id)
+        )
+        if pbx is not None:
+            query = query.where(AgreementAttempt.pbx == pbx)
+        with self._sessions() as session:
+            return [
+                OpenAttempt(
+                    agreement_id=a.agreement_id,
+                    number=a.number,
+                    started_at=a.started_at,
+                    pbx=a.pbx,
+                    channel_id=a.channel_id,
+                    action_id=a.action_id,
+                    operator=username,
+                    node=a.node,
+                )
+                for a, username in session.execute(query)
+            ]
+
+
+def _flag(session: Session, agreement: Agreement, reason: str, now: datetime) -> None:
+    agreement.status = "failed"
+    agreement.flagged = True
+    agreement.next_attempt_at = None
+    add_event(session, agreement.id, "flagged", now, details={"reason": reason})
+
+
+def _with_children(query: Select[Agreement]) -> Select[Agreement]:
+    return query.options(selectinload(Agreement.attempts), selectinload(Agreement.events))
+
+
+def _columns(row: Any) -> dict[str, Any]:
+    """A mapped row's column values by attribute name (what ``agreement_rules`` reads)."""
+    return {attr.key: getattr(row, attr.key) for attr in inspect(row).mapper.column_attrs}
 
 
 def _agreements(session: Session, rows: list[Agreement]) -> list[dict[str, Any]]:
-    ids = {r.owner_operator_id for r in rows} | {a.operator_id for r in rows for a in r.attempts}
-    return [_agreement(row, _usernames(session, ids)) for row in rows]
+    """The rows as the API shows them: names, customers and callback calls in one
+    query each, whatever the number of rows."""
+    attempts = [a for r in rows for a in r.attempts]
+    events = [e for r in rows for e in r.events]
+    names = _usernames(
+        session,
+        [r.owner_operator_id for r in rows]
+        + [a.operator_id for a in attempts]
+        + [e.operator_id for e in events],
+    )
+    customers = _customers(session, (r.customer_id for r in rows))
+    calls = _callback_calls(session, attempts)
+
+    def call_of(attempt: Mapping[str, Any]) -> int | None:
+        stored: int | None = attempt["call_id"]
+        return stored if stored is not None else calls.get((attempt["pbx"], attempt["channel_id"]))
+
+    return [
+        agreement_view(
+            _columns(r),
+            [_columns(a) for a in r.attempts],
+            [_columns(e) for e in r.events],
+            username=names.get,
+            customer_name=(customers.get(r.customer_id) or (None, None))[0],
+            call_of=call_of,
+        )
+        for r in rows
+    ]
 
 
 def _usernames(session: Session, ids: Iterable[int | None]) -> dict[int | None, str]:
@@ -313,35 +507,35 @@ def _usernames(session: Session, ids: Iterable[int | None]) -> dict[int | None, 
     return {row.id: row.username for row in found}
 
 
-def _agreement(row: Agreement, usernames: Mapping[int | None, str]) -> dict[str, Any]:
-    """An agreement as the API shows it (docs/console.md): ``owner`` and each attempt's
-    ``operator`` by username, beside their ids; times in ISO 8601 UTC."""
-    return {
-        "id": row.id,
-        "kind": row.kind,
-        "status": row.status,
-        "customer_id": row.customer_id,
-        "call_id": row.call_id,
-        "owner_operator_id": row.owner_operator_id,
-        "owner": usernames.get(row.owner_operator_id),
-        "deadline": iso_utc(row.deadline),
-        "callback_number": row.callback_number,
-        "window_start": iso_utc(row.window_start),
-        "window_end": iso_utc(row.window_end),
-        "notes": row.notes,
-        "created_at": iso_utc(row.created_at),
-        "updated_at": iso_utc(row.updated_at),
-        "attempts": [
-            {
-                "number": a.number,
-                "operator_id": a.operator_id,
-                "operator": usernames.get(a.operator_id),
-                "call_id": a.call_id,
-                "node": a.node,
-                "started_at": iso_utc(a.started_at),
-                "ended_at": iso_utc(a.ended_at),
-                "outcome": a.outcome,
-            }
-            for a in row.attempts
-        ],
+def _customers(
+    session: Session, ids: Iterable[int | None]
+) -> dict[int | None, tuple[str, str | None]]:
+    """customer id -> (name, time zone)."""
+    wanted = {i for i in ids if i is not None}
+    if not wanted:
+        return {}
+    found = session.execute(
+        select(Customer.id, Customer.name, Customer.timezone).where(Customer.id.in_(wanted))
+    )
+    return {row.id: (row.name, row.timezone) for row in found}
+
+
+def _callback_calls(
+    session: Session, attempts: Iterable[AgreementAttempt]
+) -> dict[tuple[str | None, str | None], int]:
+    """(pbx, linkedid) -> call id, for the attempts whose call is not stored: the
+    callback call's Linkedid is the operator leg's ChannelId, the attempt's
+    ``channel_id``."""
+    keys = {
+        (a.pbx, a.channel_id)
+        for a in attempts
+        if a.call_id is None and a.pbx is not None and a.channel_id is not None
     }
+    if not keys:
+        return {}
+    found = session.execute(
+        select(CallRecord.id, CallRecord.pbx, CallRecord.linkedid).where(
+            CallRecord.linkedid.in_({linkedid for _, linkedid in keys})
+        )
+    )
+    return {(r.pbx, r.linkedid): r.id for r in found if (r.pbx, r.linkedid) in keys}

@@ -23,6 +23,7 @@ every_backend = pytest.mark.parametrize("store_db", EVERY_BACKEND, indirect=True
 if TYPE_CHECKING:  # mypy proves that both sides of every port fit it
     from cti_bridge.agi.ports import CallerDirectory
     from cti_bridge.console.ports import AgreementBook, CustomerSearch
+    from cti_bridge.dialer.ports import CallbackBook
     from cti_bridge.pop.ports import PopContextRead
     from cti_bridge.store import Store
     from cti_bridge.store.memory import MemoryStore
@@ -32,7 +33,8 @@ if TYPE_CHECKING:  # mypy proves that both sides of every port fit it
         pops: list[PopContextRead] = [sql.pop_read, memory.pop_read]
         searches: list[CustomerSearch] = [sql.search, memory.search]
         books: list[AgreementBook] = [sql.agreements, memory.agreements]
+        callbacks: list[CallbackBook] = [sql.agreements, memory.agreements]
         records: list[CallRecords] = [sql.calls, memory.calls]
         reads: list[CallReads] = [sql.queries, memory.queries]
         callers: list[CallerDirectory] = [sql.callers, memory.callers]
-        del pops, searches, books, records, reads, callers
+        del pops, searches, books, callbacks, records, reads, callers

@@ -81,7 +81,7 @@ def helpdesk(store: Store) -> dict[str, Any]:
         "technician", customer_id=jan, deadline=datetime(2026, 11, 20, tzinfo=UTC), notes="x" * 3000
     )
     done = store.agreements.add_agreement("repair", customer_id=jan)
-    store.agreements.set_agreement_status(done, "done")
+    store.agreements.update_agreement(done, {"status": "done"})
     return {
         "jan": jan,
         "anna": anna,

@@ -1,15 +1,18 @@
 """The agreement book (store/agreements.py; port: console/ports.AgreementBook): agreements,
-their attempts (never two open at once), the open ones of a customer or a number."""
+their attempts (never two open at once), the open ones of a customer or a number, the
+filters. The history and the closing rules are test_agreement_changes.py, the dialer's
+side test_callbacks.py."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy.exc import IntegrityError
 
 from cti_bridge.store import InvalidRecord, Store
+from cti_bridge.testing.store import FakeTime
 from cti_bridge.testing.store_contract import every_backend
+from tests.support.agreements import claim
 
 pytest_plugins = ["cti_bridge.testing.store_fixtures"]
 # Contracts: the memory twin answers as SQLite and PostgreSQL do.
@@ -21,7 +24,8 @@ def test_agreements_and_attempts(store: Store) -> None:
     customer = store.customers.add_customer("Jan", numbers=["050123456"])
     deadline = datetime(2026, 11, 28, 17, 0, tzinfo=UTC)
     window = (deadline - timedelta(hours=8), deadline)
-    agreement = store.agreements.add_agreement(
+    book = store.agreements
+    agreement = book.add_agreement(
         "callback",
         customer_id=customer,
         owner_operator_id=anna,
@@ -31,17 +35,20 @@ def test_agreements_and_attempts(store: Store) -> None:
         notes="call back about the paper jam",
         by_operator=anna,
     )
-    assert store.agreements.start_attempt(agreement, operator_id=anna, node="node-1") == 1
-    # Never two attempts for one agreement at once: the database itself refuses.
-    with pytest.raises(IntegrityError):
-        store.agreements.start_attempt(agreement, operator_id=anna, node="node-2")
-    store.agreements.end_attempt(agreement, 1, "busy")
-    assert store.agreements.start_attempt(agreement, operator_id=anna, node="node-2") == 2
-    store.agreements.end_attempt(agreement, 2, "answered")
-    store.agreements.set_agreement_status(agreement, "done")
-    found = store.agreements.get_agreement(agreement)
+    at = window[0]  # a callback falls due when its window opens
+    assert claim(book, agreement, 1, at, operator="anna", node="node-1")
+    # Never two attempts for one agreement at once.
+    assert not claim(book, agreement, 2, at, operator="anna", node="node-2")
+    assert not claim(book, agreement, 1, at, operator="anna", node="node-2")
+    retry = at + timedelta(minutes=10)
+    book.finish_attempt(agreement, 1, "busy", now=at + timedelta(minutes=1), next_attempt_at=retry)
+    assert not claim(book, agreement, 2, retry - timedelta(seconds=1), node="node-2")  # not yet
+    assert claim(book, agreement, 2, retry, operator="anna", node="node-2")
+    book.finish_attempt(agreement, 2, "answered", now=retry + timedelta(minutes=3))
+    book.update_agreement(agreement, {"status": "done", "disposition": "solved"}, by_operator=anna)
+    found = book.get_agreement(agreement)
     assert found is not None
-    assert found["status"] == "done"
+    assert found["status"] == "done" and found["disposition"] == "solved"
     assert found["callback_number"] == "+3250123456"
     assert found["deadline"] == "2026-11-28T17:00:00.000Z"
     assert found["window_start"] == "2026-11-28T09:00:00.000Z"
@@ -49,8 +56,7 @@ def test_agreements_and_attempts(store: Store) -> None:
         (1, "node-1", "busy"),
         (2, "node-2", "answered"),
     ]
-    with pytest.raises(InvalidRecord):
-        store.agreements.end_attempt(agreement, 2, "answered")  # already ended
+    assert book.finish_attempt(agreement, 2, "answered", now=retry) is None  # already ended
 
 
 @pytest.mark.parametrize(
@@ -79,7 +85,7 @@ def test_open_agreements_of_a_customer_or_a_number(store: Store) -> None:
     undated = store.agreements.add_agreement("repair", customer_id=jan)
     first = store.agreements.add_agreement("technician", customer_id=jan, deadline=soon)
     done = store.agreements.add_agreement("callback", customer_id=jan, deadline=soon)
-    store.agreements.set_agreement_status(done, "done")
+    store.agreements.update_agreement(done, {"status": "cancelled"})
     store.agreements.add_agreement("callback", customer_id=piet, deadline=soon)
     unknown = store.agreements.add_agreement("callback", callback_number="+32 9 234 56 78")
     opened = store.agreements.open_agreements(customer_id=jan)
@@ -97,21 +103,24 @@ def test_open_agreements_of_a_customer_or_a_number(store: Store) -> None:
         store.agreements.open_agreements()
 
 
-def test_unknown_agreements_and_bad_values_are_refused(store: Store) -> None:
-    agreement = store.agreements.add_agreement("callback", callback_number="050123456")
-    assert store.agreements.get_agreement(agreement + 1000) is None
+def test_unknown_agreements_and_bad_values_are_refused(store: Store, fake_time: FakeTime) -> None:
+    book = store.agreements
+    agreement = book.add_agreement("callback", callback_number="050123456")
+    now = datetime.fromtimestamp(fake_time.now, UTC)
+    assert book.get_agreement(agreement + 1000) is None
     with pytest.raises(InvalidRecord):
-        store.agreements.set_agreement_status(agreement + 1000, "done")
+        book.update_agreement(agreement + 1000, {"status": "cancelled"})
+    with pytest.raises(InvalidRecord, match=r"^status"):
+        book.update_agreement(agreement, {"status": "forgotten"})
+    assert not claim(book, agreement + 1000, 1, now)
+    assert claim(book, agreement, 1, now)
     with pytest.raises(InvalidRecord):
-        store.agreements.set_agreement_status(agreement, "forgotten")
+        book.finish_attempt(agreement, 1, "lost in space", now=now)
     with pytest.raises(InvalidRecord):
-        store.agreements.start_attempt(agreement + 1000)
-    number = store.agreements.start_attempt(agreement)
-    with pytest.raises(InvalidRecord):
-        store.agreements.end_attempt(agreement, number, "lost in space")
-    with pytest.raises(InvalidRecord):
-        store.agreements.end_attempt(agreement, number + 1, "busy")
-    store.agreements.end_attempt(agreement, number, "no_answer")
+        book.finish_attempt(agreement + 1000, 1, "busy", now=now)
+    assert book.finish_attempt(agreement, 2, "busy", now=now) is None  # no such attempt
+    finished = book.finish_attempt(agreement, 1, "no_answer", now=now)
+    assert finished is not None and finished["attempts"][0]["outcome"] == "no_answer"
 
 
 def test_agreements_are_listed_by_status_owner_customer_and_due(store: Store) -> None:
@@ -134,7 +143,7 @@ def test_agreements_are_listed_by_status_owner_customer_and_due(store: Store) ->
     )
     undated = book.add_agreement("documentation", customer_id=jan)
     closed = book.add_agreement("repair", owner_operator_id=anna, deadline=now - timedelta(1))
-    book.set_agreement_status(closed, "done")
+    book.update_agreement(closed, {"status": "done"})
 
     def ids(**filters: object) -> list[int]:
         return [a["id"] for a in book.list_agreements(**filters)]  # type: ignore[arg-type]
@@ -163,14 +172,20 @@ def test_agreements_are_listed_by_status_owner_customer_and_due(store: Store) ->
     assert shown == book.get_agreement(late)
 
 
-def test_an_agreement_shows_its_owner_and_attempts_by_username(store: Store) -> None:
+def test_an_agreement_shows_its_owner_and_attempts_by_username(
+    store: Store, fake_time: FakeTime
+) -> None:
     anna = store.accounts.add_operator("anna", role="operator", password="anna-secret").id
     bart = store.accounts.add_operator("bart", role="operator", password="bart-secret").id
     book = store.agreements
     agreement = book.add_agreement("callback", owner_operator_id=anna, callback_number="050123456")
-    book.start_attempt(agreement, operator_id=bart, node="node-1")
-    book.end_attempt(agreement, 1, "no_answer")
-    book.start_attempt(agreement, node="node-2")
+    now = datetime.fromtimestamp(fake_time.now, UTC)
+    ids = {"pbx": "main", "action_id": "a"}
+    book.claim_attempt(
+        agreement, 1, now=now, operator="bart", node="node-1", channel_id="c1", **ids
+    )
+    book.finish_attempt(agreement, 1, "no_answer", now=now, detail="NOANSWER", next_attempt_at=now)
+    book.claim_attempt(agreement, 2, now=now, operator=None, node="node-2", channel_id="c2", **ids)
     found = book.get_agreement(agreement)
     assert found is not None
     assert found["owner"] == "anna"
@@ -182,10 +197,11 @@ def test_an_agreement_shows_its_owner_and_attempts_by_username(store: Store) -> 
     ]
     first, second = found["attempts"]
     assert first["outcome"] == "no_answer" and first["ended_at"] is not None
+    assert (first["pbx"], first["channel_id"], first["detail"]) == ("main", "c1", "NOANSWER")
     assert second["outcome"] is None and second["ended_at"] is None
     assert set(first) == {
         "number", "operator", "operator_id", "node", "started_at", "ended_at", "call_id",
-        "outcome",
+        "outcome", "pbx", "channel_id", "detail",
     }  # fmt: skip
     unowned = book.get_agreement(book.add_agreement("repair"))
     assert unowned is not None and unowned["owner"] is None
@@ -221,7 +237,7 @@ def test_an_agreement_is_changed_and_closed(store: Store) -> None:
     assert found is not None
     assert (found["window_start"], found["window_end"], found["deadline"]) == (None, None, None)
     assert found["owner"] is None and found["notes"] == " again "  # left out: kept
-    book.update_agreement(agreement, {"status": "done"})
+    book.update_agreement(agreement, {"status": "done", "disposition": "solved"})
     assert (book.get_agreement(agreement) or {})["status"] == "done"
     with pytest.raises(InvalidRecord, match=r"^status: the agreement is already done"):
         book.update_agreement(agreement, {"status": "cancelled"})

@@ -1,31 +1,71 @@
-"""The memory twin of ``Agreements`` (``store/agreements.py``): the agreement book."""
+"""The memory twin of ``Agreements`` (``store/agreements.py``): the agreement book and
+the dialer's side of it, on the shared tables. The rules are ``agreement_rules``'s, as
+on SQL; one lock around every operation stands for the database's transactions (so a
+claim is atomic here as ``FOR UPDATE`` makes it there)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from ..agreements import (
+from cti_bridge.callbacks import Attempt, DueCallback, OpenAttempt
+
+from ..agreement_rules import (
+    MAX_DETAIL,
     MAX_NOTES,
+    MAX_QUEUE,
     PENDING,
+    agreement_view,
     checked_agreement,
     checked_changes,
+    checked_event,
     checked_filters,
+    checked_flag,
     checked_outcome,
-    checked_status,
+    first_due,
+    planned_change,
 )
 from ..customers import InvalidRecord
+from ..merge import clean_text
 from ..numbers import normalize_number
-from ..records import clean_text
-from ..types import iso_utc
 from .customers import Service
-from .tables import Row, refused
+from .tables import Row, Tables
 
-__all__ = ["MemoryAgreements", "deadline_order"]
+__all__ = ["MemoryAgreements", "add_event", "deadline_order"]
+
+
+def add_event(
+    tables: Tables,
+    agreement_id: int,
+    kind: str,
+    at: datetime,
+    *,
+    operator_id: int | None = None,
+    details: Mapping[str, Any] | None = None,
+) -> None:
+    """The twin of ``store.agreements.add_event``: one history event, with the same
+    checks and foreign keys. Call it holding ``tables.lock``, in the same operation as
+    the change it records."""
+    checked_event(kind, at)
+    tables.check("agreements", agreement_id)
+    tables.check("operators", operator_id)
+    tables.events.setdefault(agreement_id, []).append(
+        {
+            "id": tables.next_id("agreement_events"),
+            "at": _at(at),
+            "kind": kind,
+            "operator_id": operator_id,
+            # as the JSON column gives it back: lists for tuples, text keys
+            "details": json.loads(json.dumps(dict(details or {}))),
+        }
+    )
 
 
 class MemoryAgreements(Service):
+    # -- the book ------------------------------------------------------------------------
+
     def add_agreement(
         self,
         kind: str,
@@ -38,16 +78,22 @@ class MemoryAgreements(Service):
         window: tuple[datetime, datetime] | None = None,
         notes: str | None = None,
         by_operator: int | None = None,
+        queue: str | None = None,
+        due_at: datetime | None = None,
+        origin: str = "operator",
+        details: Mapping[str, Any] | None = None,
     ) -> int:
-        number = checked_agreement(kind, callback_number, window, self._region)
+        number = checked_agreement(kind, callback_number, window, self._region, origin)
         now = self._now()
-        with self._t.lock:
-            self._t.check("customers", customer_id)
-            self._t.check("calls", call_id)
-            self._t.check("operators", owner_operator_id)
-            self._t.check("operators", by_operator)
-            agreement_id = self._t.next_id("agreements")
-            self._t.agreements[agreement_id] = {
+        due, next_at = first_due(kind, _utc(due_at), _window(window), now)
+        t = self._t
+        with t.lock:
+            t.check("customers", customer_id)
+            t.check("calls", call_id)
+            t.check("operators", owner_operator_id)
+            t.check("operators", by_operator)
+            agreement_id = t.next_id("agreements")
+            t.agreements[agreement_id] = {
                 "id": agreement_id,
                 "kind": kind,
                 "status": "open",
@@ -62,78 +108,47 @@ class MemoryAgreements(Service):
                 "created_at": now,
                 "updated_at": now,
                 "created_by_operator_id": by_operator,
+                "queue": clean_text(queue, MAX_QUEUE) or None,
+                "flagged": False,
+                "disposition": None,
+                "closed_at": None,
+                "origin": origin,
+                "due_at": due,
+                "next_attempt_at": next_at,
             }
-            self._t.attempts[agreement_id] = []
+            t.attempts[agreement_id] = []
+            facts = {"kind": kind, "origin": origin, **(details or {})}
+            add_event(t, agreement_id, "created", now, operator_id=by_operator, details=facts)
             return agreement_id
 
-    def set_agreement_status(self, agreement_id: int, status: str) -> None:
-        checked_status(status)
-        with self._t.lock:
-            row = self._t.agreements.get(agreement_id)
-            if row is None:
-                raise InvalidRecord(f"no agreement {agreement_id}")
-            row["status"] = status
-            row["updated_at"] = self._now()
-
-    def start_attempt(
-        self, agreement_id: int, *, operator_id: int | None = None, node: str | None = None
-    ) -> int:
-        """Open the next attempt; a second open one is refused (``IntegrityError``), as the
-        database's partial unique index refuses it."""
-        with self._t.lock:
-            if agreement_id not in self._t.agreements:
-                raise InvalidRecord(f"no agreement {agreement_id}")
-            self._t.check("operators", operator_id)
-            attempts = self._t.attempts[agreement_id]
-            if any(a["ended_at"] is None for a in attempts):
-                refused("UNIQUE uq_agreement_attempts_open")
-            number = max((a["number"] for a in attempts), default=0) + 1
-            attempts.append(
-                {
-                    "number": number,
-                    "operator_id": operator_id,
-                    "call_id": None,
-                    "node": node,
-                    "started_at": self._now(),
-                    "ended_at": None,
-                    "outcome": None,
-                }
-            )
-            return number
-
-    def end_attempt(
-        self, agreement_id: int, number: int, outcome: str, *, call_id: int | None = None
+    def update_agreement(
+        self, agreement_id: int, changes: Mapping[str, Any], *, by_operator: int | None = None
     ) -> None:
-        checked_outcome(outcome)
-        with self._t.lock:
-            found = [a for a in self._t.attempts.get(agreement_id, ()) if a["number"] == number]
-            if not found or found[0]["ended_at"] is not None:
-                raise InvalidRecord(f"no open attempt {number} of agreement {agreement_id}")
-            self._t.check("calls", call_id)
-            found[0].update(ended_at=self._now(), outcome=outcome, call_id=call_id)
-
-    def update_agreement(self, agreement_id: int, changes: Mapping[str, Any]) -> None:
-        with self._t.lock:
-            row = self._t.agreements.get(agreement_id)
+        now = self._now()
+        t = self._t
+        with t.lock:
+            row = t.agreements.get(agreement_id)
             if row is None:
                 raise InvalidRecord(f"no agreement {agreement_id}")
-            checked_changes(row["status"], changes)
-            if "owner_operator_id" in changes:
-                self._t.check("operators", changes["owner_operator_id"])
-            updated = dict(row)
-            for name in ("status", "owner_operator_id"):
-                if name in changes:
-                    updated[name] = changes[name]
-            if "deadline" in changes:
-                updated["deadline"] = _utc(changes["deadline"])
-            if "window" in changes:
-                window = changes["window"]
-                updated["window_start"] = None if window is None else _utc(window[0])
-                updated["window_end"] = None if window is None else _utc(window[1])
-            if "notes" in changes:
-                updated["notes"] = clean_text(changes["notes"], MAX_NOTES)
-            updated["updated_at"] = self._now()
-            row.update(updated)
+            checked_changes(row, changes)
+            t.check("operators", changes.get("owner_operator_id"))
+            t.check("operators", by_operator)
+            wanted = dict(changes)
+            if "deadline" in wanted:
+                wanted["deadline"] = _utc(wanted["deadline"])
+            if "window" in wanted:
+                wanted["window"] = _window(wanted["window"])
+            change = planned_change(row, wanted, now, t.username)
+            row.update(change.values)
+            if change.changed:
+                add_event(
+                    t, agreement_id, "changed", now, operator_id=by_operator,
+                    details=change.changed,
+                )  # fmt: skip
+            if change.closed is not None:
+                add_event(
+                    t, agreement_id, "closed", now, operator_id=by_operator, details=change.closed
+                )
 
     def list_agreements(
         self,
@@ -144,19 +159,24 @@ class MemoryAgreements(Service):
         due: str | None = None,
         now: datetime | None = None,
         today: tuple[datetime, datetime] | None = None,
+        flagged: bool | None = None,
+        kind: str | None = None,
         limit: int = 100,
     ) -> list[dict[str, Any]]:
-        checked_filters(status, due, now, today)
+        checked_filters(status, due, now, today, kind)
         now = _utc(now)
-        day = None if today is None else (today[0].astimezone(UTC), today[1].astimezone(UTC))
+        day = _window(today)
+        equal = {
+            "status": status,
+            "owner_operator_id": owner_operator_id,
+            "customer_id": customer_id,
+            "flagged": flagged,
+            "kind": kind,
+        }
 
         def wanted(a: Row) -> bool:
             deadline = a["deadline"]
-            if status is not None and a["status"] != status:
-                return False
-            if owner_operator_id is not None and a["owner_operator_id"] != owner_operator_id:
-                return False
-            if customer_id is not None and a["customer_id"] != customer_id:
+            if any(value is not None and a[name] != value for name, value in equal.items()):
                 return False
             if due is not None and (a["status"] not in PENDING or deadline is None):
                 return False
@@ -196,36 +216,209 @@ class MemoryAgreements(Service):
             rows.sort(key=deadline_order)
             return [self._agreement(a) for a in rows[:limit]]
 
-    def _agreement(self, row: Row) -> dict[str, Any]:
-        return {
-            "id": row["id"],
-            "kind": row["kind"],
-            "status": row["status"],
-            "customer_id": row["customer_id"],
-            "call_id": row["call_id"],
-            "owner_operator_id": row["owner_operator_id"],
-            "owner": self._t.username(row["owner_operator_id"]),
-            "deadline": iso_utc(row["deadline"]),
-            "callback_number": row["callback_number"],
-            "window_start": iso_utc(row["window_start"]),
-            "window_end": iso_utc(row["window_end"]),
-            "notes": row["notes"],
-            "created_at": iso_utc(row["created_at"]),
-            "updated_at": iso_utc(row["updated_at"]),
-            "attempts": [
+    # -- the dialer's side ---------------------------------------------------------------
+
+    def due_callbacks(self, now: datetime, limit: int = 100) -> list[DueCallback]:
+        now = _at(now)
+        t = self._t
+        with t.lock:
+            rows = sorted(
+                (
+                    a
+                    for a in t.agreements.values()
+                    if a["next_attempt_at"] is not None
+                    and a["next_attempt_at"] <= now
+                    and a["status"] == "open"
+                    and a["kind"] == "callback"
+                    and a["callback_number"] is not None
+                ),
+                key=lambda a: (a["next_attempt_at"], a["id"]),
+            )[:limit]
+            due: list[DueCallback] = []
+            for a in rows:
+                customer = t.customers.get(a["customer_id"]) if a["customer_id"] else None
+                due.append(
+                    DueCallback(
+                        agreement_id=a["id"],
+                        callback_number=a["callback_number"],
+                        due_at=a["due_at"] or a["next_attempt_at"],
+                        next_attempt_at=a["next_attempt_at"],
+                        deadline=a["deadline"],
+                        owner=t.username(a["owner_operator_id"]),
+                        queue=a["queue"],
+                        customer_id=a["customer_id"],
+                        customer_name=None if customer is None else customer["name"],
+                        timezone=None if customer is None else customer["timezone"],
+                        window_start=a["window_start"],
+                        window_end=a["window_end"],
+                        attempts=tuple(
+                            Attempt(x["number"], x["started_at"], x["ended_at"], x["outcome"])
+                            for x in t.attempts[a["id"]]
+                        ),
+                    )
+                )
+            return due
+
+    def claim_attempt(
+        self,
+        agreement_id: int,
+        number: int,
+        *,
+        now: datetime,
+        operator: str | None,
+        node: str | None,
+        pbx: str,
+        channel_id: str,
+        action_id: str,
+    ) -> bool:
+        now = _at(now)
+        t = self._t
+        with t.lock:
+            row = t.agreements.get(agreement_id)
+            due = None if row is None else row["next_attempt_at"]
+            if row is None or row["status"] != "open" or due is None or due > now:
+                return False
+            attempts = t.attempts[agreement_id]
+            if number != max((a["number"] for a in attempts), default=0) + 1:
+                return False
+            if any(a["ended_at"] is None for a in attempts):
+                return False  # what the partial unique index refuses on SQL
+            operator_id = next(
+                (o["id"] for o in t.operators.values() if o["username"] == operator), None
+            )
+            attempts.append(
                 {
-                    "number": a["number"],
-                    "operator_id": a["operator_id"],
-                    "operator": self._t.username(a["operator_id"]),
-                    "call_id": a["call_id"],
-                    "node": a["node"],
-                    "started_at": iso_utc(a["started_at"]),
-                    "ended_at": iso_utc(a["ended_at"]),
-                    "outcome": a["outcome"],
+                    "number": number,
+                    "operator_id": operator_id,
+                    "call_id": None,
+                    "node": node,
+                    "started_at": now,
+                    "ended_at": None,
+                    "outcome": None,
+                    "pbx": pbx,
+                    "channel_id": channel_id,
+                    "action_id": action_id,
+                    "detail": None,
                 }
-                for a in self._t.attempts[row["id"]]
-            ],
-        }
+            )
+            row.update(status="dialling", next_attempt_at=None, updated_at=now)
+            facts = {"number": number, "operator": operator, "node": node}
+            add_event(t, agreement_id, "attempt_started", now, details=facts)
+            return True
+
+    def finish_attempt(
+        self,
+        agreement_id: int,
+        number: int,
+        outcome: str,
+        *,
+        now: datetime,
+        detail: str | None = None,
+        next_attempt_at: datetime | None = None,
+        flag: str | None = None,
+    ) -> dict[str, Any] | None:
+        checked_outcome(outcome)
+        if flag is not None:
+            checked_flag(flag)
+        now = _at(now)
+        t = self._t
+        with t.lock:
+            row = t.agreements.get(agreement_id)
+            if row is None:
+                raise InvalidRecord(f"no agreement {agreement_id}")
+            found = [
+                a
+                for a in t.attempts[agreement_id]
+                if a["number"] == number and a["ended_at"] is None
+            ]
+            if not found:
+                return None
+            text = clean_text(detail, MAX_DETAIL)
+            found[0].update(ended_at=now, outcome=outcome, detail=text)
+            facts = {"number": number, "outcome": outcome, "detail": text}
+            add_event(t, agreement_id, "attempt_ended", now, details=facts)
+            if row["status"] == "dialling":  # closed meanwhile: it stays closed
+                if flag is not None:
+                    self._flag(row, flag, now)
+                else:
+                    next_at = None if outcome == "answered" else _utc(next_attempt_at)
+                    row.update(status="open", next_attempt_at=next_at)
+                row["updated_at"] = now
+            return self._agreement(row)
+
+    def reschedule(self, agreement_id: int, next_attempt_at: datetime | None) -> bool:
+        with self._t.lock:
+            row = self._t.agreements.get(agreement_id)
+            if row is None:
+                raise InvalidRecord(f"no agreement {agreement_id}")
+            if row["status"] != "open":
+                return False
+            row["next_attempt_at"] = _utc(next_attempt_at)
+            return True
+
+    def flag_agreement(
+        self, agreement_id: int, reason: str, *, now: datetime
+    ) -> dict[str, Any] | None:
+        checked_flag(reason)
+        now = _at(now)
+        with self._t.lock:
+            row = self._t.agreements.get(agreement_id)
+            if row is None:
+                raise InvalidRecord(f"no agreement {agreement_id}")
+            if row["status"] != "open":
+                return None
+            self._flag(row, reason, now)
+            row["updated_at"] = now
+            return self._agreement(row)
+
+    def open_attempts(self, pbx: str | None = None) -> list[OpenAttempt]:
+        t = self._t
+        with t.lock:
+            found = [
+                (agreement_id, a)
+                for agreement_id, attempts in t.attempts.items()
+                for a in attempts
+                if a["ended_at"] is None and (pbx is None or a["pbx"] == pbx)
+            ]
+            found.sort(key=lambda pair: (pair[1]["started_at"], pair[0]))
+            return [
+                OpenAttempt(
+                    agreement_id=agreement_id,
+                    number=a["number"],
+                    started_at=a["started_at"],
+                    pbx=a["pbx"],
+                    channel_id=a["channel_id"],
+                    action_id=a["action_id"],
+                    operator=t.username(a["operator_id"]),
+                    node=a["node"],
+                )
+                for agreement_id, a in found
+            ]
+
+    # -- shared --------------------------------------------------------------------------
+
+    def _flag(self, row: Row, reason: str, now: datetime) -> None:
+        row.update(status="failed", flagged=True, next_attempt_at=None)
+        add_event(self._t, row["id"], "flagged", now, details={"reason": reason})
+
+    def _agreement(self, row: Row) -> dict[str, Any]:
+        t = self._t
+        customer = t.customers.get(row["customer_id"]) if row["customer_id"] else None
+
+        def call_of(attempt: Mapping[str, Any]) -> int | None:
+            stored: int | None = attempt["call_id"]
+            if stored is not None:
+                return stored
+            return t.call_keys.get((attempt["pbx"], attempt["channel_id"]))
+
+        return agreement_view(
+            row,
+            t.attempts[row["id"]],
+            t.events.get(row["id"], ()),
+            username=t.username,
+            customer_name=None if customer is None else customer["name"],
+            call_of=call_of,
+        )
 
 
 def deadline_order(row: Row) -> tuple[bool, datetime, int]:
@@ -241,3 +434,17 @@ def _utc(moment: datetime | None) -> datetime | None:
     if moment.tzinfo is None:
         raise ValueError("naive datetime refused: pass an aware (UTC) datetime")
     return moment.astimezone(UTC)
+
+
+def _at(moment: datetime) -> datetime:
+    at = _utc(moment)
+    assert at is not None
+    return at
+
+
+def _window(window: tuple[datetime, datetime] | None) -> tuple[datetime, datetime] | None:
+    if window is None:
+        return None
+    start, end = _utc(window[0]), _utc(window[1])
+    assert start is not None and end is not None
+    return start, end

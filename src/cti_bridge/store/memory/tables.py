@@ -39,6 +39,7 @@ class Tables:
     scripts: dict[int, Row] = field(default_factory=dict)
     agreements: dict[int, Row] = field(default_factory=dict)
     attempts: dict[int, list[Row]] = field(default_factory=dict)  # by agreement id
+    events: dict[int, list[Row]] = field(default_factory=dict)  # history, by agreement id
     calls: dict[int, Row] = field(default_factory=dict)
     call_keys: dict[tuple[str, str], int] = field(default_factory=dict)
     #: a call's rings, segments and transfers, by call id
