@@ -38,7 +38,8 @@ CALLBACK_CUSTOMERS = (
 #: How some operators' phones treat the callbacks that ring them (by device).
 OPERATOR_HABITS: Mapping[str, tuple[Reply, ...]] = {
     "PJSIP/1004": (Reply.noanswer(), Reply.answer(4.0)),  # Dina lets every other one ring
-    "PJSIP/1005": (Reply.busy(0.3),),  # Emma is away: do-not-disturb turns them down (486)
+    # Emma is away at first: do-not-disturb turns the callback down (486); then she is back.
+    "PJSIP/1005": (Reply.busy(0.3), Reply.answer(3.0)),
 }
 
 
@@ -72,7 +73,7 @@ BOOK = (
     SeededAgreement("callback", "050765432", "dina", -3 * MINUTE,
                     notes="Contract renewal: she wants the new price first."),
     SeededAgreement("callback", "+3250123456", "emma", -10 * MINUTE,
-                    notes="Emma promised to call back; she is away, a colleague takes over."),
+                    notes="Emma promised to call back; she was away from her desk for a while."),
     # Later today.
     SeededAgreement("callback", "+3293456789", "bart", 45 * MINUTE, deadline=4 * HOUR,
                     notes="Oven error E4: call back once the part number is known."),
