@@ -5,8 +5,8 @@ store, proven by the contract suites that run on both (``tests/unit/store/``,
 built before their SQL.
 
 ``open_memory_store()`` gives a ``MemoryStore`` with the fields of ``Store`` that have a
-twin: ``calls``, ``queries``, ``accounts``, ``customers``,
-``agreements``, ``contacts``, ``pop_read``, ``search``, ``callers``, ``missed``. No engine, no sessions.
+twin: ``calls``, ``queries``, ``accounts``, ``customers``, ``agreements``, ``contacts``,
+``pop_read``, ``search``, ``callers``, ``missed``. No engine, no sessions.
 """
 
 from __future__ import annotations
