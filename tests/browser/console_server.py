@@ -12,6 +12,17 @@ out as JSON lines on stdout:
 
     {"cmd": "call", "scenario": "direct_answered", "caller": [number, name], "options": {...}}
     {"cmd": "drop_sockets"}        close every console WebSocket (a network blip)
+    {"cmd": "originate", "device": "PJSIP/1001", "exten": "050123456", "agreement_id": 1,
+     "attempt": 1, "operator": "anna", "caller_id": "..."}
+                                   a callback as the dialer places it: the attempt claimed
+                                   in the store, then the Originate with its variables,
+                                   through the daemon's own AMI link; the operator's phone
+                                   rings until "answer", the customer answers at once
+    {"cmd": "answer", "device": "PJSIP/1001"}   the operator picks up
+    {"cmd": "flag", "agreement_id": 1, "reason": "deadline_passed"}
+                                   what the dialer does when a callback cannot be kept:
+                                   flag it in the store, push agreement_flagged to the
+                                   supervisors
     {"cmd": "quit"}
 
 Every ring on an operator's device is reported as ``{"event": "ringing", "device": ...,
@@ -31,12 +42,14 @@ from typing import Any
 from twisted.internet import defer, stdio, task
 from twisted.protocols.basic import LineReceiver
 
+from cti_bridge.ami.originate import OriginateRequest
 from cti_bridge.app.config import parse_config
 from cti_bridge.app.daemon import Daemon
+from cti_bridge.bus.topics import SUPERVISORS_TOPIC
 from cti_bridge.calls.events import DomainEvent, OperatorRinging
 from cti_bridge.log import configure_logging
 from cti_bridge.pop import PopService, make_pop_service
-from cti_bridge.sim import SimulatedPBX
+from cti_bridge.sim import Callee, Reply, SimulatedPBX
 from cti_bridge.store import Store, open_store, upgrade
 from cti_bridge.testing.store import cheap_hasher
 
@@ -106,9 +119,10 @@ def seed(store: Store) -> dict[str, Any]:
 class Commands(LineReceiver):
     delimiter = b"\n"
 
-    def __init__(self, daemon: Daemon, sim: SimulatedPBX, done: defer.Deferred[None]):
+    def __init__(self, daemon: Daemon, sim: SimulatedPBX, store: Store, done: defer.Deferred[None]):
         self.daemon = daemon
         self.sim = sim
+        self.store = store
         self.done = done
 
     def lineReceived(self, line: bytes) -> None:
@@ -133,6 +147,50 @@ class Commands(LineReceiver):
                 if socket.transport is not None:
                     socket.transport.loseConnection()
             return {"ok": True, "closed": len(sockets)}
+        if what == "originate":
+            device, exten = command["device"], command["exten"]
+            self.sim.set_reply(device, Reply.noanswer())  # rings until "answer"
+            self.sim.set_callee(exten, Callee(Reply.answer(0.5), talk=600.0))
+            request = OriginateRequest(
+                channel=device,
+                context="callback",
+                exten=exten,
+                caller_id=command.get("caller_id"),
+                ring_seconds=60.0,
+                variables={
+                    "CTI_AGREEMENT_ID": str(command["agreement_id"]),
+                    "CTI_ATTEMPT": str(command.get("attempt", 1)),
+                    "CTI_OPERATOR": command.get("operator", ""),
+                },
+            )
+            claimed = self.store.agreements.claim_attempt(
+                int(command["agreement_id"]),
+                int(command.get("attempt", 1)),
+                now=datetime.now(UTC),
+                operator=command.get("operator") or None,
+                node="browser-tests",
+                pbx="sim",
+                channel_id=request.channel_id,
+                action_id=request.action_id,
+            )
+            if not claimed:
+                raise ValueError("the attempt could not be claimed (not open, not due?)")
+            self.daemon.clients["sim"].originate(request).addErrback(lambda _: None)
+            return {"ok": True, "channel_id": request.channel_id}
+        if what == "flag":
+            flagged = self.store.agreements.flag_agreement(
+                int(command["agreement_id"]),
+                command.get("reason", "deadline_passed"),
+                now=datetime.now(UTC),
+            )
+            if flagged is None:
+                raise ValueError("the agreement is not open")
+            self.daemon.bus.publish(
+                SUPERVISORS_TOPIC, {"type": "agreement_flagged", "agreement": flagged}
+            )
+            return {"ok": True, "agreement": flagged}
+        if what == "answer":
+            return {"ok": self.sim.answer(command["device"])}
         if what == "status":
             return {"ok": True, "health": self.daemon.health()}
         if what == "quit":
@@ -220,7 +278,7 @@ def main(reactor: Any, data_dir: str) -> Any:
             break
         yield task.deferLater(reactor, 0.05, lambda: None)
     done: defer.Deferred[None] = defer.Deferred()
-    commands = Commands(daemon, sim, done)
+    commands = Commands(daemon, sim, store, done)
     stdio.StandardIO(commands)
     say.transport = commands.transport
     say(

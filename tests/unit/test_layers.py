@@ -86,6 +86,11 @@ RULES: tuple[Rule, ...] = (
         "who is free to take a call is pure state: AMI messages in, states out",
     ),
     Rule(
+        ("cti_bridge.missed.rules",),
+        FRAMEWORKS + OUTER,
+        "which ended call owes a callback, and which one keeps it, is a pure decision",
+    ),
+    Rule(
         (*PURE_OUTER, "cti_bridge.vocabulary", "cti_bridge.backoff", "cti_bridge.callbacks"),
         FRAMEWORKS + OUTER,
         "topic names, the domain's words, the back-off policy and the callback values the"
@@ -93,7 +98,13 @@ RULES: tuple[Rule, ...] = (
         allowed=PURE_OUTER,
     ),
     Rule(
-        ("cti_bridge.agi", "cti_bridge.pop", "cti_bridge.console", "cti_bridge.dialer"),
+        (
+            "cti_bridge.agi",
+            "cti_bridge.pop",
+            "cti_bridge.console",
+            "cti_bridge.missed",
+            "cti_bridge.dialer",
+        ),
         ("cti_bridge.store.models", "sqlalchemy"),
         "a room reads storage through its port (ports.py), never the ORM or SQL",
     ),

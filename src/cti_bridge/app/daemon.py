@@ -3,7 +3,7 @@
 Start-up does its blocking checks (open the database, refuse an out-of-date schema)
 before the reactor runs; after that everything blocking happens in the node's bounded
 thread pools. What each feature does, and what it adds to the node, is in its own
-package (``records/``, ``pop/``, ``console/``, ``agi/``, ``queues/``, ``dialer/``).
+package (``records/``, ``missed/``, ``pop/``, ``console/``, ``agi/``, ``queues/``, ``dialer/``).
 """
 
 from __future__ import annotations
@@ -36,9 +36,9 @@ T = TypeVar("T")
 
 #: The features (``cti_bridge.<name>`` packages, each with ``install(node)``), installed
 #: in this order: the records before the pops (each call event is queued for its record
-#: first), the console's routes before the AGI's. A new feature is its folder and its name
-#: here.
-FEATURES = ("records", "pop", "console", "agi", "queues", "dialer")
+#: first, then for the missed-call book), the console's routes before the AGI's. A new
+#: feature is its folder and its name here.
+FEATURES = ("records", "missed", "pop", "console", "agi", "queues", "dialer")
 
 
 def load_features(names: Iterable[str] = FEATURES) -> list[Feature]:

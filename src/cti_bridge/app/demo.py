@@ -2,7 +2,10 @@
 
 A simulated PBX (the same AMI the daemon reads from Asterisk) plays helpdesk traffic;
 the daemon follows it with SQLite and the in-process bus; a few operators and customers
-are seeded so the screens have something to show. Everything listens on loopback only.
+are seeded so the screens have something to show, and a dozen agreements
+(``demo_agreements.py``) of which several callbacks are due at once: the dialer rings
+their owners through the simulated PBX within the first minutes, at any hour of the
+day. Everything listens on loopback only.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import contextlib
 import shutil
 import sys
 import tempfile
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +24,9 @@ from cti_bridge.store import Store, open_store, upgrade
 
 from .config import Config, parse_config
 from .daemon import Daemon, serve
+from .demo_agreements import seed_agreements, teach_habits
+
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 #: The demo's accounts. It is a loopback-only demo: the password is printed on start.
 DEMO_PASSWORD = "demo-cti-bridge"  # noqa: S105
@@ -52,6 +58,16 @@ def demo_config(database_url: str, web_port: int, pbx_port: int, secret: str) ->
                 }
             ],
             "log": {"level": "warning"},
+            # The demo dials callbacks at any hour, and retries within minutes.
+            "dialer": {
+                "enabled": True,
+                "hours": dict.fromkeys(DAYS, "00:00-24:00"),
+                "holidays": "",
+                "retry_seconds": [60, 120],
+                "max_attempts": 3,
+                "owner_grace_seconds": 120,
+                "operator_ring_seconds": 15,
+            },
         },
         source="demo",
     )
@@ -61,9 +77,11 @@ def operator_username(name: str) -> str:
     return name.lower()
 
 
-def seed(store: Store, today: date | None = None) -> dict[str, Any]:
-    """Operators bound to the simulator's phones, a supervisor, customers with contracts."""
-    today = today or datetime.now(UTC).date()
+def seed(store: Store, now: datetime | None = None) -> dict[str, Any]:
+    """Operators bound to the simulator's phones, a supervisor, customers with contracts,
+    and the agreements of ``demo_agreements.BOOK`` (only the first time)."""
+    now = now or datetime.now(UTC)
+    today = now.date()
     accounts, customers = store.accounts, store.customers
     operators = []
     for device, name in DEFAULT_OPERATORS:
@@ -107,7 +125,8 @@ def seed(store: Store, today: date | None = None) -> dict[str, Any]:
             service_level_hours=(4, 8, 24)[index % 3],
             reference=f"C-{2026}-{index + 1:04d}",
         )
-    return {"operators": operators, "supervisor": SUPERVISOR[0]}
+    agreements = seed_agreements(store, now)
+    return {"operators": operators, "supervisor": SUPERVISOR[0], "agreements": len(agreements)}
 
 
 def run_demo(
@@ -132,6 +151,7 @@ def run_demo(
     seeded = seed(store)
 
     sim = SimulatedPBX(reactor, seed=seed_value)
+    teach_habits(sim)
     pbx_port = sim.listen(0)
     config = demo_config(url, web_port, pbx_port, sim.secret)
     daemon = Daemon(config, reactor, store=store)
@@ -159,9 +179,19 @@ def _banner(url: str, seeded: dict[str, Any], folder: Path, keep: bool) -> str:
             f"  supervisor screens:  {url}  (log in as {seeded['supervisor']})",
             f"  health:              {url}healthz",
             f"  operators:           {names}",
+            f"  agreements:          {_agreements_line(seeded)}",
             f"  password (all):      {DEMO_PASSWORD}",
             f"  {where}",
             "  Ctrl-C stops it.",
             "",
         ]
+    )
+
+
+def _agreements_line(seeded: dict[str, Any]) -> str:
+    if "agreements" not in seeded:
+        return "as left by the last run (the dialer goes on with the due callbacks)"
+    return (
+        f"{seeded['agreements']} seeded; callbacks due now are dialled within minutes "
+        "(GET /api/agreements)"
     )

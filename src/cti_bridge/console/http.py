@@ -1,4 +1,4 @@
-"""The console's endpoints: call history, customers, agreements (docs/console.md).
+"""The console's endpoints: call history, customers, agreements, contacts (docs/console.md).
 
 Handlers stay thin: they check the request, ask ``Console`` (database work in the pool)
 and shape the JSON. Every one needs an operator's bearer token (``web.principal``).
@@ -18,7 +18,7 @@ from cti_bridge.web.http import respond as _respond
 
 from .service import Console
 
-__all__ = ["add_routes"]
+__all__ = ["add_contact_routes", "add_routes"]
 
 
 def _call_id(value: str) -> int:
@@ -99,6 +99,8 @@ def add_routes(web: WebApp, console: Console) -> None:
             raise NotFound("no such customer")
         return _respond(request, 200, context)
 
+    add_contact_routes(web, console)
+
     @web.route("/api/agreements", methods=["POST"])
     @inlineCallbacks
     def create_agreement(request: Request) -> Any:
@@ -155,3 +157,29 @@ def add_routes(web: WebApp, console: Console) -> None:
         outcomes and directions, each with the console's label (``cti_bridge.vocabulary``)."""
         yield web.principal(request)
         return _respond(request, 200, vocabulary())
+
+
+def add_contact_routes(web: WebApp, console: Console) -> None:
+    """``POST /api/contacts`` (201 with the contact) and ``GET /api/contacts?customer_id=
+    &limit=`` (a customer's contacts, newest first): contacts that are not calls."""
+
+    @web.route("/api/contacts", methods=["POST"])
+    @inlineCallbacks
+    def create_contact(request: Request) -> Any:
+        principal = yield web.principal(request)
+        body = json_body(request)
+        created = yield console.create_contact(principal, body)
+        return _respond(request, 201, created)
+
+    @web.route("/api/contacts", methods=["GET"])
+    @inlineCallbacks
+    def contacts(request: Request) -> Any:
+        principal = yield web.principal(request)
+        customer_id = arg(request, "customer_id")
+        if not customer_id:
+            raise BadRequest("customer_id is required")
+        if not customer_id.isdigit() or len(customer_id) > 9 or int(customer_id) < 1:
+            raise BadRequest("customer_id must be a positive whole number")
+        limit = parse_limit(arg(request, "limit"), default=50)
+        rows = yield console.list_contacts(principal, int(customer_id), limit)
+        return _respond(request, 200, {"contacts": rows})

@@ -9,6 +9,8 @@ contract suite runs on the three (``tests/unit/store/test_contract_*.py``):
 * ``AgreementBook``: the agreements an operator makes, lists, changes and closes from
   the console (``store/agreements.py``; the dialer's side of the same book is
   ``dialer/ports.py``'s ``CallbackBook``).
+* ``ContactLog``: contacts that are not calls (mail, chat, visit, letter), logged for a
+  customer (``store/contacts.py``); the pop's read shows them in the history.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Protocol
 
-__all__ = ["AgreementBook", "CustomerSearch"]
+__all__ = ["AgreementBook", "ContactLog", "CustomerSearch"]
 
 
 class CustomerSearch(Protocol):
@@ -109,4 +111,35 @@ class AgreementBook(Protocol):
         self, *, customer_id: int | None = None, number: str | None = None, limit: int = 100
     ) -> list[dict[str, Any]]:
         """The open agreements of a customer or to call ``number`` back (any format)."""
+        ...
+
+
+class ContactLog(Protocol):
+    """A customer's contacts that are not calls. Errors: ``InvalidRecord``, its message
+    starting with the field's name (a channel not in ``CONTACT_CHANNELS``, a disposition
+    not in ``DISPOSITIONS``, a subject, category or notes too long, ``at`` without a time
+    zone or in the future, no such customer); an unknown ``by_operator`` is
+    ``sqlalchemy.exc.IntegrityError``."""
+
+    def add_contact(
+        self,
+        customer_id: int,
+        channel: str,
+        *,
+        subject: str | None = None,
+        notes: str | None = None,
+        category: str | None = None,
+        disposition: str | None = None,
+        at: datetime | None = None,
+        by_operator: int | None = None,
+    ) -> dict[str, Any]:
+        """Log one (``at`` defaults to now); the contact: id, type ("contact"),
+        customer_id, channel, at, subject, notes, category, disposition, operator
+        (username), operator_id, created_at (ISO 8601 UTC). Text is stored as given,
+        made storable (``clean_text``); empty or blank text is null."""
+        ...
+
+    def list_contacts(self, customer_id: int, limit: int = 50) -> list[dict[str, Any]]:
+        """A customer's contacts (as ``add_contact`` answers), newest ``at`` first, then
+        the last logged first; at most ``limit`` (1..500)."""
         ...

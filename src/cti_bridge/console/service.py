@@ -22,6 +22,7 @@ from cti_bridge.store import CallNotFound, InvalidAnnotation, InvalidRecord, Sto
 from cti_bridge.web.auth import Forbidden, Principal
 from cti_bridge.web.http import BadRequest, NotFound
 
+from .contacts import contact_request
 from .customers import console_customer_context, console_search_customers
 from .rules import (
     agreement_changes,
@@ -98,6 +99,38 @@ class Console:
         except CallNotFound:
             raise NotFound("no such call") from None
         return updated
+
+    # -- contacts that are not calls -------------------------------------------------------
+    # Any operator logs a mail, chat or visit for any customer, and reads a customer's
+    # contacts: like the call history, they are the helpdesk's shared knowledge. The
+    # operator who logs one is the one asking, never a field of the body.
+
+    @inlineCallbacks
+    def create_contact(self, principal: Principal, body: Mapping[str, Any]) -> Any:
+        request = contact_request(body)
+        log = self.store.contacts
+        try:
+            created = yield self.run(
+                lambda: log.add_contact(
+                    request["customer_id"],
+                    request["channel"],
+                    subject=request["subject"],
+                    notes=request["notes"],
+                    category=request["category"],
+                    disposition=request["disposition"],
+                    at=request["at"],
+                    by_operator=principal.operator_id,
+                )
+            )
+        except InvalidRecord as error:
+            raise BadRequest(str(error)) from None
+        return created
+
+    def list_contacts(
+        self, principal: Principal, customer_id: int, limit: int
+    ) -> Deferred[list[dict[str, Any]]]:
+        log = self.store.contacts
+        return self.run(lambda: log.list_contacts(customer_id, limit))
 
     # -- customers and agreements ---------------------------------------------------------
     # The customer view has the pop's shape (customer, contracts, history, agreements,

@@ -145,7 +145,7 @@ class PopContextBuilder:
             limit=self._history,
             lock_wait=self._lock_wait,
         )
-        shown = _shown(found, today, now)
+        shown = _shown(found, today, now, self._history)
         callback = _json(found["agreement"])
         return {
             "call_id": call_id,
@@ -169,7 +169,7 @@ class PopContextBuilder:
         today = self._today()
         now = datetime.fromtimestamp(self._clock(), UTC)
         found = self._rows.for_customer(customer_id, limit=self._history)
-        shown = _shown(found, today, now)
+        shown = _shown(found, today, now, self._history)
         return None if shown["customer"] is None else shown
 
     def call_id(self, request: ContextRequest) -> int | None:
@@ -210,15 +210,16 @@ def _day(value: str | None) -> date | None:
     return None if value is None else date.fromisoformat(value)
 
 
-def _shown(found: Mapping[str, Any], today: date, now: datetime) -> dict[str, Any]:
-    """The customer part of a pop (and of the console's customer view)."""
+def _shown(found: Mapping[str, Any], today: date, now: datetime, history: int) -> dict[str, Any]:
+    """The customer part of a pop (and of the console's customer view); ``history``
+    items at most."""
     customer = _customer(found)
     contracts = _contracts(_rows(found["contracts"]), today)
     return {
         "customer": customer,
         "in_contract": any(c["valid_today"] for c in contracts),
         "contracts": contracts,
-        "history": _history(_rows(found["history"])),
+        "history": _history(_rows(found["history"]), _rows(found["contacts"]), history),
         "agreements": [
             _agreement(row, now)
             for row in sorted(_rows(found["agreements"]), key=_deadline_order)[:MAX_AGREEMENTS]
@@ -283,32 +284,55 @@ def _contracts(rows: list[dict[str, Any]], today: date) -> list[dict[str, Any]]:
     return valid + other
 
 
-def _history(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The last calls of the customer, or of the number when nobody has it; newest first."""
-    for row in rows:
-        row["started_at"] = _utc(row["started_at"])
-    rows.sort(key=lambda r: (r["started_at"], r["id"]), reverse=True)
-    history = []
-    for row in rows:
-        notes, cut = _preview(row["notes"])
-        history.append(
-            {
-                "id": row["id"],
-                "started_at": iso_utc(row["started_at"]),
-                "direction": row["direction"],
-                "caller_number": row["caller_number"],
-                "queue": row["queue"],
-                "answered_by": row["answered_by"],
-                "outcome": row["outcome"],
-                "wait_seconds": _rounded(row["wait_seconds"]),
-                "talk_seconds": _rounded(row["talk_seconds"]),
-                "category": row["category"],
-                "disposition": row["disposition"],
-                "notes": notes,
-                "notes_truncated": cut,
-            }
-        )
-    return history
+def _history(
+    calls: list[dict[str, Any]], contacts: list[dict[str, Any]], limit: int
+) -> list[dict[str, Any]]:
+    """The customer's last calls and contacts that are not calls, merged: newest first
+    (a call by its start, a contact by its ``at``; at one instant contacts first, then the
+    higher id), at most ``limit``; each item says its ``type``. When nobody has the
+    number, the number's calls."""
+    items = [(_utc(row["started_at"]), 0, row["id"], _call_item(row)) for row in calls]
+    items += [(_utc(row["at"]), 1, row["id"], _contact_item(row)) for row in contacts]
+    items.sort(key=lambda item: item[:3], reverse=True)
+    return [item for *_, item in items[:limit]]
+
+
+def _call_item(row: dict[str, Any]) -> dict[str, Any]:
+    notes, cut = _preview(row["notes"])
+    return {
+        "id": row["id"],
+        "type": "call",
+        "started_at": iso_utc(_utc(row["started_at"])),
+        "direction": row["direction"],
+        "caller_number": row["caller_number"],
+        "queue": row["queue"],
+        "answered_by": row["answered_by"],
+        "outcome": row["outcome"],
+        "wait_seconds": _rounded(row["wait_seconds"]),
+        "talk_seconds": _rounded(row["talk_seconds"]),
+        "category": row["category"],
+        "disposition": row["disposition"],
+        "notes": notes,
+        "notes_truncated": cut,
+    }
+
+
+def _contact_item(row: dict[str, Any]) -> dict[str, Any]:
+    """A contact in the history: as ``POST /api/contacts`` answers it, notes cut."""
+    notes, cut = _preview(row["notes"])
+    return {
+        "id": row["id"],
+        "type": "contact",
+        "customer_id": row["customer_id"],
+        "channel": row["channel"],
+        "at": iso_utc(_utc(row["at"])),
+        "subject": row["subject"],
+        "category": row["category"],
+        "disposition": row["disposition"],
+        "operator": row["operator"],
+        "notes": notes,
+        "notes_truncated": cut,
+    }
 
 
 def _deadline_order(row: dict[str, Any]) -> tuple[bool, datetime, int]:

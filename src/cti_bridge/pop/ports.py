@@ -6,8 +6,9 @@ twin in ``store/memory/`` on plain dicts; one contract suite runs on all three
 
 The rows are what the store hands over, raw: a mapping with ``call_id`` (the call's
 record id, or None), ``customer`` (an object or None), ``agreement`` (the callback's
-agreement, an object or None) and ``numbers``, ``products``, ``contracts``, ``history``,
-``agreements``, ``scripts`` (arrays of objects, or None for none). Each value may come as
+agreement, an object or None) and ``numbers``, ``products``, ``contracts``, ``history``
+(calls), ``contacts`` (the customer's contacts that are not calls), ``agreements``,
+``scripts`` (arrays of objects, or None for none). Each value may come as
 JSON text or already parsed; times as ISO 8601 text, naive (UTC) or with an offset; days
 as ``YYYY-MM-DD``. The fields of each object are the ones ``store/pop_read.py`` selects.
 """
@@ -37,7 +38,8 @@ class PopContextRead(Protocol):
         lock_wait: float | None,
     ) -> tuple[PopRows, int | None]:
         """The rows for a ringing call (its customer: the agreement's, else the number's;
-        the history without the call itself, at most ``limit`` calls), and the call's
+        the history without the call itself, at most ``limit`` calls, and at most
+        ``limit`` of the customer's contacts, newest first), and the call's
         record id, made when missing; None when the write lock was not free within
         ``lock_wait`` seconds."""
         ...

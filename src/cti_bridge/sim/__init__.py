@@ -12,9 +12,16 @@ from .dialplan import Callee, CallPlan, TransferPlan
 from .phones import Reply
 from .queues import QueueConfig
 from .scenarios import SCENARIOS
-from .simulator import DEFAULT_CUSTOMERS, DEFAULT_OPERATORS, PlacedCall, SimulatedPBX
+from .simulator import (
+    CALLBACK_NUMBERS,
+    DEFAULT_CUSTOMERS,
+    DEFAULT_OPERATORS,
+    PlacedCall,
+    SimulatedPBX,
+)
 
 __all__ = [
+    "CALLBACK_NUMBERS",
     "DEFAULT_CUSTOMERS",
     "DEFAULT_OPERATORS",
     "SCENARIOS",

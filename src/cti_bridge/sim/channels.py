@@ -35,6 +35,7 @@ STATE_DESC = {DOWN: "Down", RING: "Ring", RINGING: "Ringing", UP: "Up"}
 CAUSE_TEXT = {
     0: "Unknown",
     1: "Unallocated (unassigned) number",
+    3: "No route to destination",
     16: "Normal Clearing",
     17: "User busy",
     19: "User alerting, no answer",

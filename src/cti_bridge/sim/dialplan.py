@@ -90,6 +90,17 @@ class Talk:
     over: bool = False
 
 
+#: A rejected leg's cause -> (``DialEnd`` status, ``DIALSTATUS``). Asterisk 22's
+#: ``ast_hangup_cause_to_dial_status`` knows only busy and congestion, so a number that
+#: does not exist (404, cause 1) ends with ``DialEnd NOANSWER`` while app_dial counts it
+#: as ``CHANUNAVAIL``: only the cause tells it from a customer who let it ring.
+DIAL_STATUS = {
+    17: ("BUSY", "BUSY"),
+    34: ("CONGESTION", "CONGESTION"),
+    1: ("NOANSWER", "CHANUNAVAIL"),
+}
+
+
 @dataclass(eq=False)
 class DialAttempt:
     caller: Channel
@@ -306,7 +317,8 @@ class Dialplan:
             self.register(talk)
             on_answer(talk)
 
-        def failed(status: str, cause: int, tech: str) -> None:
+        def failed(cause: int, tech: str) -> None:
+            """No answer (``cause`` 0) or a rejection; the order of 04b and pjsip 06."""
             if attempt.done:
                 return
             attempt.done = True
@@ -315,27 +327,35 @@ class Dialplan:
             pbx.sched.cancel(attempt.timer)
             if attempt.ringing is not None:
                 self.ringer.cancel(attempt.ringing)
-            if cause in (17, 34):
+            status, dialstatus = DIAL_STATUS.get(cause, ("NOANSWER", "NOANSWER"))
+            if cause:
                 pbx.hangup_request(leg, cause, tech)
             pbx.dial_end(caller, leg, status)
-            pbx.setvar(caller, "DIALSTATUS", status)
-            pbx.hangup(leg, cause if cause in (17, 34) else 0, tech)
+            pbx.setvar(caller, "DIALSTATUS", dialstatus)
             if on_fail is not None:
+                pbx.hangup(leg, cause, tech)
                 on_fail(status, cause, tech)
+                return
+            # The dialplan's Hangup(); a rejection's cause spreads to the caller (pjsip 06).
+            self.enders.pop(caller.name, None)
+            pbx.newexten(caller, "Hangup", "", priority=caller.priority + 1)
+            pbx.soft_hangup_request(caller, 16)
+            if cause:
+                pbx.hangup(caller, cause, tech)
+                pbx.hangup(leg, cause, tech)
             else:
-                self._dialplan_hangup(caller, cause if cause in (17, 34) else 16, tech)
+                pbx.hangup(leg, 0)
+                pbx.hangup(caller, 16)
 
         attempt.ringing = self.ringer.ring(
             leg,
             reply,
             on_ringing=rang,
             on_answer=answered,
-            on_reject=lambda _, cause, tech: failed(
-                "BUSY" if cause == 17 else "CONGESTION", cause, tech
-            ),
+            on_reject=lambda _, cause, tech: failed(cause, tech),
         )
-        attempt.timer = pbx.sched.later(timeout, failed, "NOANSWER", 0, "")
-        self.enders[leg.name] = lambda cause: failed("NOANSWER", 0, "")
+        attempt.timer = pbx.sched.later(timeout, failed, 0, "")
+        self.enders[leg.name] = lambda cause: failed(0, "")
         self.enders[caller.name] = lambda cause: self.caller_gives_up(attempt)
         return attempt
 
@@ -347,8 +367,14 @@ class Dialplan:
             return Reply.busy(0.2)
         return wanted
 
-    def caller_gives_up(self, attempt: DialAttempt) -> None:
-        """The caller hangs up while ``Dial()`` is still ringing."""
+    def caller_gives_up(
+        self,
+        attempt: DialAttempt,
+        cause: int = 16,
+        before_hangup: Callable[[], None] | None = None,
+    ) -> None:
+        """The caller hangs up while ``Dial()`` is still ringing. ``before_hangup`` runs
+        between the cancelled leg's ``Hangup`` and the caller's (an Originate's response)."""
         if attempt.done:
             return
         attempt.done = True
@@ -358,18 +384,13 @@ class Dialplan:
         pbx.sched.cancel(attempt.timer)
         if attempt.ringing is not None:
             self.ringer.cancel(attempt.ringing)
-        pbx.hangup_request(caller, 16)
+        pbx.hangup_request(caller, cause)
         pbx.dial_end(caller, leg, "CANCEL")
         pbx.setvar(caller, "DIALSTATUS", "CANCEL")
         pbx.hangup(leg, 0)
-        pbx.hangup(caller, 16)
-
-    def _dialplan_hangup(self, chan: Channel, cause: int = 16, tech: str = "") -> None:
-        """The dialplan's ``Hangup()`` after a failed ``Dial()``."""
-        self.enders.pop(chan.name, None)
-        self.pbx.newexten(chan, "Hangup", "", priority=chan.priority + 1)
-        self.pbx.soft_hangup_request(chan, 16)
-        self.pbx.hangup(chan, cause, tech)
+        if before_hangup is not None:
+            before_hangup()
+        pbx.hangup(caller, cause)
 
     # -- conversations --------------------------------------------------------------
 
@@ -425,6 +446,8 @@ class Dialplan:
         else:
             pbx.bridge_leave(talk.bridge, other)
             pbx.bridge_destroy(talk.bridge)
+            if talk.queue_call is None:  # Dial() returns once its peer is gone (pjsip 05)
+                pbx.hangup(quitter, 16)
             self._answered_vars(talk)
             pbx.soft_hangup_request(talk.a, 16)
             pbx.hangup(talk.a, 16)

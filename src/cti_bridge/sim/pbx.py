@@ -108,6 +108,9 @@ class PBX:
         self.listeners: list[Callable[[Headers], None]] = []
         #: Called as ``hook(device, state)`` after a DeviceStateChange (the queues).
         self.device_hooks: list[Callable[[str, str], None]] = []
+        #: Called once after the ``Hangup`` of the channel of that name (a Local half
+        #: takes its other half with it).
+        self.hangup_hooks: dict[str, Callable[[], object]] = {}
         self.calls_processed = 0
         self._uniqueid = first_uniqueid
         self._pjsip_counter = first_channel_number
@@ -175,16 +178,29 @@ class PBX:
         )
 
     def new_local_pair(
-        self, exten: str, context: str, caller: tuple[str, str], linkedid: str
+        self,
+        exten: str,
+        context: str,
+        caller: tuple[str, str],
+        linkedid: str | None,
+        uniqueids: tuple[str | None, str | None] = (None, None),
     ) -> tuple[Channel, Channel]:
-        """``Local/<exten>@<context>-<n>;1`` (Down) and ``;2`` (Ring), both emitted."""
+        """``Local/<exten>@<context>-<n>;1`` (Down) and ``;2`` (Ring), both emitted.
+
+        ``linkedid`` None: the pair starts a call of its own (an Originate); ``uniqueids``
+        are an Originate's ``ChannelId``/``OtherChannelId`` (trace 07-channelid)."""
         base = f"Local/{exten}@{context}-{self._local_counter:08x}"
         self._local_counter += 1
         device = f"Local/{exten}@{context}"
         unknown = ("<unknown>", "<unknown>")
-        where = {"context": context, "exten": exten, "linkedid": linkedid}
-        one = self._new_channel(f"{base};1", device, DOWN, unknown, **where)
-        two = self._new_channel(f"{base};2", device, RING, caller, **where)
+        one = self._new_channel(
+            f"{base};1", device, DOWN, unknown, context=context, exten=exten,
+            linkedid=linkedid, uniqueid=uniqueids[0],
+        )  # fmt: skip
+        two = self._new_channel(
+            f"{base};2", device, RING, caller, context=context, exten=exten,
+            linkedid=one.linkedid, uniqueid=uniqueids[1],
+        )  # fmt: skip
         return one, two
 
     def _new_channel(
@@ -268,6 +284,9 @@ class PBX:
         self.chan_event("Hangup", chan, extra)
         self.channels.pop(chan.name, None)
         self.update_device(chan.device)
+        hook = self.hangup_hooks.pop(chan.name, None)
+        if hook is not None:
+            hook()
 
     def hold(self, chan: Channel, held: bool) -> None:
         self.chan_event("Hold" if held else "Unhold", chan)
@@ -366,6 +385,8 @@ class PBX:
         if endpoint is not None and not endpoint.reachable:
             return "UNAVAILABLE"
         states = [c.state for c in self.channels.values() if c.device == device]
+        if device.startswith("Local/"):  # Local devices never say ringing (quirk 13)
+            return "INUSE" if states else "NOT_INUSE"
         busy = any(s in (UP, RING) for s in states)
         ringing = RINGING in states
         if busy and ringing:

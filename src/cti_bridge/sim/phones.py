@@ -2,7 +2,8 @@
 
 Asterisk only ever sees what a phone sends back: ``180 Ringing`` (``Newstate
 Ringing``), ``200 OK`` (``Newstate Up``), ``486 Busy Here`` (``HangupRequest Cause:
-17``), ``503`` (congestion), or nothing at all from a phone that died before qualify
+17``), ``503`` (congestion, cause 34), ``404 Not Found`` from the network for a number
+that does not exist (cause 1), or nothing at all from a phone that died before qualify
 noticed (trace 07b: the leg stays ``Down`` until it is cancelled). A :class:`Reply`
 says which of these a phone does for one call; :class:`Ringer` plays it on the clock.
 """
@@ -20,7 +21,10 @@ from .pbx import PBX
 
 __all__ = ["Reply", "Ringer", "Ringing"]
 
-ReplyKind = Literal["answer", "noanswer", "busy", "congestion", "silent"]
+ReplyKind = Literal["answer", "noanswer", "busy", "congestion", "unallocated", "silent"]
+
+#: The Q.850 cause and SIP status of each way to turn a call down.
+REJECTIONS = {"busy": (17, "486"), "congestion": (34, "503"), "unallocated": (1, "404")}
 
 #: A phone's 180 follows the INVITE within a few tens of milliseconds.
 PROVISIONAL_DELAY = 0.02
@@ -30,8 +34,8 @@ PROVISIONAL_DELAY = 0.02
 class Reply:
     """What one phone does with one incoming call.
 
-    ``after`` is the ringing time before answering, or the delay before a busy or
-    congestion reply. ``noanswer`` rings until the PBX gives up; ``silent`` never
+    ``after`` is the ringing time before answering, or the delay before a busy,
+    congestion or unallocated reply. ``noanswer`` rings until the PBX gives up; ``silent`` never
     even rings (a dead phone that qualify still believes in).
     """
 
@@ -55,6 +59,11 @@ class Reply:
         return cls("congestion", after)
 
     @classmethod
+    def unallocated(cls, after: float = 0.3) -> Reply:
+        """The network knows no such number: ``404 Not Found`` (cause 1)."""
+        return cls("unallocated", after)
+
+    @classmethod
     def silent(cls) -> Reply:
         return cls("silent", 0.0)
 
@@ -73,7 +82,7 @@ class Ringing:
 
 
 class Ringer:
-    """Schedules a phone's 180/200/486/503 for an outgoing leg on the PBX clock."""
+    """Schedules a phone's 180/200/486/503/404 for an outgoing leg on the PBX clock."""
 
     def __init__(self, pbx: PBX) -> None:
         self.pbx = pbx
@@ -113,10 +122,9 @@ class Ringer:
         self.ringing[leg.name] = ringing
         ringing.pick_up = answered
 
-        if reply.kind == "busy":
-            ringing.timers.append(sched.later(reply.after, rejected, 17, "486"))
-        elif reply.kind == "congestion":
-            ringing.timers.append(sched.later(reply.after, rejected, 34, "503"))
+        if reply.kind in REJECTIONS:
+            cause, status = REJECTIONS[reply.kind]
+            ringing.timers.append(sched.later(reply.after, rejected, cause, status))
         else:
             ringing.timers.append(sched.later(PROVISIONAL_DELAY, rang))
             if reply.kind == "answer":

@@ -35,6 +35,7 @@ from .server import AMIServerFactory
 from .traffic import PAUSE_REASONS, Traffic
 
 __all__ = [
+    "CALLBACK_NUMBERS",
     "DEFAULT_CUSTOMERS",
     "DEFAULT_OPERATORS",
     "PlacedCall",
@@ -70,6 +71,18 @@ DEFAULT_CUSTOMERS: Sequence[tuple[str, str]] = (
     ("0032470654321", "Zoë Müller"),
     ("0475112233", "Ahmed El Amrani"),
 )
+
+
+#: How the simulated PSTN treats a callback, by the number as dialled (national format,
+#: as ``[dialer] number_format = "national"`` sends it). The first three are the real
+#: harness's ``[pstn-out]`` (dialplans/simulation.conf); every other number rings a few
+#: seconds and answers. ``sim.set_callee`` overrides any of them.
+CALLBACK_NUMBERS: Mapping[str, Callee] = {
+    "0478554433": Callee(Reply.busy(1.0)),  # busy (486)
+    "025123456": Callee(Reply.noanswer()),  # rings until the Dial() gives up (30 s)
+    "093334455": Callee(Reply.congestion(0.5)),  # network congested (503)
+    "028880000": Callee(Reply.unallocated()),  # no such number (404)
+}
 
 
 @dataclass(frozen=True)
@@ -119,7 +132,11 @@ class SimulatedPBX:
         #: Phones' replies that hold until changed (tests: "1002 never answers").
         self.replies: dict[str, Reply] = {}
         #: How dialled-out customers (callbacks) behave, by number.
-        self.callees: dict[str, Callee] = {}
+        self.callees: dict[str, Callee] = dict(CALLBACK_NUMBERS)
+        #: How a phone answers an Originate (a callback ringing the operator first), in
+        #: turn: ``(noanswer, answer)`` lets every other callback ring out.
+        self.callback_replies: dict[str, tuple[Reply, ...]] = {}
+        self._callback_turns: dict[str, int] = {}
         self.dialplan = Dialplan(
             self.pbx,
             self.queues,
@@ -127,7 +144,7 @@ class SimulatedPBX:
             default_reply=self._default_reply,
             callee_for=self._callee_for,
         )
-        self.originator = Originator(self.dialplan)
+        self.originator = Originator(self.dialplan, reply_for=self._callback_reply)
         self.reports = Reports(self.pbx, self.queues)
         self.username = username
         self.secret = secret if secret is not None else secrets.token_urlsafe(12)
@@ -165,15 +182,25 @@ class SimulatedPBX:
             return Callee(
                 self._default_reply(endpoint.device), talk=round(self.rng.uniform(20, 90), 1)
             )
-        roll = self.rng.random()
-        if roll < 0.12:
-            return Callee(Reply.busy(1.0))
-        if roll < 0.2:
-            return Callee(Reply.noanswer())
         return Callee(
             Reply.answer(round(self.rng.uniform(3.0, 9.0), 1)),
             talk=round(self.rng.uniform(30.0, 180.0), 1),
         )
+
+    def _callback_reply(self, device: str) -> Reply:
+        replies = self.callback_replies.get(device)
+        if not replies:
+            return self._default_reply(device)
+        turn = self._callback_turns.get(device, 0)
+        self._callback_turns[device] = turn + 1
+        return replies[turn % len(replies)]
+
+    def set_callback_replies(self, device: str, *replies: Reply) -> None:
+        """How ``device``'s phone answers the callbacks that ring it, one reply per
+        callback in turn, round and round (none: as any other call). Other calls are
+        not affected: an operator may let callbacks ring and still take queue calls."""
+        self.callback_replies[device] = tuple(replies)
+        self._callback_turns[device] = 0
 
     def set_callee(self, number: str, callee: Callee) -> None:
         """How the customer at ``number`` answers when a callback dials them."""

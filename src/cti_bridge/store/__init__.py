@@ -1,4 +1,4 @@
-"""Storage: call records, operator accounts, customers and agreements (SQLAlchemy 2).
+"""Storage: call records, operator accounts, customers, agreements and contacts (SQLAlchemy 2).
 
 SQLite (the embedded default) and PostgreSQL run the same code and the same test
 suite. Everything here is synchronous and meant to run in a thread pool; the record
@@ -19,8 +19,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from .accounts import AccountError, Accounts, LoginRefused, LoginThrottled, OperatorInfo
 from .agreements import Agreements
 from .callers import CallerDirectory
+from .contacts import Contacts
 from .customers import Customers, InvalidRecord
 from .db import create_database_engine, safe_url, session_factory
+from .missed import MissedCalls
 from .numbers import CallerNumber, caller_number, is_withheld, normalize_number
 from .pop_read import PopRead
 from .queries import CallNotFound, CallQueries, InvalidAnnotation
@@ -37,12 +39,14 @@ __all__ = [
     "CallStore",
     "CallerDirectory",
     "CallerNumber",
+    "Contacts",
     "CustomerSearch",
     "Customers",
     "InvalidAnnotation",
     "InvalidRecord",
     "LoginRefused",
     "LoginThrottled",
+    "MissedCalls",
     "OperatorInfo",
     "PopRead",
     "SchemaOutOfDate",
@@ -67,9 +71,11 @@ class Store:
     accounts: Accounts
     customers: Customers
     agreements: Agreements
+    contacts: Contacts
     pop_read: PopRead
     search: CustomerSearch
     callers: CallerDirectory
+    missed: MissedCalls
 
     @property
     def url(self) -> str:
@@ -113,7 +119,9 @@ def open_store(
         accounts=Accounts(sessions, clock=clock, **accounts or {}),  # type: ignore[arg-type]
         customers=Customers(sessions, default_region=default_region, clock=clock),
         agreements=Agreements(sessions, default_region=default_region, clock=clock),
+        contacts=Contacts(sessions, default_region=default_region, clock=clock),
         pop_read=PopRead(engine, calls),
         search=CustomerSearch(sessions, default_region=default_region, clock=clock),
         callers=CallerDirectory(sessions, default_region=default_region, clock=clock),
+        missed=MissedCalls(sessions, default_region=default_region, clock=clock),
     )

@@ -15,7 +15,9 @@ statement that returns one row, each part of it a JSON value built by the databa
 * the call's record id (null while no record exists);
 * the customer's card with numbers and products, contracts with their product, open
   agreements (the number's when nobody has it), the callback's agreement, the newest
-  version of the scripts of the customer's products, and the history.
+  version of the scripts of the customer's products, the history, and the customer's
+  newest contacts that are not calls (mail, chat, visit: ``contacts``), which the pop
+  merges into the history.
 
 The history is the last calls of the customer, or from any of their numbers (calls
 recorded before the customer was imported carry no customer id). Each source is read
@@ -23,7 +25,9 @@ newest first on its own index - ``calls(customer_id, started_at)``, and
 ``calls(caller_number, started_at)`` once for the caller's number and once for each of the
 customer's first ``HISTORY_NUMBERS`` numbers - and stops after ``limit`` rows, so a
 customer with ten thousand calls costs what one with ten does. Numbers beyond those are
-read in one sweep (customers with many numbers are rare).
+read in one sweep (customers with many numbers are rare). The contacts are read the same
+way, newest first on ``contacts(customer_id, at)``, at most ``limit`` of them: whatever
+mix of calls and contacts is newest, the merged history's ``limit`` items are among them.
 
 The statement is compiled once per dialect and run as its SQL text on the driver's own
 cursor (``Compiled.fetch_one``): no cache key walk of a large statement per pop, no
@@ -64,6 +68,7 @@ from .db import single_statements
 from .models import (
     Agreement,
     CallRecord,
+    Contact,
     Contract,
     Customer,
     CustomerNumber,
@@ -370,6 +375,24 @@ def _read(json: _Json) -> AnySelect:
         .limit(limit)
     )
 
+    contacts = (
+        select(
+            Contact.id,
+            Contact.customer_id,
+            Contact.at,
+            Contact.channel,
+            Contact.subject,
+            Contact.category,
+            Contact.disposition,
+            Operator.username.label("operator"),
+            func.substr(Contact.notes, 1, NOTES_PREVIEW + 1).label("notes"),
+        )
+        .outerjoin(Operator, Operator.id == Contact.operator_id)
+        .where(Contact.customer_id == customer_id)
+        .order_by(Contact.at.desc(), Contact.id.desc())
+        .limit(limit)
+    )
+
     def agreement_rows(which: ColumnElement[bool]) -> AnySelect:
         return (
             select(
@@ -442,6 +465,7 @@ def _read(json: _Json) -> AnySelect:
         json.all(products).label("products"),
         json.all(contracts).label("contracts"),
         json.all(history).label("history"),
+        json.all(contacts).label("contacts"),
         json.all(agreements).label("agreements"),
         json.one(callback).label("agreement"),
         json.all(scripts).label("scripts"),

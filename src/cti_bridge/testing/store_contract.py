@@ -22,8 +22,9 @@ every_backend = pytest.mark.parametrize("store_db", EVERY_BACKEND, indirect=True
 
 if TYPE_CHECKING:  # mypy proves that both sides of every port fit it
     from cti_bridge.agi.ports import CallerDirectory
-    from cti_bridge.console.ports import AgreementBook, CustomerSearch
+    from cti_bridge.console.ports import AgreementBook, ContactLog, CustomerSearch
     from cti_bridge.dialer.ports import CallbackBook
+    from cti_bridge.missed.ports import MissedCallBook, NumberOwners
     from cti_bridge.pop.ports import PopContextRead
     from cti_bridge.store import Store
     from cti_bridge.store.memory import MemoryStore
@@ -34,7 +35,10 @@ if TYPE_CHECKING:  # mypy proves that both sides of every port fit it
         searches: list[CustomerSearch] = [sql.search, memory.search]
         books: list[AgreementBook] = [sql.agreements, memory.agreements]
         callbacks: list[CallbackBook] = [sql.agreements, memory.agreements]
+        contacts: list[ContactLog] = [sql.contacts, memory.contacts]
         records: list[CallRecords] = [sql.calls, memory.calls]
         reads: list[CallReads] = [sql.queries, memory.queries]
         callers: list[CallerDirectory] = [sql.callers, memory.callers]
-        del pops, searches, books, callbacks, records, reads, callers
+        missed: list[MissedCallBook] = [sql.missed, memory.missed]
+        owners: list[NumberOwners] = [sql.callers, memory.callers]
+        del pops, searches, books, callbacks, contacts, records, reads, callers, missed, owners

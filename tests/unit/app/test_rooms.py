@@ -220,6 +220,8 @@ def test_routes_keep_their_order_and_names() -> None:
         ("/api/calls/<string:call_id>", ["PATCH"], "patch_call"),
         ("/api/customers", ["GET", "HEAD"], "customers"),
         ("/api/customers/<string:customer_id>", ["GET", "HEAD"], "customer"),
+        ("/api/contacts", ["POST"], "create_contact"),
+        ("/api/contacts", ["GET", "HEAD"], "contacts"),
         ("/api/agreements", ["POST"], "create_agreement"),
         ("/api/agreements", ["GET", "HEAD"], "agreements"),
         ("/api/agreements/<string:agreement_id>", ["GET", "HEAD"], "agreement"),

@@ -74,17 +74,23 @@ def simulated() -> tuple[Message, ...]:
     sim.set_reachable("PJSIP/1003", True)
     sim.set_callee("050123456", Callee(Reply.answer(2), talk=5))
     sim.set_callee("0478554433", Callee(Reply.busy(1)))
-    for number, reply in (
-        ("050123456", None),
-        ("0478554433", None),
-        ("025123456", Reply.noanswer()),
-        ("093334455", Reply.congestion()),
+    for channel, number, reply in (
+        ("PJSIP/1001", "050123456", None),
+        ("PJSIP/1001", "0478554433", None),
+        ("PJSIP/1001", "025123456", Reply.noanswer()),
+        ("PJSIP/1001", "093334455", Reply.congestion()),
+        ("PJSIP/1001", "028880000", None),  # no such number (404)
+        ("PJSIP/1001", "+3250123456", None),  # no such extension in [callback]
+        ("Local/1001@agents/n", "050123456", None),
+        ("Local/1001@agents/n", "050123456", Reply.noanswer()),
+        ("Local/1001@agents/n", "050123456", Reply.busy(0.5)),
+        ("Local/1001@nowhere/n", "050123456", None),
     ):
         sim.set_reply("PJSIP/1001", reply or Reply.answer(1))
         link.send(
             "Originate",
             [
-                ("Channel", "PJSIP/1001"),
+                ("Channel", channel),
                 ("Context", "callback"),
                 ("Exten", number),
                 ("CallerID", f'"Terugbelverzoek" <{number}>'),

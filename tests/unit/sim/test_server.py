@@ -474,7 +474,8 @@ def test_originate_operator_first_then_customer(
 
 @pytest.mark.parametrize(
     ("reply", "reason", "cause"),
-    [(Reply.noanswer(), "3", "19"), (Reply.busy(0.5), "5", "17"), (Reply.congestion(), "8", "34")],
+    # A SIP phone's 486/503 ends the leg without a control frame: Reason 0 (main/dial.c).
+    [(Reply.noanswer(), "3", "19"), (Reply.busy(0.5), "0", "17"), (Reply.congestion(), "0", "34")],
 )
 def test_originate_first_leg_failures(
     sim: SimulatedPBX, clock: MemoryReactorClock, reply: Reply, reason: str, cause: str

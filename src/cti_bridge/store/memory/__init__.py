@@ -5,8 +5,8 @@ store, proven by the contract suites that run on both (``tests/unit/store/``,
 built before their SQL.
 
 ``open_memory_store()`` gives a ``MemoryStore`` with the fields of ``Store`` that have a
-twin: ``calls``, ``queries``, ``accounts``, ``customers``,
-``agreements``, ``pop_read``, ``search``, ``callers``. No engine, no sessions.
+twin: ``calls``, ``queries``, ``accounts``, ``customers``, ``agreements``, ``contacts``,
+``pop_read``, ``search``, ``callers``, ``missed``. No engine, no sessions.
 """
 
 from __future__ import annotations
@@ -20,7 +20,9 @@ from .accounts import MemoryAccounts
 from .agreements import MemoryAgreements
 from .callers import MemoryCallerDirectory
 from .calls import MemoryCallQueries, MemoryCallStore
+from .contacts import MemoryContacts
 from .customers import MemoryCustomers
+from .missed import MemoryMissedCalls
 from .pop_read import MemoryPopRead
 from .search import MemoryCustomerSearch
 from .tables import Tables
@@ -31,8 +33,10 @@ __all__ = [
     "MemoryCallQueries",
     "MemoryCallStore",
     "MemoryCallerDirectory",
+    "MemoryContacts",
     "MemoryCustomerSearch",
     "MemoryCustomers",
+    "MemoryMissedCalls",
     "MemoryPopRead",
     "MemoryStore",
     "Tables",
@@ -47,9 +51,11 @@ class MemoryStore:
     accounts: MemoryAccounts
     customers: MemoryCustomers
     agreements: MemoryAgreements
+    contacts: MemoryContacts
     pop_read: MemoryPopRead
     search: MemoryCustomerSearch
     callers: MemoryCallerDirectory
+    missed: MemoryMissedCalls
     tables: Tables = field(repr=False)
 
     @property
@@ -80,8 +86,10 @@ def open_memory_store(
         accounts=MemoryAccounts(tables, clock=clock, **accounts or {}),
         customers=MemoryCustomers(tables, default_region=region, clock=clock),
         agreements=MemoryAgreements(tables, default_region=region, clock=clock),
+        contacts=MemoryContacts(tables, default_region=region, clock=clock),
         pop_read=MemoryPopRead(tables, calls),
         search=MemoryCustomerSearch(tables, default_region=region, clock=clock),
         callers=MemoryCallerDirectory(tables, default_region=region, clock=clock),
+        missed=MemoryMissedCalls(tables, default_region=region, clock=clock),
         tables=tables,
     )

@@ -13,6 +13,7 @@ from ..pop_read import MAX_AGREEMENTS, NOTES_PREVIEW
 from ..records import NewCall
 from .agreements import deadline_order
 from .calls import MemoryCallStore
+from .contacts import contact_order
 from .tables import Row, Tables
 
 __all__ = ["MemoryPopRead"]
@@ -81,6 +82,7 @@ class MemoryPopRead:
                 "history": self._history(
                     customer_id, number, {n["number"] for n in numbers}, key, limit
                 ),
+                "contacts": self._contacts(customer_id, limit),
                 "agreements": self._agreements(customer_id, number),
                 "agreement": None if callback is None else self._agreement(callback),
                 "scripts": self._scripts(customer_id),
@@ -169,6 +171,25 @@ class MemoryPopRead:
                 "notes": _cut(r["notes"]),
             }
             for r in rows[:limit]
+        ]
+
+    def _contacts(self, customer_id: int | None, limit: int) -> list[dict[str, Any]]:
+        """The customer's newest contacts that are not calls."""
+        rows = [c for c in self._t.contacts.values() if c["customer_id"] == customer_id]
+        rows.sort(key=contact_order, reverse=True)
+        return [
+            {
+                "id": c["id"],
+                "customer_id": c["customer_id"],
+                "at": _iso(c["at"]),
+                "channel": c["channel"],
+                "subject": c["subject"],
+                "category": c["category"],
+                "disposition": c["disposition"],
+                "operator": self._t.username(c["operator_id"]),
+                "notes": _cut(c["notes"]),
+            }
+            for c in rows[:limit]
         ]
 
     def _agreements(self, customer_id: int | None, number: str | None) -> list[dict[str, Any]]:

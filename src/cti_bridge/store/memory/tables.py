@@ -40,6 +40,7 @@ class Tables:
     agreements: dict[int, Row] = field(default_factory=dict)
     attempts: dict[int, list[Row]] = field(default_factory=dict)  # by agreement id
     events: dict[int, list[Row]] = field(default_factory=dict)  # history, by agreement id
+    contacts: dict[int, Row] = field(default_factory=dict)
     calls: dict[int, Row] = field(default_factory=dict)
     call_keys: dict[tuple[str, str], int] = field(default_factory=dict)
     #: a call's rings, segments and transfers, by call id

@@ -69,6 +69,31 @@ export class Api {
     return this.request("POST", "/api/agreements", agreement);
   }
 
+  /** filters: {owner, due: "today"|"overdue", customer_id, status, flagged, kind, limit}. */
+  agreements(filters = {}) {
+    const query = new URLSearchParams();
+    for (const [name, value] of Object.entries(filters)) {
+      if (value !== null && value !== undefined && value !== "") query.set(name, String(value));
+    }
+    return this.request("GET", `/api/agreements?${query}`);
+  }
+
+  agreement(id) {
+    return this.request("GET", `/api/agreements/${encodeURIComponent(id)}`);
+  }
+
+  saveAgreement(id, changes) {
+    return this.request("PATCH", `/api/agreements/${encodeURIComponent(id)}`, changes);
+  }
+
+  logContact(contact) {
+    return this.request("POST", "/api/contacts", contact);
+  }
+
+  vocabulary() {
+    return this.request("GET", "/api/vocabulary");
+  }
+
   async request(method, path, body, authenticated = true) {
     const headers = { Accept: "application/json" };
     if (body !== undefined) headers["Content-Type"] = "application/json";

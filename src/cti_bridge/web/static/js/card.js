@@ -5,7 +5,7 @@
 // words, never colour alone. All data is set as text (dom.js).
 
 import { formatDay, formatWhen, h, parseDay, toMillis } from "./dom.js";
-import { AGREEMENT_KINDS, DISPOSITIONS, OUTCOMES, label } from "./labels.js";
+import { AGREEMENT_KINDS, AGREEMENT_STATUSES, CONTACT_CHANNELS, DISPOSITIONS, OUTCOMES, label } from "./labels.js";
 
 const INTERVENTIONS = {
   phone: "phone support",
@@ -68,15 +68,19 @@ function fact(term, value) {
   return [h("dt", {}, term), h("dd", {}, value)];
 }
 
-/** The card: customer facts, coverage, upsell, agreements, history, scripts. */
-export function renderCard(context, { today = new Date(), now = Date.now() } = {}) {
+/**
+ * The card: customer facts, coverage, upsell, agreements, history, scripts.
+ * openAgreement(agreement): makes each open agreement a link (the customer view);
+ * callbackActions: a node for the callback section (the pop's close form slot).
+ */
+export function renderCard(context, { today = new Date(), now = Date.now(), openAgreement = null, callbackActions = null } = {}) {
   const card = h("div", { className: "card" });
   if (context.degraded) {
     card.append(
       h("p", { className: "message error", role: "status" }, "Customer data is not available right now (database problem): only the caller is known."),
     );
   }
-  if (context.agreement) card.append(callbackSection(context.agreement, now));
+  if (context.agreement) card.append(callbackSection(context.agreement, now, callbackActions));
   const cover = coverage(context, today);
   card.append(
     h(
@@ -110,7 +114,7 @@ export function renderCard(context, { today = new Date(), now = Date.now() } = {
   const upsell = upsellText(context.upsell);
   if (upsell) card.append(h("p", { className: "upsell", role: "note" }, h("strong", {}, "Upsell: "), upsell));
   if (customer) card.append(contractsSection(context.contracts || [], today));
-  card.append(agreementsSection(context.agreements || [], now));
+  card.append(agreementsSection(context.agreements || [], now, openAgreement));
   card.append(historySection(context.history || []));
   if ((context.scripts || []).length) card.append(scriptsSection(context.scripts));
   return card;
@@ -169,11 +173,11 @@ function contractsSection(contracts, today) {
 export function isOverdue(agreement, now = Date.now()) {
   if (typeof agreement.overdue === "boolean") return agreement.overdue;
   const deadline = toMillis(agreement.deadline);
-  const open = !agreement.status || agreement.status === "open";
+  const open = !agreement.status || agreement.status === "open" || agreement.status === "dialling";
   return open && deadline !== null && deadline < now;
 }
 
-function agreementsSection(agreements, now) {
+function agreementsSection(agreements, now, openAgreement) {
   const section = h(
     "section",
     { className: "agreements", "aria-label": "Open agreements" },
@@ -189,11 +193,19 @@ function agreementsSection(agreements, now) {
     list.append(
       h(
         "li",
-        { className: overdue ? "agreement overdue" : "agreement" },
+        { className: overdue ? "agreement overdue" : "agreement", dataset: { agreementId: String(agreement.id) } },
         overdue ? h("strong", { className: "overdue-words" }, "OVERDUE ") : null,
-        h("strong", {}, label(AGREEMENT_KINDS, agreement.kind)),
+        openAgreement
+          ? h(
+              "button",
+              { type: "button", className: "link open-agreement", onclick: () => openAgreement(agreement) },
+              h("strong", {}, label(AGREEMENT_KINDS, agreement.kind)),
+              ` #${agreement.id}`,
+            )
+          : h("strong", {}, label(AGREEMENT_KINDS, agreement.kind)),
         agreement.deadline ? ` · due ${formatWhen(agreement.deadline)}` : " · no deadline",
-        agreement.status && agreement.status !== "open" ? ` · ${agreement.status}` : null,
+        agreement.status && agreement.status !== "open" ? ` · ${label(AGREEMENT_STATUSES, agreement.status)}` : null,
+        agreement.owner ? ` · owner ${agreement.owner}` : null,
         agreement.notes ? h("div", { className: "notes-text" }, agreement.notes) : null,
       ),
     );
@@ -202,51 +214,81 @@ function agreementsSection(agreements, now) {
   return section;
 }
 
+/** Calls and other contacts (mail, chat, visit...), newest first, each by its `type`. */
 function historySection(history) {
   const section = h(
     "section",
-    { className: "history", "aria-label": "Earlier calls" },
-    h("h4", {}, `Earlier calls (${history.length})`),
+    { className: "history", "aria-label": "Earlier calls and contacts" },
+    h("h4", {}, `Earlier calls and contacts (${history.length})`),
   );
   if (!history.length) {
-    section.append(h("p", { className: "quiet" }, "No earlier calls."));
+    section.append(h("p", { className: "quiet" }, "No earlier calls or contacts."));
     return section;
   }
   const list = h("ol", { className: "history-list" });
-  for (const call of history.slice(0, 10)) {
-    list.append(
-      h(
-        "li",
-        {},
-        h("span", { className: "when" }, formatWhen(call.started_at)),
-        " · ",
-        label(OUTCOMES, call.outcome) || "in progress",
-        call.answered_by ? ` by ${call.answered_by}` : null,
-        call.category ? ` · ${call.category}` : null,
-        call.disposition ? ` · ${label(DISPOSITIONS, call.disposition)}` : null,
-        call.notes ? h("div", { className: "notes-text" }, call.notes, call.notes_truncated ? " […]" : "") : null,
-      ),
-    );
-  }
+  for (const item of history.slice(0, 10)) list.append(item.type === "contact" ? contactItem(item) : callItem(item));
   section.append(list);
   return section;
 }
 
+function callItem(call) {
+  return h(
+    "li",
+    { className: "history-call", dataset: { type: "call" } },
+    h("span", { className: "when" }, formatWhen(call.started_at)),
+    " · ",
+    h("span", { className: "channel" }, "Call"),
+    " · ",
+    label(OUTCOMES, call.outcome) || "in progress",
+    call.answered_by ? ` by ${call.answered_by}` : null,
+    call.category ? ` · ${call.category}` : null,
+    call.disposition ? ` · ${label(DISPOSITIONS, call.disposition)}` : null,
+    call.notes ? h("div", { className: "notes-text" }, call.notes, call.notes_truncated ? " […]" : "") : null,
+  );
+}
+
+function contactItem(contact) {
+  return h(
+    "li",
+    { className: "history-contact", dataset: { type: "contact" } },
+    h("span", { className: "when" }, formatWhen(contact.at)),
+    " · ",
+    h("span", { className: "channel" }, label(CONTACT_CHANNELS, contact.channel) || "Contact"),
+    contact.subject ? [": ", h("strong", { className: "subject" }, contact.subject)] : null,
+    contact.operator ? ` · by ${contact.operator}` : null,
+    contact.category ? ` · ${contact.category}` : null,
+    contact.disposition ? ` · ${label(DISPOSITIONS, contact.disposition)}` : null,
+    contact.notes ? h("div", { className: "notes-text" }, contact.notes, contact.notes_truncated ? " […]" : "") : null,
+  );
+}
+
+/** The attempt under way, or the last one (the pop's word, else its attempts). */
+export function attemptNumber(agreement) {
+  if (Number.isFinite(agreement.attempt)) return agreement.attempt;
+  const numbers = (Array.isArray(agreement.attempts) ? agreement.attempts : []).map((a) => a.number).filter(Number.isFinite);
+  return numbers.length ? Math.max(...numbers) : null;
+}
+
 /** A callback the dialler placed: the agreement it is for comes first. */
-function callbackSection(agreement, now) {
+function callbackSection(agreement, now, actions) {
   const overdue = isOverdue(agreement, now);
+  const attempt = attemptNumber(agreement);
   return h(
     "section",
-    { className: `callback${overdue ? " overdue" : ""}`, "aria-label": "Callback" },
-    h("h3", {}, `Callback for agreement #${agreement.id}: ${label(AGREEMENT_KINDS, agreement.kind)}`),
+    { className: `callback${overdue ? " overdue" : ""}`, "aria-label": "Callback", id: "callback" },
+    h("h3", { id: "callback-title" }, `Callback for agreement #${agreement.id}: ${label(AGREEMENT_KINDS, agreement.kind)}`),
     h(
       "p",
-      {},
+      { id: "callback-facts" },
+      attempt !== null ? h("strong", { id: "callback-attempt" }, `Attempt ${attempt}`) : null,
+      attempt !== null ? " · " : null,
       agreement.deadline ? `Due ${formatWhen(agreement.deadline)}` : "No deadline",
       overdue ? " · OVERDUE" : "",
       agreement.owner ? ` · made by ${agreement.owner}` : "",
+      agreement.status && !["open", "dialling"].includes(agreement.status) ? ` · ${label(AGREEMENT_STATUSES, agreement.status)}` : "",
     ),
-    agreement.notes ? h("div", { className: "notes-text" }, agreement.notes) : null,
+    agreement.notes ? h("div", { className: "notes-text", id: "callback-notes" }, agreement.notes) : null,
+    actions,
   );
 }
 

@@ -13,6 +13,7 @@ export const SHORTCUTS = [
   { key: "l", action: "live", words: "Live view" },
   { key: "k", action: "customers", words: "Search customers" },
   { key: "h", action: "history", words: "Search the call history" },
+  { key: "g", action: "agreements", words: "Agreements: mine, due today, overdue" },
   { key: "/", action: "help", words: "Show these shortcuts" },
 ];
 

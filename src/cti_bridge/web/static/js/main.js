@@ -1,13 +1,14 @@
 // The operator console: login, the live calls (pops as they arrive, state and timer,
-// notes and outcome), customer and call-history search. No framework, no build step:
-// ES modules served by the daemon, every piece of data set as text (see dom.js).
+// notes and outcome), customer and call-history search, the agreements. No framework, no
+// build step: ES modules served by the daemon, every piece of data set as text (dom.js).
 
+import { AgreementsView, closeForm, isSupervisor } from "./agreements.js";
 import { Api } from "./api.js";
 import { CallBook, timerFor } from "./calls.js";
 import { renderCard } from "./card.js";
 import { byId, formatDuration, h, replace } from "./dom.js";
 import { installShortcuts } from "./keys.js";
-import { CALL_STATES, WITHDRAWN_REASONS, label } from "./labels.js";
+import { AGREEMENT_DISPOSITIONS, AGREEMENT_STATUSES, CALL_STATES, WITHDRAWN_REASONS, label, useVocabulary } from "./labels.js";
 import { CustomerSearch, HistorySearch } from "./search.js";
 import { LiveSocket } from "./socket.js";
 import { AgreementDialog, WrapUpForm } from "./wrapup.js";
@@ -18,7 +19,23 @@ const api = new Api({ onExpired: () => expired() });
 const book = new CallBook();
 const forms = new Map(); // call id -> WrapUpForm, so typed notes and focus survive updates
 const agreementDialog = new AgreementDialog({ api });
-const customerSearch = new CustomerSearch({ api, agreementDialog });
+const customerSearch = new CustomerSearch({
+  api,
+  agreementDialog,
+  openAgreement: (agreement) => openAgreement(agreement.id),
+  customerAgreements: (customer) => {
+    showView("agreements");
+    agreementsView.forCustomer(customer);
+  },
+});
+const agreementsView = new AgreementsView({
+  api,
+  me: () => me,
+  openCustomer: (id) => {
+    showView("customers");
+    customerSearch.open(id);
+  },
+});
 const historySearch = new HistorySearch({ api, agreementDialog });
 const socket = new LiveSocket({
   token: () => api.token,
@@ -31,6 +48,7 @@ let me = null;
 let view = "live";
 let selected = null; // call id on screen
 let ticker = null;
+let flaggedSeen = new Set(); // agreements flagged while this supervisor looked
 
 // -- login ----------------------------------------------------------------------------------
 
@@ -89,7 +107,11 @@ function startConsole(who) {
   const role = who.role === "operator" || name.includes(who.role) ? "" : ` (${who.role})`;
   const devices = who.devices && who.devices.length ? ` · ${who.devices.join(", ")}` : "";
   byId("who").textContent = `${name}${role}${devices}`;
-  byId("watch-form").hidden = !(who.role === "supervisor" || who.role === "admin");
+  byId("watch-form").hidden = !isSupervisor(who);
+  flaggedSeen = new Set();
+  byId("flagged-count").textContent = "";
+  agreementsView.reset();
+  api.vocabulary().then(useVocabulary, () => useVocabulary(null)); // else labels.js's words
   showView("live");
   renderLive();
   socket.start();
@@ -159,6 +181,9 @@ function received(message) {
     case "pop_withdrawn":
       changed(book.withdraw(message));
       break;
+    case "agreement_flagged":
+      flagged(message.agreement);
+      break;
     case "watching":
       byId("watching").textContent = `Watching ${message.username}.`;
       break;
@@ -170,8 +195,24 @@ function received(message) {
   }
 }
 
+/** A supervisor's push: a callback ran out of attempts or time. */
+function flagged(agreement) {
+  if (!agreement || agreement.id === undefined) return;
+  flaggedSeen.add(agreement.id);
+  byId("flagged-count").textContent = ` ⚑ ${flaggedSeen.size}`;
+  byId("announce").textContent = `Agreement #${agreement.id} is flagged: it needs a supervisor.`;
+  if (view === "agreements") agreementsView.load();
+}
+
+function openAgreement(id) {
+  showView("agreements");
+  agreementsView.load();
+  agreementsView.open(id);
+}
+
 function popArrived(message) {
   const entry = book.pop(message);
+  if (message.agreement) loadCallback(entry);
   const current = selected ? book.get(selected) : null;
   const busy = current && current.id !== entry.id && !current.withdrawn && ["answered", "transferred"].includes(current.state);
   if (!busy) {
@@ -188,7 +229,10 @@ function changed(entry) {
   renderList();
   if (entry.id === selected) {
     if (entry.callId !== null && !forms.has(entry.id)) renderSelected(); // the record exists now
-    else renderHead();
+    else {
+      renderHead();
+      renderCallbackActions(entry);
+    }
   }
 }
 
@@ -263,16 +307,95 @@ function renderSelected() {
     replace(panel, h("p", { className: "quiet" }, "Waiting for a call."));
     return;
   }
-  const context = { ...entry.pop, agreements: [...entry.agreements, ...(entry.pop.agreements || [])] };
   replace(
     panel,
     h("header", { id: "call-head", className: "call-head" }),
-    h("div", { id: "card-slot" }, renderCard(context)),
+    h("div", { id: "card-slot" }),
     entry.callId === null
       ? h("p", { className: "message error", role: "status" }, "The call record is not available yet: notes can be written once it is.")
       : formFor(entry).element,
   );
+  renderCardSlot(entry);
   renderHead();
+}
+
+/** The card of a call: the pop, the agreements made here, a callback's fuller agreement. */
+function renderCardSlot(entry) {
+  const slot = document.getElementById("card-slot");
+  if (!slot || !entry.pop) return;
+  const pop = entry.pop;
+  const callback = entry.callback;
+  const context = {
+    ...pop,
+    agreement: pop.agreement && callback && callback.agreement ? { ...pop.agreement, ...callback.agreement } : pop.agreement,
+    agreements: [...entry.agreements, ...(pop.agreements || [])],
+  };
+  const actions = pop.agreement ? h("div", { id: "callback-actions" }) : null;
+  replace(slot, renderCard(context, { callbackActions: actions }));
+  renderCallbackActions(entry);
+}
+
+// -- a callback's agreement on the pop --------------------------------------------------------
+
+/** The agreement a callback pop is for, in full (its attempts), when this operator may read it. */
+function loadCallback(entry) {
+  if (!entry.callback) entry.callback = { agreement: null, state: { status: "done", disposition: "" }, closed: null };
+  const id = entry.pop.agreement.id;
+  api.agreement(id).then(
+    (agreement) => {
+      if (!entry.callback || entry.pop.agreement?.id !== id) return;
+      entry.callback.agreement = agreement;
+      if (["done", "cancelled"].includes(agreement.status) && !entry.callback.closed) entry.callback.closed = agreement;
+      if (selected === entry.id) renderCardSlot(entry);
+    },
+    () => {}, // not ours to read (another operator's, rung after the grace period): the pop's word stands
+  );
+}
+
+/** Once the callback is answered: close its agreement with a disposition, from the call. */
+function renderCallbackActions(entry) {
+  const slot = document.getElementById("callback-actions");
+  if (!slot || !entry.pop || !entry.pop.agreement) return;
+  const callback = entry.callback || (entry.callback = { agreement: null, state: { status: "done", disposition: "" }, closed: null });
+  if (callback.closed) {
+    const closed = callback.closed;
+    replace(
+      slot,
+      h(
+        "p",
+        { id: "callback-closed", className: "form-status", role: "status" },
+        `Agreement #${closed.id} closed: ${label(AGREEMENT_STATUSES, closed.status)}`,
+        closed.disposition ? ` · ${label(AGREEMENT_DISPOSITIONS, closed.disposition)}` : "",
+        ".",
+      ),
+    );
+    slot.dataset.shown = "closed";
+    return;
+  }
+  const answered = entry.answeredAt !== null || ["answered", "transferred"].includes(entry.state);
+  if (!answered) {
+    replace(slot, h("p", { className: "quiet", id: "callback-wait" }, "Once the call is answered, the agreement can be closed here."));
+    slot.dataset.shown = "waiting";
+    return;
+  }
+  if (slot.dataset.shown === "form") return; // keep the operator's choice and focus
+  const agreement = { ...entry.pop.agreement, ...(callback.agreement || {}) };
+  replace(
+    slot,
+    closeForm({
+      api,
+      agreement,
+      prefix: "callback-",
+      state: callback.state,
+      onClosed: (closed) => {
+        callback.closed = closed;
+        callback.agreement = closed;
+        renderCardSlot(entry);
+        byId("announce").textContent = `Agreement #${closed.id} closed.`;
+      },
+    }),
+  );
+  slot.dataset.shown = "form";
 }
 
 function formFor(entry) {
@@ -304,10 +427,7 @@ function makeAgreement(entry) {
     onCreated: (agreement) => {
       entry.agreements.push(agreement);
       forms.get(entry.id)?.showAgreements();
-      if (selected === entry.id) {
-        const context = { ...pop, agreements: [...entry.agreements, ...(pop.agreements || [])] };
-        replace(byId("card-slot"), renderCard(context));
-      }
+      if (selected === entry.id) renderCardSlot(entry);
     },
   });
 }
@@ -339,7 +459,7 @@ function renderHead() {
       h("strong", { id: "call-state", className: "state-words" }, stateWords(entry)),
       " ",
       h("span", { className: "timer", id: "call-timer", dataset: { timer: entry.id } }, formatDuration(timer.ms)),
-      pop.queue ? ` · queue ${pop.queue}` : " · direct call",
+      pop.queue ? ` · queue ${pop.queue}` : pop.agreement ? " · callback" : " · direct call",
       entry.answeredBy && entry.state !== "ringing" ? ` · answered by ${entry.answeredBy}` : null,
       forWhom,
     ),
@@ -401,6 +521,10 @@ for (const tab of document.querySelectorAll(".tab")) {
     showView(tab.dataset.view);
     if (tab.dataset.view === "customers") customerSearch.focus();
     if (tab.dataset.view === "history") historySearch.focus();
+    if (tab.dataset.view === "agreements") {
+      agreementsView.load();
+      agreementsView.focus();
+    }
   });
 }
 
@@ -455,7 +579,7 @@ installShortcuts({
   }),
   live: whenNoDialog(() => {
     showView("live");
-    byId("caller-name")?.focus();
+    document.getElementById("caller-name")?.focus(); // none while no call is on screen
   }),
   customers: whenNoDialog(() => {
     showView("customers");
@@ -464,6 +588,11 @@ installShortcuts({
   history: whenNoDialog(() => {
     showView("history");
     historySearch.focus();
+  }),
+  agreements: whenNoDialog(() => {
+    showView("agreements");
+    agreementsView.load();
+    agreementsView.focus();
   }),
   help: whenNoDialog(() => byId("help-dialog").showModal()),
 });

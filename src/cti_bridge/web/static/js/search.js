@@ -1,16 +1,22 @@
 // Search: customers (GET /api/customers?q=, then /api/customers/{id}) and the call
 // history (GET /api/calls?number=&since=&limit=). A call found in the history opens with
 // the same notes form as a live call, so an operator can finish the paperwork later.
+// The customer view also lists the customer's open agreements (each opens in the
+// agreements view) and logs contacts that are not calls (contacts.js).
 
 import { byId, formatWhen, h, replace } from "./dom.js";
 import { renderCard } from "./card.js";
+import { ContactForm } from "./contacts.js";
 import { DISPOSITIONS, OUTCOMES, label } from "./labels.js";
 import { WrapUpForm } from "./wrapup.js";
 
 export class CustomerSearch {
-  constructor({ api, agreementDialog }) {
+  /** openAgreement(agreement), customerAgreements(customer): into the agreements view. */
+  constructor({ api, agreementDialog, openAgreement = null, customerAgreements = null }) {
     this.api = api;
     this.agreementDialog = agreementDialog;
+    this.openAgreement = openAgreement;
+    this.customerAgreements = customerAgreements;
     this.input = byId("customer-q");
     this.results = byId("customer-results");
     this.detail = byId("customer-detail");
@@ -61,7 +67,8 @@ export class CustomerSearch {
     }
   }
 
-  async open(id) {
+  /** notice: said after the view is (re)built, e.g. "Contact logged." */
+  async open(id, notice = "") {
     try {
       const context = await this.api.customer(id);
       this.shown = context;
@@ -80,7 +87,25 @@ export class CustomerSearch {
         },
         "Make an agreement",
       );
-      replace(this.detail, h("div", { className: "buttons" }, makeAgreement), renderCard(context));
+      const allAgreements = this.customerAgreements
+        ? h(
+            "button",
+            { type: "button", id: "customer-agreements", onclick: () => this.customerAgreements(customer) },
+            "Agreements of this customer",
+          )
+        : null;
+      const contact = new ContactForm({
+        api: this.api,
+        customerId: customer.id,
+        onLogged: () => this.open(id, "Contact logged: it is in the history below."),
+      });
+      replace(
+        this.detail,
+        h("div", { className: "buttons" }, makeAgreement, allAgreements),
+        contact.element,
+        h("p", { id: "customer-notice", className: "form-status", role: "status" }, notice),
+        renderCard(context, { openAgreement: this.openAgreement }),
+      );
       this.detail.querySelector(".customer-name")?.setAttribute("tabindex", "-1");
       this.detail.querySelector(".customer-name")?.focus();
     } catch (error) {
