@@ -204,6 +204,7 @@ def _callback_originate(
         ("0478554433", "BUSY"),
         ("093334455", "CONGESTION"),
         ("027777777", "CHANUNAVAIL"),  # does not exist: refused at once, cause 3
+        ("028880000", "NOANSWER"),  # does not exist, a trunk's 404 (cause 1): NOANSWER!
         ("025123456", "NOANSWER"),  # never answers: rings CALLBACK_RING_SECONDS
     ],
 )
