@@ -133,17 +133,7 @@ def _settled(agreement: dict[str, Any]) -> bool:
         ("+3225123456", "025123456", "no_answer"),
         ("+3293334455", "093334455", "failed"),  # congestion
         ("+3227777777", "027777777", "failed"),  # does not exist (CHANUNAVAIL)
-        pytest.param(
-            "+3228880000",
-            "028880000",
-            "failed",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="does not exist, a trunk's 404 (cause 1): Asterisk's DialEnd says "
-                "NOANSWER and the dialer stores no_answer; only the customer leg's Hangup "
-                "Cause 1 tells it apart (docs/asterisk.md)",
-            ),
-        ),
+        ("+3228880000", "028880000", "failed"),  # does not exist, a trunk's 404 (cause 1)
     ],
     ids=["busy", "no-answer", "congestion", "does-not-exist", "does-not-exist-404"],
 )

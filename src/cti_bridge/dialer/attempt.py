@@ -188,6 +188,19 @@ DIAL_STATUS_OUTCOMES: Mapping[str, str] = {
 #: Hangup causes of an unanswered first leg that mean "the operator did not answer".
 _NO_ANSWER_CAUSES = frozenset({"18", "19"})
 
+#: Q.850 causes of the customer's leg that mean the number cannot be reached at all,
+#: whatever the ``DialEnd`` said: a trunk's SIP 404 is cause 1 and Asterisk's
+#: ``DialEnd`` calls it ``NOANSWER`` (docs/asterisk.md), a customer who let it ring out.
+UNREACHABLE_CAUSES: Mapping[str, str] = {
+    "1": "unallocated number",
+    "2": "no route to the network",
+    "3": "no route to destination",
+    "22": "number changed",
+    "27": "destination out of order",
+    "28": "invalid number format",
+    "38": "network out of order",
+}
+
 
 def operator_outcome(reason: int | None) -> str:
     """``OriginateResponse`` Failure ``Reason`` → outcome: 3 no answer, the rest (5 busy,
@@ -221,6 +234,9 @@ class CallbackAttempt:
         self.state = state
         self.outcome: str | None = None
         self.detail: str | None = None
+        #: A customer's ``DialEnd NOANSWER`` waits for that leg's ``Hangup`` cause:
+        #: ``(the customer leg's Uniqueid, the DialEnd's detail)``.
+        self._no_answer: tuple[str, str] | None = None
 
     @classmethod
     def resumed(
@@ -314,6 +330,12 @@ class CallbackAttempt:
         if name == "Newchannel":
             return Signal(OPERATOR_RUNG) if msg.get("Uniqueid") == leg else None
         if name == "Hangup":
+            pending = self._no_answer
+            if pending is not None and msg.get("Uniqueid") in (pending[0], leg):
+                # The customer's leg (or, had its Hangup been missed, the first leg)
+                # ends after a NOANSWER: its cause tells "rang out" from "no such number".
+                self._no_answer = None
+                return self._customer_no_answer(pending[1], msg)
             if msg.get("Uniqueid") != leg:
                 return None
             cause = msg.get("Cause", "")
@@ -329,13 +351,25 @@ class CallbackAttempt:
             outcome = DIAL_STATUS_OUTCOMES.get(status, "failed")
             if outcome == "answered":
                 return Signal(CUSTOMER_ANSWERED)
-            return Signal(CUSTOMER_NOT_REACHED, outcome, f"customer's leg: {status or '?'}")
+            detail = f"customer's leg: {status or '?'}"
+            if outcome == "no_answer" and dest and self.state == CUSTOMER_DIALLING:
+                self._no_answer = (dest, detail)
+                return None
+            return Signal(CUSTOMER_NOT_REACHED, outcome, detail)
         if dest == leg and not caller:  # the Originate's own dial of the operator
             if name == "DialBegin":
                 return Signal(OPERATOR_RUNG)
             if msg.get("DialStatus") == "ANSWER":
                 return Signal(OPERATOR_PICKED_UP)
         return None  # the OriginateResponse says why the operator's leg failed
+
+
+    def _customer_no_answer(self, detail: str, hangup: Message) -> Signal:
+        cause = hangup.get("Cause", "")
+        if hangup.get("Uniqueid") != self.first_leg and cause in UNREACHABLE_CAUSES:
+            why = UNREACHABLE_CAUSES[cause]
+            return Signal(CUSTOMER_NOT_REACHED, "failed", f"{detail}, cause {cause} ({why})")
+        return Signal(CUSTOMER_NOT_REACHED, "no_answer", detail)
 
 
 _REASONS: Mapping[int | None, str] = {

@@ -239,7 +239,6 @@ def answered_attempt() -> CallbackAttempt:
     ("status", "outcome"),
     [
         ("BUSY", "busy"),
-        ("NOANSWER", "no_answer"),
         ("CANCEL", "cancelled"),
         ("CONGESTION", "failed"),
         ("CHANUNAVAIL", "failed"),
@@ -253,6 +252,44 @@ def test_the_customers_dial_end_says_the_outcome(status: str, outcome: str) -> N
     assert attempt.event(customer_dial("DialEnd", status)) == (OUTCOME,)
     assert (attempt.state, attempt.outcome) == (ENDED, outcome)
     assert status in (attempt.detail or "")
+
+
+def customer_hangup(cause: str) -> Message:
+    return msg(Event="Hangup", Channel="PJSIP/pstn-2", Uniqueid="17.2", Linkedid=LEG, Cause=cause)
+
+
+@pytest.mark.parametrize(
+    ("cause", "outcome", "said"),
+    [
+        ("19", "no_answer", "NOANSWER"),  # rang out
+        ("16", "no_answer", "NOANSWER"),  # the Dial's own timeout
+        ("1", "failed", "cause 1 (unallocated number)"),  # a trunk's SIP 404
+        ("28", "failed", "cause 28 (invalid number format)"),
+    ],
+)
+def test_a_customers_no_answer_waits_for_the_customer_legs_cause(
+    cause: str, outcome: str, said: str
+) -> None:
+    # Asterisk's DialEnd says NOANSWER for a customer who let it ring out and for a
+    # number that does not exist (a 404): only the customer leg's Hangup cause differs.
+    attempt = answered_attempt()
+    attempt.event(customer_dial("DialBegin"))
+    assert attempt.event(customer_dial("DialEnd", "NOANSWER")) == ()
+    assert (attempt.state, attempt.outcome) == (CUSTOMER_DIALLING, None)
+    assert attempt.event(customer_hangup(cause)) == (OUTCOME,)
+    assert (attempt.state, attempt.outcome) == (ENDED, outcome)
+    assert said in (attempt.detail or "")
+
+
+def test_a_no_answer_whose_customer_hangup_was_missed_is_no_answer_at_the_first_legs_end() -> (
+    None
+):
+    attempt = answered_attempt()
+    attempt.event(customer_dial("DialBegin"))
+    attempt.event(customer_dial("DialEnd", "NOANSWER"))
+    # The first leg's own cause (1 here) is not the customer's: it proves nothing.
+    assert attempt.event(hangup("1")) == (OUTCOME,)
+    assert (attempt.state, attempt.outcome) == (ENDED, "no_answer")
 
 
 def test_a_call_that_ends_without_a_customer_dial_failed() -> None:

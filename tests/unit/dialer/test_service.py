@@ -380,6 +380,12 @@ def test_a_call_still_live_after_the_reconnect_is_followed_to_its_end() -> None:
     assert rig.service.status()["in_flight"][0]["state"] == "customer_dialling"
     rig.send(_customer_dial_end(channel_id, "NOANSWER"))
     rig.advance(0)
+    assert rig.attempts(agreement_id)[0]["outcome"] is None  # the customer leg's cause decides
+    rig.send(
+        "Event: Hangup\r\nPrivilege: call,all\r\nChannel: Local/0470123456@pstn-out-00000002;1\r\n"
+        f"Uniqueid: 17.4\r\nLinkedid: {channel_id}\r\nCause: 19\r\n\r\n"
+    )
+    rig.advance(0)
     assert rig.attempts(agreement_id)[0]["outcome"] == "no_answer"
 
 
