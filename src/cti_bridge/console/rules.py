@@ -26,6 +26,7 @@ __all__ = [
     "flagged_filter",
     "involved",
     "local_day",
+    "may_handle_agreement",
     "service_hours",
 ]
 
@@ -40,6 +41,17 @@ def involved(principal: Principal, call: Mapping[str, Any]) -> bool:
     if call.get("answered_by") == name or name in call.get("rang", ()):
         return True
     return any(s.get("operator") == name for s in call.get("segments", ()))
+
+
+def may_handle_agreement(principal: Principal, agreement: Mapping[str, Any]) -> bool:
+    """Supervisors and admins every agreement; an operator the ones they own, and the
+    one whose last attempt rang their phone (after the owner's grace the dialer rings
+    any operator of the queue: that operator reads and closes the callback they are on).
+    """
+    if principal.sees_everything or agreement.get("owner_operator_id") == principal.operator_id:
+        return True
+    attempts = agreement.get("attempts") or ()
+    return bool(attempts) and attempts[-1].get("operator") == principal.username
 
 
 def check_patch(changes: Mapping[str, Any]) -> None:

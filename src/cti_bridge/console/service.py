@@ -32,6 +32,7 @@ from .rules import (
     flagged_filter,
     involved,
     local_day,
+    may_handle_agreement,
     service_hours,
 )
 
@@ -63,6 +64,10 @@ class Console:
         self.policy = policy if policy is not None else DialerConfig().policy()
         #: ``[agreements] default_service_hours``: when the customer has no service level.
         self.default_service_hours = default_service_hours
+        #: Called after an agreement was made or changed (the dialer's ``kick``: a
+        #: callback made due now, or given a new window, is dialled without waiting
+        #: for the next pass).
+        self.agreement_listeners: list[Callable[[], object]] = []
 
     # -- calls ---------------------------------------------------------------------------
 
@@ -194,6 +199,7 @@ class Console:
             created = yield self.run(work)
         except InvalidRecord as error:
             raise BadRequest(str(error)) from None
+        self._agreements_changed()
         return created
 
     @inlineCallbacks
@@ -212,8 +218,15 @@ class Console:
         return business_deadline(due_from(request, now), hours, self.policy)
 
     # Agreements are their owner's: an operator lists, reads and changes the ones they
-    # own; supervisors and admins all, and only they hand one to another owner
-    # (docs/console.md). The customer view and pops keep showing a customer's open ones.
+    # own, and the one whose phone the dialer rang for its last attempt (after the
+    # owner's grace, any operator of the queue: they must be able to read and close the
+    # callback they are on); supervisors and admins all, and only they hand one to
+    # another owner (docs/console.md). The customer view and pops keep showing a
+    # customer's open ones.
+
+    def _agreements_changed(self) -> None:
+        for listener in self.agreement_listeners:
+            listener()
 
     def _owner_id(self, username: str) -> Deferred[int | None]:
         accounts = self.store.accounts
@@ -275,7 +288,7 @@ class Console:
         found = yield self.run(lambda: book.get_agreement(agreement_id))
         if found is None:
             raise NotFound("no such agreement")
-        if not principal.sees_everything and found["owner_operator_id"] != principal.operator_id:
+        if not may_handle_agreement(principal, found):
             raise Forbidden("operators see their own agreements; supervisors see all")
         return found
 
@@ -284,10 +297,12 @@ class Console:
         self, principal: Principal, agreement_id: int, body: Mapping[str, Any]
     ) -> Any:
         changes = agreement_changes(body)
-        yield self.get_agreement(principal, agreement_id)  # 404, 403
+        found = yield self.get_agreement(principal, agreement_id)  # 404, 403
         if "owner" in changes:
             owner = changes.pop("owner")
-            if not principal.sees_everything and owner != principal.username:
+            if not principal.sees_everything and (
+                owner != principal.username or found["owner_operator_id"] != principal.operator_id
+            ):
                 raise Forbidden("only supervisors hand an agreement to another owner")
             owner_id = None
             if owner is not None:
@@ -305,4 +320,5 @@ class Console:
             updated = yield self.run(work)
         except InvalidRecord as error:
             raise BadRequest(str(error)) from None
+        self._agreements_changed()
         return updated

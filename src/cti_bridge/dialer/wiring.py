@@ -35,6 +35,11 @@ def install(node: Node) -> None:
     node.health.add_detail("database", "dialer", service.status)
     node.metrics.add(lambda: dialer_metrics(service))
     node.provide("dialer", service)
+    if "console" in node.parts:  # an agreement made or changed there is dialled at once
+        # Imported here: the console's module reads the config, which reads the dialer's.
+        from cti_bridge.console.service import Console
+
+        node.part("console", Console).agreement_listeners.append(service.kick)
 
 
 def dialer_metrics(service: DialerService) -> Iterator[Metric]:

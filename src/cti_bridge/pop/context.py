@@ -71,6 +71,8 @@ class ContextRequest:
     caller_withheld: bool
     agreement_ref: str | None
     complete: bool = True
+    #: ``CTI_ATTEMPT`` of an originated callback: which attempt this ring is.
+    attempt_ref: str | None = None
 
     @classmethod
     def of(cls, call: Call) -> ContextRequest:
@@ -84,6 +86,7 @@ class ContextRequest:
             caller_withheld=call.caller_withheld,
             agreement_ref=call.agreement_id,
             complete=call.complete,
+            attempt_ref=call.variables.get("CTI_ATTEMPT"),
         )
 
 
@@ -155,7 +158,9 @@ class PopContextBuilder:
             "contracts": shown["contracts"],
             "history": shown["history"],
             "agreements": shown["agreements"],
-            "agreement": None if callback is None else _agreement(callback, now),
+            "agreement": None
+            if callback is None
+            else _agreement(callback, now) | {"attempt": _agreement_id(request.attempt_ref)},
             "scripts": shown["scripts"],
             "upsell": shown["upsell"],
             "degraded": False,
@@ -179,7 +184,8 @@ class PopContextBuilder:
 
 
 def _agreement_id(ref: str | None) -> int | None:
-    """The agreement a callback was originated for (CTI_AGREEMENT_ID on the call)."""
+    """The agreement a callback was originated for (CTI_AGREEMENT_ID on the call), or
+    the attempt (CTI_ATTEMPT): a number, else nothing (the variable is PBX text)."""
     if ref is None or not (ref.isascii() and ref.isdigit()) or len(ref) > 18:
         return None
     return int(ref)

@@ -303,3 +303,38 @@ def test_the_wiring_hands_the_console_the_sites_week_and_default() -> None:
     assert console.policy == config.dialer.policy()
     assert console.policy.timezone == "America/New_York"
     assert console.default_service_hours == 2
+
+
+@on_stores
+def test_the_operator_rung_for_the_last_attempt_reads_and_closes_the_callback(
+    desk: Desk, fake_time: FakeTime
+) -> None:
+    # After the owner's grace the dialer rings any operator of the queue (here Bart):
+    # the callback pops on his screen, and he must be able to read and close it.
+    made = desk.post("anna", {"kind": "callback", "callback_number": "050123456"})
+    bart = desk.people["bart"]
+    with pytest.raises(Forbidden):
+        result(desk.console.get_agreement(bart, made["id"]))
+    now = datetime.fromtimestamp(fake_time(), UTC)
+    assert desk.store.agreements.claim_attempt(
+        made["id"], 1, now=now, operator="bart", node="n", pbx="main",
+        channel_id="cti-callback-1", action_id="cti-originate-1",
+    )  # fmt: skip
+    assert result(desk.console.get_agreement(bart, made["id"]))["id"] == made["id"]
+    closed = desk.patch("bart", made["id"], {"status": "done", "disposition": "solved"})
+    assert (closed["status"], closed["history"][-1]["operator"]) == ("done", "bart")
+    with pytest.raises(Forbidden):  # still only supervisors hand it to another owner
+        desk.patch("bart", made["id"], {"owner": "bart"})
+
+
+@on_stores
+def test_making_or_changing_an_agreement_tells_the_listeners(desk: Desk) -> None:
+    told: list[str] = []
+    desk.console.agreement_listeners.append(lambda: told.append("changed"))
+    made = desk.post("anna", {"kind": "callback", "callback_number": "050123456"})
+    assert told == ["changed"]
+    desk.patch("anna", made["id"], {"notes": "after lunch"})
+    assert told == ["changed", "changed"]
+    with pytest.raises(BadRequest):
+        desk.patch("anna", made["id"], {"status": "done"})  # no disposition: nothing changed
+    assert told == ["changed", "changed"]

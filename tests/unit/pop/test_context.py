@@ -226,10 +226,13 @@ def test_callback_pops_with_its_agreement_and_that_customer(
     store: Store, fake_time: FakeTime, helpdesk: dict[str, Any]
 ) -> None:
     call = CallBuilder("cb.1", direction=Direction.OUTBOUND, number="0499999999", name="Terugbel")
-    call.call = replace(call.call, agreement_id=str(helpdesk["open"]))
+    call.call = replace(
+        call.call, agreement_id=str(helpdesk["open"]), variables={"CTI_ATTEMPT": "2"}
+    )
     context = builder(store, fake_time).build(request(call))
     assert context["agreement"]["id"] == helpdesk["open"]
     assert context["agreement"]["kind"] == "callback"
+    assert context["agreement"]["attempt"] == 2  # which attempt rings (CTI_ATTEMPT)
     assert context["customer"]["id"] == helpdesk["jan"]  # not the number's (nobody's)
 
 
@@ -239,7 +242,7 @@ def test_unknown_or_bogus_agreement_refs_are_ignored(
     store: Store, fake_time: FakeTime, helpdesk: dict[str, Any], ref: str
 ) -> None:
     call = CallBuilder("cb.2", direction=Direction.OUTBOUND)
-    call.call = replace(call.call, agreement_id=ref)
+    call.call = replace(call.call, agreement_id=ref, variables={"CTI_ATTEMPT": ref})
     context = builder(store, fake_time).build(request(call))
     assert context["agreement"] is None
     assert context["customer"]["id"] == helpdesk["jan"]  # by the number
