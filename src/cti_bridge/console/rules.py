@@ -50,7 +50,7 @@ def may_handle_agreement(principal: Principal, agreement: Mapping[str, Any]) -> 
     """
     if principal.sees_everything or agreement.get("owner_operator_id") == principal.operator_id:
         return True
-    attempts = agreement.get("attempts") or ()
+    attempts = list(agreement.get("attempts") or ())
     return bool(attempts) and attempts[-1].get("operator") == principal.username
 
 

@@ -363,7 +363,6 @@ class CallbackAttempt:
                 return Signal(OPERATOR_PICKED_UP)
         return None  # the OriginateResponse says why the operator's leg failed
 
-
     def _customer_no_answer(self, detail: str, hangup: Message) -> Signal:
         cause = hangup.get("Cause", "")
         if hangup.get("Uniqueid") != self.first_leg and cause in UNREACHABLE_CAUSES:

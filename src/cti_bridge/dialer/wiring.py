@@ -10,14 +10,15 @@ store) and ``cti_dialer_*`` in ``/metrics``.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from .service import DialerService
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the console's module reads the config, which reads the dialer's
     from cti_bridge.app.node import Node
+    from cti_bridge.console.service import Console
 
 __all__ = ["dialer_metrics", "install"]
 
@@ -36,10 +37,8 @@ def install(node: Node) -> None:
     node.metrics.add(lambda: dialer_metrics(service))
     node.provide("dialer", service)
     if "console" in node.parts:  # an agreement made or changed there is dialled at once
-        # Imported here: the console's module reads the config, which reads the dialer's.
-        from cti_bridge.console.service import Console
-
-        node.part("console", Console).agreement_listeners.append(service.kick)
+        console = cast("Console", node.parts["console"])
+        console.agreement_listeners.append(service.kick)
 
 
 def dialer_metrics(service: DialerService) -> Iterator[Metric]:

@@ -281,9 +281,7 @@ def test_a_customers_no_answer_waits_for_the_customer_legs_cause(
     assert said in (attempt.detail or "")
 
 
-def test_a_no_answer_whose_customer_hangup_was_missed_is_no_answer_at_the_first_legs_end() -> (
-    None
-):
+def test_a_no_answer_whose_customer_hangup_was_missed_is_no_answer_at_the_first_legs_end() -> None:
     attempt = answered_attempt()
     attempt.event(customer_dial("DialBegin"))
     attempt.event(customer_dial("DialEnd", "NOANSWER"))
