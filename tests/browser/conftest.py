@@ -22,8 +22,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[ConsoleServer]:
-    running = ConsoleServer(tmp_path)
+def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ConsoleServer]:
+    """The test's own daemon; with the ``dialer`` mark, running the callback dialer."""
+    running = ConsoleServer(tmp_path, dialer=request.node.get_closest_marker("dialer") is not None)
     try:
         yield running
     finally:

@@ -37,11 +37,12 @@ START_TIMEOUT = 30.0
 
 
 class ConsoleServer:
-    def __init__(self, data_dir: Path):
+    def __init__(self, data_dir: Path, *, dialer: bool = False):
         self.log_path = data_dir / "daemon.log"
         self._log = self.log_path.open("wb")
+        extra = ["--dialer"] if dialer else []
         self.process = subprocess.Popen(
-            [sys.executable, str(HERE / "console_server.py"), "--data-dir", str(data_dir)],
+            [sys.executable, str(HERE / "console_server.py"), "--data-dir", str(data_dir), *extra],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._log,

@@ -18,6 +18,11 @@ out as JSON lines on stdout:
                                    in the store, then the Originate with its variables,
                                    through the daemon's own AMI link; the operator's phone
                                    rings until "answer", the customer answers at once
+    {"cmd": "hold", "device": "PJSIP/1001", "exten": "050123456"}
+                                   how the phones treat the next callback (as "originate"
+                                   sets them): the operator's rings until "answer", the
+                                   customer answers at once (for ``--dialer``, whose own
+                                   DialerService places the callback)
     {"cmd": "answer", "device": "PJSIP/1001"}   the operator picks up
     {"cmd": "flag", "agreement_id": 1, "reason": "deadline_passed"}
                                    what the dialer does when a callback cannot be kept:
@@ -27,6 +32,10 @@ out as JSON lines on stdout:
 
 Every ring on an operator's device is reported as ``{"event": "ringing", "device": ...,
 "linkedid": ..., "at": <time.time()>}`` so a test can time the pop against the ring.
+
+With ``--dialer`` the daemon runs the callback dialer too (``[dialer]`` on, every hour
+callable, no holidays, a pass every half second): a callback made due through the API is
+dialled by the daemon itself.
 """
 
 from __future__ import annotations
@@ -47,6 +56,7 @@ from cti_bridge.app.config import parse_config
 from cti_bridge.app.daemon import Daemon
 from cti_bridge.bus.topics import SUPERVISORS_TOPIC
 from cti_bridge.calls.events import DomainEvent, OperatorRinging
+from cti_bridge.dialer.policy import DAYS
 from cti_bridge.log import configure_logging
 from cti_bridge.pop import PopService, make_pop_service
 from cti_bridge.sim import Callee, Reply, SimulatedPBX
@@ -57,6 +67,14 @@ PASSWORD = "console-test-pw"
 OPERATORS = (("PJSIP/1001", "Anna"), ("PJSIP/1002", "Bart"))
 COVERED = ("+3250123456", "Jan Peeters")
 EXPIRED = ("050765432", "Marie Dubois")
+#: ``[dialer]`` of ``--dialer``: any hour of any day, a pass every half second.
+DIALER = {
+    "enabled": True,
+    "hours": dict.fromkeys(DAYS, "00:00-24:00"),
+    "holidays": "",
+    "pass_seconds": 0.5,
+    "operator_ring_seconds": 60,
+}
 
 
 def seed(store: Store) -> dict[str, Any]:
@@ -147,10 +165,12 @@ class Commands(LineReceiver):
                 if socket.transport is not None:
                     socket.transport.loseConnection()
             return {"ok": True, "closed": len(sockets)}
+        if what == "hold":
+            self.hold(command["device"], command["exten"])
+            return {"ok": True}
         if what == "originate":
             device, exten = command["device"], command["exten"]
-            self.sim.set_reply(device, Reply.noanswer())  # rings until "answer"
-            self.sim.set_callee(exten, Callee(Reply.answer(0.5), talk=600.0))
+            self.hold(device, exten)
             request = OriginateRequest(
                 channel=device,
                 context="callback",
@@ -199,6 +219,10 @@ class Commands(LineReceiver):
             return {"ok": True}
         raise ValueError(f"unknown command {what!r}")
 
+    def hold(self, device: str, exten: str) -> None:
+        self.sim.set_reply(device, Reply.noanswer())  # rings until "answer"
+        self.sim.set_callee(exten, Callee(Reply.answer(0.5), talk=600.0))
+
     def connectionLost(self, reason: object = None) -> None:
         if not self.done.called:  # the test process went away: stop too
             self.done.callback(None)
@@ -234,7 +258,7 @@ def report_rings(event: DomainEvent) -> None:
 
 
 @defer.inlineCallbacks
-def main(reactor: Any, data_dir: str) -> Any:
+def main(reactor: Any, data_dir: str, dialer: bool) -> Any:
     configure_logging("warning", sys.stderr)
     url = f"sqlite:///{Path(data_dir) / 'console.sqlite3'}"
     upgrade(url)
@@ -258,6 +282,7 @@ def main(reactor: Any, data_dir: str) -> Any:
                 }
             ],
             "log": {"level": "warning"},
+            **({"dialer": DIALER} if dialer else {}),
         },
         source="console-test",
     )
@@ -300,5 +325,6 @@ def main(reactor: Any, data_dir: str) -> Any:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--data-dir", required=True)
+    parser.add_argument("--dialer", action="store_true", help="run the callback dialer too")
     args = parser.parse_args()
-    task.react(main, [args.data_dir])
+    task.react(main, [args.data_dir, args.dialer])

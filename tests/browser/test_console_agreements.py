@@ -1,6 +1,7 @@
 """The promise book in a real browser: the agreements list and its filters, one agreement
 opened, changed and closed (a callback asks for a disposition), contacts logged beside the
-calls, and a callback pop that shows its agreement and closes it.
+calls, and a callback pop that shows its agreement and closes it: placed by the test's
+``originate`` command, and (mark ``dialer``) by the daemon's own callback dialer.
 
 Same setup as test_console_live.py: a real daemon on the simulated PBX (console_server.py),
 Debian's Chromium, and the public API to make what the screens show and to check what was
@@ -13,6 +14,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from playwright.sync_api import expect
 
 from tests.browser.console_harness import ConsoleServer
@@ -427,6 +429,64 @@ def test_a_callback_pop_shows_its_agreement_and_closes_it(
     history = page.locator("#agreement-history li")
     expect(history.filter(has_text="Attempt started")).to_contain_text("Attempt 1 ringing anna")
     expect(history.filter(has_text="Closed")).to_contain_text("Done: Solved")
+    assert page.errors == []
+
+
+@pytest.mark.dialer
+def test_the_dialer_rings_the_owner_for_a_callback_made_due_and_its_close_is_stored(
+    server: ConsoleServer, screen: Any
+) -> None:
+    """End to end: the agreement made through the API is dialled by the daemon's own
+    DialerService (Originate to the owner's phone, the customer in [dialer] context),
+    the pop shows it, the operator answers, the customer answers, the attempt is stored
+    ``answered`` and the operator closes the callback with a disposition."""
+    anna = server.login("anna")
+    jan = server.ready["customers"]["covered"]
+    server.command("hold", device="PJSIP/1001", exten="050123456")  # national format
+    page = screen()
+    log_in(page, "anna", server.password)
+    made = make(
+        server,
+        anna,
+        kind="callback",
+        customer_id=jan,
+        callback_number=JAN[0],
+        deadline=iso(datetime.now(UTC) + timedelta(hours=2)),
+        notes="Tell her the part has arrived",
+    )
+    expect(page.locator("#caller-name")).to_have_text(JAN[1])
+    pops = [json.loads(f) for f in page.frames_received if isinstance(f, str)]
+    [pop] = [m for m in pops if m.get("type") == "screen_pop"]
+    assert pop["agreement"]["id"] == made["id"]
+    assert pop["agreement"]["attempt"] == 1
+    expect(page.locator("#callback-title")).to_have_text(
+        f"Callback for agreement #{made['id']}: Call back"
+    )
+    expect(page.locator("#callback-attempt")).to_have_text("Attempt 1")
+    expect(page.locator("#callback-wait")).to_be_visible()
+    ringing = server.api("GET", f"/api/agreements/{made['id']}", token=anna)[1]
+    assert ringing["status"] == "dialling"
+    [attempt] = ringing["attempts"]
+    assert (attempt["number"], attempt["operator"], attempt["outcome"]) == (1, "anna", None)
+
+    server.command("answer", device="PJSIP/1001")
+    expect(page.locator("#call-state")).to_have_text("Talking")
+
+    def answered() -> dict[str, Any] | None:
+        stored: dict[str, Any] = server.api("GET", f"/api/agreements/{made['id']}", token=anna)[1]
+        return stored if stored["attempts"][-1]["outcome"] == "answered" else None
+
+    stored = server.eventually(answered, 10.0, "the attempt stored as answered")
+    assert len(stored["attempts"]) == 1  # dialled once, however many passes ran since
+    expect(page.locator("#callback-close-form")).to_be_visible()
+    page.select_option("#callback-close-disposition", "solved")
+    page.click("#callback-close-agreement")
+    expect(page.locator("#callback-closed")).to_have_text(
+        f"Agreement #{made['id']} closed: Done · Solved."
+    )
+    closed = server.api("GET", f"/api/agreements/{made['id']}", token=anna)[1]
+    assert (closed["status"], closed["disposition"]) == ("done", "solved")
+    assert [a["outcome"] for a in closed["attempts"]] == ["answered"]
     assert page.errors == []
 
 
