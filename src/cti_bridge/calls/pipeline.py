@@ -61,7 +61,7 @@ class CallPipeline(AMIListener):
         except Exception:
             # A model bug on one odd event must not cost the rest of the stream.
             self.model_errors += 1
-            log.exception("call model failed on an event", pbx=self.pbx, event=msg.get("Event"))
+            log.exception("call model failed on an event", pbx=self.pbx, ami_event=msg.get("Event"))
             return
         if produced:
             self._dispatch(produced)
