@@ -11,13 +11,13 @@ from typing import Any
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect, select, text
+from sqlalchemy import Integer, String, column, insert, inspect, select, table, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, StatementError
 
 from cti_bridge.store import SchemaOutOfDate, open_store
 from cti_bridge.store.db import create_database_engine, session_factory, writing
-from cti_bridge.store.models import Base, Operator
+from cti_bridge.store.models import Agreement, Base, Operator
 from cti_bridge.store.schema import (
     check_current,
     current_revisions,
@@ -25,6 +25,7 @@ from cti_bridge.store.schema import (
     head_revision,
     upgrade,
 )
+from cti_bridge.store.types import UTCDateTime
 from cti_bridge.testing.store import scratch_postgres
 
 EXPECTED_TABLES = {
@@ -93,6 +94,67 @@ def test_every_revision_can_be_taken_back(empty_url: str) -> None:
         assert set(inspect(engine).get_table_names()) == EXPECTED_TABLES
     finally:
         engine.dispose()
+
+
+def test_agreements_made_before_the_dialer_fall_due_on_upgrade(empty_url: str) -> None:
+    """0002 gives an open callback with a number the next_attempt_at the dialer reads
+    (its window's start, else when it was made); nothing else becomes dialable."""
+    upgrade(empty_url, "0001")
+    made = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
+    window = datetime(2026, 3, 3, 14, 0, tzinfo=UTC)
+    old = table(
+        "agreements",
+        column("id", Integer()),
+        column("kind", String()),
+        column("status", String()),
+        column("callback_number", String()),
+        column("window_start", UTCDateTime()),
+        column("window_end", UTCDateTime()),
+        column("created_at", UTCDateTime()),
+        column("updated_at", UTCDateTime()),
+    )
+    rows = [
+        (1, "callback", "open", "+3250123456", None),
+        (2, "callback", "open", "+3250123456", window),
+        (3, "callback", "open", None, None),  # nobody to call
+        (4, "callback", "done", "+3250123456", None),
+        (5, "visit", "open", None, None),
+    ]
+    engine = create_database_engine(empty_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                insert(old),
+                [
+                    {
+                        "id": id_,
+                        "kind": kind,
+                        "status": status,
+                        "callback_number": number,
+                        "window_start": start,
+                        "window_end": None if start is None else start + timedelta(hours=2),
+                        "created_at": made,
+                        "updated_at": made,
+                    }
+                    for id_, kind, status, number, start in rows
+                ],
+            )
+        upgrade(empty_url)
+        with session_factory(engine)() as session:
+            got = session.execute(
+                select(Agreement.id, Agreement.due_at, Agreement.next_attempt_at).order_by(
+                    Agreement.id
+                )
+            ).all()
+    finally:
+        engine.dispose()
+    assert [tuple(r) for r in got] == [
+        (1, made, made),
+        (2, window, window),
+        (3, None, None),
+        (4, None, None),
+        (5, None, None),
+    ]
 
 
 def test_an_empty_database_is_refused_with_what_to_do(empty_url: str) -> None:

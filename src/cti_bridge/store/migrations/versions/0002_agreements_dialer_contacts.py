@@ -112,6 +112,15 @@ def upgrade() -> None:
         batch_op.create_index(
             batch_op.f("ix_agreements_next_attempt_at"), ["next_attempt_at"], unique=False
         )
+    # Agreements made before: an open callback with a number to call falls due as
+    # first_due() has a new one fall due, at its window's start, else when it was made;
+    # the dialer's policy (hours, deadline, attempts) decides from there. Other kinds
+    # are never dialled and keep no due_at they were not given.
+    op.execute(
+        "UPDATE agreements SET due_at = COALESCE(window_start, created_at),"
+        " next_attempt_at = COALESCE(window_start, created_at)"
+        " WHERE status = 'open' AND kind = 'callback' AND callback_number IS NOT NULL"
+    )
 
 
 def downgrade() -> None:
