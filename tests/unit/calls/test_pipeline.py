@@ -3,6 +3,7 @@ counted, and the stream goes on (the next call is still followed)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, MutableMapping
 from typing import Any
 
 from structlog.testing import capture_logs
@@ -21,7 +22,7 @@ class BrokenOnce(CallModel):
         super().__init__("main")
         self.poison: str | None = poison
 
-    def feed(self, msg: Message, received_at: float) -> list[DomainEvent]:
+    def feed(self, msg: Mapping[str, str], received_at: float) -> list[DomainEvent]:
         if msg.get("Event") == self.poison:
             self.poison = None
             raise RuntimeError("a model bug")
@@ -37,7 +38,7 @@ def test_a_model_failure_is_logged_with_the_event_and_the_stream_goes_on() -> No
         for at, msg in enumerate(trace):
             if "Event" in msg:
                 pipeline.ami_event(msg, 1000.0 + at)
-    failed: list[dict[str, Any]] = [
+    failed: list[MutableMapping[str, Any]] = [
         e for e in logs if e["event"] == "call model failed on an event"
     ]
     assert [(e["pbx"], e["ami_event"], e["log_level"]) for e in failed] == [
