@@ -19,6 +19,7 @@ from .service import DialerService
 if TYPE_CHECKING:  # the console's module reads the config, which reads the dialer's
     from cti_bridge.app.node import Node
     from cti_bridge.console.service import Console
+    from cti_bridge.missed.service import MissedCallService
 
 __all__ = ["dialer_metrics", "install"]
 
@@ -36,9 +37,13 @@ def install(node: Node) -> None:
     node.health.add_detail("database", "dialer", service.status)
     node.metrics.add(lambda: dialer_metrics(service))
     node.provide("dialer", service)
-    if "console" in node.parts:  # an agreement made or changed there is dialled at once
+    # An agreement made or changed in the console is looked at at once, not next pass.
+    if "console" in node.parts:
         console = cast("Console", node.parts["console"])
         console.agreement_listeners.append(service.kick)
+    if "missed" in node.parts:  # and so is a callback a missed call made
+        missed = cast("MissedCallService", node.parts["missed"])
+        missed.agreement_listeners.append(service.kick)
 
 
 def dialer_metrics(service: DialerService) -> Iterator[Metric]:

@@ -90,6 +90,9 @@ class MissedCallService:
             "dropped": 0,
         }
         self._last_error: str | None = None
+        #: Called after a missed call made a new callback (the dialer's ``kick``: it is
+        #: due at once, the dialer need not wait for its next pass).
+        self.agreement_listeners: list[Callable[[], object]] = []
 
     # -- the reactor side --------------------------------------------------------------
 
@@ -212,6 +215,12 @@ class MissedCallService:
                 linkedid=job.linkedid,
                 agreements=agreements,
             )
+        if done == "created":
+            for listener in self.agreement_listeners:
+                try:
+                    listener()
+                except Exception:  # a listener's bug must not stop the missed-call work
+                    log.exception("agreement listener failed", agreements=agreements)
         self._next()
 
     def _failed(self, failure: Failure, job: Job) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any, cast
 
+from twisted.internet.defer import succeed
 from twisted.internet.testing import MemoryReactorClock
 
 from cti_bridge import dialer
@@ -16,6 +17,7 @@ from cti_bridge.app.node import Node
 from cti_bridge.bus.memory import MemoryBus
 from cti_bridge.calls.model import CallModel
 from cti_bridge.calls.pipeline import CallPipeline
+from cti_bridge.console.service import Console
 from cti_bridge.dialer.service import DialerService
 from cti_bridge.store import Store
 from cti_bridge.store.memory import open_memory_store
@@ -84,3 +86,21 @@ def test_an_enabled_dialer_listens_starts_stops_and_reports() -> None:
     metrics = n.metrics.render().decode()
     for name in ("cti_dialer_passes", "cti_dialer_originates", "cti_dialer_due_backlog"):
         assert name in metrics
+
+
+def test_agreements_made_in_the_console_or_by_a_missed_call_wake_the_dialer() -> None:
+    n = node(enabled=True)
+    console = Console(cast(Store, None), lambda work: succeed(work()))
+    missed = SimpleNamespace(agreement_listeners=[])
+    n.provide("console", console)
+    n.provide("missed", missed)
+    dialer.install(n)
+    service = n.part("dialer", DialerService)
+    assert console.agreement_listeners == [service.kick]
+    assert missed.agreement_listeners == [service.kick]
+
+
+def test_without_console_or_missed_calls_the_dialer_keeps_to_its_passes() -> None:
+    n = node(enabled=True)
+    dialer.install(n)  # nothing to subscribe to: installs all the same
+    assert set(n.parts) == {"dialer"}

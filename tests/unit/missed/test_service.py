@@ -114,6 +114,23 @@ def test_abandons_make_one_callback_and_an_answer_keeps_it(store: MemoryStore) -
     }
 
 
+def test_a_new_callback_and_only_a_new_one_tells_the_listeners(store: MemoryStore) -> None:
+    missed = service(store, Clock())
+    told: list[str] = []
+    missed.agreement_listeners.append(lambda: told.append("first"))
+
+    def broken() -> None:
+        raise RuntimeError("a listener bug")
+
+    missed.agreement_listeners.append(broken)
+    missed.agreement_listeners.append(lambda: told.append("last"))
+    feed(missed.submit, abandon("a.1", START))
+    assert told == ["first", "last"]  # the broken one costs the others nothing
+    feed(missed.submit, abandon("a.2", START + 300), answer("c.1", START + 900))
+    assert told == ["first", "last"]  # joined and resolved: nothing new to dial
+    assert missed.counts()["created"] == 1 and missed.pending == 0
+
+
 def test_calls_that_owe_nothing_never_reach_the_store() -> None:
     class Untouchable:
         def __getattr__(self, name: str) -> Any:
