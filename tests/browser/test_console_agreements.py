@@ -53,6 +53,28 @@ def make(server: ConsoleServer, token: str, **body: Any) -> dict[str, Any]:
     return agreement
 
 
+def make_callback(server: ConsoleServer, token: str, notes: str) -> dict[str, Any]:
+    """A callback for Jan (the covered customer), due now, deadline in two hours."""
+    return make(
+        server,
+        token,
+        kind="callback",
+        customer_id=server.ready["customers"]["covered"],
+        callback_number=JAN[0],
+        deadline=iso(datetime.now(UTC) + timedelta(hours=2)),
+        notes=notes,
+    )
+
+
+def the_pop(page: Any) -> dict[str, Any]:
+    """The one screen_pop the page got (once it shows Jan)."""
+    expect(page.locator("#caller-name")).to_have_text(JAN[1])
+    pops = [json.loads(f) for f in page.frames_received if isinstance(f, str)]
+    [pop] = [m for m in pops if m.get("type") == "screen_pop"]
+    found: dict[str, Any] = pop
+    return found
+
+
 def rows(page: Any) -> Any:
     return page.locator("#agreements-rows tr")
 
@@ -366,16 +388,7 @@ def test_a_callback_pop_shows_its_agreement_and_closes_it(
     server: ConsoleServer, screen: Any
 ) -> None:
     anna = server.login("anna")
-    jan = server.ready["customers"]["covered"]
-    made = make(
-        server,
-        anna,
-        kind="callback",
-        customer_id=jan,
-        callback_number=JAN[0],
-        deadline=iso(datetime.now(UTC) + timedelta(hours=2)),
-        notes="Ask if the <i>reboot</i> helped",
-    )
+    made = make_callback(server, anna, "Ask if the <i>reboot</i> helped")
     page = screen()
     log_in(page, "anna", server.password)
     server.command(
@@ -387,9 +400,7 @@ def test_a_callback_pop_shows_its_agreement_and_closes_it(
         operator="anna",
         caller_id=f'"{JAN[1]}" <{JAN[0]}>',
     )
-    expect(page.locator("#caller-name")).to_have_text(JAN[1])
-    pops = [json.loads(f) for f in page.frames_received if isinstance(f, str)]
-    [pop] = [m for m in pops if m.get("type") == "screen_pop"]
+    pop = the_pop(page)
     assert pop["agreement"]["id"] == made["id"]
 
     callback = page.locator("#callback")
@@ -441,22 +452,11 @@ def test_the_dialer_rings_the_owner_for_a_callback_made_due_and_its_close_is_sto
     the pop shows it, the operator answers, the customer answers, the attempt is stored
     ``answered`` and the operator closes the callback with a disposition."""
     anna = server.login("anna")
-    jan = server.ready["customers"]["covered"]
     server.command("hold", device="PJSIP/1001", exten="050123456")  # national format
     page = screen()
     log_in(page, "anna", server.password)
-    made = make(
-        server,
-        anna,
-        kind="callback",
-        customer_id=jan,
-        callback_number=JAN[0],
-        deadline=iso(datetime.now(UTC) + timedelta(hours=2)),
-        notes="Tell her the part has arrived",
-    )
-    expect(page.locator("#caller-name")).to_have_text(JAN[1])
-    pops = [json.loads(f) for f in page.frames_received if isinstance(f, str)]
-    [pop] = [m for m in pops if m.get("type") == "screen_pop"]
+    made = make_callback(server, anna, "Tell her the part has arrived")  # the dialer is woken
+    pop = the_pop(page)
     assert pop["agreement"]["id"] == made["id"]
     assert pop["agreement"]["attempt"] == 1
     expect(page.locator("#callback-title")).to_have_text(
