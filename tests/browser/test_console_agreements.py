@@ -175,6 +175,41 @@ def test_the_agreement_list_and_its_filters(server: ConsoleServer, screen: Any) 
     assert page.errors == [] and sofie.errors == []
 
 
+def test_an_operator_takes_an_unassigned_callback_from_the_pool(
+    server: ConsoleServer, screen: Any
+) -> None:
+    """Nobody owns the seeded callback (as a missed call's): every operator lists it under
+    Unassigned and may take it; then it is theirs, and out of the pool."""
+    jan = server.ready["customers"]["covered"]
+    sofie = server.login("sofie")
+    [seeded] = server.api("GET", f"/api/agreements?customer_id={jan}", token=sofie)[1][
+        "agreements"
+    ]
+    assert seeded["owner"] is None
+    page = screen()
+    log_in(page, "bart", server.password)
+    page.keyboard.press("Alt+G")
+    expect(page.locator("#agreements-message")).to_have_text("No agreements (mine).")
+    pick(page, "unowned")
+    assert listed_ids(page) == [seeded["id"]]
+    row = page.locator(f"#agreements-rows tr[data-agreement-id='{seeded['id']}']")
+    expect(row.locator(".owner-cell")).to_have_text("nobody")
+    row.locator("button").click()
+    expect(page.locator("#agr-owner-note")).to_contain_text("Owner: nobody yet.")
+    expect(page.locator("#agr-owner")).to_have_count(0)  # the supervisors' field
+    page.click("#agr-take")
+    expect(page.locator("#agreement-detail-status")).to_have_text("It is yours now.")
+    expect(page.locator("#agreement-fact-owner")).to_have_text("bart")
+    expect(page.locator("#agr-take")).to_have_count(0)
+    expect(page.locator("#agreements-message")).to_have_text("No agreements (unassigned).")
+    pick(page, "mine")
+    assert listed_ids(page) == [seeded["id"]]
+    stored = server.api("GET", f"/api/agreements/{seeded['id']}", token=sofie)[1]
+    assert stored["owner"] == "bart"
+    assert stored["history"][-1]["operator"] == "bart"
+    assert page.errors == []
+
+
 def test_a_callback_is_opened_changed_and_closed_with_a_disposition(
     server: ConsoleServer, screen: Any
 ) -> None:

@@ -200,10 +200,17 @@ def test_agreements_are_listed_by_filter_and_belong_to_their_owner(
     assert listed("?due=overdue&limit=1") == [seeded]
     status, body = server.api("GET", f"/api/agreements/{seeded['id']}", token=sofie)
     assert status == 200 and body == seeded and body["attempts"] == []
-    # An operator sees only their own: not the unowned one, not another's list.
+    # An operator's list is their own; the ones nobody owns (a missed call's callback)
+    # are the pool every operator may list and open; another's list is not theirs.
     assert seeded["id"] not in [a["id"] for a in listed("", token=bart)]
+    assert seeded["id"] in [a["id"] for a in listed("?unowned=true", token=bart)]
+    assert all(a["owner"] is None for a in listed("?unowned=true", token=bart))
     assert server.api("GET", "/api/agreements?owner=anna", token=bart)[0] == 403
-    assert server.api("GET", f"/api/agreements/{seeded['id']}", token=bart)[0] == 403
+    assert server.api("GET", f"/api/agreements/{seeded['id']}", token=bart) == (200, seeded)
+    status, body = server.api("GET", "/api/agreements?owner=sofie&unowned=true", token=sofie)
+    assert status == 400 and body["error"].startswith("owner and unowned"), body
+    status, body = server.api("GET", "/api/agreements?unowned=yes", token=bart)
+    assert status == 400 and body["error"] == "unowned must be true or false", body
     for query, field in [
         ("?due=someday", "due"),
         ("?status=forgotten", "status"),
@@ -276,9 +283,16 @@ def test_an_agreement_is_changed_and_closed_by_its_owner_or_a_supervisor(
     ]:
         status, answer = server.api("PATCH", path, token=sofie, body=body)
         assert status == 400 and answer["error"].startswith(field), (body, answer)
-    status, handed = server.api("PATCH", path, token=sofie, body={"owner": "bart"})
+    status, handed = server.api("PATCH", path, token=sofie, body={"owner": None})
+    assert status == 200 and handed["owner"] is None  # to the pool
+    # From the pool an operator takes it for themselves, not for another.
+    status, body = server.api("PATCH", path, token=anna, body={"owner": "bart"})
+    assert status == 403, body
+    status, handed = server.api("PATCH", path, token=bart, body={"owner": "bart"})
     assert status == 200 and handed["owner"] == "bart"
-    assert server.api("GET", path, token=anna)[0] == 403  # no longer hers
+    assert handed["history"][-1]["operator"] == "bart"
+    assert server.api("GET", path, token=anna)[0] == 403  # no longer hers, nor the pool's
+    assert server.api("PATCH", path, token=anna, body={"owner": "anna"})[0] == 403
     status, closed = server.api(
         "PATCH", path, token=bart, body={"status": "done", "disposition": "solved"}
     )

@@ -16,6 +16,7 @@ from cti_bridge.web.api import WebApp
 from cti_bridge.web.http import BadRequest, NotFound, arg, json_body, parse_limit, parse_since
 from cti_bridge.web.http import respond as _respond
 
+from .rules import unowned_filter
 from .service import Console
 
 __all__ = ["add_contact_routes", "add_routes"]
@@ -130,6 +131,7 @@ def add_routes(web: WebApp, console: Console) -> None:
             limit=parse_limit(arg(request, "limit"), default=100),
             flagged=arg(request, "flagged"),
             kind=arg(request, "kind") or None,
+            unowned=unowned_filter(arg(request, "unowned")),
         )
         return _respond(request, 200, {"agreements": rows})
 

@@ -83,9 +83,11 @@ class AgreementBook(Protocol):
         today: tuple[datetime, datetime] | None = None,
         flagged: bool | None = None,
         kind: str | None = None,
+        unowned: bool = False,
         limit: int = 100,
     ) -> list[dict[str, Any]]:
-        """Agreements (as ``get_agreement``) matching every filter given. ``due``:
+        """Agreements (as ``get_agreement``) matching every filter given (``unowned``:
+        those without an owner). ``due``:
         ``overdue`` is pending (open or dialling) with a deadline before ``now``;
         ``today`` is pending with a deadline in ``today`` (start included, end not; the
         caller gives the site's day, there is no clock in here). Soonest deadline

@@ -27,7 +27,10 @@ __all__ = [
     "involved",
     "local_day",
     "may_handle_agreement",
+    "may_set_owner",
     "service_hours",
+    "true_or_false",
+    "unowned_filter",
 ]
 
 #: What an operator may change on a call record.
@@ -44,14 +47,26 @@ def involved(principal: Principal, call: Mapping[str, Any]) -> bool:
 
 
 def may_handle_agreement(principal: Principal, agreement: Mapping[str, Any]) -> bool:
-    """Supervisors and admins every agreement; an operator the ones they own, and the
+    """Supervisors and admins every agreement; an operator the ones they own, the ones
+    nobody owns (the pool: a missed call's callback, until somebody takes it), and the
     one whose last attempt rang their phone (after the owner's grace the dialer rings
     any operator of the queue: that operator reads and closes the callback they are on).
     """
-    if principal.sees_everything or agreement.get("owner_operator_id") == principal.operator_id:
+    owner = agreement.get("owner_operator_id")
+    if principal.sees_everything or owner is None or owner == principal.operator_id:
         return True
     attempts = list(agreement.get("attempts") or ())
     return bool(attempts) and attempts[-1].get("operator") == principal.username
+
+
+def may_set_owner(principal: Principal, agreement: Mapping[str, Any], owner: str | None) -> bool:
+    """Supervisors and admins hand any agreement to anybody (or to nobody); an operator
+    may only take one nobody owns, or keep their own."""
+    if principal.sees_everything:
+        return True
+    if owner != principal.username:
+        return False
+    return agreement.get("owner_operator_id") in (None, principal.operator_id)
 
 
 def check_patch(changes: Mapping[str, Any]) -> None:
@@ -157,13 +172,23 @@ def due_from(request: Mapping[str, Any], now: datetime) -> datetime:
     return now if due is None else max(now, due)
 
 
-def flagged_filter(value: str | None) -> bool | None:
-    """``GET /api/agreements?flagged=true|false``."""
+def true_or_false(name: str, value: str | None) -> bool | None:
+    """A ``true``/``false`` query parameter; absent or empty: ``None``."""
     if value is None or value == "":
         return None
     if value not in ("true", "false"):
-        raise BadRequest("flagged must be true or false")
+        raise BadRequest(f"{name} must be true or false")
     return value == "true"
+
+
+def flagged_filter(value: str | None) -> bool | None:
+    """``GET /api/agreements?flagged=true|false``."""
+    return true_or_false("flagged", value)
+
+
+def unowned_filter(value: str | None) -> bool:
+    """``GET /api/agreements?unowned=true``: only those nobody owns."""
+    return bool(true_or_false("unowned", value))
 
 
 # -- PATCH /api/agreements/{id} -----------------------------------------------------------

@@ -33,6 +33,7 @@ from .rules import (
     involved,
     local_day,
     may_handle_agreement,
+    may_set_owner,
     service_hours,
 )
 
@@ -249,13 +250,19 @@ class Console:
         limit: int,
         flagged: str | None = None,
         kind: str | None = None,
+        unowned: bool = False,
     ) -> Any:
         """``flagged`` as the query gives it (``true``/``false``), ``kind`` an agreement
-        kind; 400 for anything else."""
+        kind; 400 for anything else. ``unowned``: only those nobody owns (the pool every
+        operator sees)."""
         only_flagged = flagged_filter(flagged)
-        if not principal.sees_everything:
+        if unowned and owner is not None:
+            raise BadRequest("owner and unowned=true exclude each other")
+        if not principal.sees_everything and not unowned:
             if owner is not None and owner != principal.username:
-                raise Forbidden("operators see their own agreements; supervisors see all")
+                raise Forbidden(
+                    "operators see their own agreements and those nobody owns; supervisors see all"
+                )
             owner = principal.username
         owner_id = None
         if owner is not None:
@@ -275,6 +282,7 @@ class Console:
                     today=local_day(now),
                     flagged=only_flagged,
                     kind=kind,
+                    unowned=unowned,
                     limit=limit,
                 )
             )
@@ -289,7 +297,9 @@ class Console:
         if found is None:
             raise NotFound("no such agreement")
         if not may_handle_agreement(principal, found):
-            raise Forbidden("operators see their own agreements; supervisors see all")
+            raise Forbidden(
+                "operators see their own agreements and those nobody owns; supervisors see all"
+            )
         return found
 
     @inlineCallbacks
@@ -300,10 +310,11 @@ class Console:
         found = yield self.get_agreement(principal, agreement_id)  # 404, 403
         if "owner" in changes:
             owner = changes.pop("owner")
-            if not principal.sees_everything and (
-                owner != principal.username or found["owner_operator_id"] != principal.operator_id
-            ):
-                raise Forbidden("only supervisors hand an agreement to another owner")
+            if not may_set_owner(principal, found, owner):
+                raise Forbidden(
+                    "only supervisors hand an agreement to another owner"
+                    " (an operator may take one that nobody owns)"
+                )
             owner_id = None
             if owner is not None:
                 owner_id = yield self._owner_id(owner)

@@ -214,18 +214,22 @@ class Agreements(StoreService):
         today: tuple[datetime, datetime] | None = None,
         flagged: bool | None = None,
         kind: str | None = None,
+        unowned: bool = False,
         limit: int = 100,
     ) -> list[dict[str, Any]]:
-        """Agreements by status, owner, customer, flag and kind; ``due='overdue'``:
-        pending (open or dialling) with a deadline before ``now``; ``due='today'``:
-        pending with a deadline in ``today`` (start included, end not: the site's day,
-        from the caller). Soonest deadline first, those without one last, then by id."""
+        """Agreements by status, owner (``unowned``: nobody), customer, flag and kind;
+        ``due='overdue'``: pending (open or dialling) with a deadline before ``now``;
+        ``due='today'``: pending with a deadline in ``today`` (start included, end not:
+        the site's day, from the caller). Soonest deadline first, those without one
+        last, then by id."""
         checked_filters(status, due, now, today, kind)
         which: list[ColumnElement[bool]] = []
         if status is not None:
             which.append(Agreement.status == status)
         if owner_operator_id is not None:
             which.append(Agreement.owner_operator_id == owner_operator_id)
+        if unowned:
+            which.append(Agreement.owner_operator_id.is_(None))
         if customer_id is not None:
             which.append(Agreement.customer_id == customer_id)
         if flagged is not None:

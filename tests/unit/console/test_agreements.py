@@ -22,7 +22,7 @@ from twisted.python.failure import Failure
 from cti_bridge.app.config import DialerConfig, parse_config
 from cti_bridge.app.node import Node
 from cti_bridge.bus.memory import MemoryBus
-from cti_bridge.console.rules import due_from, flagged_filter, service_hours
+from cti_bridge.console.rules import due_from, flagged_filter, service_hours, unowned_filter
 from cti_bridge.console.service import Console
 from cti_bridge.console.wiring import install
 from cti_bridge.store import Store
@@ -338,3 +338,39 @@ def test_making_or_changing_an_agreement_tells_the_listeners(desk: Desk) -> None
     with pytest.raises(BadRequest):
         desk.patch("anna", made["id"], {"status": "done"})  # no disposition: nothing changed
     assert told == ["changed", "changed"]
+
+
+@on_stores
+def test_agreements_nobody_owns_are_every_operators_pool(desk: Desk) -> None:
+    mine = desk.post("anna", {"kind": "callback", "callback_number": "050123456"})["id"]
+    made = desk.post("sofie", {"kind": "callback", "callback_number": "050123457"})
+    pooled = desk.patch("sofie", made["id"], {"owner": None})  # as a missed call's is
+    assert pooled["owner"] is None
+    # Listed apart (an operator's own list stays theirs), read and taken by any operator.
+    assert desk.list("bart", unowned=True) == [pooled["id"]]
+    assert desk.list("anna", unowned=True) == [pooled["id"]]
+    assert desk.list("anna") == [mine]
+    assert desk.list("sofie", unowned=True) == [pooled["id"]]
+    assert result(desk.console.get_agreement(desk.people["bart"], pooled["id"]))["owner"] is None
+    with pytest.raises(BadRequest, match="exclude each other"):
+        desk.list("sofie", unowned=True, owner="anna")
+    with pytest.raises(Forbidden):  # taken for somebody else: a supervisor's decision
+        desk.patch("anna", pooled["id"], {"owner": "bart"})
+    taken = desk.patch("bart", pooled["id"], {"owner": "bart"})
+    assert taken["owner"] == "bart" and taken["history"][-1]["operator"] == "bart"
+    assert desk.list("anna", unowned=True) == []
+    with pytest.raises(Forbidden):  # now Bart's, out of the pool
+        result(desk.console.get_agreement(desk.people["anna"], pooled["id"]))
+    with pytest.raises(Forbidden):
+        desk.patch("anna", pooled["id"], {"owner": "anna"})
+    with pytest.raises(Forbidden):  # and an operator does not hand their own to the pool
+        desk.patch("anna", mine, {"owner": None})
+
+
+@pytest.mark.parametrize(
+    ("value", "meant"), [(None, False), ("", False), ("true", True), ("false", False)]
+)
+def test_the_unowned_filter_reads_true_and_false(value: str | None, meant: bool) -> None:
+    assert unowned_filter(value) is meant
+    with pytest.raises(BadRequest, match=r"^unowned must be true or false$"):
+        unowned_filter("1")

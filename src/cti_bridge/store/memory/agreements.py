@@ -162,6 +162,7 @@ class MemoryAgreements(Service):
         today: tuple[datetime, datetime] | None = None,
         flagged: bool | None = None,
         kind: str | None = None,
+        unowned: bool = False,
         limit: int = 100,
     ) -> list[dict[str, Any]]:
         checked_filters(status, due, now, today, kind)
@@ -178,6 +179,8 @@ class MemoryAgreements(Service):
         def wanted(a: Row) -> bool:
             deadline = a["deadline"]
             if any(value is not None and a[name] != value for name, value in equal.items()):
+                return False
+            if unowned and a["owner_operator_id"] is not None:
                 return False
             if due is not None and (a["status"] not in PENDING or deadline is None):
                 return False

@@ -24,6 +24,8 @@ import {
 /** The filters an operator picks from; "flagged" and "all" are the supervisors'. */
 export const FILTERS = {
   mine: { words: "Mine", query: (me) => ({ owner: me.username }), statuses: true },
+  // Nobody's yet (a missed call's callback): every operator may take one.
+  unowned: { words: "Unassigned", query: () => ({ unowned: "true" }), statuses: true },
   today: { words: "Due today", query: () => ({ due: "today" }), statuses: false },
   overdue: { words: "Overdue", query: () => ({ due: "overdue" }), statuses: false },
   // Flagged and not yet decided: a flagged callback is failed until a supervisor closes it.
@@ -496,7 +498,7 @@ export class AgreementsView {
         h("label", { for: "agr-window-end" }, "Until"),
         end,
       ),
-      owner ? [h("label", { for: "agr-owner" }, "Owner"), owner] : h("p", { className: "quiet" }, `Owner: ${agreement.owner || "nobody"} (a supervisor hands an agreement over).`),
+      owner ? [h("label", { for: "agr-owner" }, "Owner"), owner] : this.ownerNote(agreement),
       h("label", { for: "agr-notes" }, "Notes"),
       notes,
       h("div", { className: "buttons" }, button),
@@ -541,6 +543,27 @@ export class AgreementsView {
       }
     });
     return form;
+  }
+
+  /** An operator's word on the owner; for one nobody owns, the button that takes it. */
+  ownerNote(agreement) {
+    if (agreement.owner) return h("p", { className: "quiet" }, `Owner: ${agreement.owner} (a supervisor hands an agreement over).`);
+    const me = this.me();
+    const message = h("span", { id: "agr-take-message", className: "message", role: "alert" });
+    const take = h("button", { type: "button", id: "agr-take" }, "Take it: make it mine");
+    take.addEventListener("click", async () => {
+      take.disabled = true;
+      message.textContent = "Taking it…";
+      try {
+        const saved = await this.api.saveAgreement(agreement.id, { owner: me.username });
+        this.changed(saved, "It is yours now.");
+      } catch (error) {
+        message.textContent = `Not taken: ${error.message}`;
+        message.classList.add("error");
+        take.disabled = false;
+      }
+    });
+    return h("p", { className: "quiet", id: "agr-owner-note" }, "Owner: nobody yet. ", take, " ", message);
   }
 
   /** After a change or a close: the pane shows the answer, the list is read again. */
