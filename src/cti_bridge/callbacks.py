@@ -5,7 +5,8 @@ as the policy reads it, an attempt still open at start-up. They live outside bot
 dialer room and the store because both need them: the store builds them (it implements
 ``dialer/ports.py``'s ``CallbackBook``, and it knows no room), the dialer reads them
 (``dialer/ports.py`` and ``dialer/policy.py`` re-export them, so the dialer's code names
-them from its own room). Pure, like ``vocabulary.py``.
+them from its own room). And the node signal the rooms that make agreements send the
+dialer. Pure, like ``vocabulary.py``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-__all__ = ["Attempt", "DueCallback", "OpenAttempt"]
+__all__ = ["AGREEMENTS_CHANGED", "Attempt", "DueCallback", "OpenAttempt"]
+
+#: The node's signal (``node.notify``/``node.listen``) that an agreement was made or
+#: changed (the console, a missed call): the dialer looks at once, not at its next pass.
+AGREEMENTS_CHANGED = "agreements_changed"
 
 
 @dataclass(frozen=True, slots=True)

@@ -182,9 +182,7 @@ def test_an_operator_takes_an_unassigned_callback_from_the_pool(
     Unassigned and may take it; then it is theirs, and out of the pool."""
     jan = server.ready["customers"]["covered"]
     sofie = server.login("sofie")
-    [seeded] = server.api("GET", f"/api/agreements?customer_id={jan}", token=sofie)[1][
-        "agreements"
-    ]
+    [seeded] = server.api("GET", f"/api/agreements?customer_id={jan}", token=sofie)[1]["agreements"]
     assert seeded["owner"] is None
     page = screen()
     log_in(page, "bart", server.password)

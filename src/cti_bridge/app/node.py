@@ -129,6 +129,7 @@ class Node:
         self.health = Health()
         self.metrics = Metrics()
         self.parts: dict[str, object] = {}
+        self._signals: dict[str, list[Callable[[], object]]] = {}
         self.starting: list[Hook] = []
         self.stopping: list[Hook] = []
         self.flushing: list[Hook] = []
@@ -207,6 +208,21 @@ class Node:
         if name in self.parts:
             raise ValueError(f"part {name!r} is taken")
         self.parts[name] = part
+
+    def listen(self, signal: str, listener: Callable[[], object]) -> None:
+        """``listener()`` whenever a feature ``notify``s ``signal``: how one room tells
+        the others something happened without importing them (the signal names are
+        where the rooms share words, e.g. ``callbacks.AGREEMENTS_CHANGED``)."""
+        self._signals.setdefault(signal, []).append(listener)
+
+    def notify(self, signal: str) -> None:
+        """Call the listeners of ``signal`` now, in order; one that raises is logged and
+        costs the others (and the notifier) nothing."""
+        for listener in list(self._signals.get(signal, ())):
+            try:
+                listener()
+            except Exception:
+                log.exception("signal listener failed", signal=signal)
 
     def part(self, name: str, kind: type[P]) -> P:
         found = self.parts[name]

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import TYPE_CHECKING
+
+from cti_bridge.callbacks import AGREEMENTS_CHANGED
 
 from .http import add_routes
 from .service import Console
@@ -21,5 +24,7 @@ def install(node: Node) -> None:
         policy=node.config.dialer.policy(),
         default_service_hours=node.config.agreements.default_service_hours,
     )
+    # The dialer (when on) looks at an agreement made or changed here at once.
+    console.agreement_listeners.append(partial(node.notify, AGREEMENTS_CHANGED))
     add_routes(node.http, console)
     node.provide("console", console)

@@ -10,16 +10,16 @@ store) and ``cti_dialer_*`` in ``/metrics``.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from cti_bridge.callbacks import AGREEMENTS_CHANGED
+
 from .service import DialerService
 
-if TYPE_CHECKING:  # the console's module reads the config, which reads the dialer's
+if TYPE_CHECKING:
     from cti_bridge.app.node import Node
-    from cti_bridge.console.service import Console
-    from cti_bridge.missed.service import MissedCallService
 
 __all__ = ["dialer_metrics", "install"]
 
@@ -37,13 +37,8 @@ def install(node: Node) -> None:
     node.health.add_detail("database", "dialer", service.status)
     node.metrics.add(lambda: dialer_metrics(service))
     node.provide("dialer", service)
-    # An agreement made or changed in the console is looked at at once, not next pass.
-    if "console" in node.parts:
-        console = cast("Console", node.parts["console"])
-        console.agreement_listeners.append(service.kick)
-    if "missed" in node.parts:  # and so is a callback a missed call made
-        missed = cast("MissedCallService", node.parts["missed"])
-        missed.agreement_listeners.append(service.kick)
+    # An agreement made or changed (the console, a missed call) is looked at at once.
+    node.listen(AGREEMENTS_CHANGED, service.kick)
 
 
 def dialer_metrics(service: DialerService) -> Iterator[Metric]:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from prometheus_client.core import CounterMetricFamily, Metric
 
+from cti_bridge.callbacks import AGREEMENTS_CHANGED
 from cti_bridge.dialer.policy import Policy, business_deadline
 from cti_bridge.store.numbers import normalize_number
 
@@ -41,6 +42,8 @@ def install(node: Node) -> None:
         run=node.run,
     )
     node.add_consumer(service.submit)
+    # A new callback is due at once: the dialer (when on) looks without waiting.
+    service.agreement_listeners.append(partial(node.notify, AGREEMENTS_CHANGED))
     node.health.add_detail("database", "missed_calls", service.status)
     node.metrics.add(lambda: missed_metrics(service))
     # After the PBX links closed: finish what is queued, then the store may close.

@@ -21,6 +21,7 @@ import pytest
 from prometheus_client.core import CounterMetricFamily, Metric
 from sqlalchemy import create_engine
 from sqlalchemy.orm import sessionmaker
+from structlog.testing import capture_logs
 from twisted.internet.defer import Deferred
 from twisted.internet.testing import MemoryReactorClock
 from twisted.web.resource import Resource
@@ -199,6 +200,27 @@ def test_a_section_that_counts_makes_the_node_degraded() -> None:
     node.health.add_detail("bus", "extra", lambda: {"status": "degraded"})
     assert node.health.section("bus")["status"] == "degraded"
     assert node.health.section("bus")["extra"] == {"status": "degraded"}
+
+
+def test_a_signal_reaches_its_listeners_in_order_and_a_failing_one_costs_nothing() -> None:
+    node = fake_node().node
+    heard: list[str] = []
+
+    def broken() -> None:
+        raise RuntimeError("a listener bug")
+
+    node.listen("agreements_changed", lambda: heard.append("first"))
+    node.listen("agreements_changed", broken)
+    node.listen("agreements_changed", lambda: heard.append("last"))
+    node.listen("other", lambda: heard.append("other"))
+    with capture_logs() as logs:
+        node.notify("agreements_changed")  # does not raise
+    assert heard == ["first", "last"]
+    assert [(e["event"], e["signal"]) for e in logs] == [
+        ("signal listener failed", "agreements_changed")
+    ]
+    node.notify("nobody listens")  # nothing happens
+    assert heard == ["first", "last"]
 
 
 def test_routes_keep_their_order_and_names() -> None:

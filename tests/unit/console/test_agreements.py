@@ -22,6 +22,7 @@ from twisted.python.failure import Failure
 from cti_bridge.app.config import DialerConfig, parse_config
 from cti_bridge.app.node import Node
 from cti_bridge.bus.memory import MemoryBus
+from cti_bridge.callbacks import AGREEMENTS_CHANGED
 from cti_bridge.console.rules import due_from, flagged_filter, service_hours, unowned_filter
 from cti_bridge.console.service import Console
 from cti_bridge.console.wiring import install
@@ -303,6 +304,10 @@ def test_the_wiring_hands_the_console_the_sites_week_and_default() -> None:
     assert console.policy == config.dialer.policy()
     assert console.policy.timezone == "America/New_York"
     assert console.default_service_hours == 2
+    told: list[str] = []
+    node.listen(AGREEMENTS_CHANGED, lambda: told.append("changed"))
+    console._agreements_changed()  # what making or changing one calls (tested above)
+    assert told == ["changed"]
 
 
 @on_stores

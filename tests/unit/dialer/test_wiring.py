@@ -6,7 +6,6 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any, cast
 
-from twisted.internet.defer import succeed
 from twisted.internet.testing import MemoryReactorClock
 
 from cti_bridge import dialer
@@ -15,9 +14,9 @@ from cti_bridge.app.config import parse_config
 from cti_bridge.app.daemon import FEATURES
 from cti_bridge.app.node import Node
 from cti_bridge.bus.memory import MemoryBus
+from cti_bridge.callbacks import AGREEMENTS_CHANGED
 from cti_bridge.calls.model import CallModel
 from cti_bridge.calls.pipeline import CallPipeline
-from cti_bridge.console.service import Console
 from cti_bridge.dialer.service import DialerService
 from cti_bridge.store import Store
 from cti_bridge.store.memory import open_memory_store
@@ -88,19 +87,12 @@ def test_an_enabled_dialer_listens_starts_stops_and_reports() -> None:
         assert name in metrics
 
 
-def test_agreements_made_in_the_console_or_by_a_missed_call_wake_the_dialer() -> None:
+def test_the_agreements_changed_signal_kicks_a_pass() -> None:
     n = node(enabled=True)
-    console = Console(cast(Store, None), lambda work: succeed(work()))
-    missed = SimpleNamespace(agreement_listeners=[])
-    n.provide("console", console)
-    n.provide("missed", missed)
     dialer.install(n)
-    service = n.part("dialer", DialerService)
-    assert console.agreement_listeners == [service.kick]
-    assert missed.agreement_listeners == [service.kick]
-
-
-def test_without_console_or_missed_calls_the_dialer_keeps_to_its_passes() -> None:
-    n = node(enabled=True)
-    dialer.install(n)  # nothing to subscribe to: installs all the same
-    assert set(n.parts) == {"dialer"}
+    reactor = cast(MemoryReactorClock, n.reactor)
+    assert reactor.getDelayedCalls() == []
+    n.notify(AGREEMENTS_CHANGED)
+    n.notify(AGREEMENTS_CHANGED)  # a kick pending: still one
+    [kick] = reactor.getDelayedCalls()
+    assert kick.getTime() == reactor.seconds()  # at once, not after pass_seconds

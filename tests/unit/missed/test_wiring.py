@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from cti_bridge.callbacks import AGREEMENTS_CHANGED
 from cti_bridge.missed import install
 from cti_bridge.missed.service import MissedCallService
 from cti_bridge.testing.store import START
@@ -40,3 +41,13 @@ def test_its_figures_on_healthz_and_metrics() -> None:
     assert 'cti_missed_calls_total{result="created"} 1.0' in metrics
     assert 'cti_missed_calls_total{result="failed"} 0.0' in metrics
     assert fakes.node.part("missed", MissedCallService).counts()["created"] == 1
+
+
+def test_a_new_callback_is_the_nodes_agreements_changed_signal() -> None:
+    fakes = memory_node({"enabled": True, "min_wait_seconds": 30})
+    told: list[str] = []
+    fakes.node.listen(AGREEMENTS_CHANGED, lambda: told.append("changed"))
+    install(fakes.node)
+    for i, msg in enumerate(messages("02-queue-abandoned.ami")):
+        fakes.pipeline.ami_event(msg, START + i)
+    assert told == ["changed"]  # the trace's one abandon made one callback
