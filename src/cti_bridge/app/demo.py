@@ -177,6 +177,7 @@ def _banner(url: str, seeded: dict[str, Any], folder: Path, keep: bool) -> str:
             "cti-bridge demo is running (simulated PBX, SQLite, in-process bus)",
             f"  operator console:    {url}",
             f"  supervisor screens:  {url}  (log in as {seeded['supervisor']})",
+            f"  wallboard:           {url}wallboard  (log in as {seeded['supervisor']})",
             f"  health:              {url}healthz",
             f"  operators:           {names}",
             f"  agreements:          {_agreements_line(seeded)}",

@@ -14,6 +14,7 @@ from .feed import MembersFeed, OperatorDevices
 from .members import QueueMembers
 from .operators import MembersBoard
 from .screens import add_supervisor_screens
+from .wallboard import add_wallboard
 
 if TYPE_CHECKING:
     from cti_bridge.app.node import Node
@@ -68,3 +69,4 @@ def install(node: Node) -> None:
 
     node.health.add("members", status, counts=False)
     node.provide("members", board)
+    add_wallboard(node)

@@ -9,6 +9,7 @@ WebSocket ``/ws`` and the console's pages, which are matched last.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from importlib import resources
 from typing import Any, Protocol, TypeVar
@@ -149,6 +150,20 @@ class WebApp:
             return handler
 
         return add
+
+    def page(self, url: str, filename: str) -> None:
+        """Serve the static page ``filename`` (a file of the pages' folder) at ``url``,
+        with the pages' security headers: a feature's own screen (``/wallboard``)."""
+        path = os.path.join(self._static, filename)
+        if not os.path.isfile(path):
+            raise ValueError(f"page {url}: no {filename} among the static files")
+
+        def serve(request: Request) -> Resource:
+            for name, value in PAGE_HEADERS.items():
+                request.setHeader(name, value)
+            return Pages(path)
+
+        self.route(url, methods=["GET"], endpoint=f"page {url}")(serve)
 
     def resource(self) -> Resource:
         if self._resource is None:
