@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, inspect, select
+from sqlalchemy import ColumnElement, Select, func, inspect, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
@@ -321,17 +321,16 @@ class Agreements(StoreService):
         try:
             with writing(self._sessions) as session:
                 # SKIP LOCKED: a row another node is claiming is not waited for, it is
-                # lost (SQLite leaves the clause out: it has one writer at a time).
+                # lost (SQLite leaves the clause out: it has one writer at a time). By
+                # the id alone (the primary key; with the due conditions in the WHERE
+                # PostgreSQL planned it on the next_attempt_at index, reading every due
+                # row), then checked here, under the lock.
                 agreement = session.scalar(
                     select(Agreement)
-                    .where(
-                        Agreement.id == agreement_id,
-                        Agreement.status == "open",
-                        Agreement.next_attempt_at <= now,
-                    )
+                    .where(Agreement.id == agreement_id)
                     .with_for_update(skip_locked=True)
                 )
-                if agreement is None:
+                if agreement is None or not _claimable(agreement, now):
                     return False
                 latest = session.scalar(
                     select(func.max(AgreementAttempt.number)).where(
@@ -533,16 +532,36 @@ def _callback_calls(
     """(pbx, linkedid) -> call id, for the attempts whose call is not stored: the
     callback call's Linkedid is the operator leg's ChannelId, the attempt's
     ``channel_id``."""
-    keys = {
+    keys: set[tuple[str, str]] = {
         (a.pbx, a.channel_id)
         for a in attempts
         if a.call_id is None and a.pbx is not None and a.channel_id is not None
     }
     if not keys:
         return {}
-    found = session.execute(
-        select(CallRecord.id, CallRecord.pbx, CallRecord.linkedid).where(
-            CallRecord.linkedid.in_({linkedid for _, linkedid in keys})
+    found = session.execute(callback_calls_query(keys))
+    return {(r.pbx, r.linkedid): r.id for r in found}
+
+
+def _claimable(agreement: Agreement, now: datetime) -> bool:
+    """Open and due: what the dialer may claim an attempt of."""
+    due = agreement.next_attempt_at
+    return agreement.status == "open" and due is not None and due <= now
+
+
+def callback_calls_query(keys: Iterable[tuple[str, str]]) -> Select[int, str, str]:
+    """The calls of these (pbx, linkedid) pairs, by the pairs: the calls' unique index
+    answers them (linkedid alone has no index of its own: that was a scan of every call
+    record at each attempt's end)."""
+    by_pbx: dict[str, set[str]] = {}
+    for pbx, linkedid in keys:
+        by_pbx.setdefault(pbx, set()).add(linkedid)
+    # One "pbx = ? AND linkedid IN (...)" per PBX (a row-value IN is scanned by SQLite).
+    return select(CallRecord.id, CallRecord.pbx, CallRecord.linkedid).where(
+        or_(
+            *(
+                (CallRecord.pbx == pbx) & CallRecord.linkedid.in_(sorted(ids))
+                for pbx, ids in sorted(by_pbx.items())
+            )
         )
     )
-    return {(r.pbx, r.linkedid): r.id for r in found if (r.pbx, r.linkedid) in keys}

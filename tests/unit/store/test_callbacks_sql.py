@@ -14,8 +14,8 @@ import pytest
 from sqlalchemy import func, insert, select, text, update
 
 from cti_bridge.store import Store, open_store
-from cti_bridge.store.agreements import NEXT_ATTEMPT_INDEX, due_query
-from cti_bridge.store.models import Agreement, AgreementAttempt
+from cti_bridge.store.agreements import NEXT_ATTEMPT_INDEX, callback_calls_query, due_query
+from cti_bridge.store.models import Agreement, AgreementAttempt, CallRecord
 from cti_bridge.testing.store import START, cheap_hasher
 from tests.support.agreements import claim
 
@@ -163,3 +163,45 @@ def test_the_scheduling_pass_reads_the_next_attempt_index(store: Store) -> None:
         assert not any("ix_agreements_status_deadline" in line for line in lines), lines
     due = store.agreements.due_callbacks(NOW + timedelta(minutes=5))
     assert [d.next_attempt_at for d in due] == [NOW + timedelta(minutes=n) for n in (1, 3, 5)]
+
+
+def test_an_attempts_callback_call_is_read_by_the_calls_unique_index(store: Store) -> None:
+    """(pbx, linkedid) pairs: the calls' unique index, never a scan of every record."""
+    rows = [
+        {
+            "pbx": "main",
+            "linkedid": f"{1700000000 + n}.{n}",
+            "direction": "inbound",
+            "caller_withheld": False,
+            "queues": [],
+            "started_at": NOW,
+            "created_at": NOW,
+            "updated_at": NOW,
+            "complete": True,
+        }
+        for n in range(2000)
+    ]
+    with store.sessions() as session:
+        session.execute(insert(CallRecord), rows)
+        session.commit()
+    keys = {
+        ("main", "1700000007.7"),
+        ("main", "cti-callback-0123456789abcdef"),  # not stored (yet)
+        ("backup", "1700000008.8"),  # that linkedid, but on another PBX: not this call
+    }
+    query = callback_calls_query(keys)
+    literal = str(query.compile(store.engine, compile_kwargs={"literal_binds": True}))
+    with store.engine.connect() as connection:
+        if connection.dialect.name == "sqlite":
+            plan = connection.exec_driver_sql("EXPLAIN QUERY PLAN " + literal)
+            lines = [str(row[-1]) for row in plan]
+            assert any("SEARCH calls USING" in line for line in lines), lines
+            assert not any(line.startswith("SCAN calls") for line in lines), lines
+        else:
+            connection.execute(text("ANALYZE calls"))
+            connection.execute(text("SET LOCAL enable_seqscan = off"))  # name the index
+            plan = connection.exec_driver_sql("EXPLAIN " + literal)
+            lines = [str(row[0]) for row in plan]
+            assert any("uq_calls_pbx_linkedid" in line for line in lines), lines
+        found = connection.execute(query).all()
+    assert [(r.pbx, r.linkedid) for r in found] == [("main", "1700000007.7")]
