@@ -113,6 +113,9 @@ class MembersBoard:
         #: (pbx, username) -> the operator as last computed (``None``: not on that PBX).
         self._kept: dict[tuple[str, str], _Kept | None] = {}
         self.operators_loaded_at: float | None = None
+        #: Told ``(pbx, usernames, at)`` after each change (the supervisors' pushes):
+        #: the operators computed again, whose members may have changed with them.
+        self.watchers: list[Callable[[str, frozenset[str], float], None]] = []
 
     # -- feeding --------------------------------------------------------------------------
 
@@ -141,8 +144,11 @@ class MembersBoard:
             users: Iterable[str] = list(self._devices_of)
         else:
             users = {self._owner[d] for d in devices if d in self._owner}
-        for username in users:
+        computed = frozenset(users)
+        for username in computed:
             self._compute(pbx, username, at)
+        for watcher in self.watchers:
+            watcher(pbx, computed, at)
 
     # -- the OperatorBoard port -----------------------------------------------------------
 
