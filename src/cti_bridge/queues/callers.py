@@ -106,11 +106,10 @@ class QueueCallers:
                         joined_at=at - wait,
                     )
                 )
-        for queue, callers in listed.items():
+        for queue, found in listed.items():
             if queue in listed_twice:
-                self.counts["dropped_items"] += len(callers)
-                callers = []
-            self._queues[queue] = callers
+                self.counts["dropped_items"] += len(found)
+            self._queues[queue] = [] if queue in listed_twice else found
             touched.add(queue)
         return frozenset(touched)
 

@@ -145,7 +145,7 @@ class CallersFeed(AMIListener):
     ):
         self.callers = callers
         self.pbx = callers.pbx
-        self._changed = changed
+        self.changed = changed
         self.errors = 0
 
     def ami_event(self, msg: Message, received_at: float) -> None:
@@ -166,8 +166,8 @@ class CallersFeed(AMIListener):
         self._tell(self.callers.reset(at), at)
 
     def _tell(self, queues: frozenset[str], at: float) -> None:
-        if queues and self._changed is not None:
-            self._changed(self.pbx, queues, at)
+        if queues and self.changed is not None:
+            self.changed(self.pbx, queues, at)
 
     def status(self) -> dict[str, Any]:
         return {**self.callers.sizes(), **self.callers.counts, "errors": self.errors}

@@ -181,6 +181,13 @@ class MembersBoard:
             kept.view = self._view(self._pbx[pbx], username, kept, at)
         return kept.view
 
+    def owner_of(self, device: str) -> str | None:
+        """The username ``device`` is bound to, if any."""
+        return self._owner.get(device)
+
+    def pbxs(self) -> list[str]:
+        return sorted(self._pbx)
+
     def free_device(self, pbx: str, username: str) -> str | None:
         """The operator's device to ring now (``Local/…`` devices without ``/n``), if
         they are available; ``None`` otherwise."""

@@ -88,11 +88,23 @@ def test_forged_entries_after_a_hostile_caller_name_are_dropped() -> None:
     forged = QueueCallers("main")
     items: list[Mapping[str, str]] = [
         {"Event": "QueueParams", "Queue": "support", "Calls": "1"},
-        {"Event": "QueueEntry", "Queue": "support", "Position": "1", "Uniqueid": "1.1",
-         "CallerIDNum": "+3250123456", "Wait": "4"},
+        {
+            "Event": "QueueEntry",
+            "Queue": "support",
+            "Position": "1",
+            "Uniqueid": "1.1",
+            "CallerIDNum": "+3250123456",
+            "Wait": "4",
+        },
         # what a caller name with CRLFs could make follow it:
-        {"Event": "QueueEntry", "Queue": "support", "Position": "2", "Uniqueid": "6.6",
-         "CallerIDNum": "+3299999999", "Wait": "900"},
+        {
+            "Event": "QueueEntry",
+            "Queue": "support",
+            "Position": "2",
+            "Uniqueid": "6.6",
+            "CallerIDNum": "+3299999999",
+            "Wait": "900",
+        },
         {"Event": "QueueEntry", "Queue": "sales", "Position": "1", "Uniqueid": "7.7"},
         {"Event": "QueueParams", "Queue": "sales", "Calls": "0"},
     ]
@@ -106,8 +118,14 @@ def test_positions_move_up_when_a_caller_ahead_leaves() -> None:
     callers = QueueCallers("main")
     for n in (1, 2, 3):
         callers.feed(
-            {"Event": "QueueCallerJoin", "Queue": "q", "Uniqueid": f"{n}.0", "Position": str(n),
-             "Count": str(n), "CallerIDNum": "100"},
+            {
+                "Event": "QueueCallerJoin",
+                "Queue": "q",
+                "Uniqueid": f"{n}.0",
+                "Position": str(n),
+                "Count": str(n),
+                "CallerIDNum": "100",
+            },
             START + n,
         )
     callers.feed({"Event": "QueueCallerLeave", "Queue": "q", "Uniqueid": "1.0"}, START + 9)
@@ -139,9 +157,15 @@ def test_the_burst_ends_with_nobody_waiting_and_a_resync_mid_burst_changes_nothi
     for queue, callers in waiting.items():
         items.append({"Event": "QueueParams", "Queue": queue, "Calls": str(len(callers))})
         items += [
-            {"Event": "QueueEntry", "Queue": queue, "Position": str(c.position),
-             "Uniqueid": c.uniqueid, "Channel": c.channel, "CallerIDNum": c.caller_number,
-             "Wait": str(int(at - c.joined_at))}
+            {
+                "Event": "QueueEntry",
+                "Queue": queue,
+                "Position": str(c.position),
+                "Uniqueid": c.uniqueid,
+                "Channel": c.channel,
+                "CallerIDNum": c.caller_number,
+                "Wait": str(int(at - c.joined_at)),
+            }
             for c in callers
         ]
     resynced = QueueCallers("main")
