@@ -34,6 +34,7 @@ __all__ = [
     "DialerHoursConfig",
     "MissedCallsConfig",
     "NodeConfig",
+    "QueuesConfig",
     "load_config",
     "parse_config",
 ]
@@ -248,6 +249,31 @@ class AgreementsConfig(_Section):
     default_service_hours: Annotated[float, Field(gt=0)] = 8.0
 
 
+#: Why an operator may step out of the queues, unless ``[queues] pause_reasons`` says.
+DEFAULT_PAUSE_REASONS = ("break", "lunch", "training", "back office")
+
+
+class QueuesConfig(_Section):
+    """``[queues]``: the supervisors' live view."""
+
+    #: The reasons an operator can be paused with (``POST /api/agents/{operator}/pause``).
+    pause_reasons: tuple[str, ...] = DEFAULT_PAUSE_REASONS
+
+    @field_validator("pause_reasons")
+    @classmethod
+    def _sane_reasons(cls, reasons: tuple[str, ...]) -> tuple[str, ...]:
+        if not reasons:
+            raise ValueError("give at least one reason")
+        for reason in reasons:
+            if reason != reason.strip() or not reason or len(reason) > 64:
+                raise ValueError(f"{reason!r}: a reason is 1-64 characters, no edge spaces")
+            if not reason.isprintable():
+                raise ValueError(f"{reason!r}: a reason is printable text (it goes to the PBX)")
+        if len(set(reasons)) != len(reasons):
+            raise ValueError("a reason is listed twice")
+        return reasons
+
+
 class MissedCallsQueueConfig(_Section):
     """``[missed_calls.queues.<name>]``: one queue's own settings; a key left out takes
     the ``[missed_calls]`` value."""
@@ -307,6 +333,7 @@ class Config(_Section):
     agi: AgiConfig = AgiConfig()
     dialer: DialerConfig = DialerConfig()
     agreements: AgreementsConfig = AgreementsConfig()
+    queues: QueuesConfig = QueuesConfig()
     missed_calls: MissedCallsConfig = MissedCallsConfig()
     node: NodeConfig = NodeConfig()
     log: LogConfig = LogConfig()

@@ -26,10 +26,11 @@ from cti_bridge.ami.listener import AMIListener, ResyncSnapshot
 from cti_bridge.ami.parser import Message
 from cti_bridge.ami.protocol import ActionResult, AMIConnectionLost
 
+from .callers import CALLER_EVENTS, QueueCallers
 from .members import MEMBER_EVENTS, QueueMembers
 from .operators import MembersBoard
 
-__all__ = ["DEVICE_LIST_TIMEOUT", "MembersFeed", "OperatorDevices"]
+__all__ = ["DEVICE_LIST_TIMEOUT", "CallersFeed", "MembersFeed", "OperatorDevices"]
 
 log = structlog.get_logger("cti_bridge.queues")
 
@@ -128,6 +129,48 @@ class MembersFeed(AMIListener):
             "errors": self.errors,
             "device_lists": dict(self.device_lists),
         }
+
+
+class CallersFeed(AMIListener):
+    """One PBX's waiting callers, fed by its link (a sibling of ``MembersFeed``): the
+    snapshot's ``QueueEntry`` items, the ``QueueCaller*`` events, a lost link forgets
+    them. ``changed(pbx, queues, at)`` hears of every queue whose list changed."""
+
+    wanted_events: frozenset[str] | None = CALLER_EVENTS
+
+    def __init__(
+        self,
+        callers: QueueCallers,
+        changed: Callable[[str, frozenset[str], float], None] | None = None,
+    ):
+        self.callers = callers
+        self.pbx = callers.pbx
+        self.changed = changed
+        self.errors = 0
+
+    def ami_event(self, msg: Message, received_at: float) -> None:
+        if msg.get("Event") not in CALLER_EVENTS:
+            return
+        try:
+            self._tell(self.callers.feed(msg, received_at), received_at)
+        except Exception:
+            self.errors += 1
+            log.exception(
+                "queue callers failed on an event", pbx=self.pbx, event_name=msg.get("Event")
+            )
+
+    def ami_resync(self, snapshot: ResyncSnapshot, received_at: float) -> None:
+        self._tell(self.callers.resync(snapshot.queue_status, received_at), received_at)
+
+    def ami_link_lost(self, reason: str, at: float) -> None:
+        self._tell(self.callers.reset(at), at)
+
+    def _tell(self, queues: frozenset[str], at: float) -> None:
+        if queues and self.changed is not None:
+            self.changed(self.pbx, queues, at)
+
+    def status(self) -> dict[str, Any]:
+        return {**self.callers.sizes(), **self.callers.counts, "errors": self.errors}
 
 
 class OperatorDevices:

@@ -113,6 +113,9 @@ class MembersBoard:
         #: (pbx, username) -> the operator as last computed (``None``: not on that PBX).
         self._kept: dict[tuple[str, str], _Kept | None] = {}
         self.operators_loaded_at: float | None = None
+        #: Told ``(pbx, usernames, at)`` after each change (the supervisors' pushes):
+        #: the operators computed again, whose members may have changed with them.
+        self.watchers: list[Callable[[str, frozenset[str], float], None]] = []
 
     # -- feeding --------------------------------------------------------------------------
 
@@ -141,8 +144,11 @@ class MembersBoard:
             users: Iterable[str] = list(self._devices_of)
         else:
             users = {self._owner[d] for d in devices if d in self._owner}
-        for username in users:
+        computed = frozenset(users)
+        for username in computed:
             self._compute(pbx, username, at)
+        for watcher in self.watchers:
+            watcher(pbx, computed, at)
 
     # -- the OperatorBoard port -----------------------------------------------------------
 
@@ -174,6 +180,13 @@ class MembersBoard:
         if kept.view is None:
             kept.view = self._view(self._pbx[pbx], username, kept, at)
         return kept.view
+
+    def owner_of(self, device: str) -> str | None:
+        """The username ``device`` is bound to, if any."""
+        return self._owner.get(device)
+
+    def pbxs(self) -> list[str]:
+        return sorted(self._pbx)
 
     def free_device(self, pbx: str, username: str) -> str | None:
         """The operator's device to ring now (``Local/…`` devices without ``/n``), if

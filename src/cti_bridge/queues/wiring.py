@@ -8,12 +8,21 @@ it implements the dialer's ``OperatorBoard`` port (``operator_states(pbx)``).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from .feed import MembersFeed, OperatorDevices
+import structlog
+from twisted.internet.task import LoopingCall
+
+from .callers import QueueCallers
+from .feed import CallersFeed, MembersFeed, OperatorDevices
+from .live import Account, LiveView
 from .members import QueueMembers
 from .operators import MembersBoard
+from .pushes import SupervisorPushes
+from .routes import add_routes
 from .screens import add_supervisor_screens
+from .service import SendAction, Supervision
 from .wallboard import add_wallboard
 
 if TYPE_CHECKING:
@@ -21,17 +30,26 @@ if TYPE_CHECKING:
 
 __all__ = ["install"]
 
+log = structlog.get_logger("cti_bridge.queues")
+
 #: Seconds between reloads of the device -> operator map.
 OPERATOR_RELOAD_SECONDS = 60.0
+#: Seconds between the pushes' sweeps (a wrap-up that ran out, a reloaded roster) and
+#: between reloads of the agents' roster and today's figures for the pushes.
+SWEEP_SECONDS = 5.0
+ROSTER_RELOAD_SECONDS = 60.0
 
 
 def install(node: Node) -> None:
-    """The supervisors' topic and ``watch`` on the node's hub; the members board. The
-    live queues, agents, KPIs, their endpoints and pushes (a later issue) are added
-    here too."""
+    """The supervisors' topic and ``watch`` on the node's hub; the members board; the
+    waiting callers; ``GET /api/queues``, ``GET /api/agents``, pause and unpause; the
+    ``queue_update``/``agent_update`` pushes."""
     add_supervisor_screens(node.hub, node.accounts.operator_id_for)
     board = MembersBoard(node.reactor.seconds)
     feeds: dict[str, MembersFeed] = {}
+    callers: dict[str, QueueCallers] = {}
+    caller_feeds: dict[str, CallersFeed] = {}
+    links: dict[str, tuple[Callable[[], bool], SendAction]] = {}
     for pbx, pipeline in node.pipelines.items():
         members = QueueMembers(pbx, topology=pipeline.model.topology)
         board.add(members)
@@ -44,6 +62,11 @@ def install(node: Node) -> None:
         )
         node.add_listener(feed, pbx=pbx)
         feeds[pbx] = feed
+        callers[pbx] = QueueCallers(pbx)
+        caller_feeds[pbx] = CallersFeed(callers[pbx])
+        node.add_listener(caller_feeds[pbx], pbx=pbx)
+        if client is not None:
+            links[pbx] = (_is_up(client), client.send_action)
 
     def load_operators() -> dict[str, str]:
         # Looked up at each reload, not at install (a test node may have no accounts).
@@ -69,4 +92,70 @@ def install(node: Node) -> None:
 
     node.health.add("members", status, counts=False)
     node.provide("members", board)
+
+    view = LiveView(board, callers, node.reactor.seconds, region=node.config.phone.default_region)
+
+    def load_accounts() -> list[Account]:
+        return [
+            Account(o.username, o.name, tuple(o.devices))
+            for o in node.store.accounts.list_operators()
+            if o.active
+        ]
+
+    def call_ids(pbx: str, linkedids: Iterable[str]) -> dict[str, int]:
+        return node.store.calls.call_ids(pbx, linkedids)
+
+    supervision = Supervision(
+        view,
+        node.run,
+        load_accounts=load_accounts,
+        call_ids=call_ids,
+        kpis=lambda: node.parts.get("kpis"),
+        links=links,
+    )
+    pushes = SupervisorPushes(supervision, node.bus, node.reactor)
+    board.watchers.append(pushes.members_changed)
+    for feed_of_callers in caller_feeds.values():
+        feed_of_callers.changed = pushes.callers_changed
+    add_routes(node.http, supervision, node.config.queues.pause_reasons)
+
+    sweep = LoopingCall(pushes.sweep)
+    sweep.clock = node.reactor
+
+    def reload() -> Any:
+        def failed(failure: Any) -> None:
+            log.error("cannot load the agents' roster", error=failure.getErrorMessage())
+
+        loading = supervision.reload_roster().addCallback(lambda _: supervision.refresh_today())
+        return loading.addErrback(failed)
+
+    roster = LoopingCall(reload)
+    roster.clock = node.reactor
+
+    def start() -> None:
+        roster.start(ROSTER_RELOAD_SECONDS, now=True)
+        sweep.start(SWEEP_SECONDS, now=False)
+
+    def stop() -> None:
+        for loop in (roster, sweep):
+            if loop.running:
+                loop.stop()
+        pushes.stop()
+
+    node.on_start(start)
+    node.on_stop(stop)
+    node.health.add(
+        "supervision",
+        lambda: {
+            "pbx": {pbx: f.status() for pbx, f in caller_feeds.items()},
+            "pushed": dict(pushes.pushed),
+            "agents": len(supervision.roster),
+        },
+        counts=False,
+    )
+    node.provide("supervision", supervision)
     add_wallboard(node)
+
+
+def _is_up(client: Any) -> Callable[[], bool]:
+    return lambda: bool(client.state == "connected")

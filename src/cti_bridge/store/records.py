@@ -151,6 +151,20 @@ class CallStore(StoreService):
                 return found
             return insert_call(connection, call, self._now(), lock_wait)
 
+    def call_ids(self, pbx: str, linkedids: Iterable[str]) -> dict[str, int]:
+        """The record ids of the calls of ``pbx`` with these linkedids that have a row
+        (the supervisors' waiting callers carry the pop's ``call_id``). Read-only."""
+        wanted = sorted(set(linkedids))[:500]
+        if not wanted:
+            return {}
+        with self._sessions() as session:
+            rows = session.execute(
+                select(CALLS.c.linkedid, CALLS.c.id).where(
+                    CALLS.c.pbx == pbx, CALLS.c.linkedid.in_(wanted)
+                )
+            )
+            return {str(linkedid): int(call_id) for linkedid, call_id in rows}
+
     def insert_call(
         self, connection: Connection, call: NewCall, lock_wait: float | None
     ) -> int | None:

@@ -11,6 +11,7 @@ import structlog
 from twisted.internet.defer import Deferred, fail
 
 from cti_bridge import queues
+from cti_bridge.app.config import parse_config
 from cti_bridge.app.health import Health
 from cti_bridge.app.node import Node
 from cti_bridge.bus.topics import POP_REPLAY_TOPIC, SUPERVISORS_TOPIC
@@ -110,6 +111,10 @@ def test_install_adds_the_supervisors_part_to_the_nodes_hub() -> None:
         on_stop=lambda hook: None,
         health=Health(),
         provide=parts.__setitem__,
+        parts=parts,
+        # What the supervisors' views take: the config, the routes (tested elsewhere).
+        config=parse_config({}, source="test"),
+        http=SimpleNamespace(route=lambda url, **kw: lambda handler: handler),
     )
     queues.install(cast(Node, node))
     assert isinstance(parts["members"], MembersBoard)

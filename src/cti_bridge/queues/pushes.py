@@ -1,0 +1,152 @@
+"""``queue_update`` and ``agent_update`` on the supervisors' topic, coalesced.
+
+A change (the board's watchers, the callers' feed) only marks a queue or an operator as
+"maybe changed". ``Coalescer`` sends a marked key at once if it has not sent that key
+for ``interval`` seconds, else once when the interval is up: a burst of events costs at
+most one push per queue (and per operator) per interval, and the one sent is built at
+send time, so it is always the latest state. A view equal to the one last pushed (but
+for the waits, which move by themselves) is not pushed again. All on the node's clock.
+
+A wrap-up ends without an event: ``sweep`` (every few seconds) marks everything, and the
+comparison keeps what did not change quiet.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable
+from typing import Any, Generic, TypeVar
+
+import structlog
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+
+from cti_bridge.bus import Bus
+from cti_bridge.bus.topics import SUPERVISORS_TOPIC
+
+from .live import signature
+from .service import Supervision
+
+__all__ = ["PUSH_INTERVAL", "Coalescer", "SupervisorPushes"]
+
+log = structlog.get_logger("cti_bridge.queues.pushes")
+
+#: At most one push per queue (and per operator) in this many seconds.
+PUSH_INTERVAL = 0.3
+
+K = TypeVar("K", bound=Hashable)
+
+
+class Coalescer(Generic[K]):
+    """``mark(key)``: ``send(key)`` now, or once at most ``interval`` after the last."""
+
+    def __init__(self, clock: IReactorTime, interval: float, send: Callable[[K], None]):
+        self._clock = clock
+        self.interval = interval
+        self._send = send
+        self._last: dict[K, float] = {}
+        self._due: dict[K, IDelayedCall] = {}
+        self.sent = 0
+
+    def mark(self, key: K) -> None:
+        if key in self._due:
+            return  # already on its way, built when it goes
+        now = self._clock.seconds()
+        last = self._last.get(key)
+        if last is None or now - last >= self.interval:
+            self._go(key)
+        else:
+            self._due[key] = self._clock.callLater(last + self.interval - now, self._later, key)
+
+    def _later(self, key: K) -> None:
+        del self._due[key]
+        self._go(key)
+
+    def _go(self, key: K) -> None:
+        self._last[key] = self._clock.seconds()
+        self.sent += 1
+        try:
+            self._send(key)
+        except Exception:
+            log.exception("a supervisors' push failed", key=repr(key))
+
+    def stop(self) -> None:
+        for call in self._due.values():
+            if call.active():
+                call.cancel()
+        self._due.clear()
+
+
+class SupervisorPushes:
+    """Marks what a change may have touched; pushes what did change."""
+
+    def __init__(
+        self,
+        supervision: Supervision,
+        bus: Bus,
+        clock: IReactorTime,
+        *,
+        interval: float = PUSH_INTERVAL,
+    ):
+        self.supervision = supervision
+        self.bus = bus
+        self.queues: Coalescer[tuple[str, str]] = Coalescer(clock, interval, self._push_queue)
+        self.agents: Coalescer[str] = Coalescer(clock, interval, self._push_agent)
+        self._pushed: dict[object, object] = {}
+        self.pushed = {"queue_update": 0, "agent_update": 0}
+
+    # -- what changed ---------------------------------------------------------------------
+
+    def members_changed(self, pbx: str, usernames: frozenset[str], at: float) -> None:
+        """The board's watcher: members of ``pbx`` (and these operators) changed."""
+        for name in self.supervision.view.queue_names(pbx):
+            self.queues.mark((pbx, name))
+        for username in usernames:
+            self.agents.mark(username)
+
+    def callers_changed(self, pbx: str, queues: frozenset[str], at: float) -> None:
+        for name in queues:
+            self.queues.mark((pbx, name))
+        if self.supervision.view.linkedids().get(pbx):
+            self.supervision.resolve_ids().addCallbacks(
+                lambda found: self._ids_found(pbx, queues) if found else None,
+                lambda failure: log.error(
+                    "cannot look up the waiting calls' ids", error=failure.getErrorMessage()
+                ),
+            )
+
+    def _ids_found(self, pbx: str, queues: frozenset[str]) -> None:
+        for name in queues:
+            self.queues.mark((pbx, name))
+
+    def sweep(self) -> None:
+        """Everything may have changed (a wrap-up ran out, the roster was reloaded)."""
+        view = self.supervision.view
+        for pbx in view.board.pbxs():
+            for name in view.queue_names(pbx):
+                self.queues.mark((pbx, name))
+        for username in self.supervision.roster:
+            self.agents.mark(username)
+
+    # -- pushing --------------------------------------------------------------------------
+
+    def _push_queue(self, key: tuple[str, str]) -> None:
+        queue = self.supervision.queue_json(*key)
+        self._publish(("queue", key), "queue_update", "queue", queue)
+
+    def _push_agent(self, username: str) -> None:
+        account = self.supervision.roster.get(username)
+        if account is None:
+            return  # not an active account (yet): the roster's next load brings them
+        agent = self.supervision.agent_json(account)
+        self._publish(("agent", username), "agent_update", "agent", agent)
+
+    def _publish(self, key: object, kind: str, field: str, view: dict[str, Any]) -> None:
+        seen = signature(view, moving=("longest_wait_seconds", "today"))
+        if self._pushed.get(key) == seen:
+            return
+        self._pushed[key] = seen
+        self.pushed[kind] += 1
+        self.bus.publish(SUPERVISORS_TOPIC, {"type": kind, field: view})
+
+    def stop(self) -> None:
+        self.queues.stop()
+        self.agents.stop()
