@@ -98,6 +98,7 @@ def test_a_failed_lookup_is_logged_and_the_socket_stays() -> None:
 def test_install_adds_the_supervisors_part_to_the_nodes_hub() -> None:
     clock, bus, _tokens, hub = rig()
     parts: dict[str, object] = {}
+    pages: list[tuple[str, str]] = []
     node = SimpleNamespace(
         hub=hub,
         bus=bus,
@@ -114,10 +115,14 @@ def test_install_adds_the_supervisors_part_to_the_nodes_hub() -> None:
         parts=parts,
         # What the supervisors' views take: the config, the routes (tested elsewhere).
         config=parse_config({}, source="test"),
-        http=SimpleNamespace(route=lambda url, **kw: lambda handler: handler),
+        http=SimpleNamespace(
+            route=lambda url, **kw: lambda handler: handler,
+            page=lambda url, file: pages.append((url, file)),
+        ),
     )
     queues.install(cast(Node, node))
     assert isinstance(parts["members"], MembersBoard)
+    assert pages == [("/wallboard", "wallboard.html")]
     socket, transport = open_socket(hub, SOFIE, "t-sofie")
     socket.textMessageReceived(json.dumps({"type": "watch", "username": "anna"}))
     bus.publish(SUPERVISORS_TOPIC, {"type": "agent_update"})
