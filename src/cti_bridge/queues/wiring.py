@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .feed import MembersFeed, OperatorDevices
+from .kpi_service import install_kpis
 from .members import QueueMembers
 from .operators import MembersBoard
 from .screens import add_supervisor_screens
@@ -68,3 +69,4 @@ def install(node: Node) -> None:
 
     node.health.add("members", status, counts=False)
     node.provide("members", board)
+    install_kpis(node)
