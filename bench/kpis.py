@@ -172,10 +172,10 @@ def explain(store: Store) -> None:
         if store.engine.dialect.name == "postgresql":
             # The same with the started_at index out of the way (rolled back): the cost
             # of the (queue, started_at) plan, to compare.
-            with connection.begin() as transaction:
-                connection.exec_driver_sql("DROP INDEX ix_calls_started_at")
-                plan = connection.execute(text(f"{prefix} {compiled}")).all()
-                transaction.rollback()
+            connection.rollback()
+            connection.exec_driver_sql("DROP INDEX ix_calls_started_at")
+            plan = connection.execute(text(f"{prefix} {compiled}")).all()
+            connection.rollback()
             print("# the same without ix_calls_started_at (dropped in a rolled-back transaction):")
             for row in plan:
                 print(f"#   {row[-1]}")
