@@ -49,7 +49,7 @@ def _period(request: Request, service: KpiService) -> tuple[datetime, datetime]:
 def add_kpi_routes(web: WebApp, service: KpiService) -> None:
     @web.route("/api/kpis", methods=["GET"])
     @inlineCallbacks
-    def kpis(request: Request) -> Any:
+    def kpi_figures(request: Request) -> Any:
         principal = yield web.principal(request)
         if not principal.sees_everything:
             raise Forbidden("the KPIs are for supervisors")
@@ -62,7 +62,7 @@ def add_kpi_routes(web: WebApp, service: KpiService) -> None:
 
     @web.route("/api/kpis/operators", methods=["GET"])
     @inlineCallbacks
-    def operators(request: Request) -> Any:
+    def kpi_operators(request: Request) -> Any:
         principal = yield web.principal(request)
         if not principal.sees_everything:
             raise Forbidden("the KPIs are for supervisors")

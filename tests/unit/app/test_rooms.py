@@ -228,6 +228,8 @@ def test_routes_keep_their_order_and_names() -> None:
         ("/api/agreements/<string:agreement_id>", ["PATCH"], "patch_agreement"),
         ("/api/vocabulary", ["GET", "HEAD"], "words"),
         ("/api/agi/lookup", [], "agi"),
+        ("/api/kpis", ["GET", "HEAD"], "kpi_figures"),
+        ("/api/kpis/operators", ["GET", "HEAD"], "kpi_operators"),
         ("/ws", [], "ws"),
         ("/<path:__rest__>", [], "pages_branch"),
         ("/", [], "pages"),

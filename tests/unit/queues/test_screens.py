@@ -11,6 +11,7 @@ import structlog
 from twisted.internet.defer import Deferred, fail
 
 from cti_bridge import queues
+from cti_bridge.app.config import parse_config
 from cti_bridge.app.health import Health
 from cti_bridge.app.node import Node
 from cti_bridge.bus.topics import POP_REPLAY_TOPIC, SUPERVISORS_TOPIC
@@ -110,6 +111,9 @@ def test_install_adds_the_supervisors_part_to_the_nodes_hub() -> None:
         on_stop=lambda hook: None,
         health=Health(),
         provide=parts.__setitem__,
+        # What the KPIs take: the config and a web to add their routes to.
+        config=parse_config({}),
+        http=SimpleNamespace(route=lambda *args, **kwargs: lambda handler: handler),
     )
     queues.install(cast(Node, node))
     assert isinstance(parts["members"], MembersBoard)
