@@ -86,6 +86,11 @@ RULES: tuple[Rule, ...] = (
         "who is free to take a call is pure state: AMI messages in, states out",
     ),
     Rule(
+        ("cti_bridge.queues.kpis", "cti_bridge.queues.kpi_ports"),
+        FRAMEWORKS + OUTER,
+        "what each KPI is, and what it needs of storage, is pure: records in, figures out",
+    ),
+    Rule(
         ("cti_bridge.missed.rules",),
         FRAMEWORKS + OUTER,
         "which ended call owes a callback, and which one keeps it, is a pure decision",

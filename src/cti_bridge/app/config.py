@@ -32,6 +32,7 @@ __all__ = [
     "ConfigError",
     "DialerConfig",
     "DialerHoursConfig",
+    "KpisConfig",
     "MissedCallsConfig",
     "NodeConfig",
     "QueuesConfig",
@@ -324,6 +325,41 @@ class LogConfig(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
 
 
+class KpisQueueConfig(_Section):
+    """``[kpis.queues.<name>]``: one queue's own thresholds; a key left out takes the
+    ``[kpis]`` value."""
+
+    service_level_seconds: Annotated[float, Field(gt=0, le=86400)] | None = None
+    short_abandon_seconds: Annotated[float, Field(ge=0, le=86400)] | None = None
+    wrapup_seconds: Annotated[float, Field(ge=0, le=86400)] | None = None
+
+
+class KpisConfig(_Section):
+    """``[kpis]``: the thresholds of the supervisors' figures (docs/kpis.md)."""
+
+    #: Answered within this many seconds of waiting counts towards the service level.
+    service_level_seconds: Annotated[float, Field(gt=0, le=86400)] = 20.0
+    #: An abandon after less waiting than this is a short abandon, reported apart.
+    short_abandon_seconds: Annotated[float, Field(ge=0, le=86400)] = 5.0
+    #: Wrap-up seconds added to every answered call's talk time in the handle time (the
+    #: records store no wrap-up).
+    wrapup_seconds: Annotated[float, Field(ge=0, le=86400)] = 0.0
+    queues: dict[str, KpisQueueConfig] = Field(default_factory=dict)
+
+    def for_queue(self, queue: str) -> tuple[float, float, float]:
+        """``(service_level_seconds, short_abandon_seconds, wrapup_seconds)`` for ``queue``."""
+        own = self.queues.get(queue, KpisQueueConfig())
+        return (
+            self.service_level_seconds
+            if own.service_level_seconds is None
+            else own.service_level_seconds,
+            self.short_abandon_seconds
+            if own.short_abandon_seconds is None
+            else own.short_abandon_seconds,
+            self.wrapup_seconds if own.wrapup_seconds is None else own.wrapup_seconds,
+        )
+
+
 class Config(_Section):
     web: WebConfig = WebConfig()
     database: DatabaseConfig = DatabaseConfig()
@@ -335,6 +371,7 @@ class Config(_Section):
     agreements: AgreementsConfig = AgreementsConfig()
     queues: QueuesConfig = QueuesConfig()
     missed_calls: MissedCallsConfig = MissedCallsConfig()
+    kpis: KpisConfig = KpisConfig()
     node: NodeConfig = NodeConfig()
     log: LogConfig = LogConfig()
 

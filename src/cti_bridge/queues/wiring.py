@@ -16,6 +16,7 @@ from twisted.internet.task import LoopingCall
 
 from .callers import QueueCallers
 from .feed import CallersFeed, MembersFeed, OperatorDevices
+from .kpi_service import install_kpis
 from .live import Account, LiveView
 from .members import QueueMembers
 from .operators import MembersBoard
@@ -154,6 +155,7 @@ def install(node: Node) -> None:
         counts=False,
     )
     node.provide("supervision", supervision)
+    install_kpis(node)
     add_wallboard(node)
 
 

@@ -22,6 +22,7 @@ from .callers import CallerDirectory
 from .contacts import Contacts
 from .customers import Customers, InvalidRecord
 from .db import create_database_engine, safe_url, session_factory
+from .kpis import Kpis
 from .missed import MissedCalls
 from .numbers import CallerNumber, caller_number, is_withheld, normalize_number
 from .pop_read import PopRead
@@ -44,6 +45,7 @@ __all__ = [
     "Customers",
     "InvalidAnnotation",
     "InvalidRecord",
+    "Kpis",
     "LoginRefused",
     "LoginThrottled",
     "MissedCalls",
@@ -76,6 +78,7 @@ class Store:
     search: CustomerSearch
     callers: CallerDirectory
     missed: MissedCalls
+    kpis: Kpis
 
     @property
     def url(self) -> str:
@@ -124,4 +127,5 @@ def open_store(
         search=CustomerSearch(sessions, default_region=default_region, clock=clock),
         callers=CallerDirectory(sessions, default_region=default_region, clock=clock),
         missed=MissedCalls(sessions, default_region=default_region, clock=clock),
+        kpis=Kpis(sessions, default_region=default_region, clock=clock),
     )

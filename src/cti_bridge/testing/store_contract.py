@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # mypy proves that both sides of every port fit it
     from cti_bridge.dialer.ports import CallbackBook
     from cti_bridge.missed.ports import MissedCallBook, NumberOwners
     from cti_bridge.pop.ports import PopContextRead
+    from cti_bridge.queues.kpi_ports import KpiReads
     from cti_bridge.store import Store
     from cti_bridge.store.memory import MemoryStore
     from cti_bridge.store.ports import CallReads, CallRecords
@@ -41,4 +42,6 @@ if TYPE_CHECKING:  # mypy proves that both sides of every port fit it
         callers: list[CallerDirectory] = [sql.callers, memory.callers]
         missed: list[MissedCallBook] = [sql.missed, memory.missed]
         owners: list[NumberOwners] = [sql.callers, memory.callers]
+        kpis: list[KpiReads] = [sql.kpis, memory.kpis]
         del pops, searches, books, callbacks, contacts, records, reads, callers, missed, owners
+        del kpis

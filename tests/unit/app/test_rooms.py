@@ -254,6 +254,8 @@ def test_routes_keep_their_order_and_names() -> None:
         ("/api/agents", ["GET", "HEAD"], "live_agents"),
         ("/api/agents/<string:operator>/pause", ["POST"], "pause_agent"),
         ("/api/agents/<string:operator>/unpause", ["POST"], "unpause_agent"),
+        ("/api/kpis", ["GET", "HEAD"], "kpi_figures"),
+        ("/api/kpis/operators", ["GET", "HEAD"], "kpi_operators"),
         ("/wallboard", ["GET", "HEAD"], "page /wallboard"),
         ("/ws", [], "ws"),
         ("/<path:__rest__>", [], "pages_branch"),

@@ -130,6 +130,7 @@ def test_operators_may_not_see_the_queues_or_the_agents() -> None:
 
 def test_the_queues_show_members_and_waiting_callers_with_their_call_id() -> None:
     rig, pbx = connected()
+    del rig.node.parts["kpis"]  # the room installs one; without it, no "today"
     support = rig.queue("support")
     assert support["waiting"] == [] and support["longest_wait_seconds"] == 0
     states = {m["operator"]: m["state"] for m in support["members"]}
@@ -153,6 +154,7 @@ def test_the_queues_show_members_and_waiting_callers_with_their_call_id() -> Non
 
 def test_today_comes_from_the_kpi_part_when_the_node_has_one() -> None:
     rig, _pbx = connected()
+    del rig.node.parts["kpis"]  # the room's own, over this rig's fake store
     assert rig.agent("anna")["calls_today"] is None
     rig.node.provide("kpis", Kpis())
     assert rig.queue("support")["today"] == {"offered": 3, "answered": 2, "abandoned": 1}

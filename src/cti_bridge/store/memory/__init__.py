@@ -6,7 +6,7 @@ built before their SQL.
 
 ``open_memory_store()`` gives a ``MemoryStore`` with the fields of ``Store`` that have a
 twin: ``calls``, ``queries``, ``accounts``, ``customers``, ``agreements``, ``contacts``,
-``pop_read``, ``search``, ``callers``, ``missed``. No engine, no sessions.
+``pop_read``, ``search``, ``callers``, ``missed``, ``kpis``. No engine, no sessions.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from .callers import MemoryCallerDirectory
 from .calls import MemoryCallQueries, MemoryCallStore
 from .contacts import MemoryContacts
 from .customers import MemoryCustomers
+from .kpis import MemoryKpis
 from .missed import MemoryMissedCalls
 from .pop_read import MemoryPopRead
 from .search import MemoryCustomerSearch
@@ -36,6 +37,7 @@ __all__ = [
     "MemoryContacts",
     "MemoryCustomerSearch",
     "MemoryCustomers",
+    "MemoryKpis",
     "MemoryMissedCalls",
     "MemoryPopRead",
     "MemoryStore",
@@ -56,6 +58,7 @@ class MemoryStore:
     search: MemoryCustomerSearch
     callers: MemoryCallerDirectory
     missed: MemoryMissedCalls
+    kpis: MemoryKpis
     tables: Tables = field(repr=False)
 
     @property
@@ -91,5 +94,6 @@ def open_memory_store(
         search=MemoryCustomerSearch(tables, default_region=region, clock=clock),
         callers=MemoryCallerDirectory(tables, default_region=region, clock=clock),
         missed=MemoryMissedCalls(tables, default_region=region, clock=clock),
+        kpis=MemoryKpis(tables, default_region=region, clock=clock),
         tables=tables,
     )
