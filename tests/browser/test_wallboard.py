@@ -43,3 +43,30 @@ def test_the_wallboard_says_plainly_when_it_is_not_live(server: ConsoleServer, s
     expect(page.locator("#wb-state")).to_have_text("● Live", timeout=15_000)
     expect(page.locator("#wb-banner")).to_be_hidden()
     assert page.errors == []
+
+
+def test_the_wallboard_follows_a_caller_joining_and_leaving_a_queue(
+    server: ConsoleServer, screen: Any
+) -> None:
+    page = screen()
+    open_wallboard(page, server, "sofie")
+    expect(page.locator("#wb-state")).to_have_text("● Live")
+    expect(page.locator(".wb-queue")).to_have_count(2)  # the simulator's sales and support
+    card = page.locator(".wb-queue[data-queue-key='sim/support']")  # a call's first queue
+    expect(card.locator("h2")).to_have_text("support")
+    expect(card.locator(".wb-waiting")).to_have_text("0")
+    members = card.locator(".wb-members li")
+    expect(members).to_have_count(6)
+    expect(card.locator(".wb-sl")).to_be_visible()
+    # A caller joins (nobody answers) and gives up after a few seconds.
+    server.call("queue_abandoned", ("+3250999888", '<img src=x onerror="alert(1)">'), patience=4.0)
+    expect(card.locator(".wb-waiting")).to_have_text("1", timeout=2_000)
+    expect(card.locator(".wb-longest")).not_to_have_text("0:00", timeout=3_000)  # it ticks
+    # The queue rings all its members (nobody answers): the board says so.
+    expect(card.locator("li[data-state='ringing'] .count")).to_have_text("2")
+    expect(card.locator("li[data-state='available'] .count")).to_have_text("0")
+    expect(card.locator(".wb-waiting")).to_have_text("0", timeout=8_000)
+    expect(card.locator(".wb-longest")).to_have_text("0:00")
+    expect(card.locator("li[data-state='available'] .count")).to_have_text("2")
+    assert page.locator("img").count() == 0  # the caller's name is never markup
+    assert page.errors == []
