@@ -332,6 +332,7 @@ class KpisQueueConfig(_Section):
     service_level_seconds: Annotated[float, Field(gt=0, le=86400)] | None = None
     short_abandon_seconds: Annotated[float, Field(ge=0, le=86400)] | None = None
     wrapup_seconds: Annotated[float, Field(ge=0, le=86400)] | None = None
+    service_level_target: Annotated[float, Field(gt=0, le=1)] | None = None
 
 
 class KpisConfig(_Section):
@@ -344,10 +345,13 @@ class KpisConfig(_Section):
     #: Wrap-up seconds added to every answered call's talk time in the handle time (the
     #: records store no wrap-up).
     wrapup_seconds: Annotated[float, Field(ge=0, le=86400)] = 0.0
+    #: The service level aimed at, a share of the answered calls (0.8: 80 %).
+    service_level_target: Annotated[float, Field(gt=0, le=1)] = 0.8
     queues: dict[str, KpisQueueConfig] = Field(default_factory=dict)
 
-    def for_queue(self, queue: str) -> tuple[float, float, float]:
-        """``(service_level_seconds, short_abandon_seconds, wrapup_seconds)`` for ``queue``."""
+    def for_queue(self, queue: str) -> tuple[float, float, float, float]:
+        """``(service_level_seconds, short_abandon_seconds, wrapup_seconds,
+        service_level_target)`` for ``queue``."""
         own = self.queues.get(queue, KpisQueueConfig())
         return (
             self.service_level_seconds
@@ -357,6 +361,9 @@ class KpisConfig(_Section):
             if own.short_abandon_seconds is None
             else own.short_abandon_seconds,
             self.wrapup_seconds if own.wrapup_seconds is None else own.wrapup_seconds,
+            self.service_level_target
+            if own.service_level_target is None
+            else own.service_level_target,
         )
 
 

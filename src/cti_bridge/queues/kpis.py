@@ -77,6 +77,9 @@ class Thresholds:
     service_level_seconds: float = 20.0
     short_abandon_seconds: float = 5.0
     wrapup_seconds: float = 0.0
+    #: The share of answered calls the site aims to answer within the threshold (the
+    #: wallboard colours the service level against it).
+    service_level_target: float = 0.8
 
 
 ThresholdsFor = Callable[[str], Thresholds]
@@ -167,6 +170,7 @@ def figures(
         "service_level": _ratio(t["answered_within"], answered),
         "service_level_with_abandons": _ratio(t["answered_within"], answered + abandoned - short),
         "service_level_seconds": thresholds.service_level_seconds,
+        "service_level_target": thresholds.service_level_target,
         "short_abandon_seconds": thresholds.short_abandon_seconds,
         "wrapup_seconds": thresholds.wrapup_seconds,
         "asa_seconds": _mean(t["answered_wait_sum"], answered),

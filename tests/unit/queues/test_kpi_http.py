@@ -115,7 +115,12 @@ def rig() -> Rig:
         metrics=lambda: b"",
     )
     config = parse_config(
-        {"kpis": {"service_level_seconds": 20, "queues": {"sales": {"service_level_seconds": 30}}}}
+        {
+            "kpis": {
+                "service_level_seconds": 20,
+                "queues": {"sales": {"service_level_seconds": 30, "service_level_target": 0.9}},
+            }
+        }
     )
     service = KpiService(
         lambda: store.kpis,
@@ -154,6 +159,7 @@ def test_today_for_one_queue(rig: Rig) -> None:
     assert found["short_abandoned"] == 1
     assert found["service_level"] == 0.5 and found["service_level_with_abandons"] == 0.5
     assert found["service_level_seconds"] == 20.0
+    assert found["service_level_target"] == 0.8  # the default aim
     assert (found["asa_seconds"], found["aht_seconds"]) == (20.0, 150.0)
     assert found["longest_wait_seconds"] == 30.0
     assert found["callbacks_due"] == 0 and found["top_categories"] == []
@@ -166,6 +172,7 @@ def test_every_queue_and_any_period(rig: Rig) -> None:
     sales = found["queues"][0]
     # sales' own threshold 30: its 25 s answer is within.
     assert (sales["service_level"], sales["service_level_seconds"]) == (1.0, 30.0)
+    assert sales["service_level_target"] == 0.9  # its own aim
     # Two days in UTC: s.4 counts now, 50 s abandoned after the threshold.
     code, found = rig.ask("/api/kpis?queue=support&since=2026-03-09T00:00:00Z&until=2026-03-11")
     assert code == 200
