@@ -20,6 +20,7 @@ from typing import Any
 
 from cti_bridge.log import configure_logging
 from cti_bridge.sim import DEFAULT_CUSTOMERS, DEFAULT_OPERATORS, SimulatedPBX
+from cti_bridge.sim.traffic import PAUSE_REASONS
 from cti_bridge.store import Store, open_store, upgrade
 
 from .config import Config, parse_config
@@ -58,6 +59,8 @@ def demo_config(database_url: str, web_port: int, pbx_port: int, secret: str) ->
                 }
             ],
             "log": {"level": "warning"},
+            # The reasons the simulated operators pause with, offered on the screens too.
+            "queues": {"pause_reasons": list(PAUSE_REASONS)},
             # The demo dials callbacks at any hour, and retries within minutes.
             "dialer": {
                 "enabled": True,

@@ -14,9 +14,11 @@ from pathlib import Path
 import pytest
 from twisted.internet.testing import MemoryReactorClock
 
+from cti_bridge.app.config import QueuesConfig
 from cti_bridge.app.demo import demo_config, seed
 from cti_bridge.app.demo_agreements import BOOK, CALLBACK_CUSTOMERS, OPERATOR_HABITS, teach_habits
 from cti_bridge.sim import CALLBACK_NUMBERS, DEFAULT_OPERATORS, SimulatedPBX
+from cti_bridge.sim.traffic import PAUSE_REASONS
 from cti_bridge.store import Store, open_store, upgrade
 from cti_bridge.store.numbers import normalize_number
 from cti_bridge.testing.store import cheap_hasher
@@ -105,6 +107,12 @@ def test_the_demo_dials_at_any_hour_and_retries_within_minutes() -> None:
     assert policy.hours == ((((0, 24 * 60),),) * 7)
     assert NOW.date() not in policy.holidays  # Christmas dials too
     assert max(dialer.retry_seconds) <= 300 and dialer.owner_grace_seconds <= 300
+
+
+def test_the_screens_offer_the_reasons_the_simulated_operators_pause_with() -> None:
+    config = demo_config("sqlite:///unused.sqlite3", 8080, 5038, "secret")
+    assert config.queues.pause_reasons == PAUSE_REASONS
+    assert config.queues.pause_reasons != QueuesConfig().pause_reasons  # not the default
 
 
 def test_the_habits_reach_the_simulated_phones() -> None:
