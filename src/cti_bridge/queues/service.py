@@ -153,9 +153,12 @@ class Supervision:
 
     def agent_json(self, account: Account) -> dict[str, Any]:
         agent = self.view.agent(account)
-        totals = self.totals.get(account.operator, {}) if self.operator_totals() else {}
-        agent["calls_today"] = totals.get("calls_today")
-        agent["talk_seconds_today"] = totals.get("talk_seconds_today")
+        if self.operator_totals() is None:  # nobody counts: unknown, not zero
+            agent["calls_today"] = agent["talk_seconds_today"] = None
+        else:  # counted, and not among those who answered today: none yet
+            totals = self.totals.get(account.operator, {})
+            agent["calls_today"] = totals.get("calls_today", 0)
+            agent["talk_seconds_today"] = totals.get("talk_seconds_today", 0.0)
         return agent
 
     def queues(self) -> Deferred[list[dict[str, Any]]]:

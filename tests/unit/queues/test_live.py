@@ -160,7 +160,8 @@ def test_today_comes_from_the_kpi_part_when_the_node_has_one() -> None:
     assert rig.queue("support")["today"] == {"offered": 3, "answered": 2, "abandoned": 1}
     anna = rig.agent("anna")
     assert (anna["calls_today"], anna["talk_seconds_today"]) == (2, 95.5)
-    assert rig.agent("bart")["calls_today"] is None
+    bart = rig.agent("bart")  # counted, and answered nothing today: none, not unknown
+    assert (bart["calls_today"], bart["talk_seconds_today"]) == (0, 0.0)
 
 
 def test_agents_are_the_active_accounts_with_their_state() -> None:
