@@ -81,9 +81,10 @@ RULES: tuple[Rule, ...] = (
         " attempt's outcome is are pure decisions; the dialer's ports are plain interfaces",
     ),
     Rule(
-        ("cti_bridge.queues.members", "cti_bridge.queues.operators"),
+        ("cti_bridge.queues.members", "cti_bridge.queues.operators", "cti_bridge.queues.callers"),
         FRAMEWORKS + OUTER,
-        "who is free to take a call is pure state: AMI messages in, states out",
+        "who is free to take a call, and who waits for one, is pure state: AMI messages in,"
+        " states out",
     ),
     Rule(
         ("cti_bridge.queues.kpis", "cti_bridge.queues.kpi_ports"),
