@@ -24,6 +24,7 @@ from .routes import add_routes
 from .screens import add_supervisor_screens
 from .service import SendAction, Supervision
 from .wallboard import add_wallboard
+from .workload import install_workload
 
 if TYPE_CHECKING:
     from cti_bridge.app.node import Node
@@ -155,6 +156,7 @@ def install(node: Node) -> None:
     )
     node.provide("supervision", supervision)
     add_wallboard(node)
+    install_workload(node)
 
 
 def _is_up(client: Any) -> Callable[[], bool]:

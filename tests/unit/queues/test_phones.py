@@ -184,8 +184,9 @@ def test_phone_states_keep_since_and_tell_changes() -> None:
 
 
 class PhonesRig(Rig):
-    def __init__(self) -> None:
-        super().__init__({"PJSIP/1001": "anna", "PJSIP/1002": "bart", "Local/1001@agents": "anna"})
+    def __init__(self, owners: dict[str, str] | None = None) -> None:
+        default = {"PJSIP/1001": "anna", "PJSIP/1002": "bart", "Local/1001@agents": "anna"}
+        super().__init__(default if owners is None else owners)
         self.workload = self.node.part("workload", Workload)
         ids = {"anna": 1, "bart": 2}
 
