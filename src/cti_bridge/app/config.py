@@ -36,6 +36,7 @@ __all__ = [
     "MissedCallsConfig",
     "NodeConfig",
     "QueuesConfig",
+    "WorkloadConfig",
     "load_config",
     "parse_config",
 ]
@@ -275,6 +276,24 @@ class QueuesConfig(_Section):
         return reasons
 
 
+class WorkloadConfig(_Section):
+    """``[workload]``: the operators' load. See docs/queues.md ("Wrap-up and breaks").
+
+    The wrap-up itself is the queues' ``wrapuptime`` in ``queues.conf`` (Asterisk keeps
+    it, and sends it nowhere): these values must say the same, so that the live view
+    and the dialer know when the wrap-up ends."""
+
+    #: Seconds of wrap-up after each queue call, for every queue (0: none).
+    wrapup_seconds: Annotated[float, Field(ge=0, le=3600)] = 0.0
+    #: Per queue, where it differs from ``wrapup_seconds``.
+    wrapup_queues: dict[str, Annotated[float, Field(ge=0, le=3600)]] = Field(default_factory=dict)
+    #: Remind the operator and the supervisors after this long on duty without a break
+    #: (and again after each further period); 0: no reminders.
+    break_after_minutes: Annotated[float, Field(ge=0, le=24 * 60)] = 120.0
+    #: A pause (any reason) or an absence at least this long is a break.
+    break_minutes: Annotated[float, Field(gt=0, le=24 * 60)] = 5.0
+
+
 class MissedCallsQueueConfig(_Section):
     """``[missed_calls.queues.<name>]``: one queue's own settings; a key left out takes
     the ``[missed_calls]`` value."""
@@ -377,6 +396,7 @@ class Config(_Section):
     dialer: DialerConfig = DialerConfig()
     agreements: AgreementsConfig = AgreementsConfig()
     queues: QueuesConfig = QueuesConfig()
+    workload: WorkloadConfig = WorkloadConfig()
     missed_calls: MissedCallsConfig = MissedCallsConfig()
     kpis: KpisConfig = KpisConfig()
     node: NodeConfig = NodeConfig()

@@ -59,6 +59,9 @@ class LiveView:
         self.callers = dict(callers)
         self._now = now
         self._region = region
+        #: The operator's phones, ``[{"device", "state"}]`` (``phones.PhoneStates``, set by
+        #: the workload's wiring); ``None``: nobody watches phones, the list is empty.
+        self.phones: Callable[[str], list[dict[str, Any]]] | None = None
 
     # -- queues ---------------------------------------------------------------------------
 
@@ -179,6 +182,7 @@ class LiveView:
             "state_since": iso(since),
             "queues": queues,
             "pbx": pbxs,
+            "phones": [] if self.phones is None else self.phones(account.operator),
         }
 
     def memberships(self, username: str) -> dict[str, list[tuple[str, str]]]:

@@ -222,6 +222,7 @@ class QueueMembers:
         *,
         topology: Topology | None = None,
         wrapup_seconds: Mapping[str, float] | None = None,
+        default_wrapup_seconds: float = 0.0,
         max_devices: int = DEFAULT_MAX_DEVICES,
     ):
         self.pbx = pbx
@@ -229,6 +230,8 @@ class QueueMembers:
         #: Per queue, the wrap-up to assume when neither the member nor the queue's
         #: ``QueueParams`` say (Asterisk 22 sends the queue's own in neither).
         self.wrapup_seconds = dict(wrapup_seconds or {})
+        #: The same for a queue ``wrapup_seconds`` does not name (``[workload]``).
+        self.default_wrapup_seconds = default_wrapup_seconds
         self.max_devices = max_devices
         self._members: dict[tuple[str, str], _Member] = {}
         self._devices: dict[str, _Device] = {}
@@ -583,7 +586,9 @@ class QueueMembers:
     def _wrapup_of(self, member: _Member) -> float:
         if member.wrapup > 0:
             return member.wrapup
-        return self._queue_wrapup.get(member.queue) or self.wrapup_seconds.get(member.queue, 0.0)
+        return self._queue_wrapup.get(member.queue) or self.wrapup_seconds.get(
+            member.queue, self.default_wrapup_seconds
+        )
 
     def _device_state_of(self, member: _Member) -> str:
         """The newer of the member's own ``Status`` and its state interface's device."""

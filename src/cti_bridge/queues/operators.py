@@ -181,6 +181,10 @@ class MembersBoard:
             kept.view = self._view(self._pbx[pbx], username, kept, at)
         return kept.view
 
+    def device_owners(self) -> dict[str, str]:
+        """The device -> username map as last loaded (a copy)."""
+        return dict(self._owner)
+
     def owner_of(self, device: str) -> str | None:
         """The username ``device`` is bound to, if any."""
         return self._owner.get(device)

@@ -25,6 +25,7 @@ from .routes import add_routes
 from .screens import add_supervisor_screens
 from .service import SendAction, Supervision
 from .wallboard import add_wallboard
+from .workload import install_workload
 
 if TYPE_CHECKING:
     from cti_bridge.app.node import Node
@@ -157,6 +158,7 @@ def install(node: Node) -> None:
     node.provide("supervision", supervision)
     install_kpis(node)
     add_wallboard(node)
+    install_workload(node)
 
 
 def _is_up(client: Any) -> Callable[[], bool]:

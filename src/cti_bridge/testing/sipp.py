@@ -131,3 +131,26 @@ def _wait_reachable(instance: AsteriskInstance, ext: str, phone: SipParty) -> No
         if any(" Avail " in line for line in contacts.splitlines() if f"{ext}/sip:" in line):
             return
     raise AsteriskError(f"SIP phone {ext} did not become reachable\n{phone.output()}")
+
+
+def sip_register(
+    instance: AsteriskInstance, ext: str = "1003", expires: int = 300, port: int | None = None
+) -> int:
+    """One REGISTER of lab endpoint ``ext`` (``config/asterisk/pjsip.conf``: no static
+    contact) with ``Expires: expires`` from loopback ``port`` (default: a free one), the
+    contact ``sip:<ext>@127.0.0.1:<port>``; ``expires=0`` unregisters that contact. Returns
+    the port (pass it again to unregister the same binding); raises when Asterisk did not
+    answer 200."""
+    port = port or free_udp_range(1)
+    target = f"127.0.0.1:{instance.sip.asterisk}"
+    args = [target, "-sf", str(SCENARIOS / "uac-register.xml"), "-s", ext]
+    args += ["-i", "127.0.0.1", "-p", str(port), "-m", "1", "-timeout", "10s"]
+    args += ["-set", "EXPIRES", str(expires), "-set", "CONTACT", f"127.0.0.1:{port}"]
+    with SipParty(f"register-{ext}", args) as party:
+        try:
+            code = party.wait(30)
+        except subprocess.TimeoutExpired:
+            raise AsteriskError(f"REGISTER of {ext}: no answer\n{party.output()}") from None
+        if code != 0:
+            raise AsteriskError(f"REGISTER of {ext} failed ({code})\n{party.output()}")
+    return port

@@ -105,9 +105,11 @@ def as_text(msg: Message) -> str:
 
 
 def device_list_asked(pbx: PBXSide) -> Message:
-    (action,) = pbx.actions()
-    assert action["Action"] == "DeviceStateList"
-    return action
+    """The ``DeviceStateList`` asked after the snapshot (beside the phones' endpoint list,
+    ``PJSIPShowEndpoints``, which these tests leave unanswered)."""
+    actions = {a["Action"]: a for a in pbx.actions()}
+    assert sorted(actions) == ["DeviceStateList", "PJSIPShowEndpoints"]
+    return actions["DeviceStateList"]
 
 
 AGENT_CALLED = (
