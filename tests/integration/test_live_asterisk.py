@@ -286,7 +286,6 @@ async def test_callers_and_a_queue_call_match_queue_status(live: Live) -> None:
     view = await live.agrees("both paused with a reason")
     assert view["support"]["members"] == {ANNA: ("paused", "break"), BART: ("paused", "lunch")}
 
-    await in_thread(live.pbx.set_operator, "1001", ring=6, talk=10)
     await in_thread(live.pbx.place_call, "3200", first, "Eerste Beller", hold=120)
     await live.pbx_until("one caller", lambda i: waiting_numbers(i) == [first])
     view = await live.agrees("a caller joins and waits")
