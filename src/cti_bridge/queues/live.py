@@ -70,7 +70,7 @@ class LiveView:
         member is in."""
         names = set(self.callers[pbx].queues()) if pbx in self.callers else set()
         if pbx in self.board.pbxs():
-            names.update(m.queue for m in self.board.members_of(pbx).members(self._now()))
+            names.update(self.board.members_of(pbx).queue_names())
         return sorted(names)
 
     def queues(self, call_ids: Mapping[tuple[str, str], int] | None = None) -> list[dict[str, Any]]:

@@ -404,6 +404,22 @@ class QueueMembers:
             memberships.append(member)
         return own, memberships
 
+    def queue_names(self) -> set[str]:
+        """The queues that have members (no view built)."""
+        return {queue for queue, _ in self._members}
+
+    def queues_by_device(self) -> dict[str, frozenset[str]]:
+        """Per device, the queues it is a member of (its interface or state interface)."""
+        return {
+            device: frozenset(queue for queue, _ in keys)
+            for device, keys in self._by_device.items()
+            if keys
+        }
+
+    def queues_of(self, device: str) -> frozenset[str]:
+        """The queues ``device`` is a member of now."""
+        return frozenset(queue for queue, _ in self._by_device.get(device, ()))
+
     def sizes(self) -> dict[str, int]:
         return {"members": len(self._members), "devices": len(self._devices)}
 

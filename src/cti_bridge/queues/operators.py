@@ -115,7 +115,10 @@ class MembersBoard:
         self.operators_loaded_at: float | None = None
         #: Told ``(pbx, usernames, at)`` after each change (the supervisors' pushes):
         #: the operators computed again, whose members may have changed with them.
-        self.watchers: list[Callable[[str, frozenset[str], float], None]] = []
+        #: ``watcher(pbx, usernames, devices, at)`` after each change: the operators
+        #: recomputed, and the devices that may have changed (``None``: all of them).
+        self.watchers: list[Callable[[str, frozenset[str], frozenset[str] | None, float], None]]
+        self.watchers = []
 
     # -- feeding --------------------------------------------------------------------------
 
@@ -140,15 +143,16 @@ class MembersBoard:
 
     def changed(self, pbx: str, devices: Iterable[str] | None, at: float) -> None:
         """These devices of ``pbx`` (``None``: all) may have changed at ``at``."""
-        if devices is None:
+        touched = None if devices is None else frozenset(devices)
+        if touched is None:
             users: Iterable[str] = list(self._devices_of)
         else:
-            users = {self._owner[d] for d in devices if d in self._owner}
+            users = {self._owner[d] for d in touched if d in self._owner}
         computed = frozenset(users)
         for username in computed:
             self._compute(pbx, username, at)
         for watcher in self.watchers:
-            watcher(pbx, computed, at)
+            watcher(pbx, computed, touched, at)
 
     # -- the OperatorBoard port -----------------------------------------------------------
 

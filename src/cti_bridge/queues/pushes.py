@@ -90,14 +90,43 @@ class SupervisorPushes:
         self.bus = bus
         self.queues: Coalescer[tuple[str, str]] = Coalescer(clock, interval, self._push_queue)
         self.agents: Coalescer[str] = Coalescer(clock, interval, self._push_agent)
+        #: The waiting calls' record ids, looked up at most once per interval per PBX
+        #: (a burst of joins is one query, not one per event).
+        self.lookups: Coalescer[str] = Coalescer(clock, interval, self._look_up_ids)
+        #: (pbx, device) -> the queues it was a member of at its last change: a member
+        #: removed still marks the queue it left.
+        self._queues_of: dict[tuple[str, str], frozenset[str]] = {}
         self._pushed: dict[object, object] = {}
         self.pushed = {"queue_update": 0, "agent_update": 0}
 
     # -- what changed ---------------------------------------------------------------------
 
-    def members_changed(self, pbx: str, usernames: frozenset[str], at: float) -> None:
-        """The board's watcher: members of ``pbx`` (and these operators) changed."""
-        for name in self.supervision.view.queue_names(pbx):
+    def members_changed(
+        self, pbx: str, usernames: frozenset[str], devices: frozenset[str] | None, at: float
+    ) -> None:
+        """The board's watcher: these devices of ``pbx`` (``None``: all) and these
+        operators may have changed. Only the queues those devices are (or were) members
+        of are marked: this runs on every member event, on the hot path."""
+        board = self.supervision.view.board
+        if pbx not in board.pbxs():
+            return
+        members = board.members_of(pbx)
+        names: set[str] = set()
+        if devices is None:  # a snapshot or a lost link: everything, before and after
+            for key in [k for k in self._queues_of if k[0] == pbx]:
+                names |= self._queues_of.pop(key)
+            for device, queues in members.queues_by_device().items():
+                self._queues_of[(pbx, device)] = queues
+                names |= queues
+        else:
+            for device in devices:
+                now = members.queues_of(device)
+                names |= now | self._queues_of.get((pbx, device), frozenset())
+                if now:
+                    self._queues_of[(pbx, device)] = now
+                else:
+                    self._queues_of.pop((pbx, device), None)
+        for name in names:
             self.queues.mark((pbx, name))
         for username in usernames:
             self.agents.mark(username)
@@ -106,16 +135,23 @@ class SupervisorPushes:
         for name in queues:
             self.queues.mark((pbx, name))
         if self.supervision.view.linkedids().get(pbx):
-            self.supervision.resolve_ids().addCallbacks(
-                lambda found: self._ids_found(pbx, queues) if found else None,
-                lambda failure: log.error(
-                    "cannot look up the waiting calls' ids", error=failure.getErrorMessage()
-                ),
-            )
+            self.lookups.mark(pbx)
 
-    def _ids_found(self, pbx: str, queues: frozenset[str]) -> None:
-        for name in queues:
-            self.queues.mark((pbx, name))
+    def _look_up_ids(self, pbx: str) -> None:
+        self.supervision.resolve_ids().addCallbacks(
+            lambda found: self._ids_found() if found else None,
+            lambda failure: log.error(
+                "cannot look up the waiting calls' ids", error=failure.getErrorMessage()
+            ),
+        )
+
+    def _ids_found(self) -> None:
+        """Some waiting calls got their record id: the queues they wait in change."""
+        view = self.supervision.view
+        for pbx, callers in view.callers.items():
+            for name in callers.queues():
+                if callers.waiting(name):
+                    self.queues.mark((pbx, name))
 
     def sweep(self) -> None:
         """Everything may have changed (a wrap-up ran out, the roster was reloaded)."""
@@ -150,3 +186,4 @@ class SupervisorPushes:
     def stop(self) -> None:
         self.queues.stop()
         self.agents.stop()
+        self.lookups.stop()

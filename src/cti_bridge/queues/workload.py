@@ -158,7 +158,9 @@ class Workload:
     def contacts_changed(self, pbx: str, devices: frozenset[str] | None, at: float) -> None:
         self._tell(self.phones.changed(pbx, devices, at))
 
-    def members_changed(self, pbx: str, usernames: frozenset[str], at: float) -> None:
+    def members_changed(
+        self, pbx: str, usernames: frozenset[str], devices: frozenset[str] | None, at: float
+    ) -> None:
         """The board's watcher: these operators (and their devices) were computed."""
         if self.board.operators_loaded_at != self._owners_loaded_at:
             self._owners_loaded_at = self.board.operators_loaded_at
