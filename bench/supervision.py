@@ -255,6 +255,9 @@ auth = "plain"
 def push_latencies(result: dict[str, Any], cutoff: float) -> None:
     """The supervisors' figures: event written -> queue_update read, and the rates."""
     name = result["name"]
+    if not result["bosses"]:
+        print(f"# {name}: no supervisor screens")
+        return
     joins, leaves = result["joins"], result["leaves"]
     samples: dict[str, list[float]] = {"join": [], "leave": []}
     missing = {"join": 0, "leave": 0}
