@@ -1,0 +1,396 @@
+"""Supervisors' pushes: a queue-changing AMI event leaving the PBX's socket to the
+``queue_update`` that shows it on a supervisor's socket (issue 11), with the pops of
+bench/pop_latency.py running beside it.
+
+    python bench/supervision.py [--database sqlite postgresql] [--operators 500]
+        [--supervisors 50] [--queues 10] [--rate 50] [--seconds 60] [--customers 1000000]
+
+Everything around the daemon is pop_latency's: ``cti-bridge run --config FILE`` in its
+own process, bench/amiserver.py's raw AMI server and the WebSocket screens in this one,
+``--operators`` operator screens, the million customers, the same call (trace pjsip/01:
+``QueueCallerJoin``, the operator's ``AgentCalled``/``DialBegin``, 1 s later
+``QueueCallerLeave``/``AgentConnect``, 2 s after that the hang-up), ``--rate`` calls per
+second round-robin over the operators. Added here: the calls go to ``--queues`` queues
+(``q01``…, round-robin, so every operator is a member of one queue), and
+``--supervisors`` supervisor accounts have a screen open (``/ws?token=``), which listens
+on the ``supervisors`` topic.
+
+Latency of one push = for each supervisor socket and each caller, the time the first
+``queue_update`` of the caller's queue whose ``waiting`` holds its linkedid was read,
+minus the time the write with its ``QueueCallerJoin`` went to the PBX socket ("join"); and
+the first later one without it, minus the time of the write with its
+``QueueCallerLeave`` ("leave"). The pushes are coalesced per queue (docs/queues.md: the
+first at once, then at most one per 0.3 s, built when sent), so a change that falls
+inside a window waits for its end: expect a spread from a few ms up to about 0.3 s plus
+the delivery. Also printed: ``queue_update``s per second per queue on each socket, the
+shortest gap between two of one queue (the coalescing's bound), ``agent_update``s per
+second, and the pops' p50/p99 in the same run (pop_latency's measure, compare with
+docs/performance.md section 3). The first ``--warmup`` seconds are left out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import benchlib
+import popdata
+from amiserver import RawPBX, RawPBXSession
+from argon2 import PasswordHasher
+from pop_latency import Screen, free_port, get_json, summarise, wait_for
+from twisted.internet import defer, task
+from twisted.web.websocket import WebSocketClientEndpoint
+
+from cti_bridge.store import open_store
+from cti_bridge.testing.store import scratch_postgres
+
+QUEUE_UPDATE = '{"type": "queue_update"'
+AGENT_UPDATE = '{"type": "agent_update"'
+
+
+class SupervisorScreen(Screen):
+    """One supervisor's screen: for every queue, when each linkedid first appeared in
+    its waiting list and when it first went from it. Only ``queue_update`` frames are
+    parsed (``agent_update``s are counted), so that the measuring side keeps up."""
+
+    def __init__(self, username: str) -> None:
+        super().__init__(username, {})
+        self.waiting: dict[str, frozenset[str]] = {}
+        self.joined: dict[str, float] = {}  # linkedid -> first queue_update with it
+        self.left: dict[str, float] = {}  # linkedid -> first queue_update without it again
+        self.updates: list[tuple[float, str]] = []  # (read at, queue) of every queue_update
+        self.agent_updates: list[float] = []
+
+    def textMessageReceived(self, data: str) -> None:
+        now = time.perf_counter()
+        self.messages += 1
+        if data.startswith(AGENT_UPDATE):
+            self.agent_updates.append(now)
+            return
+        if not data.startswith(QUEUE_UPDATE):
+            super().textMessageReceived(data)  # hello
+            return
+        queue = json.loads(data)["queue"]
+        name = queue["name"]
+        now_waiting = frozenset(c["linkedid"] for c in queue["waiting"])
+        before = self.waiting.get(name, frozenset())
+        self.waiting[name] = now_waiting
+        self.updates.append((now, name))
+        for linkedid in now_waiting - before:
+            self.joined.setdefault(linkedid, now)
+        for linkedid in before - now_waiting:
+            self.left.setdefault(linkedid, now)
+
+
+def add_supervisors(url: str, count: int) -> dict[str, str]:
+    """``count`` supervisor accounts (no device), each with a token: username -> token."""
+    cheap = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    store = open_store(url, accounts={"hasher": cheap})
+    out = {}
+    try:
+        for k in range(1, count + 1):
+            username = f"sup{k:03d}"
+            info = store.accounts.add_operator(
+                username, role="supervisor", password="bench-password-1"
+            )
+            out[username] = store.accounts.create_token(info.id, lifetime=86_400)
+    finally:
+        store.close()
+    return out
+
+
+async def connect(reactor: Any, web_port: int, screen: Screen, token: str) -> None:
+    endpoint = WebSocketClientEndpoint.new(reactor, f"ws://127.0.0.1:{web_port}/ws?token={token}")
+    await endpoint.connect(screen)
+
+
+async def measure(
+    reactor: Any,
+    args: argparse.Namespace,
+    url: str,
+    operators: dict[str, tuple[str, str]],
+    supervisors: dict[str, str],
+) -> dict[str, Any]:
+    sessions: list[RawPBXSession] = []
+    pbx_port = reactor.listenTCP(0, RawPBX(sessions.append), interface="127.0.0.1")
+    web_port = free_port()
+    tmp = Path(tempfile.mkdtemp(prefix="cti-bench-"))
+    config = tmp / "cti-bridge.toml"
+    config.write_text(  # pop_latency's configuration
+        f"""
+[web]
+host = "127.0.0.1"
+port = {web_port}
+[database]
+url = "{url}"
+[log]
+level = "warning"
+[[pbx]]
+name = "bench"
+host = "127.0.0.1"
+port = {pbx_port.getHost().port}
+username = "cti"
+secret = "bench"
+auth = "plain"
+"""
+    )
+    log = (tmp / "daemon.log").open("w")
+    daemon = subprocess.Popen(
+        [str(Path(sys.executable).parent / "cti-bridge"), "run", "--config", str(config)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        await wait_for(reactor, lambda: sessions and sessions[0].ready_at, 60, "AMI login")
+        pbx = sessions[0]
+        arrivals: dict[tuple[str, str], float] = {}
+        screens = []
+        for username, (_, token) in operators.items():
+            screen = Screen(username, arrivals)
+            await connect(reactor, web_port, screen, token)
+            screens.append(screen)
+        bosses = []
+        for username, token in supervisors.items():
+            boss = SupervisorScreen(username)
+            await connect(reactor, web_port, boss, token)
+            bosses.append(boss)
+        await defer.gatherResults([s.hello for s in [*screens, *bosses]])
+        print(f"#   {len(screens)} operator and {len(bosses)} supervisor screens connected")
+        lag = benchlib.LoopLag(reactor, 0.01)
+        lag.start()
+        written: dict[tuple[str, str], float] = {}
+        joins: dict[str, tuple[float, str]] = {}  # linkedid -> (written at, queue)
+        leaves: dict[str, float] = {}
+
+        def send_leave(linkedid: str, data: bytes) -> None:
+            leaves[linkedid] = time.perf_counter()
+            pbx.send(data)
+
+        template = popdata.CallTemplate()
+        rng = random.Random(5)
+        devices = [device for device, _ in operators.values()]
+        total = int(args.rate * args.seconds)
+        started = time.perf_counter()
+        for n in range(total):
+            due = started + n / args.rate
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await task.deferLater(reactor, delay, lambda: None)
+            if rng.random() < 0.8:
+                number = popdata.customer_number(rng.randint(1, args.customers))
+            else:
+                number = f"+3249{rng.randint(0, 9_999_999):07d}"
+            operator = n % len(devices) + 1
+            queue = f"q{n % args.queues + 1:02d}"
+            script = template.call(n, operator, number, f"Caller {n}")
+            ring, answer, end = (
+                part.replace(b"support-sip", queue.encode())
+                for part in (script.ring, script.answer, script.end)
+            )
+            at = time.perf_counter()
+            written[(script.linkedid, script.device)] = at
+            joins[script.linkedid] = (at, queue)
+            pbx.send(ring)
+            reactor.callLater(1.0, send_leave, script.linkedid, answer)
+            reactor.callLater(3.0, pbx.send, end)
+        await task.deferLater(reactor, 5.0, lambda: None)
+        ended = time.perf_counter()
+        health = await get_json(reactor, f"http://127.0.0.1:{web_port}/healthz")
+        pops = health.get("pops") or health.get("web", {}).get("pops") or {}
+        print(f"#   daemon's own pop figures: {json.dumps(pops)[:400]}", flush=True)
+        for part in ("supervision", "members"):
+            shown = health.get(part) or health.get("parts", {}).get(part)
+            print(f"#   daemon's {part}: {json.dumps(shown)[:400]}", flush=True)
+        lag.stop()
+        for screen in [*screens, *bosses]:
+            if screen.transport is not None:
+                screen.transport.loseConnection()
+        return {
+            "written": written,
+            "arrivals": arrivals,
+            "started": started,
+            "ended": ended,
+            "traffic_end": started + total / args.rate,
+            "lag": lag.samples,
+            "joins": joins,
+            "leaves": leaves,
+            "bosses": [
+                {
+                    "joined": b.joined,
+                    "left": b.left,
+                    "updates": b.updates,
+                    "agent_updates": b.agent_updates,
+                    "messages": b.messages,
+                }
+                for b in bosses
+            ],
+        }
+    finally:
+        daemon.terminate()
+        try:
+            daemon.wait(20)
+        except subprocess.TimeoutExpired:
+            daemon.kill()
+        log.close()
+        errors = [
+            line
+            for line in (tmp / "daemon.log").read_text().splitlines()
+            if '"level": "error"' in line
+        ]
+        if errors:
+            print(f"#   daemon logged {len(errors)} errors, e.g. {errors[0][:300]}")
+        await pbx_port.stopListening()
+
+
+def push_latencies(result: dict[str, Any], cutoff: float) -> None:
+    """The supervisors' figures: event written -> queue_update read, and the rates."""
+    name = result["name"]
+    if not result["bosses"]:
+        print(f"# {name}: no supervisor screens")
+        return
+    joins, leaves = result["joins"], result["leaves"]
+    samples: dict[str, list[float]] = {"join": [], "leave": []}
+    missing = {"join": 0, "leave": 0}
+    for boss in result["bosses"]:
+        for linkedid, (at, _) in joins.items():
+            if at < cutoff:
+                continue
+            got = boss["joined"].get(linkedid)
+            if got is None:
+                missing["join"] += 1
+            else:
+                samples["join"].append((got - at) * 1000.0)
+            left_at = leaves.get(linkedid)
+            if left_at is None:
+                continue
+            gone = boss["left"].get(linkedid)
+            if gone is None or gone < left_at:
+                missing["leave"] += 1  # never shown as gone (or only before it left)
+            else:
+                samples["leave"].append((gone - left_at) * 1000.0)
+    everything = samples["join"] + samples["leave"]
+    for kind, values in samples.items():
+        p50, p99 = benchlib.percentiles(values, [50, 99])
+        print(
+            f"# {name}: {kind}: {len(values)} (caller, supervisor) pairs, "
+            f"{missing[kind]} never shown; p50 {p50:.1f} ms, p99 {p99:.1f} ms"
+        )
+    under = [v for v in everything if v < 50.0]
+    print(
+        f"# {name}: of all {len(everything)}, {len(under) / max(1, len(everything)):.0%} "
+        f"under 50 ms (a push at once), the rest waited for the 0.3 s window"
+    )
+    p50, p99, top = benchlib.percentiles(everything, [50, 99, 100])
+    benchlib.line(f"cti-bridge queue_update p50 ({name})", p50, "ms")
+    benchlib.line(f"cti-bridge queue_update p99 ({name})", p99, "ms")
+    benchlib.line(f"cti-bridge queue_update max ({name})", top, "ms")
+
+    window = result["traffic_end"] - cutoff
+    per_queue: list[float] = []
+    busiest = 0
+    gaps: list[float] = []
+    agents: list[float] = []
+    for boss in result["bosses"]:
+        counts: dict[str, int] = defaultdict(int)
+        per_second: dict[tuple[str, int], int] = defaultdict(int)
+        last: dict[str, float] = {}
+        for at, queue in boss["updates"]:
+            if cutoff <= at <= result["traffic_end"]:
+                counts[queue] += 1
+                per_second[(queue, int(at - cutoff))] += 1
+                if queue in last:
+                    gaps.append((at - last[queue]) * 1000.0)
+            last[queue] = at
+        per_queue.extend(c / window for c in counts.values())
+        busiest = max(busiest, max(per_second.values(), default=0))
+        inside = [at for at in boss["agent_updates"] if cutoff <= at <= result["traffic_end"]]
+        agents.append(len(inside) / window)
+    g1, g50 = benchlib.percentiles(gaps, [1, 50])
+    print(
+        f"# {name}: queue_update per queue per supervisor: mean "
+        f"{statistics.fmean(per_queue):.2f}/s (min {min(per_queue):.2f}, max "
+        f"{max(per_queue):.2f}) over {len(per_queue)} (supervisor, queue) pairs; at most "
+        f"{busiest} in one second; gap between two of one queue: shortest "
+        f"{min(gaps):.0f} ms, p1 {g1:.0f} ms, p50 {g50:.0f} ms"
+    )
+    print(
+        f"# {name}: agent_update per supervisor: mean {statistics.fmean(agents):.1f}/s; "
+        f"frames per supervisor socket in all: "
+        f"{statistics.fmean(b['messages'] for b in result['bosses']):.0f}"
+    )
+    benchlib.line(
+        f"cti-bridge queue_update rate per queue ({name})", statistics.fmean(per_queue), "/s"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--database", nargs="+", default=["sqlite", "postgresql"])
+    parser.add_argument("--operators", type=int, default=500)
+    parser.add_argument("--supervisors", type=int, default=50)
+    parser.add_argument("--queues", type=int, default=10)
+    parser.add_argument("--rate", type=float, default=50.0)
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--warmup", type=float, default=5.0)
+    parser.add_argument("--customers", type=int, default=1_000_000)
+    args = parser.parse_args()
+    benchlib.context(
+        load=f"{args.rate:g} calls/s over {args.queues} queues for {args.seconds:g} s, "
+        f"{args.operators} operators and {args.supervisors} supervisors connected, "
+        f"{args.customers} customers",
+        daemon="cti-bridge run --config (own process); PBX and screens in this process",
+    )
+    for name in args.database:
+        with tempfile.TemporaryDirectory() as tmp:
+            if name == "sqlite":
+                run_one(name, args, f"sqlite:///{Path(tmp) / 'bench.sqlite3'}")
+            else:
+                with scratch_postgres("cti_bench_sup") as url:
+                    run_one(name, args, url)
+
+
+def run_one(name: str, args: argparse.Namespace, url: str) -> None:
+    t0 = time.perf_counter()
+    popdata.load_customers(url, args.customers)
+    operators = popdata.add_operators(url, args.operators)
+    supervisors = add_supervisors(url, args.supervisors)
+    settled = popdata.settle(url)
+    print(
+        f"# {name}: database ready in {time.perf_counter() - t0:.0f} s "
+        f"(bulk load written out: {settled})",
+        flush=True,
+    )
+    result: dict[str, Any] = {"name": name}
+
+    async def go(reactor: Any) -> None:
+        result.update(await measure(reactor, args, url, operators, supervisors))
+
+    pid = os.fork()
+    if pid == 0:  # the reactor runs once per process: one child per database
+        try:
+            task.react(lambda reactor: defer.ensureDeferred(go(reactor)))
+        except SystemExit as done:
+            if done.code:
+                os._exit(int(done.code))
+        print(f"# {name}: load average after the run {os.getloadavg()[0]:.2f}")
+        summarise(name, args, result)
+        push_latencies(result, result["started"] + args.warmup)
+        sys.stdout.flush()
+        os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    if status:
+        sys.exit(f"{name}: the measurement failed")
+
+
+if __name__ == "__main__":
+    main()
