@@ -187,11 +187,12 @@ async def test_originate_into_the_support_queue_seen_through_to_hangup(
     (originated,) = collector.named("OriginateResponse", ActionID="cti-test-originate")
     assert originated["Response"] == "Success"
     linkedid = join["Linkedid"]
-    # app_queue may report the member's end just after the customer's channel hung up.
-    # On a loaded CI machine it came later than 5 s once; say what did arrive if it never does.
+    # app_queue reports the member's end from its own Stasis subscription, after the
+    # customer's channel hung up. On a loaded CI machine it came later than 5 s once and
+    # not within 20 s once (the whole suite on 2 cores); say what did arrive if it never does.
     await until(
         lambda: collector.named("AgentComplete", Linkedid=linkedid),
-        20,
+        60,
         "AgentComplete; seen for the call when the wait began: "
         + ", ".join(str(m.event) for m, _ in collector.events if m.get("Linkedid") == linkedid),
     )
