@@ -54,8 +54,9 @@ from twisted.web.websocket import WebSocketClientEndpoint
 from cti_bridge.store import open_store
 from cti_bridge.testing.store import scratch_postgres
 
-QUEUE_UPDATE = '{"type": "queue_update"'
-AGENT_UPDATE = '{"type": "agent_update"'
+# The bus's compact JSON (``cti_bridge.bus.encode``), as the screens' sockets forward it.
+QUEUE_UPDATE = '{"type":"queue_update"'
+AGENT_UPDATE = '{"type":"agent_update"'
 
 
 class SupervisorScreen(Screen):

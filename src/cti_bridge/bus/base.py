@@ -33,9 +33,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from twisted.internet.defer import Deferred
 
-__all__ = ["Bus", "BusNotRunning", "Handler", "encode", "lease_ms"]
+__all__ = ["Bus", "BusNotRunning", "Handler", "TextHandler", "encode", "lease_ms"]
 
 Handler = Callable[[dict[str, Any]], None]
+#: Receives a message as its JSON text (``encode``'s), for a subscriber that only forwards
+#: it (a screen's socket): one message to many sockets is not decoded and encoded again
+#: for each of them.
+TextHandler = Callable[[str], None]
 
 
 class BusNotRunning(RuntimeError):
@@ -51,6 +55,9 @@ class Bus(Protocol):
     def subscribe(self, topic: str, handler: Handler) -> Callable[[], None]:
         """Call ``handler(message)`` for each message; returns the unsubscribe function
         (which may be called more than once)."""
+
+    def subscribe_text(self, topic: str, handler: TextHandler) -> Callable[[], None]:
+        """As ``subscribe``, with the message as its JSON text (``encode``'s form)."""
 
     def acquire(self, name: str, owner: str, ttl: float) -> Deferred[bool]:
         """Take lock ``name`` for ``ttl`` seconds unless anyone holds it (``owner`` too)."""

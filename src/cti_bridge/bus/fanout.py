@@ -8,7 +8,7 @@ from collections.abc import Callable
 import structlog
 from twisted.internet.interfaces import IReactorTime
 
-from .base import Handler
+from .base import Handler, TextHandler
 
 log = structlog.get_logger("cti_bridge.bus")
 
@@ -17,10 +17,11 @@ class _Subscription:
     """One ``subscribe`` call: the same handler subscribed twice is two of these, so each
     unsubscribe function ends its own subscription only, however often it is called."""
 
-    __slots__ = ("active", "handler")
+    __slots__ = ("active", "handler", "text")
 
-    def __init__(self, handler: Handler):
+    def __init__(self, handler: Handler | TextHandler, text: bool = False):
         self.handler = handler
+        self.text = text
         self.active = True
 
 
@@ -36,7 +37,12 @@ class LocalFanout:
         self._subscriptions: dict[str, list[_Subscription]] = {}
 
     def subscribe(self, topic: str, handler: Handler) -> Callable[[], None]:
-        subscription = _Subscription(handler)
+        return self._add(topic, _Subscription(handler))
+
+    def subscribe_text(self, topic: str, handler: TextHandler) -> Callable[[], None]:
+        return self._add(topic, _Subscription(handler, text=True))
+
+    def _add(self, topic: str, subscription: _Subscription) -> Callable[[], None]:
         self._subscriptions.setdefault(topic, []).append(subscription)
 
         def unsubscribe() -> None:
@@ -66,9 +72,11 @@ class LocalFanout:
         for subscription in subscriptions:
             if not subscription.active:
                 continue
-            # Each handler gets its own copy: one cannot change what the next one sees.
-            message = json.loads(payload)
             try:
-                subscription.handler(message)
+                if subscription.text:  # the text as published: a str, no one can change it
+                    subscription.handler(payload)  # type: ignore[arg-type]
+                else:
+                    # Each handler gets its own copy: one cannot change what the next sees.
+                    subscription.handler(json.loads(payload))
             except Exception:
                 log.exception("bus handler failed", topic=topic, handler=repr(subscription.handler))

@@ -14,7 +14,7 @@ from typing import Any
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.interfaces import IReactorTime
 
-from .base import BusNotRunning, Handler, encode, lease_ms
+from .base import BusNotRunning, Handler, TextHandler, encode, lease_ms
 from .fanout import LocalFanout
 
 
@@ -37,6 +37,9 @@ class MemoryBus:
 
     def subscribe(self, topic: str, handler: Handler) -> Callable[[], None]:
         return self._fanout.subscribe(topic, handler)
+
+    def subscribe_text(self, topic: str, handler: TextHandler) -> Callable[[], None]:
+        return self._fanout.subscribe_text(topic, handler)
 
     # -- locks -------------------------------------------------------------------------
 

@@ -26,7 +26,7 @@ from twisted.internet.defer import Deferred, fail, inlineCallbacks, succeed
 from twisted.internet.endpoints import HostnameEndpoint
 from twisted.internet.interfaces import IReactorTime
 
-from .base import BusNotRunning, Handler, encode, lease_ms
+from .base import BusNotRunning, Handler, TextHandler, encode, lease_ms
 from .fanout import LocalFanout
 
 log = structlog.get_logger("cti_bridge.bus.redis")
@@ -182,6 +182,9 @@ class RedisBus:
 
     def subscribe(self, topic: str, handler: Handler) -> Callable[[], None]:
         return self._fanout.subscribe(topic, handler)
+
+    def subscribe_text(self, topic: str, handler: TextHandler) -> Callable[[], None]:
+        return self._fanout.subscribe_text(topic, handler)
 
     # -- locks -------------------------------------------------------------------------
 

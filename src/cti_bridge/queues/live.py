@@ -110,9 +110,7 @@ class LiveView:
             waits.append(waiting[-1]["wait_seconds"])
         members = []
         if pbx in self.board.pbxs():
-            for member in self.board.members_of(pbx).members(at):
-                if member.queue != name:
-                    continue
+            for member in self.board.members_of(pbx).members_of_queue(name, at):
                 state = member.state
                 if member.ringing and state == "on_call":
                     state = "ringing"

@@ -374,6 +374,11 @@ class QueueMembers:
         """Every member, by queue then interface, as at ``at``."""
         return [self._view(self._members[key], at) for key in sorted(self._members)]
 
+    def members_of_queue(self, queue: str, at: float) -> list[MemberView]:
+        """``queue``'s members, by interface, as at ``at`` (the others' views not built)."""
+        keys = sorted(key for key in self._members if key[0] == queue)
+        return [self._view(self._members[key], at) for key in keys]
+
     def memberships(self, device: str, at: float) -> list[MemberView]:
         """The members whose interface or state interface is ``device``."""
         keys = sorted(self._by_device.get(device, ()))

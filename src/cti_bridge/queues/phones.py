@@ -227,4 +227,6 @@ class PhoneStates:
         return [self._kept[k] for k in sorted(self._kept) if pbx is None or k[0] == pbx]
 
     def of_operator(self, username: str) -> list[PhoneState]:
-        return [p for p in self.phones() if p.operator == username]
+        """By PBX, then device (only the operator's own are sorted: it runs per agent push)."""
+        keys = sorted(k for k, p in self._kept.items() if p.operator == username)
+        return [self._kept[k] for k in keys]

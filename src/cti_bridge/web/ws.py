@@ -150,11 +150,15 @@ class ScreenSocket:
 
     def listen(self, topic: str) -> None:
         if topic not in self._unsubscribe:
-            self._unsubscribe[topic] = self.hub.bus.subscribe(topic, self.send)
+            # As published: one message to many screens is not decoded and encoded per screen.
+            self._unsubscribe[topic] = self.hub.bus.subscribe_text(topic, self.send_text)
 
     def send(self, message: dict[str, Any]) -> None:
+        self.send_text(json.dumps(message, ensure_ascii=False))
+
+    def send_text(self, text: str) -> None:
         if self.transport is not None:
-            self.transport.sendTextMessage(json.dumps(message, ensure_ascii=False))
+            self.transport.sendTextMessage(text)
 
     def _keepalive(self) -> None:
         """Ping the browser (the hub re-checks the token, for all its sockets at once)."""

@@ -4,6 +4,7 @@ server on :6379, marked ``redis``). What is promised is written in ``cti_bridge/
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
@@ -110,6 +111,32 @@ async def test_messages_arrive_as_json_and_each_handler_has_its_own_copy(nodes: 
     a.publish("operator.5", {"caller": {"name": "Zoë"}, "ids": (1, 2)})
     await nodes.until(lambda: len(seen) == 1)
     assert seen == [{"caller": {"name": "Zoë"}, "ids": [1, 2]}]  # a tuple travels as a list
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_text_subscriber_gets_the_json_text_in_order_beside_the_others(
+    nodes: Nodes,
+) -> None:
+    """``subscribe_text``: what a screen's socket forwards, undecoded, on every node."""
+    a, b = nodes.a, nodes.b
+    texts: list[str] = []
+    decoded: list[dict[str, Any]] = []
+    own: list[str] = []
+    b.subscribe_text("operator.5", texts.append)
+    b.subscribe("operator.5", decoded.append)
+    a.subscribe_text("operator.5", own.append)
+    a.publish("operator.5", {"caller": {"name": "Zoë <b>"}, "n": 1})
+    a.publish("operator.5", {"n": 2})
+    a.publish("operator.6", {"n": 3})
+    await nodes.until(lambda: len(texts) == 2 and len(decoded) == 2 and len(own) == 2)
+    assert texts == own == ['{"caller":{"name":"Zoë <b>"},"n":1}', '{"n":2}']
+    assert [json.loads(t) for t in texts] == decoded
+    stop = b.subscribe_text("operator.5", texts.append)
+    stop()
+    stop()
+    a.publish("operator.5", {"n": 4})
+    await nodes.until(lambda: len(decoded) == 3)
+    assert len(texts) == 3  # the first text subscription only
 
 
 @pytest_twisted.ensureDeferred

@@ -69,6 +69,16 @@ def test_the_state_since_is_the_instant_it_was_entered() -> None:
     assert anna is not None and anna.since == replay.at(76)
 
 
+def test_one_queues_members_are_those_of_the_whole_view_in_that_queue() -> None:
+    replay = seeded("01-queue-answered.ami").to(78)
+    at = replay.at(78)
+    every = replay.members.members(at)
+    assert {v.queue for v in every} == {"support", "sales"}
+    for queue in ("support", "sales"):
+        assert replay.members.members_of_queue(queue, at) == [v for v in every if v.queue == queue]
+    assert replay.members.members_of_queue("nobody-here", at) == []
+
+
 # -- 04: a direct call to Anna, no queue events ------------------------------------------
 
 

@@ -203,6 +203,9 @@ class RecordingBus:
         self.calls.append(("subscribe", topic))
         return lambda: self.calls.append(("unsubscribe", topic))
 
+    def subscribe_text(self, topic: str, handler: Callable[[str], None]) -> Callable[[], None]:
+        return self.subscribe(topic, lambda message: None)
+
     def publish(self, topic: str, message: dict[str, Any]) -> None:
         self.calls.append(("publish", topic))
 
