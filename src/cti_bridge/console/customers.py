@@ -22,6 +22,9 @@ def console_search_customers(store: Store, text: str, limit: int = 20) -> list[d
     return store.search.search_customers(text, limit)
 
 
-def console_customer_context(store: Store, customer_id: int) -> dict[str, Any] | None:
-    """Everything the console shows about one customer: exactly what a pop shows."""
-    return PopContextBuilder(store.pop_read).customer_context(customer_id)
+def console_customer_context(
+    store: Store, customer_id: int, zone: str | None = None
+) -> dict[str, Any] | None:
+    """Everything the console shows about one customer: exactly what a pop shows (its
+    contracts judged on the site's day in ``zone``)."""
+    return PopContextBuilder(store.pop_read, zone=zone).customer_context(customer_id)

@@ -7,7 +7,7 @@ A refusal is the web's ``BadRequest`` (400, naming the field) or ``Forbidden`` (
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Any
 
 from cti_bridge.vocabulary import AGREEMENT_DISPOSITIONS
@@ -25,7 +25,6 @@ __all__ = [
     "due_from",
     "flagged_filter",
     "involved",
-    "local_day",
     "may_handle_agreement",
     "may_set_owner",
     "service_hours",
@@ -240,12 +239,3 @@ def agreement_changes(body: Mapping[str, Any]) -> dict[str, Any]:
     if "queue" in body:
         changes["queue"] = _text(body, "queue", MAX_QUEUE)
     return changes
-
-
-def local_day(now: datetime) -> tuple[datetime, datetime]:
-    """The site's day around ``now`` (the server's local time zone, as contracts are
-    dated), as UTC [start, end)."""
-    local = datetime.fromtimestamp(now.timestamp())  # naive, local wall time
-    start = local.replace(hour=0, minute=0, second=0, microsecond=0)
-    end = start + timedelta(days=1)  # wall-clock midnights: a DST day is 23 or 25 hours
-    return start.astimezone(UTC), end.astimezone(UTC)

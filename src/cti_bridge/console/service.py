@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 from twisted.internet.defer import Deferred, inlineCallbacks
 
 from cti_bridge.app.config import AgreementsConfig, DialerConfig
-from cti_bridge.dialer.policy import Policy, business_deadline
+from cti_bridge.dialer.policy import Policy, business_deadline, site_day
 from cti_bridge.store import CallNotFound, InvalidAnnotation, InvalidRecord, Store
 from cti_bridge.web.auth import Forbidden, Principal
 from cti_bridge.web.http import BadRequest, NotFound
@@ -31,7 +31,6 @@ from .rules import (
     due_from,
     flagged_filter,
     involved,
-    local_day,
     may_handle_agreement,
     may_set_owner,
     service_hours,
@@ -150,7 +149,7 @@ class Console:
 
     def customer_context(self, principal: Principal, customer_id: int) -> Deferred[Any]:
         store = self.store
-        return self.run(lambda: console_customer_context(store, customer_id))
+        return self.run(lambda: console_customer_context(store, customer_id, self.policy.timezone))
 
     @inlineCallbacks
     def create_agreement(self, principal: Principal, body: Mapping[str, Any]) -> Any:
@@ -279,7 +278,7 @@ class Console:
                     customer_id=customer_id,
                     due=due,
                     now=now,
-                    today=local_day(now),
+                    today=site_day(now, self.policy.timezone),
                     flagged=only_flagged,
                     kind=kind,
                     unowned=unowned,

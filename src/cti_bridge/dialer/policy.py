@@ -42,6 +42,7 @@ __all__ = [
     "holiday_calendar",
     "next_allowed",
     "parse_hours",
+    "site_day",
     "who_may_ring",
 ]
 
@@ -225,6 +226,18 @@ def next_allowed(agreement: Agreement, policy: Policy, earliest: datetime) -> da
                     return lo
         day += timedelta(days=1)
     return None
+
+
+def site_day(now: datetime, zone: str) -> tuple[datetime, datetime]:
+    """The site's day around ``now`` in ``zone`` (``[dialer] timezone``: the zone of the
+    contracts, the deadlines, the KPIs' and the agreements' "today"; never the server's),
+    as UTC [start, end): local midnight to local midnight, 23 or 25 hours on a DST day."""
+    tz = ZoneInfo(zone)
+    local = now.astimezone(tz)
+    start = datetime(local.year, local.month, local.day, tzinfo=tz)
+    following = start.date() + timedelta(days=1)
+    end = datetime(following.year, following.month, following.day, tzinfo=tz)
+    return start.astimezone(UTC), end.astimezone(UTC)
 
 
 def business_deadline(start: datetime, hours: float, policy: Policy) -> datetime:

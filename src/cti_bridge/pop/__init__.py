@@ -40,11 +40,13 @@ def make_pop_service(
     *,
     build_in: Runner | None = None,
     default_region: str = "BE",
+    zone: str | None = None,
 ) -> PopService:
     """The production wiring: ``store`` is a ``cti_bridge.store.Store``, ``run`` runs
     blocking work in the database pool (e.g. ``Node.run``); ``build_in``, when given,
-    runs the context builds and call id fetches instead (the node's pop pool)."""
-    builder = PopContextBuilder(store.pop_read, default_region=default_region)
+    runs the context builds and call id fetches instead (the node's pop pool); ``zone``
+    is the site's (``[dialer] timezone``), in which the customers' contracts are dated."""
+    builder = PopContextBuilder(store.pop_read, default_region=default_region, zone=zone)
     return PopService(
         reactor,
         bus,

@@ -29,6 +29,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from cti_bridge.calls.events import Call
 from cti_bridge.store.customers import CUSTOMER_FIELDS
@@ -53,9 +54,15 @@ UPSELL_DAYS = 30
 LOCK_WAIT = 0.25
 
 
-def local_today(clock: Callable[[], float] = time.time) -> Callable[[], date]:
-    """Today in the server's local time zone: contracts are dated in the helpdesk's days."""
-    return lambda: datetime.fromtimestamp(clock()).date()
+def local_today(
+    clock: Callable[[], float] = time.time, zone: str | None = None
+) -> Callable[[], date]:
+    """Today in the site's time zone (``[dialer] timezone``): contracts are dated in the
+    helpdesk's days. Without ``zone`` (a script that reads no config), the server's."""
+    if zone is None:
+        return lambda: datetime.fromtimestamp(clock()).date()
+    tz = ZoneInfo(zone)
+    return lambda: datetime.fromtimestamp(clock(), tz).date()
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,13 +134,14 @@ class PopContextBuilder:
         default_region: str = "BE",
         clock: Callable[[], float] = time.time,
         today: Callable[[], date] | None = None,
+        zone: str | None = None,
         history: int = HISTORY,
         lock_wait: float = LOCK_WAIT,
     ) -> None:
         self._rows = rows
         self._region = default_region
         self._clock = clock
-        self._today = today or local_today(clock)
+        self._today = today or local_today(clock, zone)
         self._history = history
         self._lock_wait = lock_wait
 

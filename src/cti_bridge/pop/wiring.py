@@ -29,6 +29,7 @@ def install(node: Node) -> None:
         node.run,
         build_in=node.run_pop_work,
         default_region=node.config.phone.default_region,
+        zone=node.config.dialer.timezone,
     )
     node.add_consumer(service.handle)
     node.on_start(service.start)

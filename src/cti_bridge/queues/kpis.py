@@ -19,7 +19,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
+
+from cti_bridge.dialer.policy import site_day  # the site's calendar
 
 __all__ = [
     "ANSWERED_OUTCOMES",
@@ -206,17 +207,6 @@ def category_figures(
 def period_days(since: datetime, until: datetime) -> int:
     """Whole days in the period, at least 1 (a site day of 23 or 25 hours is one day)."""
     return max(1, round((until - since).total_seconds() / 86400))
-
-
-def site_day(now: datetime, zone: str) -> tuple[datetime, datetime]:
-    """The site's day around ``now`` in ``zone`` (``[dialer] timezone``), as UTC
-    [start, end): local midnight to local midnight, 23 or 25 hours on a DST day."""
-    tz = ZoneInfo(zone)
-    local = now.astimezone(tz)
-    start = datetime(local.year, local.month, local.day, tzinfo=tz)
-    following = start.date() + timedelta(days=1)
-    end = datetime(following.year, following.month, following.day, tzinfo=tz)
-    return start.astimezone(UTC), end.astimezone(UTC)
 
 
 def checked_period(

@@ -239,6 +239,16 @@ def test_a_flagged_agreement_is_closed_by_a_supervisor(desk: Desk) -> None:
 
 
 @on_stores
+def test_due_today_is_the_sites_day_not_the_servers(desk: Desk) -> None:
+    """At START it is still Thursday in UTC (a server's zone here) but Friday in Brussels."""
+    friday = desk.post("anna", {"kind": "repair", "deadline": local("2026-11-27 17:00")})["id"]
+    desk.post("anna", {"kind": "repair", "deadline": local("2026-11-28 09:00")})  # Saturday
+    thursday = desk.post("anna", {"kind": "repair", "deadline": "2026-11-26T22:30:00Z"})["id"]
+    assert desk.list("anna", due="today") == [friday]
+    assert desk.list("anna", due="overdue") == [thursday]  # 23:30 on Thursday in Brussels
+
+
+@on_stores
 def test_the_list_filters_flagged_and_kind(desk: Desk) -> None:
     now = datetime.fromtimestamp(START, UTC)
     call = desk.post("anna", {"kind": "callback", "callback_number": "050123456"})["id"]

@@ -473,3 +473,17 @@ def test_times_are_utc_whatever_the_database_sessions_time_zone(
     upcoming = next(a for a in context["agreements"] if a["id"] == helpdesk["open"])
     assert upcoming["deadline"] == "2026-11-28T12:00:00.000Z"
     assert upcoming["created_at"] == "2026-11-26T23:23:03.000Z"
+
+
+def test_contracts_are_judged_on_the_sites_day_not_the_servers() -> None:
+    """START (Thursday 26 November, 23:23 UTC) is Friday in Brussels and in Auckland,
+    still Thursday in New York: the site's zone says which day a contract must cover."""
+    from cti_bridge.pop.context import local_today
+
+    clock = lambda: START  # noqa: E731
+    assert local_today(clock, "Europe/Brussels")() == date(2026, 11, 27)
+    assert local_today(clock, "America/New_York")() == date(2026, 11, 26)
+    assert local_today(clock, "Pacific/Auckland")() == date(2026, 11, 27)
+    assert local_today(lambda: START + 3600, "Pacific/Auckland")() == date(2026, 11, 27)
+    assert local_today(lambda: START - 12 * 3600, "Pacific/Auckland")() == date(2026, 11, 27)
+    assert local_today(lambda: START - 13 * 3600, "Pacific/Auckland")() == date(2026, 11, 26)
