@@ -122,7 +122,8 @@ def test_todays_abandoned_calls_with_their_pending_callback(
     expect(rows).to_have_count(2)
     expect(sofie.locator("#abandoned-message")).to_have_text("2 abandoned today.")
     pending = sofie.locator(f"#abandoned-rows tr[data-call-id='{marie['id']}']")
-    expect(pending.locator(".abandoned-callback")).to_contain_text(f"Callback pending #{made['id']}")
+    callback = pending.locator(".abandoned-callback")
+    expect(callback).to_contain_text(f"Callback pending #{made['id']}")
     expect(pending).to_contain_text("support")
     # Jan's number has the seeded open callback (no call of its own): pending by number.
     jan_row = sofie.locator("#abandoned-rows tr").filter(has_text="+3250123456")
