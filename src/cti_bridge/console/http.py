@@ -11,7 +11,7 @@ from typing import Any
 from twisted.internet.defer import inlineCallbacks
 from twisted.web.server import Request
 
-from cti_bridge.vocabulary import vocabulary
+from cti_bridge.vocabulary import CALL_OUTCOMES, vocabulary
 from cti_bridge.web.api import WebApp
 from cti_bridge.web.http import BadRequest, NotFound, arg, json_body, parse_limit, parse_since
 from cti_bridge.web.http import respond as _respond
@@ -52,7 +52,12 @@ def add_routes(web: WebApp, console: Console) -> None:
             raise BadRequest("number is too long")
         since = parse_since(arg(request, "since"))
         limit = parse_limit(arg(request, "limit"))
-        rows = yield console.list_calls(principal, number=number or None, since=since, limit=limit)
+        outcome = arg(request, "outcome") or None
+        if outcome is not None and outcome not in CALL_OUTCOMES:
+            raise BadRequest(f"outcome must be one of {', '.join(CALL_OUTCOMES)}")
+        rows = yield console.list_calls(
+            principal, number=number or None, since=since, limit=limit, outcome=outcome
+        )
         return _respond(request, 200, {"calls": rows})
 
     @web.route("/api/calls/<string:call_id>", methods=["GET"])

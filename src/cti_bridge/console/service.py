@@ -72,10 +72,18 @@ class Console:
     # -- calls ---------------------------------------------------------------------------
 
     def list_calls(
-        self, principal: Principal, *, number: str | None, since: datetime | None, limit: int
+        self,
+        principal: Principal,
+        *,
+        number: str | None,
+        since: datetime | None,
+        limit: int,
+        outcome: str | None = None,
     ) -> Deferred[list[dict[str, Any]]]:
         queries = self.store.queries
-        return self.run(lambda: queries.list_calls(number=number, since=since, limit=limit))
+        return self.run(
+            lambda: queries.list_calls(number=number, since=since, limit=limit, outcome=outcome)
+        )
 
     @inlineCallbacks
     def get_call(self, principal: Principal, call_id: int) -> Any:

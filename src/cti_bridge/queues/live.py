@@ -24,6 +24,7 @@ from cti_bridge.calls.callerid import is_withheld
 from cti_bridge.store.numbers import normalize_number
 
 from .callers import QueueCallers
+from .current import CurrentCalls, call_json
 from .members import least_available
 from .operators import MembersBoard, OperatorView
 
@@ -42,6 +43,9 @@ class Account:
     operator: str  # username
     name: str | None
     devices: tuple[str, ...]
+    #: The account's id: the operator's own topic (``operator_topic``) for their
+    #: ``agent_update``; ``None`` where unknown (then only the supervisors get it).
+    operator_id: int | None = None
 
 
 class LiveView:
@@ -62,6 +66,9 @@ class LiveView:
         #: The operator's phones, ``[{"device", "state"}]`` (``phones.PhoneStates``, set by
         #: the workload's wiring); ``None``: nobody watches phones, the list is empty.
         self.phones: Callable[[str], list[dict[str, Any]]] | None = None
+        #: The call each device is on (``current.py``, fed by the pipelines); ``None``:
+        #: nobody follows the calls, ``current_call`` is null.
+        self.current_calls: CurrentCalls | None = None
 
     # -- queues ---------------------------------------------------------------------------
 
@@ -159,6 +166,11 @@ class LiveView:
             view = self.board.operator(pbx, account.operator, at)
             if view is not None:
                 views.append(view)
+        devices = set(account.devices)
+        for view in views:
+            devices.update(m.device for m in view.memberships)
+            devices.update(d.device for d in view.devices)
+        current = None if self.current_calls is None else self.current_calls.of_devices(devices)
         if not views:
             state, since, reason, queues, pbxs = "unavailable", None, None, [], []
         else:
@@ -181,6 +193,7 @@ class LiveView:
             "queues": queues,
             "pbx": pbxs,
             "phones": [] if self.phones is None else self.phones(account.operator),
+            "current_call": call_json(current, self._region, iso),
         }
 
     def memberships(self, username: str) -> dict[str, list[tuple[str, str]]]:

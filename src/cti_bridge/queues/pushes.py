@@ -1,4 +1,5 @@
-"""``queue_update`` and ``agent_update`` on the supervisors' topic, coalesced.
+"""``queue_update`` and ``agent_update`` on the supervisors' topic, coalesced; each
+operator's own ``agent_update`` on their own topic too (their screen shows their state).
 
 A change (the board's watchers, the callers' feed) only marks a queue or an operator as
 "maybe changed". ``Coalescer`` sends a marked key at once if it has not sent that key
@@ -20,7 +21,7 @@ import structlog
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 
 from cti_bridge.bus import Bus
-from cti_bridge.bus.topics import SUPERVISORS_TOPIC
+from cti_bridge.bus.topics import SUPERVISORS_TOPIC, operator_topic
 
 from .live import signature
 from .service import Supervision
@@ -131,6 +132,15 @@ class SupervisorPushes:
         for username in usernames:
             self.agents.mark(username)
 
+    def calls_changed(self, pbx: str, devices: frozenset[str]) -> None:
+        """The current calls' watcher (``current.py``): these devices gained, lost or
+        changed a call, so their operators' ``current_call`` did."""
+        board = self.supervision.view.board
+        for device in devices:
+            username = board.owner_of(device)
+            if username is not None:
+                self.agents.mark(username)
+
     def callers_changed(self, pbx: str, queues: frozenset[str], at: float) -> None:
         for name in queues:
             self.queues.mark((pbx, name))
@@ -173,15 +183,21 @@ class SupervisorPushes:
         if account is None:
             return  # not an active account (yet): the roster's next load brings them
         agent = self.supervision.agent_json(account)
-        self._publish(("agent", username), "agent_update", "agent", agent)
+        own = None if account.operator_id is None else operator_topic(account.operator_id)
+        self._publish(("agent", username), "agent_update", "agent", agent, also=own)
 
-    def _publish(self, key: object, kind: str, field: str, view: dict[str, Any]) -> None:
+    def _publish(
+        self, key: object, kind: str, field: str, view: dict[str, Any], also: str | None = None
+    ) -> None:
         seen = signature(view, moving=("longest_wait_seconds", "today"))
         if self._pushed.get(key) == seen:
             return
         self._pushed[key] = seen
         self.pushed[kind] += 1
-        self.bus.publish(SUPERVISORS_TOPIC, {"type": kind, field: view})
+        message = {"type": kind, field: view}
+        self.bus.publish(SUPERVISORS_TOPIC, message)
+        if also is not None:  # the operator's own screen (and whoever watches it)
+            self.bus.publish(also, message)
 
     def stop(self) -> None:
         self.queues.stop()

@@ -1,6 +1,8 @@
 """The supervisors' endpoints: ``GET /api/queues``, ``GET /api/agents`` (supervisors and
-admins), ``POST /api/agents/{operator}/pause`` and ``/unpause`` (a supervisor or admin,
-or the operator themselves). Thin: they check who asks and what, and ask ``Supervision``.
+admins), ``GET /api/agents/{operator}``, ``POST /api/agents/{operator}/pause`` and
+``/unpause`` (a supervisor or admin, or the operator themselves), and ``GET
+/api/queues/pause-reasons`` (anyone logged in: an operator pauses themselves with one).
+Thin: they check who asks and what, and ask ``Supervision``.
 """
 
 from __future__ import annotations
@@ -24,6 +26,11 @@ def _supervisor(principal: Principal) -> None:
         raise Forbidden("only supervisors and admins see the queues and agents")
 
 
+def _self_or_supervisor(principal: Principal, operator: str) -> None:
+    if principal.username != operator and not principal.sees_everything:
+        raise Forbidden("only the operator themselves or a supervisor may do that")
+
+
 def add_routes(web: WebApp, supervision: Supervision, pause_reasons: tuple[str, ...]) -> None:
     @web.route("/api/queues", methods=["GET"])
     @inlineCallbacks
@@ -33,6 +40,12 @@ def add_routes(web: WebApp, supervision: Supervision, pause_reasons: tuple[str, 
         queues = yield supervision.queues()
         return respond(request, 200, {"queues": queues})
 
+    @web.route("/api/queues/pause-reasons", methods=["GET"])
+    @inlineCallbacks
+    def pause_reasons_list(request: Request) -> Any:
+        yield web.principal(request)
+        return respond(request, 200, {"reasons": list(pause_reasons)})
+
     @web.route("/api/agents", methods=["GET"])
     @inlineCallbacks
     def live_agents(request: Request) -> Any:
@@ -41,11 +54,20 @@ def add_routes(web: WebApp, supervision: Supervision, pause_reasons: tuple[str, 
         agents = yield supervision.agents()
         return respond(request, 200, {"agents": agents})
 
+    @web.route("/api/agents/<string:operator>", methods=["GET"])
+    @inlineCallbacks
+    def live_agent(request: Request, operator: str) -> Any:
+        principal = yield web.principal(request)
+        _self_or_supervisor(principal, operator)
+        agent = yield supervision.agent(operator)
+        if agent is None:
+            raise NotFound("no such operator")
+        return respond(request, 200, agent)
+
     @inlineCallbacks
     def set_pause(request: Request, operator: str, paused: bool) -> Any:
         principal = yield web.principal(request)
-        if principal.username != operator and not principal.sees_everything:
-            raise Forbidden("only the operator themselves or a supervisor may do that")
+        _self_or_supervisor(principal, operator)
         reason: str | None = None
         if paused:
             body = json_body(request)

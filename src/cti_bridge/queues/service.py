@@ -185,6 +185,17 @@ class Supervision:
             lambda _: [self.agent_json(account) for account in self.roster.values()]
         )
 
+    def agent(self, username: str) -> Deferred[dict[str, Any] | None]:
+        """One active operator now (the roster read again); ``None``: no such account."""
+        loading = self.reload_roster()
+        loading.addCallback(lambda _: self.refresh_today())
+
+        def build(_: object) -> dict[str, Any] | None:
+            account = self.roster.get(username)
+            return None if account is None else self.agent_json(account)
+
+        return loading.addCallback(build)
+
     # -- pause ----------------------------------------------------------------------------
 
     def pause(self, username: str, reason: str | None) -> Deferred[list[str]]:

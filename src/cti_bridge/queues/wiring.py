@@ -15,6 +15,7 @@ import structlog
 from twisted.internet.task import LoopingCall
 
 from .callers import QueueCallers
+from .current import CurrentCalls
 from .feed import CallersFeed, MembersFeed, OperatorDevices
 from .kpi_service import install_kpis
 from .live import Account, LiveView
@@ -44,7 +45,8 @@ ROSTER_RELOAD_SECONDS = 60.0
 
 def install(node: Node) -> None:
     """The supervisors' topic and ``watch`` on the node's hub; the members board; the
-    waiting callers; ``GET /api/queues``, ``GET /api/agents``, pause and unpause; the
+    waiting callers; the calls each device is on; ``GET /api/queues``, ``GET
+    /api/agents`` (and one agent), the pause reasons, pause and unpause; the
     ``queue_update``/``agent_update`` pushes."""
     add_supervisor_screens(node.hub, node.accounts.operator_id_for)
     board = MembersBoard(node.reactor.seconds)
@@ -96,10 +98,14 @@ def install(node: Node) -> None:
     node.provide("members", board)
 
     view = LiveView(board, callers, node.reactor.seconds, region=node.config.phone.default_region)
+    current = CurrentCalls()
+    for pipeline in node.pipelines.values():
+        pipeline.add_consumer(current.feed)
+    view.current_calls = current
 
     def load_accounts() -> list[Account]:
         return [
-            Account(o.username, o.name, tuple(o.devices))
+            Account(o.username, o.name, tuple(o.devices), o.id)
             for o in node.store.accounts.list_operators()
             if o.active
         ]
@@ -117,6 +123,7 @@ def install(node: Node) -> None:
     )
     pushes = SupervisorPushes(supervision, node.bus, node.reactor)
     board.watchers.append(pushes.members_changed)
+    current.changed.append(pushes.calls_changed)
     for feed_of_callers in caller_feeds.values():
         feed_of_callers.changed = pushes.callers_changed
     add_routes(node.http, supervision, node.config.queues.pause_reasons)

@@ -49,11 +49,12 @@ export class Api {
     return this.request("PATCH", `/api/calls/${encodeURIComponent(id)}`, changes);
   }
 
-  calls({ number, since, limit }) {
+  calls({ number, since, limit, outcome }) {
     const query = new URLSearchParams();
     if (number) query.set("number", number);
     if (since) query.set("since", since);
     if (limit) query.set("limit", String(limit));
+    if (outcome) query.set("outcome", outcome);
     return this.request("GET", `/api/calls?${query}`);
   }
 
@@ -88,6 +89,28 @@ export class Api {
 
   logContact(contact) {
     return this.request("POST", "/api/contacts", contact);
+  }
+
+  /** Supervisors: every operator now (GET /api/agents). */
+  agents() {
+    return this.request("GET", "/api/agents");
+  }
+
+  /** One operator now: oneself, or anyone for a supervisor. */
+  agent(username) {
+    return this.request("GET", `/api/agents/${encodeURIComponent(username)}`);
+  }
+
+  pauseReasons() {
+    return this.request("GET", "/api/queues/pause-reasons");
+  }
+
+  pause(username, reason) {
+    return this.request("POST", `/api/agents/${encodeURIComponent(username)}/pause`, { reason });
+  }
+
+  unpause(username) {
+    return this.request("POST", `/api/agents/${encodeURIComponent(username)}/unpause`, {});
   }
 
   vocabulary() {

@@ -14,6 +14,7 @@ export const SHORTCUTS = [
   { key: "k", action: "customers", words: "Search customers" },
   { key: "h", action: "history", words: "Search the call history" },
   { key: "g", action: "agreements", words: "Agreements: mine, due today, overdue" },
+  { key: "t", action: "team", words: "Team: operators, pauses, abandoned calls (supervisors)" },
   { key: "/", action: "help", words: "Show these shortcuts" },
 ];
 

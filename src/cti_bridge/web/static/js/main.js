@@ -11,6 +11,7 @@ import { installShortcuts } from "./keys.js";
 import { AGREEMENT_DISPOSITIONS, AGREEMENT_STATUSES, CALL_STATES, WITHDRAWN_REASONS, label, useVocabulary } from "./labels.js";
 import { CustomerSearch, HistorySearch } from "./search.js";
 import { LiveSocket } from "./socket.js";
+import { MyState, TeamView } from "./team.js";
 import { AgreementDialog, WrapUpForm } from "./wrapup.js";
 
 const TITLE = "cti-bridge console";
@@ -43,6 +44,13 @@ const socket = new LiveSocket({
   onMessage: (message) => received(message),
   onState: (state) => linkState(state),
 });
+
+const teamView = new TeamView({
+  api,
+  watch: (username) => watchOperator(username),
+  openAgreement: (id) => openAgreement(id),
+});
+const myState = new MyState({ api });
 
 let me = null;
 let view = "live";
@@ -108,6 +116,9 @@ function startConsole(who) {
   const devices = who.devices && who.devices.length ? ` · ${who.devices.join(", ")}` : "";
   byId("who").textContent = `${name}${role}${devices}`;
   byId("watch-form").hidden = !isSupervisor(who);
+  byId("team-tab").hidden = !isSupervisor(who);
+  teamView.reset();
+  myState.start(who);
   flaggedSeen = new Set();
   byId("flagged-count").textContent = "";
   agreementsView.reset();
@@ -124,6 +135,8 @@ function stopConsole() {
   clearInterval(ticker);
   ticker = null;
   agreementDialog.close();
+  teamView.reset();
+  myState.stop();
   book.calls.clear();
   forms.clear();
   selected = null;
@@ -138,7 +151,11 @@ function linkState({ state, attempt, retryInMs, reconnected }) {
     banner.hidden = true;
     status.textContent = "● Live";
     status.className = "link-state link-up";
-    if (reconnected) refreshAfterReconnect();
+    if (reconnected) {
+      refreshAfterReconnect();
+      myState.refresh(); // pushes missed while offline
+      if (view === "team") teamView.load();
+    }
     return;
   }
   if (state === "connecting") {
@@ -183,6 +200,17 @@ function received(message) {
       break;
     case "agreement_flagged":
       flagged(message.agreement);
+      break;
+    case "agent_update":
+      myState.agentUpdate(message.agent);
+      if (isSupervisor(me)) teamView.agentUpdate(message.agent);
+      break;
+    case "phone_status":
+      myState.phoneStatus(message);
+      if (isSupervisor(me)) teamView.phoneStatus(message);
+      break;
+    case "queue_update":
+      if (isSupervisor(me)) teamView.queueUpdate(message.queue);
       break;
     case "watching":
       byId("watching").textContent = `Watching ${message.username}.`;
@@ -477,6 +505,8 @@ function renderHead() {
 
 function tick() {
   const now = Date.now();
+  if (view === "team") teamView.tick(now);
+  myState.tick(now);
   for (const node of document.querySelectorAll("[data-timer]")) {
     const entry = book.get(node.dataset.timer);
     if (entry) node.textContent = formatDuration(timerFor(entry, now).ms);
@@ -525,6 +555,7 @@ for (const tab of document.querySelectorAll(".tab")) {
       agreementsView.load();
       agreementsView.focus();
     }
+    if (tab.dataset.view === "team") openTeam();
   });
 }
 
@@ -537,6 +568,24 @@ byId("watch-form").addEventListener("submit", (event) => {
     byId("watching").textContent = "Not connected; try again when the link is back.";
   }
 });
+
+/** From the Team view: watch that operator's pop, in the live view. */
+function watchOperator(username) {
+  byId("watch-username").value = username;
+  showView("live");
+  if (!socket.send({ type: "watch", username })) {
+    byId("watching").textContent = "Not connected; try again when the link is back.";
+    return;
+  }
+  byId("watching").textContent = `Asking to watch ${username}…`;
+  byId("watch-username").focus();
+}
+
+function openTeam() {
+  if (!isSupervisor(me)) return;
+  showView("team");
+  teamView.load().then(() => teamView.focus());
+}
 
 /** The form the shortcuts act on: the open history call there, else the live call. */
 function currentForm() {
@@ -594,6 +643,7 @@ installShortcuts({
     agreementsView.load();
     agreementsView.focus();
   }),
+  team: whenNoDialog(() => openTeam()),
   help: whenNoDialog(() => byId("help-dialog").showModal()),
 });
 
