@@ -67,13 +67,14 @@ class DaemonProcess:
         self._reader.start()
         try:
             self.ready = self._answer(START_TIMEOUT, "start")
-            if "ready" not in self.ready:
-                raise AssertionError(f"the daemon did not start: {self.ready}\n{self.stderr()}")
-        except BaseException:
+        except AssertionError:
+            self.ready = {"ok": False, "error": "no answer"}
+        if "ready" not in self.ready:
+            problem = f"the daemon did not start: {self.ready}\n{self.stderr()}"
             self.process.kill()  # ours, by its own handle
             self.process.wait(timeout=5)
             self._log.close()
-            raise
+            raise AssertionError(problem)
         self.url: str = self.ready["ready"]
         self.password: str = self.ready["password"]
 
