@@ -24,6 +24,9 @@ out as JSON lines on stdout:
                                    customer answers at once (for ``--dialer``, whose own
                                    DialerService places the callback)
     {"cmd": "answer", "device": "PJSIP/1001"}   the operator picks up
+    {"cmd": "reachable", "device": "PJSIP/1002", "reachable": false}
+                                   qualify's verdict on a phone (the simulator's
+                                   DeviceStateChange UNAVAILABLE, ContactStatus Unreachable)
     {"cmd": "flag", "agreement_id": 1, "reason": "deadline_passed"}
                                    what the dialer does when a callback cannot be kept:
                                    flag it in the store, push agreement_flagged to the
@@ -211,6 +214,9 @@ class Commands(LineReceiver):
             return {"ok": True, "agreement": flagged}
         if what == "answer":
             return {"ok": self.sim.answer(command["device"])}
+        if what == "reachable":
+            self.sim.set_reachable(command["device"], bool(command["reachable"]))
+            return {"ok": True}
         if what == "status":
             return {"ok": True, "health": self.daemon.health()}
         if what == "quit":
