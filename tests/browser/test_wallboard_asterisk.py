@@ -10,6 +10,11 @@ the difference must stay under a second. What runs in between is the whole produ
 the daemon's AMI link, the waiting callers, the coalesced ``queue_update``, the bus, the
 WebSocket, the page's rendering.
 
+Its Phones panel names the operators whose phones cannot be rung, as the PBX has them:
+chris is bound to lab endpoint ``PJSIP/1003`` (no static contact), "not registered"
+until a real SIP REGISTER (SIPp) gives it a contact, and again after ``Expires: 0``;
+anna and bart (Local devices whose state is fine) never show there.
+
 The operators are made slow in two ways: both members paused in support over AMI
 (``QueuePause``: the caller waits as long as the test wants), then, for an answered call,
 anna's simulated phone (``set_operator``) answers after a second once she is unpaused.
@@ -25,6 +30,7 @@ from typing import Any
 from playwright.sync_api import expect
 
 from cti_bridge.testing.asterisk import AsteriskInstance
+from cti_bridge.testing.sipp import sip_register
 from tests.browser.asterisk_daemon import MEMBERS, AsteriskDaemon, QueueEvents
 from tests.support.asterisk_queues import (
     QueueShow,
@@ -214,4 +220,34 @@ def test_the_wallboard_follows_a_caller_answered_and_the_member_on_the_call(
     )
     assert shown_at - joined < WITHIN, f"the join showed {shown_at - joined:.3f} s after the event"
     assert gone_at - left < WITHIN, f"the answer showed {gone_at - left:.3f} s after the event"
+    assert page.errors == []
+
+
+def contacts_of(pbx: AsteriskInstance, endpoint: str) -> list[str]:
+    """Asterisk's own list of the endpoint's contacts (``pjsip show contacts``)."""
+    lines = pbx.cli(f"pjsip show contacts like {endpoint}").splitlines()
+    return [line.split()[1] for line in lines if f" {endpoint}/sip:" in line]
+
+
+def test_the_wallboard_names_the_phone_that_is_not_registered_on_asterisk(
+    asterisk: AsteriskInstance, pbx_daemon: AsteriskDaemon, chromium: Any
+) -> None:
+    page = open_wallboard(chromium, pbx_daemon)
+    phones = page.locator("#wb-phones li")
+    assert contacts_of(asterisk, "1003") == []
+    expect(phones).to_have_text(["Chris: phone not registered (PJSIP/1003)"])
+    expect(page.locator("#wb-phones li[data-operator='chris']")).to_have_attribute(
+        "data-state", "unregistered"
+    )
+    expect(page.locator("#wb-phones-bad")).to_have_text("1")
+
+    port = sip_register(asterisk, "1003", 300)
+    try:
+        assert len(contacts_of(asterisk, "1003")) == 1
+        expect(phones).to_have_text(["Every operator's phone is registered."])
+        expect(page.locator("#wb-phones-bad")).to_have_text("0")
+    finally:
+        sip_register(asterisk, "1003", 0, port)
+    assert contacts_of(asterisk, "1003") == []
+    expect(phones).to_have_text(["Chris: phone not registered (PJSIP/1003)"])
     assert page.errors == []
