@@ -116,11 +116,13 @@ class QueueEvents:
 def pbx_daemon(asterisk: AsteriskInstance, tmp_path: Path) -> Iterator[AsteriskDaemon]:
     """The test's own daemon on the session's Asterisk. Afterwards the PBX is as the next
     test expects it: members unpaused, no simulated phones, no channel left."""
-    daemon = AsteriskDaemon(asterisk, tmp_path)
     try:
-        yield daemon
+        daemon = AsteriskDaemon(asterisk, tmp_path)
+        try:
+            yield daemon
+        finally:
+            daemon.stop()
     finally:
-        daemon.stop()
         for ext, interface in MEMBERS.items():
             asterisk.cli(f"queue unpause member {interface}")
             asterisk.clear_operator(ext)
