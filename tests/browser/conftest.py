@@ -12,12 +12,15 @@ from typing import Any
 
 import pytest
 
+from tests.browser.asterisk_daemon import pbx_daemon, queue_events
 from tests.browser.console_harness import CHROMIUM, CHROMIUM_ARGS, ConsoleServer, chromium_problem
+
+__all__ = ["pbx_daemon", "queue_events"]
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
-        if "screen" in getattr(item, "fixturenames", ()):
+        if {"screen", "chromium"} & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.browser)
 
 
@@ -53,17 +56,17 @@ def playwright() -> Iterator[Any]:
 
 
 @pytest.fixture
-def screen(
-    playwright: Any, server: ConsoleServer, tmp_path_factory: pytest.TempPathFactory
+def chromium(
+    playwright: Any, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Callable[..., Any]]:
-    """screen() -> a fresh Chromium (own profile) on the console's login page.
+    """chromium(url) -> a fresh Chromium (own profile) on ``url``.
 
     Each page records the WebSocket frames it receives (``page.frames_received``) and the
     script errors it raises (``page.errors``), so tests can prove what never arrived.
     """
     contexts: list[Any] = []
 
-    def open_screen(*, width: int = 1280, height: int = 900) -> Any:
+    def open_page(url: str, *, width: int = 1280, height: int = 900) -> Any:
         context = playwright.chromium.launch_persistent_context(
             str(tmp_path_factory.mktemp("profile")),
             executable_path=CHROMIUM,
@@ -86,11 +89,22 @@ def screen(
             lambda ws: ws.on("framereceived", lambda frame: page.frames_received.append(frame)),  # noqa: PLW0108
         )
         page.set_default_timeout(10_000)
-        page.goto(server.url)
+        page.goto(url)
         return page
 
     try:
-        yield open_screen
+        yield open_page
     finally:
         for context in contexts:
             context.close()
+
+
+@pytest.fixture
+def screen(chromium: Callable[..., Any], server: ConsoleServer) -> Callable[..., Any]:
+    """screen() -> a fresh Chromium (own profile) on the console's login page (see
+    ``chromium``)."""
+
+    def open_screen(*, width: int = 1280, height: int = 900) -> Any:
+        return chromium(server.url, width=width, height=height)
+
+    return open_screen

@@ -1,8 +1,9 @@
 """The test side of the browser tests: the daemon subprocess and Chromium.
 
 ``ConsoleServer`` runs ``console_server.py`` (a real daemon on the simulated PBX, see
-there) and talks to it over its stdin/stdout; a reader thread only moves its stdout lines
-into queues (the test process runs no reactor). ``Browsers`` launches Debian's Chromium
+there), ``asterisk_daemon.AsteriskDaemon`` the daemon on the real Asterisk; each is a
+``DaemonProcess``, spoken to over its stdin/stdout; a reader thread only moves its stdout
+lines into queues (the test process runs no reactor). ``Browsers`` launches Debian's Chromium
 through Playwright, one browser process with a fresh profile per operator, so two
 operators' screens share nothing (no cookies, no storage, no sockets).
 """
@@ -36,25 +37,44 @@ CHROMIUM_ARGS = [
 START_TIMEOUT = 30.0
 
 
-class ConsoleServer:
-    def __init__(self, data_dir: Path, *, dialer: bool = False):
+class DaemonProcess:
+    """A daemon script in its own process, spoken to in JSON lines: it prints
+    ``{"ready": URL, "password": ...}`` once it serves, answers each command with one line
+    and reports events (lines with ``"event"``) in between."""
+
+    def __init__(
+        self,
+        argv: list[str],
+        data_dir: Path,
+        *,
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+    ):
         self.log_path = data_dir / "daemon.log"
         self._log = self.log_path.open("wb")
-        extra = ["--dialer"] if dialer else []
         self.process = subprocess.Popen(
-            [sys.executable, str(HERE / "console_server.py"), "--data-dir", str(data_dir), *extra],
+            argv,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._log,
+            env=env,
+            cwd=cwd,
         )
         self._answers: queue.Queue[dict[str, Any]] = queue.Queue()
         self._events: queue.Queue[dict[str, Any]] = queue.Queue()
         self._seen_events: list[dict[str, Any]] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
-        self.ready = self._answer(START_TIMEOUT, "start")
+        try:
+            self.ready = self._answer(START_TIMEOUT, "start")
+        except AssertionError:
+            self.ready = {"ok": False, "error": "no answer"}
         if "ready" not in self.ready:
-            raise AssertionError(f"the daemon did not start: {self.ready}\n{self.stderr()}")
+            problem = f"the daemon did not start: {self.ready}\n{self.stderr()}"
+            self.process.kill()  # ours, by its own handle
+            self.process.wait(timeout=5)
+            self._log.close()
+            raise AssertionError(problem)
         self.url: str = self.ready["ready"]
         self.password: str = self.ready["password"]
 
@@ -85,27 +105,6 @@ class ConsoleServer:
         answer = self._answer(10.0, cmd)
         assert answer.get("ok"), f"{cmd} failed: {answer}"
         return answer
-
-    def call(self, scenario: str, caller: tuple[str, str], **options: Any) -> str:
-        """Place a call on the simulated PBX now; returns its linkedid."""
-        answer = self.command("call", scenario=scenario, caller=list(caller), options=options)
-        linkedid: str = answer["linkedid"]
-        return linkedid
-
-    def ring(self, device: str, linkedid: str, timeout: float = 10.0) -> dict[str, Any]:
-        """The moment ``device`` started ringing for the call (the pop's trigger)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            for event in self._seen_events:
-                if event.get("device") == device and event.get("linkedid") == linkedid:
-                    return event
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise AssertionError(f"{device} never rang for {linkedid}")
-            try:
-                self._seen_events.append(self._events.get(timeout=left))
-            except queue.Empty:
-                continue
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -151,6 +150,36 @@ class ConsoleServer:
             if time.monotonic() > deadline:
                 raise AssertionError(f"timed out waiting for {what}")
             time.sleep(0.05)
+
+
+class ConsoleServer(DaemonProcess):
+    """``console_server.py``: the daemon on the simulated PBX (see there)."""
+
+    def __init__(self, data_dir: Path, *, dialer: bool = False):
+        extra = ["--dialer"] if dialer else []
+        argv = [sys.executable, str(HERE / "console_server.py"), "--data-dir", str(data_dir)]
+        super().__init__([*argv, *extra], data_dir)
+
+    def call(self, scenario: str, caller: tuple[str, str], **options: Any) -> str:
+        """Place a call on the simulated PBX now; returns its linkedid."""
+        answer = self.command("call", scenario=scenario, caller=list(caller), options=options)
+        linkedid: str = answer["linkedid"]
+        return linkedid
+
+    def ring(self, device: str, linkedid: str, timeout: float = 10.0) -> dict[str, Any]:
+        """The moment ``device`` started ringing for the call (the pop's trigger)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for event in self._seen_events:
+                if event.get("device") == device and event.get("linkedid") == linkedid:
+                    return event
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"{device} never rang for {linkedid}")
+            try:
+                self._seen_events.append(self._events.get(timeout=left))
+            except queue.Empty:
+                continue
 
 
 def chromium_problem() -> str | None:

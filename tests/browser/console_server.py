@@ -216,7 +216,7 @@ class Commands(LineReceiver):
         if what == "answer":
             return {"ok": self.sim.answer(command["device"])}
         if what == "phone":
-            self.sim.pbx.set_reachable(command["device"], bool(command["reachable"]))
+            self.sim.set_reachable(command["device"], bool(command["reachable"]))
             return {"ok": True}
         if what == "status":
             return {"ok": True, "health": self.daemon.health()}

@@ -1,14 +1,18 @@
 """The wallboard (/wallboard) in a real browser: for supervisors only, live over the
 WebSocket, and plain about it when it is not live (the figures dimmed, a banner in
-words) instead of showing stale figures as live."""
+words) instead of showing stale figures as live; it names the operators whose phones
+cannot be rung. (On the real Asterisk: ``test_wallboard_asterisk.py``.)"""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from playwright.sync_api import expect
 
 from tests.browser.console_harness import ConsoleServer
+
+ALL_WELL = "Every operator's phone is registered."
 
 
 def open_wallboard(page: Any, server: ConsoleServer, username: str) -> None:
@@ -70,3 +74,36 @@ def test_the_wallboard_follows_a_caller_joining_and_leaving_a_queue(
     expect(card.locator("li[data-state='available'] .count")).to_have_text("2")
     assert page.locator("img").count() == 0  # the caller's name is never markup
     assert page.errors == []
+
+
+def test_the_wallboard_names_the_operators_whose_phones_cannot_be_rung(
+    server: ConsoleServer, screen: Any
+) -> None:
+    page = screen()
+    open_wallboard(page, server, "sofie")
+    expect(page.locator("#wb-state")).to_have_text("● Live")
+    phones = page.locator("#wb-phones li")
+    expect(page.locator("#wb-phones-bad")).to_have_text("0")
+    expect(phones).to_have_text([ALL_WELL])
+    expect(page.locator("#wb-phones-panel")).not_to_have_class(re.compile(r"\bbad\b"))
+
+    # Qualify gives up on Bart's phone: the queues skip him from now on, and the wall says so.
+    server.command("phone", device="PJSIP/1002", reachable=False)
+    expect(phones).to_have_text(["Bart: phone unreachable (PJSIP/1002)"])
+    expect(page.locator("#wb-phones li[data-operator='bart']")).to_have_attribute(
+        "data-state", "unreachable"
+    )
+    expect(page.locator("#wb-phones li[data-operator='anna']")).to_have_count(0)  # registered
+    expect(page.locator("#wb-phones-bad")).to_have_text("1")
+    expect(page.locator("#wb-phones-panel")).to_have_class(re.compile(r"\bbad\b"))
+
+    # A wall screen switched on now reads the same from GET /api/agents.
+    fresh = screen()
+    open_wallboard(fresh, server, "sofie")
+    expect(fresh.locator("#wb-phones li")).to_have_text(["Bart: phone unreachable (PJSIP/1002)"])
+
+    server.command("phone", device="PJSIP/1002", reachable=True)
+    for wall in (page, fresh):
+        expect(wall.locator("#wb-phones li")).to_have_text([ALL_WELL])
+        expect(wall.locator("#wb-phones-bad")).to_have_text("0")
+        assert wall.errors == []

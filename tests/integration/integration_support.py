@@ -89,7 +89,7 @@ def daemon_config(
     pbx_host: str,
     pbx_port: int,
     username: str,
-    secret: str,
+    secret: str | None,
     *,
     agi: dict[str, Any] | None = None,
     **pbx: Any,
@@ -106,7 +106,8 @@ def daemon_config(
                     "host": pbx_host,
                     "port": pbx_port,
                     "username": username,
-                    "secret": secret,
+                    # None: the PBX entry names its own (``secret_env=...``).
+                    **({} if secret is None else {"secret": secret}),
                     "ping_interval": 5,
                     **pbx,
                 }

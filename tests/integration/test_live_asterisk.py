@@ -31,7 +31,6 @@ Where the two legitimately differ:
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterator, Callable, Collection
 from pathlib import Path
 from typing import Any
@@ -51,6 +50,13 @@ from tests.integration.integration_support import (
     sleep,
     started_daemon,
 )
+from tests.support.asterisk_queues import (
+    caller_channel,
+    customer_phone,
+    e164,
+    queue_status,
+    waiting_numbers,
+)
 
 ANNA, BART = "Local/1001@agents/n", "Local/1002@agents/n"
 
@@ -68,23 +74,6 @@ STATUS_STATES = {
 }
 
 Member = tuple[str, str]  # (queue, interface)
-
-
-def queue_status(pbx: AsteriskInstance) -> list[dict[str, str]]:
-    with pbx.ami(events="off") as ami:
-        action_id = ami.send("QueueStatus")
-        items: list[dict[str, str]] = []
-        ami.wait_for(
-            lambda m: m.get("ActionID") == action_id and m.get("Event") == "QueueStatusComplete",
-            10,
-            seen=items,
-        )
-    return [m for m in items if m.get("ActionID") == action_id and "Event" in m]
-
-
-def e164(number: str) -> str | None:
-    """The harness's callers have Belgian national numbers (``[phone] default_region``)."""
-    return "+32" + number[1:] if re.fullmatch(r"0\d{8,9}", number) else None
 
 
 def pbx_member_state(item: dict[str, str], rung: bool) -> str:
@@ -130,23 +119,6 @@ def api_view(queues: list[dict[str, Any]]) -> dict[str, Any]:
         }
         for q in queues
     }
-
-
-def waiting_numbers(items: list[dict[str, str]], queue: str = "support") -> list[str]:
-    return [
-        m.get("CallerIDNum", "")
-        for m in items
-        if m.get("Event") == "QueueEntry" and m.get("Queue") == queue
-    ]
-
-
-def caller_channel(items: list[dict[str, str]], number: str) -> str:
-    (channel,) = [
-        m["Channel"]
-        for m in items
-        if m.get("Event") == "QueueEntry" and m.get("CallerIDNum") == number
-    ]
-    return channel
 
 
 def ami_sessions(pbx: AsteriskInstance) -> list[str]:
@@ -268,13 +240,6 @@ async def test_pause_through_the_api_and_members_added_match_queue_status(live: 
         )
         assert removed["Response"] == "Success", removed
     await live.agrees("a member removed")
-
-
-def customer_phone(channel: str) -> str:
-    """The customer's half of a harness caller (``…;1`` waits in the queue, ``…;2`` is the
-    phone): hanging it up is the customer hanging up."""
-    assert channel.startswith("Local/") and channel.endswith(";1"), channel
-    return channel[:-1] + "2"
 
 
 @pytest_twisted.ensureDeferred

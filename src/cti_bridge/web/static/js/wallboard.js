@@ -1,9 +1,11 @@
 // The supervisors' wall screen (/wallboard): every queue's waiting calls and longest wait,
 // its members by state, today's service level against its target and today's counts,
-// the promises overdue or flagged, and the problems that occur most today.
+// the promises overdue or flagged, the problems that occur most today, and which
+// operators' phones cannot be rung (not registered, or registered and unreachable).
 //
-// Live: GET /api/queues once, then the supervisors' `queue_update` pushes replace a
-// queue as it changes; the figures that come from the stored records (GET /api/kpis,
+// Live: GET /api/queues and GET /api/agents once, then the supervisors' `queue_update`
+// pushes replace a queue as it changes, `phone_status` a phone and `agent_update` an
+// operator's phones; the figures that come from the stored records (GET /api/kpis,
 // the agreements) are read again every REFRESH_MS and after an `agreement_flagged`.
 // Waits tick here between pushes. It never shows stale figures as live: when the
 // WebSocket is down, or /healthz says a PBX link is, a banner says so in words and the
@@ -31,7 +33,14 @@ export const MEMBER_STATES = [
   ["unavailable", "Unavailable"],
 ];
 
+/** The phone states that mean calls cannot reach the operator, with their words. */
+export const PHONE_PROBLEMS = {
+  unregistered: "phone not registered",
+  unreachable: "phone unreachable",
+};
+
 const queueKey = (queue) => `${queue.pbx}/${queue.name}`;
+const phoneKey = (phone) => `${phone.pbx}\u0000${phone.device}`;
 const percent = (ratio) => `${Math.round(ratio * 100)}%`;
 const seconds = (value) => (value === null || value === undefined ? "–" : formatDuration(value * 1000));
 const count = (value) => (value === null || value === undefined ? "–" : String(value));
@@ -42,6 +51,17 @@ export function serviceLevelClass(level, target) {
   if (level === null || level === undefined) return "none";
   if (level >= target) return "good";
   return level >= target - WARN_BELOW ? "warn" : "bad";
+}
+
+/**
+ * The phones that cannot be rung, by operator then device: [{operator, name, pbx,
+ * device, state}] from the phones as the server gave them and the operators' names.
+ */
+export function phoneProblems(phones, names) {
+  return [...phones]
+    .filter((phone) => Object.hasOwn(PHONE_PROBLEMS, phone.state))
+    .map((phone) => ({ ...phone, name: names.get(phone.operator) || phone.operator }))
+    .sort((a, b) => a.name.localeCompare(b.name) || a.device.localeCompare(b.device));
 }
 
 /** The categories of every queue's figures summed, most frequent first. */
@@ -64,6 +84,8 @@ class Wallboard {
     this.queues = new Map(); // key -> the queue as /api/queues or queue_update gave it
     this.receivedAt = new Map(); // key -> Date.now() when it came (waits tick from there)
     this.figures = new Map(); // queue name -> /api/kpis figures (today)
+    this.names = new Map(); // operator (username) -> name, from /api/agents
+    this.phones = new Map(); // pbx + device -> {pbx, device, operator, state}
     this.socketState = "connecting";
     this.socketLostAt = null;
     this.pbxDown = []; // PBX names /healthz says are not connected
@@ -125,7 +147,7 @@ class Wallboard {
       setInterval(() => this.tick(), TICK_MS),
     ];
     this.tick();
-    await Promise.all([this.loadQueues(), this.refreshFigures(), this.checkHealth()]);
+    await Promise.all([this.loadQueues(), this.loadAgents(), this.refreshFigures(), this.checkHealth()]);
     return undefined;
   }
 
@@ -146,6 +168,36 @@ class Wallboard {
     } catch (error) {
       if (error.status !== 401) this.problem(`The queues could not be read: ${error.message}`);
     }
+  }
+
+  async loadAgents() {
+    try {
+      const { agents } = await this.api.request("GET", "/api/agents");
+      this.names.clear();
+      this.phones.clear();
+      for (const agent of agents) this.keepAgent(agent);
+      this.render();
+    } catch (error) {
+      if (error.status !== 401) this.problem(`The operators' phones could not be read: ${error.message}`);
+    }
+  }
+
+  /** An agent as /api/agents or agent_update gives it: their name and all their phones. */
+  keepAgent(agent) {
+    this.names.set(agent.operator, agent.name || agent.operator);
+    for (const [key, phone] of this.phones) {
+      if (phone.operator === agent.operator) this.phones.delete(key);
+    }
+    for (const phone of agent.phones || []) this.keepPhone({ ...phone, operator: agent.operator });
+  }
+
+  keepPhone(phone) {
+    this.phones.set(phoneKey(phone), {
+      pbx: phone.pbx,
+      device: phone.device,
+      operator: phone.operator,
+      state: phone.state,
+    });
   }
 
   async refreshFigures() {
@@ -185,6 +237,12 @@ class Wallboard {
     if (message.type === "queue_update" && message.queue) {
       this.keep(message.queue);
       this.render();
+    } else if (message.type === "agent_update" && message.agent) {
+      this.keepAgent(message.agent);
+      this.renderPhones();
+    } else if (message.type === "phone_status" && message.device) {
+      this.keepPhone(message);
+      this.renderPhones();
     } else if (message.type === "agreement_flagged") {
       this.refreshFigures();
     }
@@ -194,7 +252,11 @@ class Wallboard {
     this.socketState = state;
     if (state === "open") {
       this.socketLostAt = null;
-      if (reconnected) this.loadQueues(); // what changed while away: read it all again
+      if (reconnected) {
+        // What changed while away: read it all again.
+        this.loadQueues();
+        this.loadAgents();
+      }
     } else if (this.socketLostAt === null && state !== "connecting") {
       this.socketLostAt = Date.now();
     }
@@ -276,7 +338,37 @@ class Wallboard {
           )
         : h("li", { className: "wb-empty" }, "None recorded today."),
     );
+    this.renderPhones();
     this.showState();
+  }
+
+  /** What to say when no phone is known to be unusable: "all well" only when known. */
+  phonesAllWell() {
+    const phones = [...this.phones.values()];
+    const unknown = phones.filter((phone) => phone.state === "unknown").length;
+    if (!phones.length) return "No operator has a phone bound.";
+    if (unknown) return `Not known yet for ${unknown} of ${phones.length} phones.`;
+    return "Every operator's phone is registered.";
+  }
+
+  renderPhones() {
+    const problems = phoneProblems(this.phones.values(), this.names);
+    byId("wb-phones-bad").textContent = String(problems.length);
+    byId("wb-phones-panel").classList.toggle("bad", problems.length > 0);
+    replace(
+      byId("wb-phones"),
+      problems.length
+        ? problems.map((phone) =>
+            h(
+              "li",
+              { dataset: { operator: phone.operator, state: phone.state } },
+              h("span", { className: "wb-phone-who" }, phone.name),
+              `: ${PHONE_PROBLEMS[phone.state]} `,
+              h("span", { className: "wb-phone-device" }, `(${phone.device})`),
+            ),
+          )
+        : h("li", { className: "wb-empty" }, this.phonesAllWell()),
+    );
   }
 
   queueCard(key, queue) {
