@@ -314,7 +314,9 @@ def install_workload(node: Node) -> Workload:
             send_action=client.send_action if client is not None else None,
         )
         node.add_listener(feed, pbx=pbx)
-    board.watchers.append(workload.members_changed)
+    # First: the phones are judged before the supervisors' pushes build the agents' views
+    # from the same change (an agent_update must carry the phone state it is pushed for).
+    board.watchers.insert(0, workload.members_changed)
     supervision = node.parts.get("supervision")
     view = getattr(supervision, "view", None)
     if view is not None:

@@ -7,13 +7,16 @@ view's ``phones``."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
 from twisted.internet.defer import Deferred, succeed
 
 from cti_bridge.bus.topics import SUPERVISORS_TOPIC, operator_topic
 from cti_bridge.queues.live import Account
+from cti_bridge.queues.operators import MembersBoard
 from cti_bridge.queues.phones import Contacts, PhoneStates, state_from_device
+from cti_bridge.queues.pushes import SupervisorPushes
 from cti_bridge.queues.workload import Workload
 from tests.support.ami_link import PBXSide, list_answer
 from tests.support.calls_facts import messages
@@ -275,3 +278,36 @@ def test_a_pbx_without_pjsip_lists_goes_by_device_states() -> None:
     states = {p["device"]: p["state"] for p in main["phones"]}
     assert states["PJSIP/1002"] == "unreachable" and states["PJSIP/1001"] == "registered"
     assert states["Local/1001@agents"] == "registered"  # its member Status: not in use
+
+
+def test_an_agent_update_carries_the_phone_state_of_the_change_it_is_pushed_for() -> None:
+    """The phones are judged before the supervisors' pushes are built from the board:
+    the ``agent_update`` of a phone going away says so itself (no stale one first)."""
+    rig = PhonesRig()
+    anna = SimpleNamespace(
+        id=1, username="anna", name="Anna", devices=["Local/1001@agents"], active=True
+    )
+    rig.node.store.accounts.list_operators = lambda: [anna]  # type: ignore[attr-defined]
+    rig.node.parts["supervision"].reload_roster()  # type: ignore[attr-defined]
+    pbx = rig.connect()
+    (pushes,) = [
+        w.__self__  # type: ignore[attr-defined]
+        for w in rig.node.part("members", MembersBoard).watchers
+        if isinstance(getattr(w, "__self__", None), SupervisorPushes)
+    ]
+    pushes.agents.interval = 0  # every change is pushed at once, built right then
+    rig.reactor.advance(1)  # the snapshot is taken in
+    rig.heard.clear()
+    pbx.send(
+        event({"Event": "DeviceStateChange", "Device": "Local/1001@agents", "State": "UNAVAILABLE"})
+    )
+    for _ in range(3):  # the coalescer's turn, then the bus's delivery
+        rig.reactor.advance(0)
+    updates = [m["agent"] for m in rig.heard[SUPERVISORS_TOPIC] if m["type"] == "agent_update"]
+    assert updates, "the change was pushed"
+    assert [u["phones"] for u in updates] == [
+        [
+            {"pbx": "main", "device": "Local/1001@agents", "state": "unreachable"},
+            {"pbx": "main", "device": "PJSIP/1001", "state": "unknown"},
+        ]
+    ] * len(updates)
