@@ -287,7 +287,7 @@ def test_an_agent_update_carries_the_phone_state_of_the_change_it_is_pushed_for(
     anna = SimpleNamespace(
         id=1, username="anna", name="Anna", devices=["Local/1001@agents"], active=True
     )
-    rig.node.store.accounts.list_operators = lambda: [anna]  # type: ignore[attr-defined]
+    rig.node.store.accounts.list_operators = lambda: [anna]  # type: ignore[method-assign, list-item]
     rig.node.parts["supervision"].reload_roster()  # type: ignore[attr-defined]
     pbx = rig.connect()
     (pushes,) = [
