@@ -63,6 +63,8 @@ class Daemon:
             accounts={
                 "token_lifetime": config.web.token_ttl_hours * 3600.0,
                 "max_failures": config.web.login_max_failures,
+                "max_failures_per_account": config.web.login_max_failures_per_account,
+                "max_failures_per_source": config.web.login_max_failures_per_source,
                 "failure_window": config.web.login_window_seconds,
             },
         )
