@@ -13,6 +13,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable, Sequence
 
+from twisted.web.http import Request
 from twisted.web.iweb import IRequest
 
 __all__ = ["Network", "client_host", "parse_networks"]
@@ -49,7 +50,7 @@ def _trusted(address: Address | None, trusted: Sequence[Network]) -> bool:
     return address is not None and any(address in network for network in trusted)
 
 
-def client_host(request: IRequest, trusted: Sequence[Network] = ()) -> str:
+def client_host(request: IRequest | Request, trusted: Sequence[Network] = ()) -> str:
     """The client's address as text: the peer's, or, when the peer is a trusted proxy,
     the right-most untrusted address of ``X-Forwarded-For`` (all its headers, in order).
     When every address there is trusted, the left-most; when one is not an address
