@@ -8,7 +8,7 @@ in Deferreds, connection noise). Two processors run on every entry, whoever wrot
   ``token``, ``key``, ...), at any depth, become ``"***"``; and every value registered
   with :func:`register_secret` (the AMI secret, database passwords) is cut out of
   every string, also out of exception text and tracebacks. In any text, a URI's
-  ``token=`` value (``/ws?token=...``) and a ``Bearer``/``Basic`` credential become
+  ``token=`` value (``/ws?token=...``) and a ``Bearer`` or Authorization credential become
   ``***`` too, whoever logs the URI or the header (Twisted's request repr, a library).
 * **control characters escaped**: caller ID is attacker text. A caller name with CR/LF,
   ANSI escapes or Unicode line/bidi controls must not forge or hide log lines, whatever
@@ -43,9 +43,13 @@ _SECRET_KEY = re.compile(
     r"secret|passw(or)?d|passphrase|token|credential|authorization|cookie|(^|[_-])key$",
     re.IGNORECASE,
 )
-#: A credential inside text: a URI parameter that names a token, an Authorization value.
+#: A credential inside text: a URI parameter that names a token, a bearer token, an
+#: Authorization header's Basic value ("basic" alone is a knowledge level, not a secret).
 _SECRET_IN_TEXT = re.compile(
-    r"(?P<keep>[?&;](?:access_|auth_|api_)?token=|\b(?:Bearer|Basic)\s+)[^\s&#;\"'<>]+",
+    r"(?P<keep>[?&;](?:access_|auth_|api_)?token="
+    r"|\bBearer\s+"
+    r"|\bauthorization[\"']?\s*[:=]\s*[\"']?Basic\s+)"
+    r"[^\s&#;\"'<>]+",
     re.IGNORECASE,
 )
 #: C0/C1 controls, DEL, Unicode line/paragraph separators and bidi overrides.
@@ -74,7 +78,7 @@ def register_secret(value: str | None) -> None:
 
 def _cut_credentials(text: str) -> str:
     lowered = text.lower()
-    if "token=" not in lowered and "bearer" not in lowered and "basic" not in lowered:
+    if "token=" not in lowered and "bearer" not in lowered and "authorization" not in lowered:
         return text  # the common case, without the regex
     return _SECRET_IN_TEXT.sub(lambda m: m.group("keep") + REDACTED, text)
 

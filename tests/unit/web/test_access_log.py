@@ -177,3 +177,9 @@ def test_credentials_are_cut_out_of_any_logged_text(stream: io.StringIO, uri: st
     out = stream.getvalue()
     assert token not in out
     assert out.count("***") >= 5
+
+
+def test_words_that_are_no_credentials_stay(stream: io.StringIO) -> None:
+    text = "knowledge level basic user; the token expired; GET /ws?mode=token"
+    get_logger("cti_bridge.test").info(text)
+    assert json.loads(stream.getvalue())["event"] == text
