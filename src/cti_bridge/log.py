@@ -7,7 +7,9 @@ in Deferreds, connection noise). Two processors run on every entry, whoever wrot
 * **redaction**: values under keys that name a credential (``secret``, ``password``,
   ``token``, ``key``, ...), at any depth, become ``"***"``; and every value registered
   with :func:`register_secret` (the AMI secret, database passwords) is cut out of
-  every string, also out of exception text and tracebacks.
+  every string, also out of exception text and tracebacks. In any text, a URI's
+  ``token=`` value (``/ws?token=...``) and a ``Bearer`` or Authorization credential become
+  ``***`` too, whoever logs the URI or the header (Twisted's request repr, a library).
 * **control characters escaped**: caller ID is attacker text. A caller name with CR/LF,
   ANSI escapes or Unicode line/bidi controls must not forge or hide log lines, whatever
   renderer a site plugs in later.
@@ -41,6 +43,15 @@ _SECRET_KEY = re.compile(
     r"secret|passw(or)?d|passphrase|token|credential|authorization|cookie|(^|[_-])key$",
     re.IGNORECASE,
 )
+#: A credential inside text: a URI parameter that names a token, a bearer token, an
+#: Authorization header's Basic value ("basic" alone is a knowledge level, not a secret).
+_SECRET_IN_TEXT = re.compile(
+    r"(?P<keep>[?&;](?:access_|auth_|api_)?token="
+    r"|\bBearer\s+"
+    r"|\bauthorization[\"']?\s*[:=]\s*[\"']?Basic\s+)"
+    r"[^\s&#;\"'<>]+",
+    re.IGNORECASE,
+)
 #: C0/C1 controls, DEL, Unicode line/paragraph separators and bidi overrides.
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 #: Produced by us from tracebacks: multi-line by design; JSON escapes them.
@@ -65,11 +76,19 @@ def register_secret(value: str | None) -> None:
     _State.secret_pattern = re.compile("|".join(re.escape(s) for s in alternatives))
 
 
+def _cut_credentials(text: str) -> str:
+    lowered = text.lower()
+    if "token=" not in lowered and "bearer" not in lowered and "authorization" not in lowered:
+        return text  # the common case, without the regex
+    return _SECRET_IN_TEXT.sub(lambda m: m.group("keep") + REDACTED, text)
+
+
 def _scrub(value: Any, key: str | None = None) -> Any:
     if key is not None and _SECRET_KEY.search(key):
         return REDACTED
     pattern = _State.secret_pattern
     if isinstance(value, str):
+        value = _cut_credentials(value)
         return pattern.sub(REDACTED, value) if pattern is not None else value
     if isinstance(value, dict):
         return {k: _scrub(v, k if isinstance(k, str) else None) for k, v in value.items()}
@@ -78,11 +97,11 @@ def _scrub(value: Any, key: str | None = None) -> Any:
     if value is None or isinstance(value, bool | int | float):
         return value
     # Any other object is rendered through repr() later: scrub that text now.
+    text = repr(value)
+    cut = _cut_credentials(text)
     if pattern is not None:
-        text = repr(value)
-        if pattern.search(text):
-            return pattern.sub(REDACTED, text)
-    return value
+        cut = pattern.sub(REDACTED, cut)
+    return value if cut == text else cut
 
 
 def redact_secrets(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:

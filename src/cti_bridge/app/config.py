@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from cti_bridge.dialer.policy import DAYS, Policy, Range, holiday_calendar, parse_hours
+from cti_bridge.web.clients import Network, parse_networks
 
 __all__ = [
     "AgreementsConfig",
@@ -62,7 +63,26 @@ class WebConfig(_Section):
     token_ttl_hours: Annotated[float, Field(gt=0, le=24 * 30)] = 12.0
     #: Failed logins per username and source within ``login_window_seconds`` before refusal.
     login_max_failures: Annotated[int, Field(ge=1)] = 5
+    #: Failed logins per username (any source), and per source (any username), within the
+    #: window before that username or source is *hot*: one try per username and source
+    #: then (docs/security.md).
+    login_max_failures_per_account: Annotated[int, Field(ge=1)] = 20
+    login_max_failures_per_source: Annotated[int, Field(ge=1)] = 50
     login_window_seconds: Annotated[float, Field(gt=0)] = 300.0
+    #: Proxies (addresses or CIDR networks) whose ``X-Forwarded-For`` names the client.
+    trusted_proxies: tuple[str, ...] = ()
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _networks(cls, values: Any) -> Any:
+        if not isinstance(values, list | tuple) or not all(isinstance(v, str) for v in values):
+            raise ValueError('must be a list of addresses or networks, e.g. ["10.0.0.1"]')
+        parse_networks(values)
+        return values
+
+    @property
+    def trusted_networks(self) -> tuple[Network, ...]:
+        return parse_networks(self.trusted_proxies)
 
 
 class DatabaseConfig(_Section):

@@ -20,13 +20,13 @@ import structlog
 from twisted.internet.defer import Deferred, DeferredList, inlineCallbacks
 from twisted.internet.interfaces import IListeningPort
 from twisted.python.failure import Failure
-from twisted.web.server import Site
 
 from cti_bridge import records
 from cti_bridge.bus import make_bus
 from cti_bridge.calls.pipeline import Consumer
 from cti_bridge.log import configure_logging
 from cti_bridge.store import Store, open_store
+from cti_bridge.web.access import AccessLogSite
 
 from .config import Config
 from .node import DB_CHECK_INTERVAL, Feature, Node, pbx_links
@@ -63,6 +63,8 @@ class Daemon:
             accounts={
                 "token_lifetime": config.web.token_ttl_hours * 3600.0,
                 "max_failures": config.web.login_max_failures,
+                "max_failures_per_account": config.web.login_max_failures_per_account,
+                "max_failures_per_source": config.web.login_max_failures_per_source,
                 "failure_window": config.web.login_window_seconds,
             },
         )
@@ -98,7 +100,7 @@ class Daemon:
         node.pop_pool.start()
         yield node.bus.start()
         yield node.run_hooks(node.starting)
-        site = Site(node.http.resource())
+        site = AccessLogSite(node.http.resource(), trusted_proxies=node.http.trusted_proxies)
         site.noisy = False
         site.displayTracebacks = False
         self.port = self.reactor.listenTCP(

@@ -147,6 +147,7 @@ class Node:
             health=self.health.report,
             metrics=self.metrics.render,
             static_dir=static_dir,
+            trusted_proxies=config.web.trusted_networks,
         )
         self._db_state: dict[str, Any] = {"reachable": None, "last_error": None}
         self.database_check = LoopingCall(self._check_database)

@@ -25,6 +25,7 @@ __all__ = [
     "due_from",
     "flagged_filter",
     "involved",
+    "may_change_call",
     "may_handle_agreement",
     "may_set_owner",
     "service_hours",
@@ -43,6 +44,23 @@ def involved(principal: Principal, call: Mapping[str, Any]) -> bool:
     if call.get("answered_by") == name or name in call.get("rang", ()):
         return True
     return any(s.get("operator") == name for s in call.get("segments", ()))
+
+
+def may_change_call(principal: Principal, call: Mapping[str, Any]) -> bool:
+    """May this principal change the call's notes, category and disposition, or make an
+    agreement on it (docs/security.md)? Supervisors and admins always. An operator
+    when they talked on it: they answered it, or answered a part of it (a transfer's
+    target, a callback's operator: a talk segment). Being rung is enough only while
+    nobody has answered it (notes begun during the ring, a missed call's note): once
+    somebody answered, the call is theirs, not every phone's that rang."""
+    if principal.sees_everything:
+        return True
+    name = principal.username
+    segments = list(call.get("segments") or ())
+    if call.get("answered_by") == name or any(s.get("operator") == name for s in segments):
+        return True
+    answered = call.get("answered_by") is not None or call.get("answered_at") is not None
+    return not answered and not segments and name in call.get("rang", ())
 
 
 def may_handle_agreement(principal: Principal, agreement: Mapping[str, Any]) -> bool:

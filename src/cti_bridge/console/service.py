@@ -2,8 +2,9 @@
 
 Call history is shared knowledge at a helpdesk: every operator may read it, and any
 operator may read customers. Changing a call or making an agreement on it is for the
-operators who handled it (``rules.involved``), or supervisors. Pops (who is ringing
-*now*) are private and only travel on the operator's topic, not through here.
+operators who talked on it, or supervisors (``rules.may_change_call``, docs/security.md):
+being rung for a call somebody else answered is not enough. Pops (who is ringing *now*)
+are private and only travel on the operator's topic, not through here.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from .rules import (
     check_patch,
     due_from,
     flagged_filter,
-    involved,
+    may_change_call,
     may_handle_agreement,
     may_set_owner,
     service_hours,
@@ -101,8 +102,11 @@ class Console:
             call = yield self.run(lambda: queries.get_call(call_id))
         except CallNotFound:
             raise NotFound("no such call") from None
-        if not principal.sees_everything and not involved(principal, call):
-            raise Forbidden("only operators who handled this call (or supervisors) may change it")
+        if not may_change_call(principal, call):
+            raise Forbidden(
+                "only the operator who answered this call (or a part of it, after a transfer)"
+                " or a supervisor may change it"
+            )
         try:
             updated = yield self.run(
                 lambda: queries.patch_call(call_id, by_operator=principal.operator_id, **changes)
@@ -169,8 +173,11 @@ class Console:
                 call = yield self.run(lambda: store.queries.get_call(call_id))
             except CallNotFound:
                 raise BadRequest("call_id: no such call") from None
-            if not principal.sees_everything and not involved(principal, call):
-                raise Forbidden("only operators who handled this call may make its agreements")
+            if not may_change_call(principal, call):
+                raise Forbidden(
+                    "call_id: only the operator who answered this call (or a part of it, after"
+                    " a transfer) or a supervisor may make its agreements"
+                )
             if request["customer_id"] is None:
                 request["customer_id"] = call.get("customer_id")
             if request["callback_number"] is None and request["kind"] == "callback":

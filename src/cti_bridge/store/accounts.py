@@ -3,10 +3,13 @@
 Passwords are hashed with argon2 (argon2-cffi). Tokens are random and only their
 SHA-256 is stored, so the sessions table is useless to whoever reads it; they expire,
 and a token stops working when its operator is deactivated or changes role (the token
-was issued for the old role). Failed logins are counted per username and source; past
-the limit every attempt from that source for that username is refused until the window
-has passed, also with the right password, so guessing gains nothing. Unknown usernames
-cost the same hash as known ones, so timing does not reveal which usernames exist.
+was issued for the old role). Failed logins are counted in three buckets (per username
+and source, per username, per source: ``login_refusal``, docs/security.md): guessing
+one account from one address is stopped, guessing it from many addresses or many
+accounts from one address is slowed to one guess per account and address, and nobody
+can lock a whole helpdesk behind one NAT out. A refused attempt is refused also with the
+right password, so guessing gains nothing. Unknown usernames cost the same hash as known
+ones, so timing does not reveal which usernames exist.
 
 Synchronous; the web side runs these in its thread pool.
 """
@@ -17,14 +20,14 @@ import hashlib
 import re
 import secrets
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import ColumnElement, delete, func, select
+from sqlalchemy import ColumnElement, delete, select
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from .db import writing
@@ -34,9 +37,11 @@ from .records import clean_text
 __all__ = [
     "AccountError",
     "Accounts",
+    "LoginLimits",
     "LoginRefused",
     "LoginThrottled",
     "OperatorInfo",
+    "login_refusal",
 ]
 
 USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
@@ -63,6 +68,56 @@ class LoginThrottled(LoginRefused):
     def __init__(self, retry_after: float) -> None:
         super().__init__(f"too many failed logins; retry in {int(retry_after) + 1} s")
         self.retry_after = retry_after
+
+
+@dataclass(frozen=True, slots=True)
+class LoginLimits:
+    """Failed logins allowed within ``window`` seconds, per bucket (docs/security.md)."""
+
+    #: Per (username, source): past it that username is refused from that source.
+    per_pair: int = 5
+    #: Per username, from every source: past it the username is *hot*.
+    per_account: int = 20
+    #: Per source, for every username: past it the source is *hot*.
+    per_source: int = 50
+    window: float = 900.0
+
+    def fetch(self) -> tuple[int, int, int]:
+        """How many of the newest failures each bucket needs: pair, account, source."""
+        return self.per_pair, self.per_account, self.per_source
+
+
+def login_refusal(
+    limits: LoginLimits,
+    now: datetime,
+    pair: Sequence[datetime],
+    account: Sequence[datetime],
+    source: Sequence[datetime],
+) -> float | None:
+    """Seconds until a login of this (username, source) may be tried again, or ``None``:
+    it may be tried now. Each argument is the bucket's failures within the window,
+    newest first, at least as many as ``LoginLimits.fetch`` asks for (when there are).
+
+    The rule: a (username, source) pair may fail ``per_pair`` times. While its username
+    (``per_account`` failures from anywhere) or its source (``per_source`` failures for
+    any usernames) is hot, it may fail once: a pair with a failure is refused, a clean
+    one is still checked. So the right password of an operator nobody guessed at gets
+    in from a hot source (the helpdesk behind one NAT), and from a clean desk when the
+    operator's username is hot; a guesser gets one guess per username and source."""
+    window = timedelta(seconds=limits.window)
+    hot_ends = [
+        failures[limit - 1] + window
+        for failures, limit in ((account, limits.per_account), (source, limits.per_source))
+        if len(failures) >= limit
+    ]
+    budget = 1 if hot_ends else limits.per_pair
+    if len(pair) < budget:
+        return None
+    # Free again once the pair is clean, or once nothing is hot and the pair is
+    # below its own limit.
+    below_own = pair[limits.per_pair - 1] + window if len(pair) >= limits.per_pair else now
+    retry = min(pair[0] + window, max([below_own, *hot_ends]))
+    return max(0.0, (retry - now).total_seconds())
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +167,7 @@ class Accounts:
         clock: Callable[[], float] = time.time,
         hasher: PasswordHasher | None = None,
         max_failures: int = 5,
+        max_failures_per_account: int = 20,
         max_failures_per_source: int = 50,
         failure_window: float = 900.0,
         token_lifetime: float = 12 * 3600.0,
@@ -119,8 +175,9 @@ class Accounts:
         self._sessions = sessions
         self._clock = clock
         self._hasher = hasher or PasswordHasher()
-        self._max = max_failures
-        self._max_per_source = max_failures_per_source
+        self._limits = LoginLimits(
+            max_failures, max_failures_per_account, max_failures_per_source, failure_window
+        )
         self._window = timedelta(seconds=failure_window)
         self._token_lifetime = timedelta(seconds=token_lifetime)
         self._dummy_hash = self._hasher.hash(secrets.token_hex(16))
@@ -247,16 +304,24 @@ class Accounts:
         with writing(self._sessions) as session:
             session.execute(delete(LoginAttempt).where(LoginAttempt.at < now - self._window))
             session.flush()
-            for condition, limit in (
-                ((LoginAttempt.username == user) & (LoginAttempt.source == origin), self._max),
-                (LoginAttempt.source == origin, self._max_per_source),
-            ):
-                count, oldest = session.execute(
-                    select(func.count(), func.min(LoginAttempt.at)).where(condition)
-                ).one()
-                if count >= limit:
-                    session.commit()
-                    raise LoginThrottled(max(0.0, (oldest + self._window - now).total_seconds()))
+            buckets = [
+                session.scalars(
+                    select(LoginAttempt.at).where(*where).order_by(LoginAttempt.at.desc()).limit(n)
+                ).all()
+                for where, n in zip(
+                    (
+                        (LoginAttempt.username == user, LoginAttempt.source == origin),
+                        (LoginAttempt.username == user,),
+                        (LoginAttempt.source == origin,),
+                    ),
+                    self._limits.fetch(),
+                    strict=True,
+                )
+            ]
+            retry = login_refusal(self._limits, now, *buckets)
+            if retry is not None:
+                session.commit()
+                raise LoginThrottled(retry)
             operator = session.scalar(
                 select(Operator)
                 .where(Operator.username == username)

@@ -54,6 +54,7 @@ __all__ = [
     "AgreementAttempt",
     "AgreementEvent",
     "Base",
+    "CallNoteChange",
     "CallRecord",
     "CallRing",
     "CallSegment",
@@ -140,7 +141,7 @@ class LoginAttempt(Base):
     """Failed logins per username and source, for rate limiting (pruned as they age)."""
 
     __tablename__ = "login_attempts"
-    __table_args__ = (Index(None, "username", "source", "at"),)
+    __table_args__ = (Index(None, "username", "source", "at"), Index(None, "source", "at"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     username: Mapped[str] = mapped_column(String(64))
@@ -496,3 +497,20 @@ class CallTransfer(Base):
     to_operator_id: Mapped[int | None] = mapped_column(_fk("operators.id"))
 
     call: Mapped[CallRecord] = relationship(back_populates="transfers")
+
+
+class CallNoteChange(Base):
+    """One change an operator made to a call's notes, category or disposition: who, when,
+    the old and the new value. Appended by ``CallQueries.patch_call``, never rewritten."""
+
+    __tablename__ = "call_note_changes"
+    __table_args__ = (Index(None, "call_id", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    call_id: Mapped[int] = mapped_column(_fk("calls.id", "CASCADE"))
+    at: Mapped[datetime]
+    operator_id: Mapped[int | None] = mapped_column(_fk("operators.id"))
+    #: ``notes``, ``category`` or ``disposition``.
+    field: Mapped[str] = mapped_column(String(16))
+    old: Mapped[str | None] = mapped_column(Text)
+    new: Mapped[str | None] = mapped_column(Text)

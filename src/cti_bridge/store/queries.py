@@ -16,12 +16,12 @@ from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from .db import StoreService, writing
-from .models import DISPOSITIONS, CallRecord, CallRing, CallSegment, Operator
+from .models import DISPOSITIONS, CallNoteChange, CallRecord, CallRing, CallSegment, Operator
 from .numbers import normalize_number
 from .records import clean_text
 from .types import iso_utc, parse_time
 
-__all__ = ["CallNotFound", "CallQueries", "InvalidAnnotation"]
+__all__ = ["CallNotFound", "CallQueries", "InvalidAnnotation", "note_change"]
 
 MAX_LIMIT = 500
 UNSET: Any = object()
@@ -83,11 +83,21 @@ class CallQueries(StoreService):
             return _render(session, rows)
 
     def get_call(self, call_id: int) -> dict[str, Any]:
+        """One call, with ``notes_history``: every change to its notes, category and
+        disposition, oldest first (the lists leave it out)."""
         with self._sessions() as session:
             row = session.scalar(_with_children(select(CallRecord).where(CallRecord.id == call_id)))
             if row is None:
                 raise CallNotFound(call_id)
-            return _render(session, [row])[0]
+            call = _render(session, [row])[0]
+            changes = session.execute(
+                select(CallNoteChange, Operator.username)
+                .outerjoin(Operator, Operator.id == CallNoteChange.operator_id)
+                .where(CallNoteChange.call_id == call_id)
+                .order_by(CallNoteChange.at, CallNoteChange.id)
+            ).all()
+            call["notes_history"] = [note_change(c, username) for c, username in changes]
+            return call
 
     def find_call(self, pbx: str, linkedid: str) -> dict[str, Any] | None:
         """The record of a call the model knows by its key (for pops and call updates)."""
@@ -115,9 +125,22 @@ class CallQueries(StoreService):
             if row is None:
                 raise CallNotFound(call_id)
             if changes:
+                now = self._now()
                 for name, value in changes.items():
+                    old = getattr(row, name)
+                    if old != value:
+                        session.add(
+                            CallNoteChange(
+                                call_id=call_id,
+                                at=now,
+                                operator_id=by_operator,
+                                field=name,
+                                old=old,
+                                new=value,
+                            )
+                        )
                     setattr(row, name, value)
-                row.annotated_at = self._now()
+                row.annotated_at = now
                 row.annotated_by_operator_id = by_operator
         return self.get_call(call_id)
 
@@ -139,6 +162,17 @@ def checked_annotation(
             )
         changes["disposition"] = disposition
     return changes
+
+
+def note_change(change: Any, username: str | None) -> dict[str, Any]:
+    """One entry of a call's ``notes_history`` (a ``CallNoteChange`` or its twin's row)."""
+    return {
+        "at": iso_utc(change.at),
+        "operator": username,
+        "field": change.field,
+        "old": change.old,
+        "new": change.new,
+    }
 
 
 def checked_text(name: str, value: str | None, limit: int) -> str | None:

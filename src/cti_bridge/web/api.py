@@ -10,7 +10,7 @@ WebSocket ``/ws`` and the console's pages, which are matched last.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from importlib import resources
 from typing import Any, Protocol, TypeVar
 
@@ -25,6 +25,7 @@ from twisted.web.server import Request
 from twisted.web.static import File
 
 from .auth import AuthError, Forbidden, LoginRefused, LoginThrottled, Principal, bearer_token
+from .clients import Network, client_host
 from .http import MAX_BODY, MAX_LIMIT, BadRequest, NotFound, json_body, respond
 from .ws import Hub, ScreenSocketResource
 
@@ -111,8 +112,11 @@ class WebApp:
         health: Callable[[], dict[str, Any]],
         metrics: Callable[[], bytes],
         static_dir: str | None = None,
+        trusted_proxies: Sequence[Network] = (),
     ):
         self.logins = logins
+        #: ``[web] trusted_proxies``: whose ``X-Forwarded-For`` names the client.
+        self.trusted_proxies = tuple(trusted_proxies)
         self.hub = hub
         self._health = health
         self._metrics = metrics
@@ -189,6 +193,10 @@ class WebApp:
 
     # -- who is asking -------------------------------------------------------------------
 
+    def client_host(self, request: IRequest) -> str:
+        """The client's address: the peer, or what a trusted proxy says (``web/clients.py``)."""
+        return client_host(request, self.trusted_proxies)
+
     @inlineCallbacks
     def principal(self, request: Request) -> Any:
         """The principal of the request's bearer token; ``AuthError`` (401) without one."""
@@ -220,8 +228,7 @@ class WebApp:
             raise BadRequest("username and password are required strings")
         if not username or len(username) > 128 or len(password) > 1024:
             raise BadRequest("username or password has an impossible length")
-        source = request.getClientAddress()
-        result = yield self.logins.login(username, password, getattr(source, "host", "?"))
+        result = yield self.logins.login(username, password, self.client_host(request))
         return respond(request, 200, result)
 
     @inlineCallbacks

@@ -59,6 +59,16 @@ def test_config_from_environment_variable(tmp_path: Path, monkeypatch: pytest.Mo
         ({"web": {"prot": 1}}, "config: web.prot: unknown key"),
         ({"web": {"port": 70000}}, "config: web.port: Input should be less than or equal to 65535"),
         ({"database": {"url": "mysql://x"}}, "config: database.url: must be a sqlite:///"),
+        (
+            {"web": {"trusted_proxies": ["10.0.0.1", "10.0.0.300"]}},
+            "config: web.trusted_proxies: '10.0.0.300' is not an IP address or network",
+        ),
+        (
+            {"web": {"trusted_proxies": ["10.0.0.1/8"]}},
+            "config: web.trusted_proxies: '10.0.0.1/8' is not an IP address or network",
+        ),
+        ({"web": {"trusted_proxies": "10.0.0.1"}}, "config: web.trusted_proxies: must be a list"),
+        ({"web": {"login_max_failures_per_source": 0}}, "config: web.login_max_failures_per_so"),
         ({"bus": {"url": "amqp://x"}}, "config: bus.url: must be memory:// or redis://"),
         ({"phone": {"default_region": "XX"}}, "config: phone.default_region: 'XX' is not"),
         ({"pbx": [{"name": "m", "secret": "s"}]}, "config: pbx[0].username: missing"),
@@ -83,6 +93,13 @@ def test_a_bad_config_is_one_line_naming_the_key(data: dict[str, Any], message: 
     text = str(caught.value)
     assert text.startswith(message)
     assert "\n" not in text
+
+
+def test_trusted_proxies_are_addresses_and_networks() -> None:
+    web = parse_config({"web": {"trusted_proxies": ["127.0.0.1", "10.1.0.0/16", "::1"]}}).web
+    assert [str(n) for n in web.trusted_networks] == ["127.0.0.1/32", "10.1.0.0/16", "::1/128"]
+    assert parse_config({}).web.trusted_networks == ()  # default: nobody's header counts
+    assert (web.login_max_failures_per_account, web.login_max_failures_per_source) == (20, 50)
 
 
 def test_unreadable_and_invalid_files(tmp_path: Path) -> None:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 from sqlalchemy import select
 
 from cti_bridge.store import AccountError, LoginRefused, LoginThrottled, Store
+from cti_bridge.store.accounts import LoginLimits, login_refusal
 from cti_bridge.store.models import Operator, OperatorSession
 from cti_bridge.testing.store import FakeTime
 from cti_bridge.testing.store_contract import every_backend
@@ -156,12 +159,95 @@ def test_success_clears_the_failures(store: Store, anna: int) -> None:
 
 
 @every_backend
-def test_one_source_spraying_many_usernames_is_limited(store: Store, anna: int) -> None:
+def test_one_source_spraying_many_usernames_is_slowed_not_the_helpdesk_behind_it(
+    store: Store, anna: int, fake_time: FakeTime
+) -> None:
+    """Issue 13: 50 failures from one address (a sprayer behind the helpdesk's NAT) used
+    to refuse every login from it. Now the hot source gets one guess per username:
+    a username that failed from it is refused, the right password of one that did not
+    still gets in."""
+    store.accounts.add_operator("bart", role="operator", password="bart's horse")
+    nat = "10.0.0.99"
     for n in range(50):
-        with pytest.raises(LoginRefused):
-            store.accounts.verify_login(f"user{n}", "guess", "10.0.0.99")
+        with pytest.raises(LoginRefused) as refused:
+            store.accounts.verify_login(f"user{n}", "guess", nat)
+        assert not isinstance(refused.value, LoginThrottled)
+    # The sprayer's second guess at a username is refused unchecked...
+    with pytest.raises(LoginThrottled) as throttled:
+        store.accounts.verify_login("user0", "guess 2", nat)
+    assert 0 < throttled.value.retry_after <= 900
+    # ...Anna behind the same NAT logs in...
+    assert store.accounts.verify_login("anna", "correct horse", nat).id == anna
+    # ...and Bart, after one typo, has used the one try a hot source allows.
+    with pytest.raises(LoginRefused) as refused:
+        store.accounts.verify_login("bart", "bart's hrose", nat)
+    assert not isinstance(refused.value, LoginThrottled)
     with pytest.raises(LoginThrottled):
-        store.accounts.verify_login("anna", "correct horse", "10.0.0.99")
+        store.accounts.verify_login("bart", "bart's horse", nat)
+    assert store.accounts.verify_login("bart", "bart's horse", "10.0.0.7").username == "bart"
+    fake_time.advance(901)  # the window has passed: nothing is hot
+    assert store.accounts.verify_login("bart", "bart's horse", nat).username == "bart"
+    for _ in range(5):
+        with pytest.raises(LoginRefused) as refused:
+            store.accounts.verify_login("user0", "guess", nat)
+        assert not isinstance(refused.value, LoginThrottled)
+
+
+@every_backend
+def test_one_username_guessed_from_many_sources_is_slowed(
+    store: Store, anna: int, fake_time: FakeTime
+) -> None:
+    """20 failures for one username from anywhere make it hot: each source that failed
+    for it is refused; Anna at her clean desk still gets in."""
+    for n in range(20):
+        for _ in range(1 if n else 2):
+            with pytest.raises(LoginRefused) as refused:
+                store.accounts.verify_login("anna", "guess", f"198.51.100.{n}")
+            assert not isinstance(refused.value, LoginThrottled)
+    with pytest.raises(LoginThrottled) as throttled:
+        store.accounts.verify_login("anna", "correct horse", "198.51.100.3")
+    assert 0 < throttled.value.retry_after <= 900
+    # A fresh source gets its one check; a wrong one uses it up.
+    with pytest.raises(LoginRefused) as refused:
+        store.accounts.verify_login("anna", "guess", "198.51.100.200")
+    assert not isinstance(refused.value, LoginThrottled)
+    with pytest.raises(LoginThrottled):
+        store.accounts.verify_login("anna", "correct horse", "198.51.100.200")
+    assert store.accounts.verify_login("anna", "correct horse", "10.0.0.5").id == anna
+    # Other usernames are not slowed from those sources.
+    store.accounts.add_operator("bart", role="operator", password="bart's horse")
+    assert store.accounts.verify_login("bart", "bart's horse", "198.51.100.3").username == "bart"
+    fake_time.advance(901)
+    assert store.accounts.verify_login("anna", "correct horse", "198.51.100.3").id == anna
+
+
+@pytest.mark.parametrize(
+    ("pair", "account", "source", "retry"),
+    [
+        ([], [], [], None),
+        ([900, 800, 700, 600], [], [], None),  # four failures of five
+        ([900, 800, 700, 600, 500], [], [], 500 + 900),  # when the fifth newest ages out
+        ([900], [], [200] * 50, 200 + 900),  # hot source: one try, until it cools
+        ([], [], [200] * 50, None),  # hot source, clean pair: checked
+        ([900], [200] * 20, [], 200 + 900),  # hot username: one try, until it cools
+        ([900], [200] * 19, [200] * 49, None),  # neither quite hot
+        # Hot until 300 + 900, when the pair is below its own limit: before it is clean.
+        ([950, 940], [], [*[950] * 49, 300], 300 + 900),
+        # Hot until 950 + 900, but the pair is clean before that.
+        ([400, 400], [950] * 20, [], 400 + 900),
+    ],
+)
+def test_the_login_rule(
+    pair: list[float], account: list[float], source: list[float], retry: float | None
+) -> None:
+    limits = LoginLimits()
+    now = 1000.0
+
+    def at(seconds: list[float]) -> list[datetime]:
+        return [datetime.fromtimestamp(s, UTC) for s in sorted(seconds, reverse=True)]
+
+    got = login_refusal(limits, datetime.fromtimestamp(now, UTC), at(pair), at(account), at(source))
+    assert got == (None if retry is None else retry - now)
 
 
 def test_tokens(store: Store, anna: int, fake_time: FakeTime) -> None:

@@ -69,7 +69,10 @@ def test_the_json_shape(helpdesk: Store) -> None:
         offset = parsed.utcoffset()
         assert offset is not None and offset.total_seconds() == 0
     assert call["ended_with"] == "anna"
-    assert helpdesk.queries.get_call(call["id"]) == call
+    assert helpdesk.queries.get_call(call["id"]) == {
+        **call,
+        "notes_history": [],
+    }  # one call: with its history
     assert helpdesk.queries.find_call("main", "1795735383.330") == call
     assert helpdesk.queries.find_call("other-pbx", "1795735383.330") is None
 
@@ -176,6 +179,47 @@ def test_patch_call_sets_operator_fields(helpdesk: Store, fake_time: FakeTime) -
     assert again["disposition"] is None
     assert again["notes"] == patched["notes"]
     assert again["outcome"] == "answered"
+
+
+def test_every_change_to_the_notes_is_kept(helpdesk: Store, fake_time: FakeTime) -> None:
+    """Issue 13: who changed a call's notes, category or disposition, when, from what to
+    what, on ``get_call`` (``notes_history``, oldest first); the lists leave it out."""
+    helpdesk.calls.apply(queue_call_answered().events)
+    call_id = helpdesk.queries.list_calls()[0]["id"]
+    anna, bart = (helpdesk.accounts.get_operator(n) for n in ("anna", "bart"))
+    assert anna is not None and bart is not None
+    assert helpdesk.queries.get_call(call_id)["notes_history"] == []
+    fake_time.advance(100)
+    helpdesk.queries.patch_call(
+        call_id, notes="Router reset", category="router", by_operator=anna.id
+    )
+    fake_time.advance(60)
+    patched = helpdesk.queries.patch_call(
+        call_id,
+        notes="Router reset; works.",
+        category="router",  # unchanged: no entry
+        disposition="solved",
+        by_operator=bart.id,
+    )
+    fake_time.advance(1)
+    helpdesk.queries.patch_call(call_id, disposition=None, by_operator=anna.id)
+    history = helpdesk.queries.get_call(call_id)["notes_history"]
+    assert [(h["operator"], h["field"], h["old"], h["new"]) for h in history] == [
+        ("anna", "notes", None, "Router reset"),
+        ("anna", "category", None, "router"),
+        ("bart", "notes", "Router reset", "Router reset; works."),
+        ("bart", "disposition", None, "solved"),
+        ("anna", "disposition", "solved", None),
+    ]
+    assert [h["at"] for h in history] == [
+        "2026-11-26T23:24:43.000Z",
+        "2026-11-26T23:24:43.000Z",
+        "2026-11-26T23:25:43.000Z",
+        "2026-11-26T23:25:43.000Z",
+        "2026-11-26T23:25:44.000Z",
+    ]
+    assert patched["notes_history"] == history[:4]  # the PATCH answers with it
+    assert "notes_history" not in helpdesk.queries.list_calls()[0]
 
 
 @pytest.mark.parametrize(

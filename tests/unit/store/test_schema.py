@@ -33,6 +33,7 @@ EXPECTED_TABLES = {
     "agreement_events",
     "agreements",
     "alembic_version",
+    "call_note_changes",
     "call_rings",
     "call_segments",
     "call_transfers",
@@ -155,6 +156,45 @@ def test_agreements_made_before_the_dialer_fall_due_on_upgrade(empty_url: str) -
         (4, None, None),
         (5, None, None),
     ]
+
+
+def test_0003_adds_the_notes_history_to_calls_made_before(empty_url: str) -> None:
+    """A database at 0002 with a call and its notes upgrades to 0003: the call keeps its
+    notes, gains an empty history, and a change from then on is kept; 0003 taken back
+    leaves the call as it was."""
+    upgrade(empty_url, "0002")
+    engine = create_database_engine(empty_url)
+    made = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO calls (id, pbx, linkedid, direction, started_at, created_at,"
+                    " updated_at, caller_withheld, complete, queues, notes) VALUES (1, 'main',"
+                    " 'l-1', 'inbound', :at, :at, :at, false, true, '[]', 'before 0003')"
+                ),
+                {"at": made},
+            )
+        upgrade(empty_url)
+        store = open_store(empty_url)
+        try:
+            assert store.queries.get_call(1)["notes"] == "before 0003"
+            assert store.queries.get_call(1)["notes_history"] == []
+            store.queries.patch_call(1, notes="after 0003")
+            [change] = store.queries.get_call(1)["notes_history"]
+            assert (change["old"], change["new"], change["operator"]) == (
+                "before 0003",
+                "after 0003",
+                None,
+            )
+        finally:
+            store.engine.dispose()
+        downgrade_engine(engine, "0002")
+        assert "call_note_changes" not in inspect(engine).get_table_names()
+        with engine.connect() as connection:
+            assert connection.execute(text("SELECT notes FROM calls")).scalar() == "after 0003"
+    finally:
+        engine.dispose()
 
 
 def test_an_empty_database_is_refused_with_what_to_do(empty_url: str) -> None:

@@ -1,8 +1,9 @@
 """The memory twin of ``Accounts``: operators, devices, argon2 passwords, login limits and
 tokens, on dicts, with the SQL store's rules (``store/accounts.py``): a token is kept as
 its SHA-256 only and stops working when it expires, is revoked, or its operator is
-deactivated or changes role; failed logins are counted per (username, source) and per
-source within the window, and unknown usernames cost a hash too."""
+deactivated or changes role; failed logins are counted per (username, source), per
+username and per source within the window and judged by the same rule
+(``accounts.login_refusal``), and unknown usernames cost a hash too."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from ..accounts import (
     MAX_PASSWORD,
     AccountError,
+    LoginLimits,
     LoginRefused,
     LoginThrottled,
     OperatorInfo,
@@ -24,6 +26,7 @@ from ..accounts import (
     check_password,
     check_role,
     check_username,
+    login_refusal,
     token_hash,
 )
 from ..records import clean_text
@@ -40,6 +43,7 @@ class MemoryAccounts:
         clock: Callable[[], float] = time.time,
         hasher: PasswordHasher | None = None,
         max_failures: int = 5,
+        max_failures_per_account: int = 20,
         max_failures_per_source: int = 50,
         failure_window: float = 900.0,
         token_lifetime: float = 12 * 3600.0,
@@ -47,8 +51,9 @@ class MemoryAccounts:
         self._t = tables
         self._clock = clock
         self._hasher = hasher or PasswordHasher()
-        self._max = max_failures
-        self._max_per_source = max_failures_per_source
+        self._limits = LoginLimits(
+            max_failures, max_failures_per_account, max_failures_per_source, failure_window
+        )
         self._window = timedelta(seconds=failure_window)
         self._token_lifetime = timedelta(seconds=token_lifetime)
         self._dummy_hash = self._hasher.hash(secrets.token_hex(16))
@@ -146,14 +151,16 @@ class MemoryAccounts:
         user, origin = username.lower()[:64], (source or "?")[:64]
         with self._t.lock:
             self._attempts = [a for a in self._attempts if a["at"] >= now - self._window]
-            mine = [a["at"] for a in self._attempts if a["source"] == origin]
-            theirs = [
-                a["at"] for a in self._attempts if a["source"] == origin and a["username"] == user
-            ]
-            for times, limit in ((theirs, self._max), (mine, self._max_per_source)):
-                if len(times) >= limit:
-                    retry = (min(times) + self._window - now).total_seconds()
-                    raise LoginThrottled(max(0.0, retry))
+            newest = sorted(self._attempts, key=lambda a: a["at"], reverse=True)
+            retry = login_refusal(
+                self._limits,
+                now,
+                [a["at"] for a in newest if a["username"] == user and a["source"] == origin],
+                [a["at"] for a in newest if a["username"] == user],
+                [a["at"] for a in newest if a["source"] == origin],
+            )
+            if retry is not None:
+                raise LoginThrottled(retry)
             operator = self._find(username)
             if operator is None or not self._password_ok(operator, password):
                 self._attempts.append({"username": user, "source": origin, "at": now})

@@ -20,7 +20,7 @@ from ..compaction import CallKey, group
 from ..merge import CALL_COLUMNS, Lookups, Record, durations, guess_outcome
 from ..models import CallRecord
 from ..numbers import normalize_number
-from ..queries import MAX_LIMIT, UNSET, CallNotFound, call_dict, checked_annotation
+from ..queries import MAX_LIMIT, UNSET, CallNotFound, call_dict, checked_annotation, note_change
 from ..records import NewCall, clean_text, merged
 from ..types import from_posix, parse_time
 from .tables import Row, Tables
@@ -229,7 +229,12 @@ class MemoryCallQueries(_Service):
             row = self._t.calls.get(call_id)
             if row is None:
                 raise CallNotFound(call_id)
-            return self._render(row)
+            call = self._render(row)
+            call["notes_history"] = [
+                note_change(SimpleNamespace(**c), self._t.username(c["operator_id"]))
+                for c in self._t.note_changes.get(call_id, ())
+            ]
+            return call
 
     def find_call(self, pbx: str, linkedid: str) -> dict[str, Any] | None:
         with self._t.lock:
@@ -252,7 +257,15 @@ class MemoryCallQueries(_Service):
                 raise CallNotFound(call_id)
             if changes:
                 self._t.check("operators", by_operator)
-                row.update(changes, annotated_at=self._now(), annotated_by_operator_id=by_operator)
+                now = self._now()
+                history = self._t.note_changes.setdefault(call_id, [])
+                for name, value in changes.items():
+                    if row[name] != value:
+                        history.append(
+                            {"at": now, "operator_id": by_operator, "field": name,
+                             "old": row[name], "new": value}
+                        )  # fmt: skip
+                row.update(changes, annotated_at=now, annotated_by_operator_id=by_operator)
         return self.get_call(call_id)
 
     def _involves(self, row: Row, operator_id: int) -> bool:
