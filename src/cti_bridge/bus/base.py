@@ -59,6 +59,11 @@ class Bus(Protocol):
     def subscribe_text(self, topic: str, handler: TextHandler) -> Callable[[], None]:
         """As ``subscribe``, with the message as its JSON text (``encode``'s form)."""
 
+    def may_reach(self, topic: str) -> bool:
+        """False only if no node can have a subscriber of ``topic`` now (the in-process
+        bus knows its subscribers; a bus across nodes answers True): a publisher may then
+        skip building a message nobody would receive."""
+
     def acquire(self, name: str, owner: str, ttl: float) -> Deferred[bool]:
         """Take lock ``name`` for ``ttl`` seconds unless anyone holds it (``owner`` too)."""
 

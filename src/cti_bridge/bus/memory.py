@@ -41,6 +41,9 @@ class MemoryBus:
     def subscribe_text(self, topic: str, handler: TextHandler) -> Callable[[], None]:
         return self._fanout.subscribe_text(topic, handler)
 
+    def may_reach(self, topic: str) -> bool:
+        return self._fanout.has_subscribers(topic)
+
     # -- locks -------------------------------------------------------------------------
 
     def _holder(self, name: str) -> str | None:

@@ -186,6 +186,9 @@ class RedisBus:
     def subscribe_text(self, topic: str, handler: TextHandler) -> Callable[[], None]:
         return self._fanout.subscribe_text(topic, handler)
 
+    def may_reach(self, topic: str) -> bool:
+        return True  # another node may have one; PUBSUB NUMSUB would be a round trip
+
     # -- locks -------------------------------------------------------------------------
 
     def _not_running(self, what: str, name: str) -> Deferred[bool] | None:

@@ -175,6 +175,12 @@ class SupervisorPushes:
     # -- pushing --------------------------------------------------------------------------
 
     def _push_queue(self, key: tuple[str, str]) -> None:
+        if not self.bus.may_reach(SUPERVISORS_TOPIC):
+            # Nobody watches: not built (it ran on every change, beside the pops). The
+            # next push after a screen opens is sent whatever it holds; the screen reads
+            # GET /api/queues when it opens.
+            self._pushed.pop(("queue", key), None)
+            return
         queue = self.supervision.queue_json(*key)
         self._publish(("queue", key), "queue_update", "queue", queue)
 
@@ -182,8 +188,13 @@ class SupervisorPushes:
         account = self.supervision.roster.get(username)
         if account is None:
             return  # not an active account (yet): the roster's next load brings them
-        agent = self.supervision.agent_json(account)
         own = None if account.operator_id is None else operator_topic(account.operator_id)
+        if own is not None and not self.bus.may_reach(own):
+            own = None  # that operator has no screen open
+        if own is None and not self.bus.may_reach(SUPERVISORS_TOPIC):
+            self._pushed.pop(("agent", username), None)
+            return
+        agent = self.supervision.agent_json(account)
         self._publish(("agent", username), "agent_update", "agent", agent, also=own)
 
     def _publish(
@@ -195,7 +206,8 @@ class SupervisorPushes:
         self._pushed[key] = seen
         self.pushed[kind] += 1
         message = {"type": kind, field: view}
-        self.bus.publish(SUPERVISORS_TOPIC, message)
+        if self.bus.may_reach(SUPERVISORS_TOPIC):
+            self.bus.publish(SUPERVISORS_TOPIC, message)
         if also is not None:  # the operator's own screen (and whoever watches it)
             self.bus.publish(also, message)
 

@@ -12,6 +12,7 @@ from twisted.internet.task import Clock
 
 from cti_bridge.ami.parser import Message
 from cti_bridge.bus.memory import MemoryBus
+from cti_bridge.bus.topics import SUPERVISORS_TOPIC
 from cti_bridge.queues.members import QueueMembers
 from cti_bridge.queues.operators import MembersBoard
 from cti_bridge.queues.pushes import PUSH_INTERVAL, SupervisorPushes
@@ -70,9 +71,10 @@ class Rig:
             queue_json=self.queue_json,
             resolve_ids=self.resolve_ids,
         )
-        self.pushes = SupervisorPushes(
-            cast(Supervision, supervision), MemoryBus(self.clock), self.clock
-        )
+        self.bus = MemoryBus(self.clock)
+        self.heard: list[dict[str, Any]] = []
+        self.screen = self.bus.subscribe(SUPERVISORS_TOPIC, self.heard.append)  # a supervisor
+        self.pushes = SupervisorPushes(cast(Supervision, supervision), self.bus, self.clock)
         self.board.watchers.append(self.pushes.members_changed)
 
     def queue_json(self, pbx: str, name: str) -> dict[str, Any]:
@@ -141,3 +143,21 @@ def test_a_burst_of_joins_is_one_record_id_look_up_per_interval() -> None:
     rig.waiting["support"] = []
     rig.pushes.callers_changed("main", frozenset({"support"}), 0.0)
     assert rig.lookups == 2  # nobody waits: nothing to look up
+
+
+def test_nothing_is_built_while_no_screen_could_receive_it() -> None:
+    """The in-process bus knows no supervisor is connected: the queues' views are not
+    built on each change then; once a screen is open again the next change is pushed."""
+    rig = Rig()
+    rig.snapshot(member("support", ANNA, "Anna"), member("sales", BART, "Bart"))
+    assert rig.settle() == [("main", "sales"), ("main", "support")]
+    rig.clock.advance(0)
+    assert len(rig.heard) == 2
+    rig.screen()  # the supervisor's screen closes
+    rig.feed(event("QueueMemberPause", "support", ANNA, "Anna", Paused="1", PausedReason="lunch"))
+    assert rig.settle() == []
+    rig.bus.subscribe(SUPERVISORS_TOPIC, rig.heard.append)
+    rig.feed(event("QueueMemberPause", "support", ANNA, "Anna", Paused="0", PausedReason=""))
+    assert rig.settle() == [("main", "support")]
+    rig.clock.advance(0)
+    assert [m["queue"]["name"] for m in rig.heard[2:]] == ["support"]
