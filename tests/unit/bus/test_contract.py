@@ -439,4 +439,5 @@ async def test_grant_and_token_need_a_running_bus(nodes: Nodes) -> None:
     with pytest.raises(BusNotRunning):
         await nodes.wait(bus.token(name, "node-c"))
     await nodes.wait(bus.start())
-    assert isinstance(await nodes.wait(bus.grant(name, "node-c", ttl=10)), int)
+    token = await nodes.wait(bus.grant(name, "node-c", ttl=10))
+    assert isinstance(token, int)
