@@ -19,6 +19,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Date,
     Float,
@@ -67,6 +68,7 @@ __all__ = [
     "Operator",
     "OperatorDevice",
     "OperatorSession",
+    "PbxFence",
     "Product",
     "Script",
 ]
@@ -496,3 +498,17 @@ class CallTransfer(Base):
     to_operator_id: Mapped[int | None] = mapped_column(_fk("operators.id"))
 
     call: Mapped[CallRecord] = relationship(back_populates="transfers")
+
+
+class PbxFence(Base):
+    """Who owns a PBX, as the database knows it: the fencing token of the last grant of
+    the PBX's lease (``lease.py``). Raised by each new owner before it acts, never
+    lowered; every write that matters (call records, callback attempts) checks in its
+    own transaction that its token is still this one (``store/fences.py``)."""
+
+    __tablename__ = "pbx_fences"
+
+    pbx: Mapped[str] = mapped_column(String(64), primary_key=True)
+    token: Mapped[int] = mapped_column(BigInteger)
+    owner: Mapped[str] = mapped_column(String(64))
+    granted_at: Mapped[datetime]

@@ -47,6 +47,8 @@ class Tables:
     rings: dict[int, list[Row]] = field(default_factory=dict)
     segments: dict[int, list[Row]] = field(default_factory=dict)
     transfers: dict[int, list[Row]] = field(default_factory=dict)
+    #: pbx_fences: pbx -> {pbx, token, owner, granted_at}
+    fences: dict[str, Row] = field(default_factory=dict)
     lock: threading.RLock = field(default_factory=threading.RLock)
     _ids: dict[str, Iterator[int]] = field(default_factory=dict)
 
