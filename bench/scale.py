@@ -54,7 +54,7 @@ class Sink:
     def __init__(self) -> None:
         self.events = 0
 
-    def apply(self, events: Any) -> int:
+    def apply(self, events: Any, **kwargs: Any) -> int:
         self.events += len(events)
         return len(events)
 

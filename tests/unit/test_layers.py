@@ -97,10 +97,16 @@ RULES: tuple[Rule, ...] = (
         "which ended call owes a callback, and which one keeps it, is a pure decision",
     ),
     Rule(
-        (*PURE_OUTER, "cti_bridge.vocabulary", "cti_bridge.backoff", "cti_bridge.callbacks"),
+        (
+            *PURE_OUTER,
+            "cti_bridge.vocabulary",
+            "cti_bridge.backoff",
+            "cti_bridge.callbacks",
+            "cti_bridge.lease",
+        ),
         FRAMEWORKS + OUTER,
-        "topic names, the domain's words, the back-off policy and the callback values the"
-        " store and the dialer share are plain values",
+        "topic names, the domain's words, the back-off policy, the callback values the"
+        " store and the dialer share and the lease keeper's decisions are plain values",
         allowed=PURE_OUTER,
     ),
     Rule(

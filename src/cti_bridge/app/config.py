@@ -344,20 +344,15 @@ class MissedCallsConfig(_Section):
 
 
 class NodeConfig(_Section):
-    """``[node]``: this process among several (PRODUCT.md). Only ``all`` is built so
-    far: every node runs every room."""
+    """``[node]``: this process among several (PRODUCT.md). ``all`` and ``owner`` take
+    the PBXs' leases (with ``[bus] url`` on Redis; with the in-process bus the node owns
+    every PBX) and run each PBX link only while they own it; ``web`` never starts a PBX
+    link or the dialer (docs/architecture.md, "Several nodes")."""
 
     name: Annotated[str, Field(min_length=1, max_length=64)] = Field(
         default_factory=lambda: socket.gethostname()[:64] or "node"
     )
     role: Literal["all", "owner", "web"] = "all"
-
-    @field_validator("role")
-    @classmethod
-    def _built(cls, role: str) -> str:
-        if role != "all":
-            raise ValueError(f"role {role!r} is not built yet: every node runs as 'all'")
-        return role
 
 
 class LogConfig(_Section):

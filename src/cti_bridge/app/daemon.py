@@ -30,6 +30,7 @@ from cti_bridge.web.access import AccessLogSite
 
 from .config import Config
 from .node import DB_CHECK_INTERVAL, Feature, Node, pbx_links
+from .ownership import Ownership
 
 log = structlog.get_logger("cti_bridge.daemon")
 T = TypeVar("T")
@@ -73,6 +74,7 @@ class Daemon:
             config, reactor, store, make_bus(config.bus.url, reactor),
             clients=clients, pipelines=pipelines,
         )  # fmt: skip
+        node.ownership = ownership_for(node)
         for feature in load_features():
             feature.install(node)
         # The shared parts, as tests and benchmarks reach them.
@@ -107,8 +109,11 @@ class Daemon:
             self.config.web.port, site, interface=self.config.web.host
         )
         node.database_check.start(DB_CHECK_INTERVAL, now=True)
-        for client in node.clients.values():
-            client.start()
+        if node.ownership is not None:
+            node.ownership.start()  # each link starts when its PBX is owned
+        elif self.config.node.role != "web":
+            for client in node.clients.values():
+                client.start()
         log.info(
             "cti-bridge started",
             web=self.url,
@@ -141,11 +146,45 @@ class Daemon:
         if self.port is not None:
             yield self.port.stopListening()
         yield node.run_hooks(node.flushing)
+        if node.ownership is not None:  # after the records are written with its tokens
+            yield node.ownership.stop()
         yield node.bus.stop()
         node.pop_pool.stop()
         node.pool.stop()
         node.store.close()
         log.info("cti-bridge stopped")
+
+
+def ownership_for(node: Node) -> Ownership | None:
+    """The PBX leases of an ``all``/``owner`` node on a shared bus (Redis): each PBX link
+    runs only while the node owns its PBX. ``None`` for the in-process bus (the node
+    alone: it owns every PBX, unfenced) and for a ``web`` node (it owns none)."""
+    config = node.config
+    if config.node.role == "web" or config.bus.url.startswith("memory://"):
+        return None
+    name = config.node.name
+    store = node.store
+
+    def raise_fence(pbx: str, token: int) -> Deferred[int]:
+        return node.run(lambda: store.fences.raise_fence(pbx, token, name))
+
+    def owned(pbx: str, token: int) -> None:
+        node.clients[pbx].start()
+
+    def lost(pbx: str, token: int) -> None:
+        node.clients[pbx].stop().addErrback(
+            lambda f: log.warning("pbx link stop failed", pbx=pbx, error=f.getErrorMessage())
+        )
+
+    return Ownership(
+        node.reactor,
+        node.bus,
+        list(node.clients),
+        name,
+        raise_fence=raise_fence,
+        on_owned=owned,
+        on_lost=lost,
+    )
 
 
 def run_daemon(config: Config, *, reactor: Any = None) -> int:

@@ -31,6 +31,7 @@ from cti_bridge.bus import Bus
 from cti_bridge.calls.devices import Topology
 from cti_bridge.calls.model import CallModel
 from cti_bridge.calls.pipeline import CallPipeline, Consumer, ResyncHook
+from cti_bridge.lease import Fences
 from cti_bridge.log import register_secret
 from cti_bridge.store import Store
 from cti_bridge.web.accounts import Accounts
@@ -40,6 +41,7 @@ from cti_bridge.web.ws import Hub
 from .config import Config, PbxConfig
 from .health import Health
 from .metrics import Metrics, link_metrics
+from .ownership import Ownership
 
 __all__ = ["Feature", "Hook", "Node", "pbx_links", "topology_for"]
 
@@ -126,6 +128,9 @@ class Node:
         )
         self.clients = clients
         self.pipelines = pipelines
+        #: The PBX leases (several nodes on one Redis); ``None`` with the in-process bus:
+        #: this node alone owns every PBX, nothing is fenced.
+        self.ownership: Ownership | None = None
         self.health = Health()
         self.metrics = Metrics()
         self.parts: dict[str, object] = {}
@@ -157,8 +162,20 @@ class Node:
         self.health.add("database", self._database_health)
         self.health.add("bus", bus.status)
         self.health.add("web", self.hub.status, counts=False)
+        self.health.add("node", self._node_health, counts=False)
         self.metrics.add(link_metrics(clients, pipelines))
         self.metrics.add(self._node_metrics)
+
+    @property
+    def fences(self) -> Fences | None:
+        """What the fenced writes ask (records, attempts); ``None``: no fencing."""
+        return self.ownership
+
+    def owns(self) -> list[str]:
+        """The PBXs this node owns now."""
+        if self.ownership is not None:
+            return self.ownership.owns()
+        return list(self.clients) if self.config.node.role != "web" else []
 
     # -- blocking work -------------------------------------------------------------------
 
@@ -266,8 +283,25 @@ class Node:
         pbx = {name: client.status() for name, client in self.clients.items()}
         for name, pipeline in self.pipelines.items():
             pbx[name]["calls"] = pipeline.status()
-        ami_ok = bool(pbx) and all(s.get("state") == "connected" for s in pbx.values())
+        if self.config.node.role == "web":
+            return {"status": "ok", "pbx": pbx}  # a web node runs no PBX link
+        if self.ownership is None:
+            ami_ok = bool(pbx) and all(s.get("state") == "connected" for s in pbx.values())
+        else:  # the links of the PBXs it owns; another node runs the others
+            ami_ok = all(pbx[name].get("state") == "connected" for name in self.owns())
         return {"status": "ok" if ami_ok else "degraded", "pbx": pbx}
+
+    def _node_health(self) -> dict[str, Any]:
+        node = self.config.node
+        section: dict[str, Any] = {
+            "status": "ok",
+            "name": node.name,
+            "role": node.role,
+            "owns": self.owns(),
+        }
+        if self.ownership is not None:
+            section["leases"] = self.ownership.status()
+        return section
 
     def _database_health(self) -> dict[str, Any]:
         return {

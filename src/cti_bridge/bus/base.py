@@ -19,6 +19,15 @@ What both promise:
   whole milliseconds (at least one); it is held up to and including its expiry instant
   and free strictly after it (Redis's ``mstime() <= when``). Lock operations need a
   started bus: before ``start`` and after ``stop`` they fail with :class:`BusNotRunning`.
+* A *fenced* lease is a lock taken by ``grant``: the same ``SET NX PX``, plus a fencing
+  token from a counter of its own that never expires and grows by one with every grant
+  of that name, whoever takes it (atomically, on Redis one script). ``renew`` and
+  ``release`` work on it as on any lock; ``token`` tells its holder the token it was
+  granted with. The token is what the writes that matter check in the database
+  (``store/fences.py``): a holder that was paused past its lease holds an older token
+  than whoever took over, so its writes are refused there, whatever its clock says. A
+  name is used either with ``acquire`` or with ``grant``, not both (``acquire`` does not
+  move the counter).
 
 This module is pure (no Twisted at run time), so the interface and the topic names can be
 imported by decision code without loading a reactor.
@@ -72,6 +81,14 @@ class Bus(Protocol):
 
     def release(self, name: str, owner: str) -> Deferred[bool]:
         """Give the lock back, only if ``owner`` still holds it."""
+
+    def grant(self, name: str, owner: str, ttl: float) -> Deferred[int | None]:
+        """As ``acquire``, and on success the lease's new fencing token (greater than
+        every token granted for ``name`` before); ``None`` when somebody holds it."""
+
+    def token(self, name: str, owner: str) -> Deferred[int | None]:
+        """The fencing token ``owner`` was granted ``name`` with, while it holds it;
+        ``None`` when it does not (expired, released, another holder)."""
 
     def start(self) -> Deferred[None]: ...
 

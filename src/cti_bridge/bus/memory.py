@@ -1,7 +1,8 @@
 """The in-process bus: one node, no network, the embedded default and the tests' twin.
 
 It keeps the Redis bus's promises (``base.py``), locks included: ``SET NX PX`` refuses the
-holder too, and a lease ends strictly after its last millisecond. Time comes from the
+holder too, a lease ends strictly after its last millisecond, and a grant's fencing token
+comes from a counter per name that outlives every lease. Time comes from the
 injected clock (a ``twisted.internet.task.Clock`` in tests), so expiry is tested by
 advancing it, without sleeping.
 """
@@ -27,6 +28,8 @@ class MemoryBus:
         self._fanout = LocalFanout(reactor)
         #: name -> (owner, the last instant it is held)
         self._locks: dict[str, tuple[str, float]] = {}
+        #: name -> the last fencing token granted (never expires, as Redis's counter)
+        self._fences: dict[str, int] = {}
         self._running = False
         self.published = 0
 
@@ -78,6 +81,22 @@ class MemoryBus:
             return succeed(False)
         del self._locks[name]
         return succeed(True)
+
+    def grant(self, name: str, owner: str, ttl: float) -> Deferred[int | None]:
+        if not self._running:
+            return fail(BusNotRunning(f"grant {name!r}: the bus is not running"))
+        if self._holder(name) is not None:
+            return succeed(None)
+        token = self._fences[name] = self._fences.get(name, 0) + 1
+        self._locks[name] = (owner, self._now() + lease_ms(ttl) / 1000)
+        return succeed(token)
+
+    def token(self, name: str, owner: str) -> Deferred[int | None]:
+        if not self._running:
+            return fail(BusNotRunning(f"token {name!r}: the bus is not running"))
+        if self._holder(name) != owner:
+            return succeed(None)
+        return succeed(self._fences.get(name))
 
     # -- lifecycle ---------------------------------------------------------------------
 

@@ -8,7 +8,9 @@ and other nodes miss those messages until Redis is back (txredisapi reconnects, 
 subscriber subscribes again on every new connection).
 
 Locks are ``SET name owner NX PX ttl`` and compare-and-delete / compare-and-pexpire
-scripts, the pattern Redis documents for a single instance. The memory twin copies these
+scripts, the pattern Redis documents for a single instance; a fenced lease (``grant``)
+is the same ``SET`` and an ``INCR`` of the name's counter (``<prefix>:fence:<name>``,
+never expiring) in one Lua script. The memory twin copies these
 semantics (``base.py`` says what both promise; one contract suite checks both).
 """
 
@@ -38,6 +40,19 @@ return 0
 _RENEW = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end
 return 0
+"""
+
+#: SET NX PX and, only if it was set, INCR of the name's fencing counter (a key without
+#: expiry): one script, so no grant is ever seen without its token or with another's.
+_GRANT = """
+if redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  return redis.call('incr', KEYS[2])
+end
+return false
+"""
+_HOLDERS_FENCE = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('get', KEYS[2]) end
+return false
 """
 
 
@@ -85,6 +100,7 @@ class RedisBus:
         self._options = parse_redis_url(url)
         self._channel = f"{prefix}:bus"
         self._lock_prefix = f"{prefix}:lock:"
+        self._fence_prefix = f"{prefix}:fence:"
         self.node_id = node_id or uuid.uuid4().hex
         self._fanout = LocalFanout(reactor)
         self._pool: Any = None
@@ -191,7 +207,7 @@ class RedisBus:
 
     # -- locks -------------------------------------------------------------------------
 
-    def _not_running(self, what: str, name: str) -> Deferred[bool] | None:
+    def _not_running(self, what: str, name: str) -> Deferred[Any] | None:
         if self._running:
             return None
         return fail(BusNotRunning(f"{what} {name!r}: the bus is not running"))
@@ -221,6 +237,22 @@ class RedisBus:
         d: Deferred[Any] = self._pool.eval(_RELEASE, keys=[self._lock_prefix + name], args=[owner])
         return d.addCallback(bool)
 
+    def grant(self, name: str, owner: str, ttl: float) -> Deferred[int | None]:
+        refused = self._not_running("grant", name)
+        if refused is not None:
+            return refused
+        keys = [self._lock_prefix + name, self._fence_prefix + name]
+        d: Deferred[Any] = self._pool.eval(_GRANT, keys=keys, args=[owner, lease_ms(ttl)])
+        return d.addCallback(_token)
+
+    def token(self, name: str, owner: str) -> Deferred[int | None]:
+        refused = self._not_running("token", name)
+        if refused is not None:
+            return refused
+        keys = [self._lock_prefix + name, self._fence_prefix + name]
+        d: Deferred[Any] = self._pool.eval(_HOLDERS_FENCE, keys=keys, args=[owner])
+        return d.addCallback(_token)
+
     def status(self) -> dict[str, Any]:
         up = self._subscriber is not None and self.last_error is None
         opts = self._options
@@ -233,3 +265,10 @@ class RedisBus:
             "publish_failures": self.publish_failures,
             "last_error": self.last_error,
         }
+
+
+def _token(reply: Any) -> int | None:
+    """A script's answer: the token (an integer, or a counter's text), or nil."""
+    if reply is None or reply is False:
+        return None
+    return int(reply)

@@ -44,16 +44,19 @@ class CallbackBook(Protocol):
         pbx: str,
         channel_id: str,
         action_id: str,
+        fence: int | None = None,
     ) -> bool:
-        """In one committed transaction, before anything is dialled: if the agreement is
-        still open, still due (``next_attempt_at <= now``) and ``number`` is the next
-        attempt's number, open attempt ``number`` (started at ``now``, with who, where
-        and the Originate's ids), set the agreement ``dialling`` with no
-        ``next_attempt_at``, and add an ``attempt_started`` history event; ``True``.
-        Otherwise nothing changes; ``False``. On PostgreSQL the agreement is taken
-        ``FOR UPDATE SKIP LOCKED`` (a row another node holds is skipped, not waited
-        for); the partial unique index on open attempts refuses a second open attempt
-        whatever happens (that ``IntegrityError`` is a ``False`` too)."""
+        """In one committed transaction, before anything is dialled: with ``fence`` (the node's
+        fencing token for ``pbx``), first that it is still ``pbx``'s current one
+        (``lease.FenceRefused`` otherwise: nothing claimed; ``None``: no fencing); if the agreement
+        is still open, still due (``next_attempt_at <= now``) and ``number`` is the next attempt's
+        number, open attempt ``number`` (started at ``now``, with who, where and the Originate's
+        ids), set the agreement ``dialling`` with no ``next_attempt_at``, and add an
+        ``attempt_started`` history event; ``True``. Otherwise nothing changes; ``False``. On
+        PostgreSQL the agreement is taken ``FOR UPDATE SKIP LOCKED`` (a row another node holds is
+        skipped, not waited for); the partial unique index on open attempts refuses a second open
+        attempt whatever happens (that ``IntegrityError`` is a ``False`` too).
+        """
         ...
 
     def finish_attempt(
@@ -66,17 +69,19 @@ class CallbackBook(Protocol):
         detail: str | None = None,
         next_attempt_at: datetime | None = None,
         flag: str | None = None,
+        fence: int | None = None,
     ) -> dict[str, Any] | None:
-        """End open attempt ``number`` at ``now`` with ``outcome`` (``ATTEMPT_OUTCOMES``)
-        and ``detail`` (words: the reason). Then the agreement, if it is ``dialling``:
-        with ``flag`` (why: ``attempts_exhausted``, ``deadline_passed``,
-        ``no_calling_time``) it becomes ``failed`` and ``flagged``; otherwise ``open``
-        again with ``next_attempt_at`` (``None`` after ``answered``: nothing more to
-        dial, the operator closes it). An agreement closed meanwhile (done or cancelled
-        by an operator) keeps its status. History events ``attempt_ended`` (and
-        ``flagged``). Returns the agreement as ``get_agreement`` shows it; ``None``
-        when that attempt is not open (already ended: a second finish changes
-        nothing)."""
+        """End open attempt ``number`` at ``now`` with ``outcome`` (``ATTEMPT_OUTCOMES``) and
+        ``detail`` (words: the reason), after ``fence``'s check as ``claim_attempt``'s (for the PBX
+        the attempt was dialled on; once the attempt is found open). Then the agreement, if it is
+        ``dialling``: with ``flag`` (why: ``attempts_exhausted``, ``deadline_passed``,
+        ``no_calling_time``) it becomes ``failed`` and ``flagged``; otherwise ``open`` again with
+        ``next_attempt_at`` (``None`` after ``answered``: nothing more to dial, the operator closes
+        it). An agreement closed meanwhile (done or cancelled by an operator) keeps its status.
+        History events ``attempt_ended`` (and ``flagged``). Returns the agreement as
+        ``get_agreement`` shows it; ``None`` when that attempt is not open (already ended: a second
+        finish changes nothing).
+        """
         ...
 
     def reschedule(self, agreement_id: int, next_attempt_at: datetime | None) -> bool:

@@ -18,6 +18,13 @@ to try again (never at once). That happens after every (re)connect of a PBX link
 start-up too), and for attempts older than :meth:`DialerService.stale_after` in a sweep
 every ``SWEEP_SECONDS`` (the watchdog: it also finds the attempts of a node that died).
 A finished attempt the store could not take is kept and written again on each pass.
+
+With several nodes (``fences``: the node's PBX ownership) a callback is dialled only on
+a PBX this node owns, and its claim and its outcome are written with the node's fencing
+token for that PBX: a stale token (another node took the PBX over) is refused by the
+store (``FenceRefused``), nothing is dialled, the node gives the PBX up, and an outcome
+it can no longer write is left to the new owner, which settles the open attempt from the
+PBX as after any restart.
 """
 
 from __future__ import annotations
@@ -45,6 +52,7 @@ from cti_bridge.ami.originate import (
 )
 from cti_bridge.ami.parser import Message
 from cti_bridge.bus.topics import SUPERVISORS_TOPIC
+from cti_bridge.lease import FenceRefused, Fences
 
 from .attempt import CLAIMED, OUTCOME, RESOLVE, CallbackAttempt, find_call
 from .policy import (
@@ -128,6 +136,7 @@ class _Follow:
 class _Finish:
     """A finished attempt, until the store has taken it."""
 
+    pbx: str
     agreement_id: int
     number: int
     outcome: str
@@ -173,8 +182,10 @@ class DialerService:
         devices: Callable[[str], Sequence[str]],
         node_name: str,
         region: str,
+        fences: Fences | None = None,
     ) -> None:
         self._reactor = reactor
+        self._fences = fences
         self.config = config
         self.policy: Policy = config.policy()
         self._book = book
@@ -236,6 +247,7 @@ class DialerService:
             devices=devices,
             node_name=node.config.node.name,
             region=node.config.phone.default_region,
+            fences=node.fences,
         )
 
     # -- public ----------------------------------------------------------------------------
@@ -364,9 +376,17 @@ class DialerService:
     def _pbx(self) -> str | None:
         """The PBX callbacks are dialled on: the first link (config order) that is up."""
         for name, client in self._clients.items():
-            if client.state == "connected":
+            if client.state == "connected" and self._token(name) is not False:
                 return name
         return None
+
+    def _token(self, pbx: str) -> int | bool | None:
+        """This node's fencing token for ``pbx``; ``None``: no fencing in use; ``False``:
+        fenced, and this node does not own ``pbx`` now."""
+        if self._fences is None:
+            return None
+        token = self._fences.token(pbx)
+        return False if token is None else token
 
     async def _pass(self) -> PassReport:
         report = PassReport()
@@ -472,6 +492,12 @@ class DialerService:
         free_device = getattr(self._board(), "free_device", None)
         chosen = [(o, d) for o in operators if (d := free_device(pbx, o))] if free_device else None
 
+        fence = self._token(pbx)
+        if fence is False:
+            report.waiting.append(agreement_id)  # not this node's PBX (any more)
+            return
+        assert fence is None or isinstance(fence, int)
+
         def claim() -> tuple[str, str] | str:
             """``(operator, device)`` when claimed, else why not (``NO_DEVICE``, ``LOST``)."""
             candidates = chosen
@@ -489,11 +515,18 @@ class DialerService:
                 pbx=pbx,
                 channel_id=channel_id,
                 action_id=action_id,
+                fence=fence,
             )
             return (operator, device) if won else LOST
 
         try:
             claimed = await self._run(claim)
+        except FenceRefused as exc:  # another node owns the PBX now: nothing dialled
+            report.failed.append(agreement_id)
+            log.error("callback claim refused: stale fencing token", pbx=pbx, token=exc.token)
+            if self._fences is not None:
+                self._fences.refused(pbx, exc.token)
+            return
         except Exception as exc:  # no claim, no Originate
             report.failed.append(agreement_id)
             self._store_errors += 1
@@ -633,6 +666,7 @@ class DialerService:
         now = self._now()
         next_at, flag = self._next_step(follow, machine.outcome, now)
         finish = _Finish(
+            follow.pbx,
             machine.agreement_id,
             machine.number,
             machine.outcome,
@@ -678,6 +712,18 @@ class DialerService:
         key = (finish.agreement_id, finish.number)
         if key in self._writing:
             return
+        fence = self._token(finish.pbx)
+        if fence is False:
+            # Not this node's PBX any more: the owner settles the attempt from the PBX.
+            log.warning(
+                "callback outcome not stored: another node owns the PBX",
+                pbx=finish.pbx,
+                agreement_id=finish.agreement_id,
+                attempt=finish.number,
+            )
+            self._unfinished.pop(key, None)
+            return
+        assert fence is None or isinstance(fence, int)
         self._writing.add(key)
 
         def write() -> dict[str, Any] | None:
@@ -689,6 +735,7 @@ class DialerService:
                 detail=finish.detail,
                 next_attempt_at=finish.next_attempt_at,
                 flag=finish.flag,
+                fence=fence,
             )
 
         def written(agreement: dict[str, Any] | None) -> None:
@@ -699,6 +746,12 @@ class DialerService:
 
         def failed(failure: Failure) -> None:
             self._writing.discard(key)
+            if isinstance(failure.value, FenceRefused) and self._fences is not None:
+                refused = failure.value
+                log.error("callback outcome refused: stale fencing token", pbx=refused.pbx)
+                self._unfinished.pop(key, None)
+                self._fences.refused(refused.pbx, refused.token)
+                return
             self._store_errors += 1
             self._error("cannot store the attempt's outcome; kept to retry", failure, key[0])
 

@@ -25,8 +25,8 @@ __all__ = ["dialer_metrics", "install"]
 
 
 def install(node: Node) -> None:
-    if not node.config.dialer.enabled:
-        return
+    if not node.config.dialer.enabled or node.config.node.role == "web":
+        return  # a web node dials nothing: it runs no PBX link
     service = DialerService.for_node(node)
     for pbx, listener in service.listeners.items():
         node.add_listener(listener, pbx=pbx)

@@ -25,6 +25,7 @@ def install(node: Node) -> None:
         node.reactor,
         threads=THREADS,
         max_pending=node.config.database.max_pending_events,
+        fences=node.fences,
     )
     node.add_consumer(writer.submit)
     node.add_resync_hook(writer.resynced)

@@ -16,6 +16,15 @@ not enough are new events refused, counted and logged as an error.
 An event the database refuses for what it is (not for being unreachable) would block
 its lane forever; the batch is retried one event at a time and the offending event is
 logged and set aside.
+
+With several nodes (``fences``: the node's PBX ownership) each batch is written with
+this node's fencing token of every PBX in it, read on the reactor as the batch starts;
+events of a PBX this node does not own (any more) are dropped there, counted and
+logged: the PBX's owner writes them from its own link (``docs/architecture.md``). When
+the database refuses a token as stale (``FenceRefused``: another node took the PBX
+over, perhaps while this one was paused), the node gives the PBX up at once
+(``fences.refused``) and the batch goes back to its lane: its events of that PBX are
+then dropped, the others written. Never retried forever with a stale token.
 """
 
 from __future__ import annotations
@@ -23,7 +32,7 @@ from __future__ import annotations
 import random
 import zlib
 from collections import deque
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Protocol, TypeVar
@@ -38,6 +47,7 @@ from twisted.python.threadpool import ThreadPool
 
 from cti_bridge.backoff import Backoff
 from cti_bridge.calls.events import DomainEvent
+from cti_bridge.lease import FenceRefused, Fences
 from cti_bridge.store.types import from_posix as _from_posix
 from cti_bridge.store.types import iso_utc
 
@@ -51,7 +61,9 @@ Runner = Callable[[Callable[[], int]], "Deferred[int]"]
 class RecordSink(Protocol):
     """What the writer needs from ``CallStore`` (tests may hand in a twin)."""
 
-    def apply(self, events: Sequence[DomainEvent]) -> int: ...
+    def apply(
+        self, events: Sequence[DomainEvent], *, fences: Mapping[str, int] | None = None
+    ) -> int: ...
 
     def close_stale(
         self,
@@ -60,6 +72,7 @@ class RecordSink(Protocol):
         at: float,
         *,
         owns: Callable[[tuple[str, str]], bool] | None = None,
+        fence: int | None = None,
     ) -> int: ...
 
 
@@ -93,6 +106,10 @@ def _describe(error: BaseException) -> str:
     inner = error.orig if isinstance(error, sa_exc.DBAPIError) and error.orig else error
     text = str(inner).strip().splitlines()[0] if str(inner).strip() else ""
     return f"{type(inner).__name__}: {text}"[:300]
+
+
+def _pbx(item: Item) -> str:
+    return item.pbx if isinstance(item, CloseStale) else item.call.pbx
 
 
 def _key(item: Item) -> tuple[str, str] | None:
@@ -133,10 +150,12 @@ class RecordWriter:
         initial_delay: float = 0.5,
         max_delay: float = 30.0,
         jitter: random.Random | None = None,
+        fences: Fences | None = None,
     ) -> None:
         if lanes < 1 or max_batch < 1 or max_pending < 1:
             raise ValueError("lanes, max_batch and max_pending must be positive")
         self._store = store
+        self._fences = fences
         self._clock = clock
         self._run = run
         self._lanes = [_Lane(i) for i in range(lanes)]
@@ -158,6 +177,8 @@ class RecordWriter:
         self._stopped = False
         self._released = False  # stopped and past the deadline: start nothing new
         self._counts = {"written": 0, "batches": 0, "retries": 0, "failed": 0, "dropped": 0}
+        if fences is not None:
+            self._counts["not_owned"] = 0  # events of a PBX another node owns: not written
         self._backlog_full = False
         self._degraded_since: float | None = None
         self._last_error: str | None = None
@@ -328,25 +349,71 @@ class RecordWriter:
             return
         size = 1 if lane.one_by_one else self._max_batch
         batch = [lane.queue.popleft() for _ in range(min(size, len(lane.queue)))]
+        tokens: dict[str, int] | None = None
+        if self._fences is not None:
+            tokens, batch = self._owned(batch)
+            if not batch:
+                self._notify_if_idle()
+                self._again.append(lane)
+                return
         lane.inflight = batch
-        d = self._run(partial(self._write, lane, batch))
+        d = self._run(partial(self._write, lane, batch, tokens))
         d.addCallbacks(self._written, self._failed, callbackArgs=(lane,), errbackArgs=(lane,))
 
-    def _write(self, lane: _Lane, batch: list[Item]) -> int:
+    def _owned(self, batch: list[Item]) -> tuple[dict[str, int], list[Item]]:
+        """This node's token per PBX of ``batch``, and the items it may write: a PBX it
+        does not own now is not its to write (asked with the clock's time, so a node
+        that was paused past its lease drops them before any timer told it)."""
+        assert self._fences is not None
+        tokens: dict[str, int] = {}
+        refused: set[str] = set()
+        for pbx in {_pbx(item) for item in batch}:
+            token = self._fences.token(pbx)
+            if token is None:
+                refused.add(pbx)
+            else:
+                tokens[pbx] = token
+        if not refused:
+            return tokens, batch
+        kept = [item for item in batch if _pbx(item) not in refused]
+        dropped = len(batch) - len(kept)
+        self._pending -= dropped
+        self._counts["not_owned"] += dropped
+        log.warning(
+            "call record events of a PBX this node does not own; not written",
+            pbx=sorted(refused),
+            events=dropped,
+        )
+        return tokens, kept
+
+    def _write(self, lane: _Lane, batch: list[Item], tokens: dict[str, int] | None) -> int:
         """In a pool thread: consecutive events share a transaction."""
         changed = 0
         events: list[DomainEvent] = []
+
+        def apply() -> int:
+            if tokens is None:
+                return self._store.apply(events)
+            fences = {pbx: tokens[pbx] for pbx in {e.call.pbx for e in events}}
+            return self._store.apply(events, fences=fences)
+
         for item in batch:
             if isinstance(item, CloseStale):
                 if events:
-                    changed += self._store.apply(events)
+                    changed += apply()
                     events = []
                 owns = None if len(self._lanes) == 1 else partial(self._owns, lane)
-                self._store.close_stale(item.pbx, item.live_linkedids, item.at, owns=owns)
+                if tokens is None:
+                    self._store.close_stale(item.pbx, item.live_linkedids, item.at, owns=owns)
+                else:
+                    fence = tokens[item.pbx]
+                    self._store.close_stale(
+                        item.pbx, item.live_linkedids, item.at, owns=owns, fence=fence
+                    )
             else:
                 events.append(item)
         if events:
-            changed += self._store.apply(events)
+            changed += apply()
         return changed
 
     def _written(self, _changed: int, lane: _Lane) -> None:
@@ -378,6 +445,19 @@ class RecordWriter:
         lane.inflight = None
         error = failure.value
         assert error is not None
+        if isinstance(error, FenceRefused) and self._fences is not None:
+            # Another node owns the PBX now: give it up; the next start of this lane
+            # drops its events (or writes them with a newer token of this node's).
+            log.error(
+                "call records refused: this node's fencing token is stale",
+                pbx=error.pbx,
+                token=error.token,
+                current=error.current,
+            )
+            lane.queue.extendleft(reversed(batch))
+            self._fences.refused(error.pbx, error.token)
+            self._kick(lane)
+            return
         self._last_error = _describe(error)
         self._last_error_at = self._clock.seconds()
         if is_transient(error):

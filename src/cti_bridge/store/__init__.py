@@ -22,6 +22,7 @@ from .callers import CallerDirectory
 from .contacts import Contacts
 from .customers import Customers, InvalidRecord
 from .db import create_database_engine, safe_url, session_factory
+from .fences import FenceRefused, PbxFences
 from .kpis import Kpis
 from .missed import MissedCalls
 from .numbers import CallerNumber, caller_number, is_withheld, normalize_number
@@ -43,6 +44,7 @@ __all__ = [
     "Contacts",
     "CustomerSearch",
     "Customers",
+    "FenceRefused",
     "InvalidAnnotation",
     "InvalidRecord",
     "Kpis",
@@ -50,6 +52,7 @@ __all__ = [
     "LoginThrottled",
     "MissedCalls",
     "OperatorInfo",
+    "PbxFences",
     "PopRead",
     "SchemaOutOfDate",
     "Store",
@@ -79,6 +82,7 @@ class Store:
     callers: CallerDirectory
     missed: MissedCalls
     kpis: Kpis
+    fences: PbxFences
 
     @property
     def url(self) -> str:
@@ -128,4 +132,5 @@ def open_store(
         callers=CallerDirectory(sessions, default_region=default_region, clock=clock),
         missed=MissedCalls(sessions, default_region=default_region, clock=clock),
         kpis=Kpis(sessions, default_region=default_region, clock=clock),
+        fences=PbxFences(sessions, default_region=default_region, clock=clock),
     )

@@ -49,6 +49,7 @@ from .agreement_rules import (
 )
 from .customers import InvalidRecord
 from .db import StoreService, writing
+from .fences import check_fence
 from .merge import clean_text
 from .models import Agreement, AgreementAttempt, AgreementEvent, CallRecord, Customer, Operator
 from .numbers import normalize_number
@@ -317,9 +318,12 @@ class Agreements(StoreService):
         pbx: str,
         channel_id: str,
         action_id: str,
+        fence: int | None = None,
     ) -> bool:
         try:
             with writing(self._sessions) as session:
+                if fence is not None:  # first: a stale owner claims nothing, waits for nothing
+                    check_fence(session.connection(), pbx, fence)
                 # SKIP LOCKED: a row another node is claiming is not waited for, it is
                 # lost (SQLite leaves the clause out: it has one writer at a time). By
                 # the id alone (the primary key; with the due conditions in the WHERE
@@ -376,6 +380,7 @@ class Agreements(StoreService):
         detail: str | None = None,
         next_attempt_at: datetime | None = None,
         flag: str | None = None,
+        fence: int | None = None,
     ) -> dict[str, Any] | None:
         checked_outcome(outcome)
         if flag is not None:
@@ -393,6 +398,8 @@ class Agreements(StoreService):
             )
             if attempt is None:
                 return None
+            if fence is not None:  # the token of the PBX the attempt was dialled on
+                check_fence(session.connection(), attempt.pbx or "", fence)
             attempt.ended_at = now
             attempt.outcome = outcome
             attempt.detail = clean_text(detail, MAX_DETAIL)

@@ -19,6 +19,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Date,
     Float,
@@ -68,6 +69,7 @@ __all__ = [
     "Operator",
     "OperatorDevice",
     "OperatorSession",
+    "PbxFence",
     "Product",
     "Script",
 ]
@@ -514,3 +516,17 @@ class CallNoteChange(Base):
     field: Mapped[str] = mapped_column(String(16))
     old: Mapped[str | None] = mapped_column(Text)
     new: Mapped[str | None] = mapped_column(Text)
+
+
+class PbxFence(Base):
+    """Who owns a PBX, as the database knows it: the fencing token of the last grant of
+    the PBX's lease (``lease.py``). Raised by each new owner before it acts, never
+    lowered; every write that matters (call records, callback attempts) checks in its
+    own transaction that its token is still this one (``store/fences.py``)."""
+
+    __tablename__ = "pbx_fences"
+
+    pbx: Mapped[str] = mapped_column(String(64), primary_key=True)
+    token: Mapped[int] = mapped_column(BigInteger)
+    owner: Mapped[str] = mapped_column(String(64))
+    granted_at: Mapped[datetime]

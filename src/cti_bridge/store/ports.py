@@ -9,7 +9,7 @@ console's (search, agreement book) ``console/ports.py``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -25,8 +25,12 @@ __all__ = ["CallReads", "CallRecords"]
 class CallRecords(Protocol):
     """Writes call records: idempotent merges of the call model's snapshots."""
 
-    def apply(self, events: Sequence[DomainEvent]) -> int:
-        """Merge ``events`` in order, at once; how many calls changed."""
+    def apply(
+        self, events: Sequence[DomainEvent], *, fences: Mapping[str, int] | None = None
+    ) -> int:
+        """Merge ``events`` in order, at once; how many calls changed. ``fences``: per
+        PBX the writer's fencing token, checked in the same transaction
+        (``lease.FenceRefused``: nothing written)."""
         ...
 
     def close_stale(
@@ -36,6 +40,7 @@ class CallRecords(Protocol):
         at: float,
         *,
         owns: Callable[[CallKey], bool] | None = None,
+        fence: int | None = None,
     ) -> int:
         """Close the open records of ``pbx`` started before ``at`` that are not live."""
         ...

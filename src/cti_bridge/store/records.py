@@ -36,7 +36,7 @@ never one per event.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar, cast
@@ -50,6 +50,7 @@ from cti_bridge.calls.events import Call, DomainEvent
 
 from .compaction import CallKey, group, newest_alone, segments_fit
 from .db import WRITE_OPTION, StoreService, single_statements, writing
+from .fences import check_fence, check_fences
 from .merge import CALL_COLUMNS, Lookups, Record, clean_text, durations, guess_outcome
 from .models import Agreement, CallRecord, CallRing, CallSegment, CallTransfer, OperatorDevice
 from .models import CustomerNumber as CustomerNumberRow
@@ -172,8 +173,14 @@ class CallStore(StoreService):
         row: the insert follows on the same connection, no second checkout)."""
         return insert_call(connection, call, self._now(), lock_wait)
 
-    def apply(self, events: Sequence[DomainEvent]) -> int:
-        """Merge ``events`` (in order) in one transaction; returns how many calls changed."""
+    def apply(
+        self, events: Sequence[DomainEvent], *, fences: Mapping[str, int] | None = None
+    ) -> int:
+        """Merge ``events`` (in order) in one transaction; returns how many calls changed.
+
+        ``fences``: per PBX the fencing token the writer holds (``store/fences.py``);
+        checked first, in the transaction: a stale one refuses the whole batch
+        (``FenceRefused``). ``None``: no fencing in use, nothing checked."""
         if not events:
             return 0
         calls = group(events)
@@ -182,6 +189,8 @@ class CallStore(StoreService):
         now = _utc(self._clock())
         with writing(self._sessions) as session:
             connection = session.connection()
+            if fences:
+                check_fences(connection, fences)
             lookups = wanted.look_up(connection)
             records = _load(connection, calls)
             fresh = {
@@ -209,18 +218,22 @@ class CallStore(StoreService):
         at: float,
         *,
         owns: Callable[[CallKey], bool] | None = None,
+        fence: int | None = None,
     ) -> int:
         """Close open records of ``pbx`` that started before ``at`` and are not live.
 
         For after a daemon restart: calls that ended while nobody listened would stay
         open forever. They are closed as incomplete, ended by the system, at ``at``.
-        ``owns`` restricts the work to the records one writer lane is responsible for.
+        ``owns`` restricts the work to the records one writer lane is responsible for;
+        ``fence``: the writer's fencing token for ``pbx``, as ``apply``'s ``fences``.
         """
         closed_at = _utc(at)
         live = set(live_linkedids)
         rang = exists().where(RINGS.c.call_id == CALLS.c.id)
         with writing(self._sessions) as session:
             connection = session.connection()
+            if fence is not None:
+                check_fence(connection, pbx, fence)
             rows = connection.execute(
                 select(
                     *(CALLS.c[n] for n in ("id", "linkedid", "direction", "queue")),

@@ -102,6 +102,17 @@ def test_trusted_proxies_are_addresses_and_networks() -> None:
     assert (web.login_max_failures_per_account, web.login_max_failures_per_source) == (20, 50)
 
 
+@pytest.mark.parametrize("role", ["all", "owner", "web"])
+def test_every_node_role_loads(role: str) -> None:
+    config = parse_config({"node": {"name": "node-b", "role": role}}, source="test")
+    assert (config.node.name, config.node.role) == ("node-b", role)
+
+
+def test_an_unknown_node_role_is_refused() -> None:
+    with pytest.raises(ConfigError, match=r"node\.role"):
+        parse_config({"node": {"role": "standby"}}, source="test")
+
+
 def test_unreadable_and_invalid_files(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read"):
         load_config(tmp_path / "missing.toml")

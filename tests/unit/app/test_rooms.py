@@ -71,6 +71,7 @@ def fake_node(agi_token: str | None = None) -> Fakes:
             "web": {"host": "127.0.0.1", "port": 0},
             "database": {"url": "sqlite://"},
             "bus": {"url": "memory://"},
+            "node": {"name": "node-a"},
             "pbx": [{"name": "main", "host": "127.0.0.1", "username": "cti", "secret": SECRET}],
         },
         source="test",
@@ -187,7 +188,9 @@ def test_a_feature_is_one_install_on_the_node() -> None:
 
     health = json.loads(http_get(resource, b"/healthz", fakes.reactor).body)
     assert health["tiny"] == {"status": "ok", "seen": 2}
-    assert list(health) == ["status", "ami", "database", "bus", "web", "tiny"]
+    assert list(health) == ["status", "ami", "database", "bus", "web", "node", "tiny"]
+    # One node on the in-process bus owns every PBX from the start, unfenced.
+    assert health["node"] == {"status": "ok", "name": "node-a", "role": "all", "owns": ["main"]}
     assert health["ami"]["pbx"]["main"]["state"] == "connected"
     metrics = http_get(resource, b"/metrics", fakes.reactor).body.decode()
     assert "cti_tiny_events_total 2.0" in metrics

@@ -362,3 +362,82 @@ async def test_lock_operations_need_a_running_bus(nodes: Nodes) -> None:
     await nodes.wait(bus.stop())
     with pytest.raises(BusNotRunning):
         await nodes.wait(bus.release(name, "node-c"))
+
+
+# -- fenced leases: grant and its token ---------------------------------------------------
+
+
+@pytest_twisted.ensureDeferred
+async def test_grant_tokens_grow_with_every_grant_whoever_the_holder(nodes: Nodes) -> None:
+    a, b = nodes.a, nodes.b
+    name = _lock()
+    first = await nodes.wait(a.grant(name, "node-a", ttl=5))
+    assert isinstance(first, int)
+    assert await nodes.wait(b.grant(name, "node-b", ttl=5)) is None  # held
+    assert await nodes.wait(a.grant(name, "node-a", ttl=5)) is None  # the holder too
+    assert await nodes.wait(a.release(name, "node-a")) is True
+    second = await nodes.wait(b.grant(name, "node-b", ttl=5))
+    assert second is not None and second > first
+    await nodes.elapse(6)  # b's lease runs out
+    third = await nodes.wait(a.grant(name, "node-a", ttl=5))
+    assert third is not None and third > second
+    await nodes.elapse(6)
+    fourth = await nodes.wait(a.grant(name, "node-a", ttl=5))  # the same holder again
+    assert fourth is not None and fourth > third
+
+
+@pytest_twisted.ensureDeferred
+async def test_grant_tokens_are_counted_per_name(nodes: Nodes) -> None:
+    a, b = nodes.a, nodes.b
+    first, second = _lock(), _lock()
+    one = await nodes.wait(a.grant(first, "node-a", ttl=5))
+    assert await nodes.wait(b.grant(second, "node-b", ttl=5)) == one  # both start at the same
+    assert await nodes.wait(a.token(second, "node-a")) is None
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_holder_reads_its_token_while_it_holds_the_lease(nodes: Nodes) -> None:
+    a, b = nodes.a, nodes.b
+    name = _lock()
+    assert await nodes.wait(a.token(name, "node-a")) is None  # never granted
+    token = await nodes.wait(a.grant(name, "node-a", ttl=5))
+    assert await nodes.wait(a.token(name, "node-a")) == token
+    assert await nodes.wait(b.token(name, "node-a")) == token  # from any node
+    assert await nodes.wait(b.token(name, "node-b")) is None  # not the holder
+    await nodes.elapse(4)
+    assert await nodes.wait(a.renew(name, "node-a", ttl=5)) is True
+    await nodes.elapse(4)
+    assert await nodes.wait(a.token(name, "node-a")) == token  # renewing keeps the token
+    await nodes.elapse(2)
+    assert await nodes.wait(a.token(name, "node-a")) is None  # it ran out
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_stale_holder_cannot_renew_or_release_after_another_was_granted(
+    nodes: Nodes,
+) -> None:
+    """The paused holder: its lease ran out and another node was granted the name."""
+    a, b = nodes.a, nodes.b
+    name = _lock()
+    old = await nodes.wait(a.grant(name, "node-a", ttl=5))
+    await nodes.elapse(6)
+    new = await nodes.wait(b.grant(name, "node-b", ttl=5))
+    assert new is not None and old is not None and new > old
+    assert await nodes.wait(a.renew(name, "node-a", ttl=5)) is False
+    assert await nodes.wait(a.release(name, "node-a")) is False
+    assert await nodes.wait(a.token(name, "node-a")) is None
+    assert await nodes.wait(b.token(name, "node-b")) == new  # the new holder keeps it
+    assert await nodes.wait(b.renew(name, "node-b", ttl=5)) is True
+
+
+@pytest_twisted.ensureDeferred
+async def test_grant_and_token_need_a_running_bus(nodes: Nodes) -> None:
+    bus = nodes.fresh()
+    name = _lock()
+    with pytest.raises(BusNotRunning):
+        await nodes.wait(bus.grant(name, "node-c", ttl=10))
+    with pytest.raises(BusNotRunning):
+        await nodes.wait(bus.token(name, "node-c"))
+    await nodes.wait(bus.start())
+    token = await nodes.wait(bus.grant(name, "node-c", ttl=10))
+    assert isinstance(token, int)

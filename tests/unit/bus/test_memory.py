@@ -88,3 +88,16 @@ def test_make_bus_memory() -> None:
     bus = make_bus("memory://", clock)
     assert isinstance(bus, MemoryBus)
     assert bus.status() == {"status": "ok", "kind": "memory", "published": 0}
+
+
+def test_fencing_tokens_outlive_leases_and_a_stop() -> None:
+    """As Redis's counter key: no expiry, and a node's stop does not reset it."""
+    clock = Clock()
+    bus = started(clock)
+    granted: list[int | None] = []
+    bus.grant("pbx", "a", ttl=1).addCallback(granted.append)
+    clock.advance(2)
+    bus.stop()
+    bus.start()
+    bus.grant("pbx", "b", ttl=1).addCallback(granted.append)
+    assert granted == [1, 2]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 import sqlite3
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -85,7 +85,9 @@ class RecordingSink:
     outage: int = 0  # how many more calls fail as if the database were gone
     refuse: Callable[[DomainEvent], bool] = lambda event: False
 
-    def apply(self, events: Sequence[DomainEvent]) -> int:
+    def apply(
+        self, events: Sequence[DomainEvent], *, fences: Mapping[str, int] | None = None
+    ) -> int:
         if self.outage:
             self.outage -= 1
             raise OperationalError("INSERT", {}, ConnectionRefusedError("connection refused"))
@@ -101,6 +103,7 @@ class RecordingSink:
         at: float,
         *,
         owns: Callable[[tuple[str, str]], bool] | None = None,
+        fence: int | None = None,
     ) -> int:
         self.closes.append((pbx, frozenset(live_linkedids), at))
         return 0
@@ -332,8 +335,10 @@ class CommitsThenFails:
         self.store = store
         self.lost = 1
 
-    def apply(self, events: Sequence[DomainEvent]) -> int:
-        changed = self.store.apply(events)
+    def apply(
+        self, events: Sequence[DomainEvent], *, fences: Mapping[str, int] | None = None
+    ) -> int:
+        changed = self.store.apply(events, fences=fences)
         if self.lost:
             self.lost -= 1
             raise OperationalError("COMMIT", {}, ConnectionResetError("connection reset"))

@@ -180,12 +180,15 @@ def test_an_agreement_shows_its_owner_and_attempts_by_username(
     book = store.agreements
     agreement = book.add_agreement("callback", owner_operator_id=anna, callback_number="050123456")
     now = datetime.fromtimestamp(fake_time.now, UTC)
-    ids = {"pbx": "main", "action_id": "a"}
     book.claim_attempt(
-        agreement, 1, now=now, operator="bart", node="node-1", channel_id="c1", **ids
-    )
+        agreement, 1, now=now, operator="bart", node="node-1", pbx="main", channel_id="c1",
+        action_id="a",
+    )  # fmt: skip
     book.finish_attempt(agreement, 1, "no_answer", now=now, detail="NOANSWER", next_attempt_at=now)
-    book.claim_attempt(agreement, 2, now=now, operator=None, node="node-2", channel_id="c2", **ids)
+    book.claim_attempt(
+        agreement, 2, now=now, operator=None, node="node-2", pbx="main", channel_id="c2",
+        action_id="a",
+    )  # fmt: skip
     found = book.get_agreement(agreement)
     assert found is not None
     assert found["owner"] == "anna"

@@ -44,6 +44,7 @@ EXPECTED_TABLES = {
     "customer_products",
     "customers",
     "login_attempts",
+    "pbx_fences",
     "operator_devices",
     "operators",
     "products",
@@ -93,6 +94,22 @@ def test_every_revision_can_be_taken_back(empty_url: str) -> None:
         assert set(inspect(engine).get_table_names()) == {"alembic_version"}
         upgrade(empty_url)
         assert set(inspect(engine).get_table_names()) == EXPECTED_TABLES
+    finally:
+        engine.dispose()
+
+
+def test_0004_adds_the_pbx_fences_and_takes_them_back(empty_url: str) -> None:
+    upgrade(empty_url, "0003")
+    engine = create_database_engine(empty_url)
+    try:
+        assert "pbx_fences" not in inspect(engine).get_table_names()
+        upgrade(empty_url, "0004")
+        columns = {c["name"]: c for c in inspect(engine).get_columns("pbx_fences")}
+        assert set(columns) == {"pbx", "token", "owner", "granted_at"}
+        assert inspect(engine).get_pk_constraint("pbx_fences")["constrained_columns"] == ["pbx"]
+        assert not any(c["nullable"] for c in columns.values())
+        downgrade_engine(engine, "0003")
+        assert "pbx_fences" not in inspect(engine).get_table_names()
     finally:
         engine.dispose()
 

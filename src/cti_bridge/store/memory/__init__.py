@@ -6,7 +6,7 @@ built before their SQL.
 
 ``open_memory_store()`` gives a ``MemoryStore`` with the fields of ``Store`` that have a
 twin: ``calls``, ``queries``, ``accounts``, ``customers``, ``agreements``, ``contacts``,
-``pop_read``, ``search``, ``callers``, ``missed``, ``kpis``. No engine, no sessions.
+``pop_read``, ``search``, ``callers``, ``missed``, ``kpis``, ``fences``. No engine, no sessions.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from .callers import MemoryCallerDirectory
 from .calls import MemoryCallQueries, MemoryCallStore
 from .contacts import MemoryContacts
 from .customers import MemoryCustomers
+from .fences import MemoryPbxFences
 from .kpis import MemoryKpis
 from .missed import MemoryMissedCalls
 from .pop_read import MemoryPopRead
@@ -39,6 +40,7 @@ __all__ = [
     "MemoryCustomers",
     "MemoryKpis",
     "MemoryMissedCalls",
+    "MemoryPbxFences",
     "MemoryPopRead",
     "MemoryStore",
     "Tables",
@@ -59,6 +61,7 @@ class MemoryStore:
     callers: MemoryCallerDirectory
     missed: MemoryMissedCalls
     kpis: MemoryKpis
+    fences: MemoryPbxFences
     tables: Tables = field(repr=False)
 
     @property
@@ -95,5 +98,6 @@ def open_memory_store(
         callers=MemoryCallerDirectory(tables, default_region=region, clock=clock),
         missed=MemoryMissedCalls(tables, default_region=region, clock=clock),
         kpis=MemoryKpis(tables, default_region=region, clock=clock),
+        fences=MemoryPbxFences(tables, clock=clock),
         tables=tables,
     )

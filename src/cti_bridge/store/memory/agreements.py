@@ -32,6 +32,7 @@ from ..customers import InvalidRecord
 from ..merge import clean_text
 from ..numbers import normalize_number
 from .customers import Service
+from .fences import check_fence
 from .tables import Row, Tables
 
 __all__ = ["MemoryAgreements", "add_event", "deadline_order"]
@@ -272,10 +273,13 @@ class MemoryAgreements(Service):
         pbx: str,
         channel_id: str,
         action_id: str,
+        fence: int | None = None,
     ) -> bool:
         now = _at(now)
         t = self._t
         with t.lock:
+            if fence is not None:
+                check_fence(t, pbx, fence)
             row = t.agreements.get(agreement_id)
             due = None if row is None else row["next_attempt_at"]
             if row is None or row["status"] != "open" or due is None or due > now:
@@ -319,6 +323,7 @@ class MemoryAgreements(Service):
         detail: str | None = None,
         next_attempt_at: datetime | None = None,
         flag: str | None = None,
+        fence: int | None = None,
     ) -> dict[str, Any] | None:
         checked_outcome(outcome)
         if flag is not None:
@@ -336,6 +341,8 @@ class MemoryAgreements(Service):
             ]
             if not found:
                 return None
+            if fence is not None:
+                check_fence(t, found[0]["pbx"] or "", fence)
             text = clean_text(detail, MAX_DETAIL)
             found[0].update(ended_at=now, outcome=outcome, detail=text)
             facts = {"number": number, "outcome": outcome, "detail": text}

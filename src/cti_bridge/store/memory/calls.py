@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any, cast
@@ -23,6 +23,7 @@ from ..numbers import normalize_number
 from ..queries import MAX_LIMIT, UNSET, CallNotFound, call_dict, checked_annotation, note_change
 from ..records import NewCall, clean_text, merged
 from ..types import from_posix, parse_time
+from .fences import check_fence, check_fences
 from .tables import Row, Tables
 
 __all__ = ["MemoryCallQueries", "MemoryCallStore"]
@@ -54,13 +55,17 @@ class _Service:
 
 
 class MemoryCallStore(_Service):
-    def apply(self, events: Sequence[DomainEvent]) -> int:
+    def apply(
+        self, events: Sequence[DomainEvent], *, fences: Mapping[str, int] | None = None
+    ) -> int:
         if not events:
             return 0
         calls = group(events)
         now = datetime.fromtimestamp(self._clock(), UTC)
         t = self._t
         with t.lock:
+            if fences:
+                check_fences(t, fences)
             lookups = Lookups(self._region, dict(t.devices), dict(t.owners), set(t.agreements))
             written = 0
             for key in sorted(calls):
@@ -112,11 +117,14 @@ class MemoryCallStore(_Service):
         at: float,
         *,
         owns: Callable[[CallKey], bool] | None = None,
+        fence: int | None = None,
     ) -> int:
         closed_at = datetime.fromtimestamp(at, UTC)
         live = set(live_linkedids)
         closed = 0
         with self._t.lock:
+            if fence is not None:
+                check_fence(self._t, pbx, fence)
             rows = [
                 row
                 for row in self._t.calls.values()

@@ -49,6 +49,8 @@ class Tables:
     transfers: dict[int, list[Row]] = field(default_factory=dict)
     #: changes to a call's notes, category and disposition, by call id, oldest first
     note_changes: dict[int, list[Row]] = field(default_factory=dict)
+    #: pbx_fences: pbx -> {pbx, token, owner, granted_at}
+    fences: dict[str, Row] = field(default_factory=dict)
     lock: threading.RLock = field(default_factory=threading.RLock)
     _ids: dict[str, Iterator[int]] = field(default_factory=dict)
 
