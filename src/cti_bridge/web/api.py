@@ -24,9 +24,12 @@ from twisted.web.resource import IResource, Resource
 from twisted.web.server import Request
 from twisted.web.static import File
 
+from cti_bridge import __version__
+
 from .auth import AuthError, Forbidden, LoginRefused, LoginThrottled, Principal, bearer_token
 from .clients import Network, client_host
 from .http import MAX_BODY, MAX_LIMIT, BadRequest, NotFound, json_body, respond
+from .openapi import openapi_document
 from .ws import Hub, ScreenSocketResource
 
 __all__ = [
@@ -134,6 +137,7 @@ class WebApp:
         self.route("/api/login", methods=["POST"])(self.login)
         self.route("/api/logout", methods=["POST"])(self.logout)
         self.route("/api/me", methods=["GET"])(self.me)
+        self.route("/api/openapi.json", methods=["GET"])(self.openapi)
 
     def route(self, url: str, **kwargs: Any) -> Callable[[H], H]:
         """Klein's ``route`` for a handler ``f(request, **url_values)``.
@@ -252,6 +256,10 @@ class WebApp:
                 "devices": list(principal.devices),
             },
         )
+
+    def openapi(self, request: Request) -> bytes:
+        """The API's OpenAPI document (``web/openapi.py``): open, it holds no data."""
+        return respond(request, 200, openapi_document(__version__))
 
     # -- push and pages ------------------------------------------------------------------
 

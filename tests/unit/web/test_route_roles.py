@@ -52,6 +52,7 @@ def table(desk: Helpdesk) -> dict[tuple[str, str], Case]:
         ),
         ("/api/logout", "POST"): Case(USER, "/api/logout"),
         ("/api/me", "GET"): Case(USER, "/api/me"),
+        ("/api/openapi.json", "GET"): Case(OPEN, "/api/openapi.json"),
         ("/api/calls", "GET"): Case(USER, "/api/calls?limit=5"),
         ("/api/calls/<string:call_id>", "GET"): Case(USER, f"/api/calls/{call}"),
         ("/api/calls/<string:call_id>", "PATCH"): Case(
