@@ -116,6 +116,7 @@ class WebApp:
         metrics: Callable[[], bytes],
         static_dir: str | None = None,
         trusted_proxies: Sequence[Network] = (),
+        allowed_origins: Sequence[str] = (),
     ):
         self.logins = logins
         #: ``[web] trusted_proxies``: whose ``X-Forwarded-For`` names the client.
@@ -123,7 +124,8 @@ class WebApp:
         self.hub = hub
         self._health = health
         self._metrics = metrics
-        self._ws = ScreenSocketResource(hub)
+        #: ``[web] allowed_origins``: pages of these origins may open ``/ws`` too.
+        self._ws = ScreenSocketResource(hub, allowed_origins)
         self._static = static_dir or str(resources.files("cti_bridge.web") / "static")
         self.app = Klein()
         self._resource: Resource | None = None
