@@ -27,6 +27,9 @@ from cti_bridge.store import Store, open_store, upgrade
 T = TypeVar("T")
 
 PASSWORD = "correct horse battery"
+#: The text of every answer ``http`` got, in order: for the scans that no secret (the AMI
+#: secret, a password) is in any API answer or page (``test_daemon_sim.py``).
+ANSWERS: list[str] = []
 
 
 def sleep(seconds: float) -> Deferred[None]:
@@ -79,6 +82,7 @@ async def http(
     producer = None if body is None else _Body(json.dumps(body).encode())
     response = await Agent(reactor).request(method.encode(), url.encode(), headers, producer)
     raw = await readBody(response)
+    ANSWERS.append(raw.decode("utf-8", "replace"))
     kind = response.headers.getRawHeaders(b"content-type", [b""])[0]
     data: Any = json.loads(raw) if kind.startswith(b"application/json") else raw.decode()
     return response.code, data

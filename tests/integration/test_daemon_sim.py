@@ -1,21 +1,33 @@
 """The whole daemon on the simulated PBX: calls recorded and served over HTTP, tokens,
-roles, health. Real reactor, real TCP, real SQLite; the PBX is the demo simulator."""
+roles, health. Real reactor, real TCP, real SQLite; the PBX is the demo simulator.
+
+Every test here is also a scan (issue 13): the daemon logs at DEBUG into one stream
+(``configure_logging``: structlog, the standard library and Twisted's log), and after
+the test neither the AMI secret nor the operators' password is in any log line, any
+API answer the test got, or the pages (``/``, ``/wallboard``, ``/healthz``, ``/metrics``).
+"""
 
 from __future__ import annotations
 
+import io
+import logging
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import pytest
 import pytest_twisted
+import structlog
 from twisted.internet import reactor
 
 from cti_bridge.app.daemon import Daemon
+from cti_bridge.log import configure_logging
 from cti_bridge.sim import SimulatedPBX
 from cti_bridge.store import Store
 from tests.integration.integration_support import (
+    ANSWERS,
     PASSWORD,
     daemon_config,
     eventually,
@@ -56,8 +68,36 @@ class Setup:
         return found[0]
 
 
+@pytest.fixture
+def log_stream() -> Iterator[io.StringIO]:
+    """Everything the daemon logs, at DEBUG, as it writes it."""
+    out = io.StringIO()
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    configure_logging("DEBUG", out)
+    yield out
+    root.handlers[:] = saved[0]
+    root.setLevel(saved[1])
+    structlog.reset_defaults()
+
+
+def leaked(secrets: dict[str, str], texts: dict[str, str]) -> list[tuple[str, str]]:
+    """(secret, where) for each secret found in a text."""
+    found = []
+    for name, value in secrets.items():
+        found += [(name, where) for where, text in texts.items() if value in text]
+    return found
+
+
+def scan_for_secrets(sim: SimulatedPBX, logs: io.StringIO) -> None:
+    texts = {"log": logs.getvalue(), **{f"answer {n}": a for n, a in enumerate(ANSWERS)}}
+    assert '"event": "http request"' in texts["log"]  # the daemon's lines were captured
+    assert leaked({"AMI secret": sim.secret, "password": PASSWORD}, texts) == []
+
+
 @pytest_twisted.async_yield_fixture
-async def setup(tmp_path: Path) -> AsyncIterator[Setup]:
+async def setup(tmp_path: Path, log_stream: io.StringIO) -> AsyncIterator[Setup]:
+    ANSWERS.clear()
     sim = SimulatedPBX(reactor, seed=11, speed=SPEED, operators=OPERATORS)
     port = sim.listen(0)
     url, store = prepared_store(tmp_path)  # for seeding and checks; the daemon opens its own
@@ -70,8 +110,11 @@ async def setup(tmp_path: Path) -> AsyncIterator[Setup]:
     store.accounts.add_operator("sofie", role="supervisor", password=PASSWORD)
     daemon = await started_daemon(daemon_config(url, "127.0.0.1", port, sim.username, sim.secret))
     await eventually(lambda: daemon.health()["ami"]["status"] == "ok", 10, "PBX link up")
+    for page in ("", "wallboard", "healthz", "metrics", "api/openapi.json"):
+        await http("GET", daemon.url + page)  # scanned with the test's answers
     yield Setup(sim, daemon, store)
     await daemon.stop()
+    scan_for_secrets(sim, log_stream)
     await sim.stop()
     store.close()
 

@@ -25,7 +25,7 @@ from pydantic import (
 )
 
 from cti_bridge.dialer.policy import DAYS, Policy, Range, holiday_calendar, parse_hours
-from cti_bridge.web.clients import Network, parse_networks
+from cti_bridge.web.clients import Network, normal_origin, parse_networks
 
 __all__ = [
     "AgreementsConfig",
@@ -78,6 +78,20 @@ class WebConfig(_Section):
         if not isinstance(values, list | tuple) or not all(isinstance(v, str) for v in values):
             raise ValueError('must be a list of addresses or networks, e.g. ["10.0.0.1"]')
         parse_networks(values)
+        return values
+
+    #: Origins (``scheme://host[:port]``) besides the daemon's own whose pages may open
+    #: the screens' WebSocket (docs/security.md).
+    allowed_origins: tuple[str, ...] = ()
+
+    @field_validator("allowed_origins", mode="before")
+    @classmethod
+    def _origins(cls, values: Any) -> Any:
+        if not isinstance(values, list | tuple) or not all(isinstance(v, str) for v in values):
+            raise ValueError('must be a list of origins, e.g. ["https://wallboard.example"]')
+        for value in values:
+            if normal_origin(value) is None:
+                raise ValueError(f"{value!r} is not an origin (scheme://host[:port], no path)")
         return values
 
     @property

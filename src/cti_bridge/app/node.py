@@ -153,6 +153,7 @@ class Node:
             metrics=self.metrics.render,
             static_dir=static_dir,
             trusted_proxies=config.web.trusted_networks,
+            allowed_origins=config.web.allowed_origins,
         )
         self._db_state: dict[str, Any] = {"reachable": None, "last_error": None}
         self.database_check = LoopingCall(self._check_database)

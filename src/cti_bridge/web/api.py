@@ -24,9 +24,12 @@ from twisted.web.resource import IResource, Resource
 from twisted.web.server import Request
 from twisted.web.static import File
 
+from cti_bridge import __version__
+
 from .auth import AuthError, Forbidden, LoginRefused, LoginThrottled, Principal, bearer_token
 from .clients import Network, client_host
 from .http import MAX_BODY, MAX_LIMIT, BadRequest, NotFound, json_body, respond
+from .openapi import openapi_document
 from .ws import Hub, ScreenSocketResource
 
 __all__ = [
@@ -113,6 +116,7 @@ class WebApp:
         metrics: Callable[[], bytes],
         static_dir: str | None = None,
         trusted_proxies: Sequence[Network] = (),
+        allowed_origins: Sequence[str] = (),
     ):
         self.logins = logins
         #: ``[web] trusted_proxies``: whose ``X-Forwarded-For`` names the client.
@@ -120,7 +124,8 @@ class WebApp:
         self.hub = hub
         self._health = health
         self._metrics = metrics
-        self._ws = ScreenSocketResource(hub)
+        #: ``[web] allowed_origins``: pages of these origins may open ``/ws`` too.
+        self._ws = ScreenSocketResource(hub, allowed_origins)
         self._static = static_dir or str(resources.files("cti_bridge.web") / "static")
         self.app = Klein()
         self._resource: Resource | None = None
@@ -134,6 +139,7 @@ class WebApp:
         self.route("/api/login", methods=["POST"])(self.login)
         self.route("/api/logout", methods=["POST"])(self.logout)
         self.route("/api/me", methods=["GET"])(self.me)
+        self.route("/api/openapi.json", methods=["GET"])(self.openapi)
 
     def route(self, url: str, **kwargs: Any) -> Callable[[H], H]:
         """Klein's ``route`` for a handler ``f(request, **url_values)``.
@@ -252,6 +258,10 @@ class WebApp:
                 "devices": list(principal.devices),
             },
         )
+
+    def openapi(self, request: Request) -> bytes:
+        """The API's OpenAPI document (``web/openapi.py``): open, it holds no data."""
+        return respond(request, 200, openapi_document(__version__))
 
     # -- push and pages ------------------------------------------------------------------
 

@@ -84,8 +84,9 @@ def json_body(request: Request) -> dict[str, Any]:
 
 
 def respond(request: IRequest, code: int, body: Any) -> bytes:
-    """``body`` as the JSON answer, never cached."""
+    """``body`` as the JSON answer, never cached, never sniffed as anything else."""
     request.setResponseCode(code)
     request.setHeader(b"content-type", b"application/json; charset=utf-8")
+    request.setHeader(b"x-content-type-options", b"nosniff")
     request.setHeader(b"cache-control", b"no-store")
     return json.dumps(body, ensure_ascii=False).encode("utf-8")

@@ -1,5 +1,9 @@
 """The WebSocket (``/ws?token=``): pushes from the bus to the screens that may see them.
 
+A browser's page must be of the daemon's own origin (or ``[web] allowed_origins``):
+another site's page gets HTTP 403 before the token is even looked at; a client without
+an ``Origin`` header is no browser and needs only the token (``origin_allowed``).
+
 An operator's sockets listen on the bus topic ``operator.<id>`` only, so a pop for one
 operator can never reach another operator's screen. The token is checked before the
 upgrade: a bad token gets HTTP 401 and never a socket. After that the hub re-checks the
@@ -33,6 +37,7 @@ from cti_bridge.bus import Bus
 from cti_bridge.bus.topics import POP_REPLAY_TOPIC, operator_topic
 
 from .auth import Principal
+from .clients import normal_origin, origin_allowed
 
 log = structlog.get_logger("cti_bridge.web.ws")
 
@@ -311,15 +316,31 @@ class Hub:
 
 
 class ScreenSocketResource(Resource):
-    """``/ws?token=``: checks the token, then upgrades to a WebSocket."""
+    """``/ws?token=``: checks the page's origin and the token, then upgrades to a
+    WebSocket. ``allowed_origins``: other origins whose pages may (normalised)."""
 
     isLeaf = True
 
-    def __init__(self, hub: Hub):
+    def __init__(self, hub: Hub, allowed_origins: Collection[str] = ()):
         super().__init__()
         self.hub = hub
+        self.allowed_origins = frozenset(
+            o for o in (normal_origin(origin) for origin in allowed_origins) if o is not None
+        )
 
     def render_GET(self, request: Request) -> bytes | int:
+        origin = request.getHeader(b"origin")
+        host = request.getHeader(b"host")
+        if not origin_allowed(
+            None if origin is None else origin.decode("latin-1"),
+            None if host is None else host.decode("latin-1"),
+            self.allowed_origins,
+        ):
+            log.warning(
+                "screen socket refused: a page of another origin",
+                origin=(origin or b"").decode("latin-1")[:100],
+            )
+            return self._refuse(request, 403, "this page's origin may not open a screen socket")
         token = (request.args.get(b"token") or [b""])[0].decode("utf-8", "replace")
         if not token:
             return self._refuse(request, 401, "token required")
@@ -351,6 +372,8 @@ class ScreenSocketResource(Resource):
     def _refuse(request: Request, code: int, message: str) -> bytes:
         request.setResponseCode(code)
         request.setHeader(b"content-type", b"application/json")
+        request.setHeader(b"x-content-type-options", b"nosniff")
+        request.setHeader(b"cache-control", b"no-store")
         return json.dumps({"error": message}).encode()
 
 

@@ -240,6 +240,7 @@ def test_routes_keep_their_order_and_names() -> None:
         ("/api/login", ["POST"], "login"),
         ("/api/logout", ["POST"], "logout"),
         ("/api/me", ["GET", "HEAD"], "me"),
+        ("/api/openapi.json", ["GET", "HEAD"], "openapi"),
         ("/api/calls", ["GET", "HEAD"], "calls"),
         ("/api/calls/<string:call_id>", ["GET", "HEAD"], "call"),
         ("/api/calls/<string:call_id>", ["PATCH"], "patch_call"),
