@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest_twisted
 from twisted.internet import reactor
@@ -35,6 +36,15 @@ class Demo:
         screen = await open_screen(self.daemon, username, DEMO_PASSWORD)
         self.screens.append(screen)
         return screen
+
+
+#: What a pop is made of on an operator's screen (their own agent_update and phone_status
+#: come beside it since the Team view).
+POP_MESSAGES = frozenset({"screen_pop", "call_update", "pop_withdrawn"})
+
+
+def pops(screen: Screen) -> list[dict[str, Any]]:
+    return [m for m in screen.messages[1:] if m["type"] in POP_MESSAGES]
 
 
 @pytest_twisted.async_yield_fixture
@@ -71,13 +81,16 @@ async def test_the_demo_pops_the_customer_on_the_ringing_screens(demo: Demo) -> 
     assert pop["in_contract"] is True
     assert [c["reference"] for c in pop["contracts"]] == ["C-2026-0001"]
     assert pop["device"] == "PJSIP/1001" and pop["operator"] == "anna"
-    assert [(m["type"], m.get("state")) for m in anna.messages[1:]] == [
+    assert [(m["type"], m.get("state")) for m in pops(anna)] == [
         ("screen_pop", "ringing"),
         ("call_update", "answered"),
         ("call_update", "ended"),
     ]
-    assert [m["type"] for m in bart.messages[1:]] == ["screen_pop", "pop_withdrawn"]
-    assert bart.messages[-1]["reason"] == "answered_elsewhere"
+    # Beside the pops an operator's screen gets their own state (My state), nobody else's.
+    assert {m["agent"]["operator"] for m in anna.of("agent_update")} == {"anna"}
+    assert {m["agent"]["operator"] for m in bart.of("agent_update")} <= {"bart"}
+    assert [m["type"] for m in pops(bart)] == ["screen_pop", "pop_withdrawn"]
+    assert pops(bart)[-1]["reason"] == "answered_elsewhere"
     assert not sofie.of("screen_pop")
 
     # The supervisor watches Bart, and sees Bart's next pop (only Bart's).

@@ -38,10 +38,15 @@ def _skip_requested() -> bool:
 
 
 def mark_asterisk_tests(items: Iterable[pytest.Item]) -> None:
-    """``pytest_collection_modifyitems``' part: the ``asterisk`` mark (and the local skip)."""
+    """``pytest_collection_modifyitems``' part: the ``asterisk`` mark (and the local skip).
+
+    Every test on the real Asterisk is in one xdist group: one worker runs them all, one
+    after the other, on one PBX (the session fixture), while the others run the rest."""
     for item in items:
         if ASTERISK_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.asterisk)
+        if item.get_closest_marker("asterisk"):
+            item.add_marker(pytest.mark.xdist_group("asterisk"))
         if _skip_requested() and item.get_closest_marker("asterisk"):
             item.add_marker(pytest.mark.skip(reason="CTI_SKIP_ASTERISK=1 (local runs only)"))
 
