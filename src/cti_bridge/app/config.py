@@ -29,6 +29,7 @@ from cti_bridge.web.clients import Network, normal_origin, parse_networks
 
 __all__ = [
     "AgreementsConfig",
+    "CallHistory",
     "Config",
     "ConfigError",
     "DialerConfig",
@@ -55,6 +56,9 @@ class _Section(BaseModel):
 
 Port = Annotated[int, Field(ge=0, le=65535)]
 
+#: ``[web] call_history``: which ended calls an operator reads (docs/security.md).
+CallHistory = Literal["shared", "own"]
+
 
 class WebConfig(_Section):
     host: str = "127.0.0.1"
@@ -69,6 +73,11 @@ class WebConfig(_Section):
     login_max_failures_per_account: Annotated[int, Field(ge=1)] = 20
     login_max_failures_per_source: Annotated[int, Field(ge=1)] = 50
     login_window_seconds: Annotated[float, Field(gt=0)] = 300.0
+    #: Which calls an operator sees (docs/security.md): "shared", every ended call (the
+    #: helpdesk's history, notes included) and the live calls they are on or rung for;
+    #: "own", only the calls they were rung for, answered or talked on, live or ended.
+    #: Supervisors and admins see every call either way.
+    call_history: CallHistory = "shared"
     #: Proxies (addresses or CIDR networks) whose ``X-Forwarded-For`` names the client.
     trusted_proxies: tuple[str, ...] = ()
 

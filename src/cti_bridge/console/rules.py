@@ -27,6 +27,7 @@ __all__ = [
     "involved",
     "may_change_call",
     "may_handle_agreement",
+    "may_see_call",
     "may_set_owner",
     "service_hours",
     "true_or_false",
@@ -44,6 +45,33 @@ def involved(principal: Principal, call: Mapping[str, Any]) -> bool:
     if call.get("answered_by") == name or name in call.get("rang", ()):
         return True
     return any(s.get("operator") == name for s in call.get("segments", ()))
+
+
+def _involved_by_device(principal: Principal, call: Mapping[str, Any]) -> bool:
+    """Did one of the operator's devices ring or talk where the record names nobody?"""
+    devices = principal.devices
+    if call.get("answered_by_device") in devices and call.get("answered_by") == call.get(
+        "answered_by_device"
+    ):
+        return True
+    return any(
+        part.get("operator") is None and part.get("device") in devices
+        for part in (*(call.get("rings") or ()), *(call.get("segments") or ()))
+    )
+
+
+def may_see_call(principal: Principal, call: Mapping[str, Any], history: str = "shared") -> bool:
+    """May this principal read the call (docs/security.md, "Which calls an operator
+    sees")? Supervisors and admins every call. An operator the calls they are involved
+    in (rang for, answered, talked on; by username, or by one of their devices where the
+    record names nobody), and with ``history = "shared"`` (``[web] call_history``) every
+    ended call as well: a live call rings on somebody's phone and is theirs until it
+    ends. The store's ``CallViewer`` is the same rule in the list's query."""
+    if principal.sees_everything:
+        return True
+    if history == "shared" and call.get("ended_at") is not None:
+        return True
+    return involved(principal, call) or _involved_by_device(principal, call)
 
 
 def may_change_call(principal: Principal, call: Mapping[str, Any]) -> bool:

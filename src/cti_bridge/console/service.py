@@ -17,9 +17,10 @@ from zoneinfo import ZoneInfo
 
 from twisted.internet.defer import Deferred, inlineCallbacks
 
-from cti_bridge.app.config import AgreementsConfig, DialerConfig
+from cti_bridge.app.config import AgreementsConfig, CallHistory, DialerConfig
 from cti_bridge.dialer.policy import Policy, business_deadline, site_day
 from cti_bridge.store import CallNotFound, InvalidAnnotation, InvalidRecord, Store
+from cti_bridge.store.ports import CallViewer
 from cti_bridge.web.auth import Forbidden, Principal
 from cti_bridge.web.http import BadRequest, NotFound
 
@@ -33,6 +34,7 @@ from .rules import (
     flagged_filter,
     may_change_call,
     may_handle_agreement,
+    may_see_call,
     may_set_owner,
     service_hours,
 )
@@ -55,6 +57,7 @@ class Console:
         *,
         policy: Policy | None = None,
         default_service_hours: float = AgreementsConfig().default_service_hours,
+        call_history: CallHistory = "shared",
     ):
         self.store = store
         self.run = run
@@ -65,6 +68,10 @@ class Console:
         self.policy = policy if policy is not None else DialerConfig().policy()
         #: ``[agreements] default_service_hours``: when the customer has no service level.
         self.default_service_hours = default_service_hours
+        #: ``[web] call_history``: "shared" (every operator reads ended calls) or "own"
+        #: (an operator reads only the calls they were involved in). Live calls are
+        #: always only their operators' (``rules.may_see_call``, docs/security.md).
+        self.call_history = call_history
         #: Called after an agreement was made or changed (the dialer's ``kick``: a
         #: callback made due now, or given a new window, is dialled without waiting
         #: for the next pass).
@@ -82,17 +89,30 @@ class Console:
         outcome: str | None = None,
     ) -> Deferred[list[dict[str, Any]]]:
         queries = self.store.queries
+        viewer = self._viewer(principal)
         return self.run(
-            lambda: queries.list_calls(number=number, since=since, limit=limit, outcome=outcome)
+            lambda: queries.list_calls(
+                number=number, since=since, limit=limit, outcome=outcome, viewer=viewer
+            )
+        )
+
+    def _viewer(self, principal: Principal) -> CallViewer | None:
+        """The list's filter for this principal: none for supervisors and admins."""
+        if principal.sees_everything:
+            return None
+        return CallViewer(
+            principal.operator_id, tuple(principal.devices), own=self.call_history == "own"
         )
 
     @inlineCallbacks
     def get_call(self, principal: Principal, call_id: int) -> Any:
+        """The call, or ``None`` (404) when there is none or the principal may not see it:
+        the same answer, so a colleague's live call does not show it exists."""
         try:
             call = yield self.run(lambda: self.store.queries.get_call(call_id))
         except CallNotFound:
             return None
-        return call
+        return call if may_see_call(principal, call, self.call_history) else None
 
     @inlineCallbacks
     def patch_call(self, principal: Principal, call_id: int, changes: Mapping[str, Any]) -> Any:
@@ -102,6 +122,8 @@ class Console:
             call = yield self.run(lambda: queries.get_call(call_id))
         except CallNotFound:
             raise NotFound("no such call") from None
+        if not may_see_call(principal, call, self.call_history):
+            raise NotFound("no such call")
         if not may_change_call(principal, call):
             raise Forbidden(
                 "only the operator who answered this call (or a part of it, after a transfer)"
@@ -173,6 +195,8 @@ class Console:
                 call = yield self.run(lambda: store.queries.get_call(call_id))
             except CallNotFound:
                 raise BadRequest("call_id: no such call") from None
+            if not may_see_call(principal, call, self.call_history):
+                raise BadRequest("call_id: no such call")
             if not may_change_call(principal, call):
                 raise Forbidden(
                     "call_id: only the operator who answered this call (or a part of it, after"

@@ -23,6 +23,7 @@ def install(node: Node) -> None:
         clock=node.reactor.seconds,
         policy=node.config.dialer.policy(),
         default_service_hours=node.config.agreements.default_service_hours,
+        call_history=node.config.web.call_history,
     )
     # The dialer (when on) looks at an agreement made or changed here at once.
     console.agreement_listeners.append(partial(node.notify, AGREEMENTS_CHANGED))

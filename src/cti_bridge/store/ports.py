@@ -10,6 +10,7 @@ console's (search, agreement book) ``console/ports.py``.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -19,7 +20,19 @@ if TYPE_CHECKING:
     from .compaction import CallKey
     from .records import NewCall
 
-__all__ = ["CallReads", "CallRecords"]
+__all__ = ["CallReads", "CallRecords", "CallViewer"]
+
+
+@dataclass(frozen=True)
+class CallViewer:
+    """An operator asking for the call list (docs/security.md, "Which calls an operator
+    sees"): they see the calls they are involved in (rang for, answered, talked on: by
+    ``operator_id``, or by one of their ``devices`` where the record names no operator),
+    and, unless ``own``, every ended call too. Supervisors and admins pass no viewer."""
+
+    operator_id: int
+    devices: tuple[str, ...] = ()
+    own: bool = False
 
 
 class CallRecords(Protocol):
@@ -66,6 +79,7 @@ class CallReads(Protocol):
         queue: str | None = None,
         customer_id: int | None = None,
         outcome: str | None = None,
+        viewer: CallViewer | None = None,
     ) -> list[dict[str, Any]]: ...
 
     def get_call(self, call_id: int) -> dict[str, Any]: ...

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, selectinload
 from .db import StoreService, writing
 from .models import DISPOSITIONS, CallNoteChange, CallRecord, CallRing, CallSegment, Operator
 from .numbers import normalize_number
+from .ports import CallViewer
 from .records import clean_text
 from .types import iso_utc, parse_time
 
@@ -50,11 +51,14 @@ class CallQueries(StoreService):
         queue: str | None = None,
         customer_id: int | None = None,
         outcome: str | None = None,
+        viewer: CallViewer | None = None,
     ) -> list[dict[str, Any]]:
         """Calls, newest first. ``number`` in any format is normalised before matching
         (so ``0470 12 34 56`` finds ``+32470123456``); a number that does not normalise
         matches the raw caller ID exactly. ``operator_id`` keeps the calls the operator
-        rang for, answered or talked on. ``before_id`` pages on from an earlier answer."""
+        rang for, answered or talked on. ``before_id`` pages on from an earlier answer.
+        ``viewer``: only the calls that operator may see, filtered here, in the query, so
+        a page is never short (``CallViewer``)."""
         limit = max(1, min(int(limit), MAX_LIMIT))
         query = select(CallRecord)
         if number is not None and number.strip():
@@ -75,6 +79,8 @@ class CallQueries(StoreService):
             query = query.where(CallRecord.customer_id == customer_id)
         if outcome is not None:
             query = query.where(CallRecord.outcome == outcome)
+        if viewer is not None:
+            query = query.where(_visible(viewer))
         if before_id is not None:
             query = _before(query, before_id)
         query = query.order_by(CallRecord.started_at.desc(), CallRecord.id.desc()).limit(limit)
@@ -193,6 +199,27 @@ def _involving(operator_id: int) -> Any:
             select(CallSegment.call_id).where(CallSegment.operator_id == operator_id)
         ),
     )
+
+
+def _visible(viewer: CallViewer) -> Any:
+    """The calls ``viewer`` may see: those they are involved in (by operator id, on the
+    indexed ``operator_id`` columns, or by device where the record names none), and every
+    ended call unless ``own``."""
+    me, devices = viewer.operator_id, list(viewer.devices)
+    rung = select(CallRing.call_id).where(CallRing.operator_id == me)
+    talked = select(CallSegment.call_id).where(CallSegment.operator_id == me)
+    mine = [CallRecord.answered_by_operator_id == me]
+    if devices:
+        unbound_ring = (CallRing.operator_id.is_(None)) & CallRing.device.in_(devices)
+        unbound_talk = (CallSegment.operator_id.is_(None)) & CallSegment.device.in_(devices)
+        rung = select(CallRing.call_id).where((CallRing.operator_id == me) | unbound_ring)
+        talked = select(CallSegment.call_id).where((CallSegment.operator_id == me) | unbound_talk)
+        mine.append(
+            CallRecord.answered_by_operator_id.is_(None)
+            & CallRecord.answered_by_device.in_(devices)
+        )
+    involved = or_(*mine, CallRecord.id.in_(rung), CallRecord.id.in_(talked))
+    return involved if viewer.own else or_(CallRecord.ended_at.is_not(None), involved)
 
 
 def _before(query: Select[CallRecord], before_id: int) -> Select[CallRecord]:

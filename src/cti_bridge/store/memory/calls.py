@@ -20,6 +20,7 @@ from ..compaction import CallKey, group
 from ..merge import CALL_COLUMNS, Lookups, Record, durations, guess_outcome
 from ..models import CallRecord
 from ..numbers import normalize_number
+from ..ports import CallViewer
 from ..queries import MAX_LIMIT, UNSET, CallNotFound, call_dict, checked_annotation, note_change
 from ..records import NewCall, clean_text, merged
 from ..types import from_posix, parse_time
@@ -195,6 +196,7 @@ class MemoryCallQueries(_Service):
         queue: str | None = None,
         customer_id: int | None = None,
         outcome: str | None = None,
+        viewer: CallViewer | None = None,
     ) -> list[dict[str, Any]]:
         limit = max(1, min(int(limit), MAX_LIMIT))
         wanted: list[Callable[[Row], bool]] = []
@@ -217,6 +219,8 @@ class MemoryCallQueries(_Service):
             wanted.append(lambda r: r["customer_id"] == customer_id)
         if outcome is not None:
             wanted.append(lambda r: r["outcome"] == outcome)
+        if viewer is not None:
+            wanted.append(lambda r: self._visible(r, viewer))
         with self._t.lock:
             if before_id is not None:
                 anchor = self._t.calls.get(before_id)
@@ -281,6 +285,21 @@ class MemoryCallQueries(_Service):
             return True
         return any(
             child["operator_id"] == operator_id
+            for name in ("rings", "segments")
+            for child in getattr(self._t, name).get(row["id"], ())
+        )
+
+    def _visible(self, row: Row, viewer: CallViewer) -> bool:
+        """As the SQL store's ``_visible``."""
+        if not viewer.own and row["ended_at"] is not None:
+            return True
+        if self._involves(row, viewer.operator_id):
+            return True
+        devices = viewer.devices
+        if row["answered_by_operator_id"] is None and row["answered_by_device"] in devices:
+            return True
+        return any(
+            child["operator_id"] is None and child["device"] in devices
             for name in ("rings", "segments")
             for child in getattr(self._t, name).get(row["id"], ())
         )
