@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
 from cti_bridge.calls.events import Outcome
 from cti_bridge.store import CallNotFound, InvalidAnnotation, Store
+from cti_bridge.store.ports import CallViewer
 from cti_bridge.testing.store import START, CallBuilder, FakeTime, queue_call_answered
 from cti_bridge.testing.store_contract import every_backend
 
@@ -267,3 +269,36 @@ def test_unknown_call(helpdesk: Store) -> None:
         helpdesk.queries.get_call(4242)
     with pytest.raises(CallNotFound):
         helpdesk.queries.patch_call(4242, notes="x")
+
+
+def test_a_viewer_sees_ended_calls_and_the_live_ones_they_are_on(helpdesk: Store) -> None:
+    """``viewer`` (docs/security.md, "Which calls an operator sees"), in the query: a
+    live call is only for the operators it rings or rang (by operator, or by a device
+    no operator was bound to), ended ones for everybody unless ``own``; pages stay full."""
+    anna = helpdesk.accounts.get_operator("anna")
+    bart = helpdesk.accounts.get_operator("bart")
+    assert anna is not None and bart is not None
+    helpdesk.calls.apply(direct_call("anna-old", "0470123456", START, device=ANNA).events)
+    helpdesk.calls.apply(direct_call("bart-old", "0470123456", START + 10).events)
+    for n in range(3):  # newer than both, live, ringing Bart
+        live = CallBuilder(f"live-{n}", number="0470123456", at=START + 100 + n, dialled="1002")
+        helpdesk.calls.apply(live.ring(BART, START + 100.5 + n).events)
+    spare = CallBuilder("spare", number="0470999999", at=START + 200, dialled="1009")
+    helpdesk.calls.apply(spare.ring("PJSIP/1009", START + 200.5).events)  # nobody's device
+
+    def seen(viewer: CallViewer | None, **filters: Any) -> list[str]:
+        return [c["linkedid"] for c in helpdesk.queries.list_calls(viewer=viewer, **filters)]
+
+    everything = ["spare", "live-2", "live-1", "live-0", "bart-old", "anna-old"]
+    assert seen(None) == everything
+    assert seen(CallViewer(anna.id, (ANNA,))) == ["bart-old", "anna-old"]
+    assert seen(CallViewer(anna.id, (ANNA,)), limit=1) == ["bart-old"]  # not an empty page
+    assert seen(CallViewer(anna.id, (ANNA,), own=True)) == ["anna-old"]
+    assert seen(CallViewer(bart.id, (BART,))) == everything[1:]
+    assert seen(CallViewer(bart.id, (BART,), own=True), limit=2) == ["live-2", "live-1"]
+    assert seen(CallViewer(anna.id, (ANNA, "PJSIP/1009"), own=True)) == ["spare", "anna-old"]
+    assert seen(CallViewer(anna.id, (ANNA,)), number="0470999999") == []
+    assert seen(CallViewer(anna.id, (ANNA,)), outcome="answered") == ["bart-old", "anna-old"]
+    helpdesk.calls.apply(spare.end(START + 230, Outcome.MISSED).events)
+    assert seen(CallViewer(anna.id, (ANNA,)), number="0470999999") == ["spare"]
+    assert seen(CallViewer(anna.id, (ANNA,), own=True), outcome="missed") == []
