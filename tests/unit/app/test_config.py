@@ -69,6 +69,10 @@ def test_config_from_environment_variable(tmp_path: Path, monkeypatch: pytest.Mo
         ),
         ({"web": {"trusted_proxies": "10.0.0.1"}}, "config: web.trusted_proxies: must be a list"),
         ({"web": {"login_max_failures_per_source": 0}}, "config: web.login_max_failures_per_so"),
+        (
+            {"web": {"call_history": "mine"}},
+            "config: web.call_history: Input should be 'shared' or 'own'",
+        ),
         ({"bus": {"url": "amqp://x"}}, "config: bus.url: must be memory:// or redis://"),
         ({"phone": {"default_region": "XX"}}, "config: phone.default_region: 'XX' is not"),
         ({"pbx": [{"name": "m", "secret": "s"}]}, "config: pbx[0].username: missing"),
@@ -100,6 +104,11 @@ def test_trusted_proxies_are_addresses_and_networks() -> None:
     assert [str(n) for n in web.trusted_networks] == ["127.0.0.1/32", "10.1.0.0/16", "::1/128"]
     assert parse_config({}).web.trusted_networks == ()  # default: nobody's header counts
     assert (web.login_max_failures_per_account, web.login_max_failures_per_source) == (20, 50)
+
+
+def test_call_history_is_shared_unless_told() -> None:
+    assert parse_config({}).web.call_history == "shared"
+    assert parse_config({"web": {"call_history": "own"}}).web.call_history == "own"
 
 
 @pytest.mark.parametrize("role", ["all", "owner", "web"])

@@ -9,7 +9,8 @@ of an operator, a supervisor and an admin. Missing, forged, expired and logged-o
 tokens get 401 wherever a token is needed (also the WebSocket, before any upgrade); an
 operator gets 403 on the supervisors' endpoints; an allowed caller gets neither (nor a
 500). Then the cases between two operators: Bart cannot read Anna's pops, change the call
-Anna answered, or read or change Anna's agreement, nor pause her.
+Anna answered, or read or change Anna's agreement, nor pause her, nor see a live call
+that rings Bart (nor, with ``[web] call_history = "own"``, Bart's ended calls).
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ from typing import Any
 import pytest
 
 from cti_bridge.bus.topics import operator_topic
-from tests.support.helpdesk import AGI_TOKEN, Helpdesk, ScreenClient
+from cti_bridge.calls.events import Outcome
+from cti_bridge.testing.store import START, CallBuilder
+from tests.support.helpdesk import AGI_TOKEN, BART, Helpdesk, ScreenClient
 
 #: Who may use a route. ``open``: anybody, token or not (monitoring, logging in, the
 #: pages: they ask for a token themselves); ``user``: any valid token; ``supervisor``:
@@ -236,3 +239,54 @@ def test_an_operator_cannot_see_or_pause_another_operator() -> None:
     pause = desk.ask("POST", "/api/agents/anna/pause", token=bart, body={"reason": "break"})
     assert pause.status == 403
     assert desk.ask("POST", "/api/agents/anna/unpause", token=bart, body={}).status == 403
+
+
+def ringing_bart(desk: Helpdesk, linkedid: str = "live.bart") -> CallBuilder:
+    built = CallBuilder(linkedid, at=START + 200, number="0470123456")
+    built = built.join_queue("support", START + 201).ring(BART, START + 202, queue="support")
+    desk.store.calls.apply(built.events)
+    return built
+
+
+def listed(desk: Helpdesk, who: str, query: str = "") -> list[str]:
+    answer = desk.ask("GET", f"/api/calls{query}", token=desk.token(who))
+    assert answer.status == 200
+    return [c["linkedid"] for c in answer.json()["calls"]]
+
+
+def test_an_operator_never_sees_a_live_call_ringing_another() -> None:
+    desk = Helpdesk()  # the daemon's own wiring: [web] call_history is "shared"
+    built = ringing_bart(desk)
+    found = desk.store.queries.find_call("main", built.call.linkedid)
+    assert found is not None
+    path = f"/api/calls/{found['id']}"
+    assert "live.bart" not in listed(desk, "anna")
+    assert "live.bart" in listed(desk, "bart") and "live.bart" in listed(desk, "sofie")
+    missing = desk.ask("GET", "/api/calls/999999", token=desk.token("anna"))
+    hidden = desk.ask("GET", path, token=desk.token("anna"))
+    assert (
+        (hidden.status, hidden.json())
+        == (missing.status, missing.json())
+        == (
+            404,
+            {"error": "no such call"},
+        )
+    )
+    assert desk.ask("PATCH", path, token=desk.token("anna"), body={"notes": "x"}).status == 404
+    for who in ("bart", "sofie", "alex"):
+        assert desk.ask("GET", path, token=desk.token(who)).status == 200, who
+    desk.store.calls.apply(built.end(START + 230, Outcome.ABANDONED).events)
+    assert "live.bart" in listed(desk, "anna")  # ended: the helpdesk's shared history
+    assert desk.ask("GET", path, token=desk.token("anna")).status == 200
+
+
+def test_with_own_history_an_operator_reads_only_their_calls() -> None:
+    desk = Helpdesk(web={"host": "127.0.0.1", "port": 0, "call_history": "own"})
+    built = ringing_bart(desk)
+    desk.store.calls.apply(built.end(START + 230, Outcome.ABANDONED).events)
+    assert "live.bart" not in listed(desk, "anna")  # ended, but never hers
+    assert "live.bart" in listed(desk, "bart")
+    assert "live.bart" in listed(desk, "sofie")
+    assert listed(desk, "anna", "?outcome=abandoned") == []
+    assert listed(desk, "bart", "?outcome=abandoned") == ["live.bart"]
+    assert desk.ask("GET", f"/api/calls/{desk.call_id}", token=desk.token("anna")).status == 200
