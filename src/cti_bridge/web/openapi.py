@@ -352,7 +352,8 @@ PATHS: dict[str, dict[str, Schema]] = {
     "/api/me": {"get": _op("who holds this token", _json(_ref("Me")), tag="accounts")},
     "/api/calls": {
         "get": _op(
-            "call history, newest first",
+            "call history, newest first: an operator's are the ended calls (with"
+            ' [web] call_history = "own" only theirs) and the live ones ringing them',
             _json(_list_of("calls", _ref("Call"))),
             errors=("400", "401"),
             params=[
@@ -364,7 +365,12 @@ PATHS: dict[str, dict[str, Schema]] = {
         )
     },
     "/api/calls/{call_id}": {
-        "get": _op("one call", _json(_ref("Call")), errors=("401", "404"), params=[_CALL]),
+        "get": _op(
+            "one call (404 also for a call the operator may not see)",
+            _json(_ref("Call")),
+            errors=("401", "404"),
+            params=[_CALL],
+        ),
         "patch": _op(
             "notes, category, disposition (who answered it, or a supervisor)",
             _json(_ref("Call")),
