@@ -24,7 +24,8 @@ import io
 import json
 import logging
 import re
-from collections.abc import AsyncIterator, Iterator
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,14 +33,17 @@ from typing import Any
 import pytest
 import pytest_twisted
 import structlog
+from playwright.sync_api import expect
 from twisted.internet import reactor
 
 from cti_bridge.ami.parser import decode_text
 from cti_bridge.app.daemon import Daemon
 from cti_bridge.log import configure_logging, escape_control_characters
 from cti_bridge.sim import SimulatedPBX
-from cti_bridge.sim.server import format_message
 from cti_bridge.store import Store
+from tests.browser.conftest import chromium, playwright, screen, server
+from tests.browser.console_harness import ConsoleServer
+from tests.browser.test_console_live import log_in
 from tests.integration.integration_support import (
     PASSWORD,
     daemon_config,
@@ -51,6 +55,8 @@ from tests.integration.integration_support import (
     started_daemon,
 )
 from tests.integration.pop_support import Screen, open_screen
+
+__all__ = ["chromium", "playwright", "screen", "server"]  # the browser test's fixtures
 
 SPEED = 8.0
 OPERATORS = [("PJSIP/1001", "Anna"), ("PJSIP/1002", "Bart")]
@@ -64,13 +70,18 @@ class Hostile:
     label: str
     number: str
     name: str  # as the caller sends it (surrogate escapes: raw bytes on the wire)
-    stored_name: str | None
+    stored_name: str
     withheld: bool = False
 
 
 def _invalid_utf8(raw: bytes) -> str:
     """The raw bytes, as a str the simulator writes back as exactly those bytes."""
     return raw.decode("utf-8", "surrogateescape")
+
+
+def bounded(name: str) -> str:
+    """As the call record and the pop keep a name: NUL as U+FFFD, 512 characters."""
+    return name.replace("\x00", "\ufffd")[:NAME_LIMIT]
 
 
 _LATIN1_BYTES = b"Caf\xe9 M\xfcller \xff\xfe"
@@ -95,19 +106,31 @@ HOSTILE = [
         'Jan\n{"event": "forged", "level": "error"}',
         'Jan\n{"event": "forged", "level": "error"}',
     ),
-    Hostile("ansi", "050111006", "\x1b[31mRED\x1b[0m \x1b]0;owned\x07", None),
-    Hostile("controls", "050111007", "nul\x00bel\x07bs\x08tab\tdel\x7f", None),
-    Hostile("10k", "050111008", "A" * 5000 + "\u00e9" * 2600 + "B" * 2640, None),
+    Hostile(
+        "ansi",
+        "050111006",
+        "\x1b[31mRED\x1b[0m \x1b]0;owned\x07",
+        bounded("\x1b[31mRED\x1b[0m \x1b]0;owned\x07"),
+    ),
+    Hostile(
+        "controls",
+        "050111007",
+        "nul\x00bel\x07bs\x08tab\tdel\x7f",
+        bounded("nul\x00bel\x07bs\x08tab\tdel\x7f"),
+    ),
+    Hostile(
+        "10k",
+        "050111008",
+        "A" * 5000 + "\u00e9" * 2600 + "B" * 2640,
+        bounded("A" * 5000 + "\u00e9" * 2600 + "B" * 2640),
+    ),
     Hostile("invalid-utf8", "050111009", _invalid_utf8(_LATIN1_BYTES), decode_text(_LATIN1_BYTES)),
-    Hostile("rtl", "050111010", "\u202eexe.txt\u202c \u2066x\u2069", "\u202eexe.txt\u202c \u2066x\u2069"),
+    Hostile(
+        "rtl", "050111010", "\u202eexe.txt\u202c \u2066x\u2069", "\u202eexe.txt\u202c \u2066x\u2069"
+    ),
     Hostile("anonymous", "anonymous", "Withheld <b>x</b>", "Withheld <b>x</b>", withheld=True),
     Hostile("empty", "", "No number \u202e", "No number \u202e", withheld=True),
 ]
-for i, h in enumerate(HOSTILE):
-    if h.stored_name is None:  # as sent, bounded as the model stores it
-        HOSTILE[i] = Hostile(
-            h.label, h.number, h.name, h.name.replace("\x00", "\ufffd")[:NAME_LIMIT], h.withheld
-        )
 
 #: What must never be in the log's raw text: the renderer's JSON escapes them all, and
 #: the log's own processor turns them into visible escapes before that.
@@ -200,7 +223,12 @@ def check_log(text: str) -> list[dict[str, Any]]:
     """Every line one JSON object, no raw control character, nothing forged."""
     assert text.endswith("\n")
     assert "\r" not in text and "\x1b" not in text and "\x00" not in text
-    bad = [(n, m.group()) for n, line in enumerate(text.split("\n")) for m in [_RAW_CONTROL.search(line)] if m]
+    bad = [
+        (n, m.group())
+        for n, line in enumerate(text.split("\n"))
+        for m in [_RAW_CONTROL.search(line)]
+        if m
+    ]
     assert bad == []
     entries = []
     for line in text.splitlines():
@@ -294,3 +322,42 @@ def visible(text: str) -> str:
     """``text`` as the log's processor writes it: control characters as escapes."""
     value: str = escape_control_characters(None, "", {"v": text})["v"]
     return value
+
+
+@pytest.mark.browser
+def test_the_console_shows_every_hostile_name_as_text(
+    server: ConsoleServer, screen: Callable[..., Any]
+) -> None:
+    """The same names on the operator console in Chromium: each pop's name is the text
+    node, the call list's entry too, and nothing in the page was made from them."""
+    anna = screen()
+    dialogs: list[str] = []
+
+    def on_dialog(dialog: Any) -> None:
+        dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    anna.on("dialog", on_dialog)
+    log_in(anna, "anna", server.password)
+    shown = [h for h in HOSTILE if not h.withheld]
+    for hostile in shown:
+        linkedid = server.call(
+            "direct_answered",
+            (hostile.number, hostile.name),
+            operator="PJSIP/1001",
+            ring=2.0,
+            talk=1.0,
+        )
+        server.ring("PJSIP/1001", linkedid)
+        name = anna.locator("#caller-name")
+        deadline = time.monotonic() + 10
+        while name.evaluate("e => e.textContent") != hostile.stored_name:
+            assert time.monotonic() < deadline, (hostile.label, name.evaluate("e => e.textContent"))
+            time.sleep(0.05)
+        expect(anna.locator("#call-state")).to_have_text("Ended", timeout=10_000)
+    names = anna.locator("#call-list .call-name").evaluate_all("es => es.map(e => e.textContent)")
+    assert set(names) >= {h.stored_name for h in shown}
+    assert anna.locator("#pop img, #pop script, #call-list img, #call-list script").count() == 0
+    assert anna.locator("img").count() == 0
+    assert dialogs == []  # no alert(1) ran
+    assert anna.errors == []
