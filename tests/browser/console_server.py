@@ -140,6 +140,7 @@ def seed(store: Store) -> dict[str, Any]:
 
 class Commands(LineReceiver):
     delimiter = b"\n"
+    MAX_LENGTH = 1 << 20  # a call's 10 KB caller name, JSON-escaped, is past the 16 KB default
 
     def __init__(self, daemon: Daemon, sim: SimulatedPBX, store: Store, done: defer.Deferred[None]):
         self.daemon = daemon

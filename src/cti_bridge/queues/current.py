@@ -20,6 +20,7 @@ from typing import Any
 
 from cti_bridge.calls.callerid import is_withheld
 from cti_bridge.calls.events import Call, CallEnded, DomainEvent
+from cti_bridge.store.merge import clean_text
 from cti_bridge.store.numbers import normalize_number
 
 __all__ = ["CurrentCall", "CurrentCalls", "call_json"]
@@ -117,17 +118,16 @@ def call_json(
         return None
     call = part.call
     withheld = call.caller_withheld or is_withheld(call.caller_number_raw)
+    raw = clean_text(call.caller_number_raw, 128)  # bounded as the call record stores them
     return {
         "pbx": call.pbx,
         "linkedid": call.linkedid,
         "direction": str(call.direction),
         "state": part.state,
         "since": iso(part.since),
-        "caller_number": None
-        if withheld or not call.caller_number_raw
-        else normalize_number(call.caller_number_raw, region),
-        "caller_number_raw": call.caller_number_raw,
-        "caller_name": call.caller_name,
+        "caller_number": None if withheld or not raw else normalize_number(raw, region),
+        "caller_number_raw": raw,
+        "caller_name": clean_text(call.caller_name, 512),
         "caller_withheld": withheld,
         "queue": call.queue,
         "agreement_id": call.agreement_id,

@@ -63,7 +63,11 @@ SYNOPSES = {
 
 
 def format_message(headers: Iterable[tuple[str, str]]) -> bytes:
-    return ("".join(f"{k}: {v}\r\n" for k, v in headers) + "\r\n").encode("utf-8")
+    """One AMI message. Text is UTF-8; a caller ID given with surrogate escapes
+    (``"Caf\\udce9"``) goes out as those raw bytes, as Asterisk relays whatever bytes a
+    SIP display name carried (invalid UTF-8 included)."""
+    text = "".join(f"{k}: {v}\r\n" for k, v in headers) + "\r\n"
+    return text.encode("utf-8", "surrogateescape")
 
 
 def _event_classes(privilege: str) -> frozenset[str]:

@@ -19,6 +19,7 @@ The hub is plumbing; what a role's screen adds is the feature's. A feature adds,
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 from collections.abc import Callable, Collection, Iterable
@@ -32,6 +33,7 @@ from twisted.python.failure import Failure
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 from twisted.web.websocket import WebSocketResource, WebSocketTransport
+from wsproto.utilities import LocalProtocolError
 
 from cti_bridge.bus import Bus
 from cti_bridge.bus.topics import POP_REPLAY_TOPIC, operator_topic
@@ -163,7 +165,10 @@ class ScreenSocket:
 
     def send_text(self, text: str) -> None:
         if self.transport is not None:
-            self.transport.sendTextMessage(text)
+            # Closing (the browser's close frame arrived, connectionLost has not yet):
+            # a push in that moment is for nobody; it is not the bus handler failing.
+            with contextlib.suppress(LocalProtocolError):
+                self.transport.sendTextMessage(text)
 
     def _keepalive(self) -> None:
         """Ping the browser (the hub re-checks the token, for all its sockets at once)."""

@@ -9,12 +9,22 @@ from collections.abc import Callable, Collection
 from typing import Any, cast
 
 import pytest
+import structlog.testing
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import Clock
+from wsproto.utilities import LocalProtocolError
 
 from cti_bridge.bus import Bus, MemoryBus
 from cti_bridge.web.ws import SESSION_ENDED, Hub, ScreenSocket
-from tests.support.screens import ANNA, SOFIE, Tokens, open_socket, rig, supervised_rig
+from tests.support.screens import (
+    ANNA,
+    SOFIE,
+    FakeTransport,
+    Tokens,
+    open_socket,
+    rig,
+    supervised_rig,
+)
 
 
 def test_a_socket_ends_when_its_token_does() -> None:
@@ -289,3 +299,22 @@ def test_a_message_type_is_taken_once_and_ping_is_the_hubs() -> None:
         hub.add_message_handler("echo", nothing)
     with pytest.raises(ValueError, match="'ping' is taken"):
         hub.add_message_handler("ping", nothing)
+
+
+class ClosingTransport(FakeTransport):
+    """Twisted's transport between the browser's close frame and ``connectionLost``:
+    wsproto refuses to send."""
+
+    def sendTextMessage(self, text: str) -> None:
+        raise LocalProtocolError("cannot be sent in state ConnectionState.CLOSED")
+
+
+def test_a_push_to_a_closing_socket_is_dropped_quietly() -> None:
+    clock, bus, _tokens, hub = rig()
+    socket, transport = open_socket(hub, ANNA, "t-anna")
+    socket.transport = cast(Any, ClosingTransport())
+    with structlog.testing.capture_logs() as logged:
+        bus.publish("operator.7", {"type": "phone_status"})
+        clock.advance(0)
+    assert [e["event"] for e in logged if e["log_level"] == "error"] == []
+    assert [m["type"] for m in transport.sent] == ["hello"]
