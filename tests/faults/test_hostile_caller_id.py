@@ -24,21 +24,18 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pytest
 import pytest_twisted
-import structlog
 from twisted.internet import reactor
 
 from cti_bridge.ami.parser import decode_text
 from cti_bridge.app.daemon import Daemon
-from cti_bridge.log import configure_logging, escape_control_characters
+from cti_bridge.log import escape_control_characters
 from cti_bridge.sim import SimulatedPBX
 from cti_bridge.store import Store
 from tests.integration.integration_support import (
@@ -52,6 +49,8 @@ from tests.integration.integration_support import (
     started_daemon,
 )
 from tests.integration.pop_support import Screen, open_screen
+
+pytest_plugins = ["tests.support.log_capture"]  # log_stream
 
 SPEED = 8.0
 OPERATORS = [("PJSIP/1001", "Anna"), ("PJSIP/1002", "Bart")]
@@ -130,19 +129,6 @@ HOSTILE = [
 #: What must never be in the log's raw text: the renderer's JSON escapes them all, and
 #: the log's own processor turns them into visible escapes before that.
 _RAW_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
-
-
-@pytest.fixture
-def log_stream() -> Iterator[io.StringIO]:
-    """Everything the daemon (and the in-process simulator) logs, at DEBUG."""
-    out = io.StringIO()
-    root = logging.getLogger()
-    saved = (root.handlers[:], root.level)
-    configure_logging("DEBUG", out)
-    yield out
-    root.handlers[:] = saved[0]
-    root.setLevel(saved[1])
-    structlog.reset_defaults()
 
 
 class Setup:

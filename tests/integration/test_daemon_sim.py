@@ -10,20 +10,16 @@ API answer the test got, or the pages (``/``, ``/wallboard``, ``/healthz``, ``/m
 from __future__ import annotations
 
 import io
-import logging
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-import pytest
 import pytest_twisted
-import structlog
 from twisted.internet import reactor
 
 from cti_bridge.app.daemon import Daemon
-from cti_bridge.log import configure_logging
 from cti_bridge.sim import SimulatedPBX
 from cti_bridge.store import Store
 from tests.integration.integration_support import (
@@ -37,6 +33,8 @@ from tests.integration.integration_support import (
     sleep,
     started_daemon,
 )
+
+pytest_plugins = ["tests.support.log_capture"]  # log_stream
 
 SPEED = 4.0  # simulated seconds per real second
 OPERATORS = [("PJSIP/1001", "Anna"), ("PJSIP/1002", "Bart")]
@@ -66,19 +64,6 @@ class Setup:
             else:
                 await sleep(0.05)
         return found[0]
-
-
-@pytest.fixture
-def log_stream() -> Iterator[io.StringIO]:
-    """Everything the daemon logs, at DEBUG, as it writes it."""
-    out = io.StringIO()
-    root = logging.getLogger()
-    saved = (root.handlers[:], root.level)
-    configure_logging("DEBUG", out)
-    yield out
-    root.handlers[:] = saved[0]
-    root.setLevel(saved[1])
-    structlog.reset_defaults()
 
 
 def leaked(secrets: dict[str, str], texts: dict[str, str]) -> list[tuple[str, str]]:

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from io import BytesIO
 from types import ModuleType, SimpleNamespace
-from typing import Any, cast
+from typing import cast
 
 import pytest
 from prometheus_client.core import CounterMetricFamily, Metric
@@ -41,6 +41,7 @@ from cti_bridge.calls.pipeline import CallPipeline
 from cti_bridge.store import Store
 from cti_bridge.web.http import respond
 from tests.support.ami_link import FULLY_BOOTED, SECRET, FakeEndpoint, PBXSide, finish_resync
+from tests.support.web_requests import RecordingRequest
 
 
 def bring_up(client: AMIClient, endpoint: FakeEndpoint) -> PBXSide:
@@ -104,16 +105,6 @@ def fake_node(agi_token: str | None = None) -> Fakes:
         pipelines={"main": pipeline},
     )
     return Fakes(reactor, endpoint, client, node)
-
-
-class RecordingRequest(Request):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.body = b""
-
-    def write(self, data: bytes) -> None:
-        self.body += data
-        super().write(data)
 
 
 def http_get(resource: Resource, path: bytes, reactor: MemoryReactorClock) -> RecordingRequest:

@@ -6,7 +6,6 @@ once (a runner that calls it), so no reactor is involved."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any, TypeVar, cast
@@ -15,7 +14,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import create_engine
 from sqlalchemy.orm import sessionmaker
-from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.defer import Deferred
 from twisted.internet.testing import MemoryReactorClock
 from twisted.python.failure import Failure
 
@@ -30,6 +29,7 @@ from cti_bridge.store import Store
 from cti_bridge.testing.store import START, FakeTime, queue_call_answered
 from cti_bridge.web.auth import Forbidden, Principal
 from cti_bridge.web.http import BadRequest
+from tests.support.web_requests import at_once
 
 pytest_plugins = ["cti_bridge.testing.store_fixtures"]
 #: The console reads through the store's ports: its twin and SQLite answer alike.
@@ -46,10 +46,6 @@ def local(text: str) -> str:
     """A Brussels wall time as the API writes it (ISO 8601 UTC, milliseconds)."""
     moment = datetime.fromisoformat(text).replace(tzinfo=BRUSSELS).astimezone(UTC)
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def at_once(work: Callable[[], T]) -> Deferred[T]:
-    return maybeDeferred(work)
 
 
 def result(deferred: Deferred[Any]) -> Any:

@@ -8,15 +8,13 @@ every change to the notes, category and disposition (``notes_history``)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from io import BytesIO
 from typing import Any, TypeVar, cast
 
 import pytest
-from twisted.internet.defer import Deferred, maybeDeferred, succeed
 from twisted.internet.task import Clock
 from twisted.web.resource import Resource
-from twisted.web.server import Request, Site
+from twisted.web.server import Site
 from twisted.web.test.requesthelper import DummyChannel
 
 from cti_bridge.bus import MemoryBus
@@ -29,37 +27,10 @@ from cti_bridge.testing.store import START, CallBuilder, cheap_hasher, queue_cal
 from cti_bridge.web.api import WebApp
 from cti_bridge.web.auth import Principal
 from cti_bridge.web.ws import Hub
+from tests.support.web_requests import Logins, RecordingRequest, at_once
 
 T = TypeVar("T")
 ANNA, BART, CHRIS = "Local/1001@agents", "Local/1002@agents", "Local/1003@agents"
-
-
-def at_once(work: Callable[[], T]) -> Deferred[T]:
-    return maybeDeferred(work)
-
-
-class RecordingRequest(Request):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.body = b""
-
-    def write(self, data: bytes) -> None:
-        self.body += data
-        super().write(data)
-
-
-class Logins:
-    def __init__(self) -> None:
-        self.tokens: dict[str, Principal] = {}
-
-    def resolve_token(self, token: str) -> Deferred[Principal | None]:
-        return succeed(self.tokens.get(token))
-
-    def login(self, username: str, password: str, source: str) -> Deferred[dict[str, Any]]:
-        raise NotImplementedError
-
-    def logout(self, token: str) -> Deferred[None]:
-        raise NotImplementedError
 
 
 class Desk:

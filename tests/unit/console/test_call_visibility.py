@@ -24,7 +24,8 @@ from cti_bridge.testing.store import START, CallBuilder, cheap_hasher
 from cti_bridge.web.api import WebApp
 from cti_bridge.web.auth import Principal
 from cti_bridge.web.ws import Hub
-from tests.unit.console.test_contacts_http import Logins, Rig, at_once
+from tests.support.web_requests import Logins, at_once
+from tests.unit.console.test_contacts_http import Rig
 
 ANNA, BART = "PJSIP/1001", "PJSIP/1002"
 OLD, LIVE = "050123456", "092345678"  # Anna's ended call, the call ringing Bart

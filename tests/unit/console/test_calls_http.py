@@ -19,7 +19,8 @@ from cti_bridge.testing.store import START, CallBuilder, cheap_hasher
 from cti_bridge.web.api import WebApp
 from cti_bridge.web.auth import Principal
 from cti_bridge.web.ws import Hub
-from tests.unit.console.test_contacts_http import Logins, Rig, at_once
+from tests.support.web_requests import Logins, at_once
+from tests.unit.console.test_contacts_http import Rig
 
 
 @pytest.fixture

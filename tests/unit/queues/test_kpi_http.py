@@ -6,17 +6,15 @@ today in the site's time zone. Nothing listens."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from io import BytesIO
 from typing import Any, TypeVar
 
 import pytest
-from twisted.internet.defer import Deferred, maybeDeferred, succeed
 from twisted.internet.task import Clock
 from twisted.web.resource import Resource
-from twisted.web.server import Request, Site
+from twisted.web.server import Site
 from twisted.web.test.requesthelper import DummyChannel
 
 from cti_bridge.app.config import parse_config
@@ -29,39 +27,12 @@ from cti_bridge.testing.store import CallBuilder, cheap_hasher
 from cti_bridge.web.api import WebApp
 from cti_bridge.web.auth import Principal
 from cti_bridge.web.ws import Hub
+from tests.support.web_requests import Logins, RecordingRequest, at_once
 
 T = TypeVar("T")
 A1 = "Local/1001@agents"
 #: Tuesday 2026-03-10, 14:00 in Brussels (UTC+1): the site's day is 09 23:00 .. 10 23:00 UTC.
 NOW = datetime(2026, 3, 10, 13, tzinfo=UTC)
-
-
-def at_once(work: Callable[[], T]) -> Deferred[T]:
-    return maybeDeferred(work)
-
-
-class RecordingRequest(Request):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.body = b""
-
-    def write(self, data: bytes) -> None:
-        self.body += data
-        super().write(data)
-
-
-class Logins:
-    def __init__(self) -> None:
-        self.tokens: dict[str, Principal] = {}
-
-    def resolve_token(self, token: str) -> Deferred[Principal | None]:
-        return succeed(self.tokens.get(token))
-
-    def login(self, username: str, password: str, source: str) -> Deferred[dict[str, Any]]:
-        raise NotImplementedError
-
-    def logout(self, token: str) -> Deferred[None]:
-        raise NotImplementedError
 
 
 @dataclass

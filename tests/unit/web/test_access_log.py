@@ -10,13 +10,12 @@ import io
 import json
 import logging
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import TypeVar, cast
 
 import pytest
 import structlog
 from twisted.internet.address import IPv4Address
-from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.logger import Logger
@@ -35,15 +34,12 @@ from cti_bridge.web.accounts import Accounts
 from cti_bridge.web.api import WebApp
 from cti_bridge.web.clients import parse_networks
 from cti_bridge.web.ws import Hub
+from tests.support.web_requests import at_once
 
 T = TypeVar("T")
 NUMBER = "0470123456"
 E164 = "+32470123456"
 NAME = "Peeters"
-
-
-def at_once(work: Callable[[], T]) -> Deferred[T]:
-    return maybeDeferred(work)
 
 
 @pytest.fixture

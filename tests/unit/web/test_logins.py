@@ -7,13 +7,11 @@ per-user and per-source slowing still holds."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from io import BytesIO
 from typing import Any, TypeVar, cast
 
 import pytest
 from twisted.internet.address import IPv4Address, IPv6Address
-from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.task import Clock
 from twisted.web.server import Request, Site
 from twisted.web.test.requesthelper import DummyChannel
@@ -26,24 +24,11 @@ from cti_bridge.web.accounts import Accounts
 from cti_bridge.web.api import WebApp
 from cti_bridge.web.clients import client_host, parse_networks
 from cti_bridge.web.ws import Hub
+from tests.support.web_requests import RecordingRequest, at_once
 
 T = TypeVar("T")
 WINDOW = 300.0
 PROXY = "10.0.0.1"
-
-
-def at_once(work: Callable[[], T]) -> Deferred[T]:
-    return maybeDeferred(work)
-
-
-class RecordingRequest(Request):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.body = b""
-
-    def write(self, data: bytes) -> None:
-        self.body += data
-        super().write(data)
 
 
 class Front:
