@@ -22,7 +22,6 @@ from twisted.internet.address import IPv4Address
 from twisted.internet.interfaces import IReactorFromThreads
 from twisted.internet.task import Cooperator
 from twisted.internet.testing import MemoryReactorClock, StringTransport
-from twisted.web.server import Site
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import AcceptConnection, Event, RejectConnection, Request, TextMessage
 from zope.interface import implementer
@@ -34,6 +33,7 @@ from cti_bridge.bus.memory import MemoryBus
 from cti_bridge.store import Store
 from cti_bridge.store.memory import MemoryStore, open_memory_store
 from cti_bridge.testing.store import START, cheap_hasher, queue_call_answered
+from cti_bridge.web.access import AccessLogSite
 from tests.unit.missed.support import SyncPool
 
 ANNA, BART = "Local/1001@agents", "Local/1002@agents"
@@ -145,7 +145,7 @@ class Helpdesk:
         for feature in load_features():
             feature.install(self.node)
         self.resource = self.node.http.resource()
-        self.site = Site(self.resource, reactor=self.reactor)
+        self.site = AccessLogSite(self.resource, reactor=self.reactor)
         self.protocols: dict[int, Any] = {}
         self._cooperator = Cooperator(
             scheduler=lambda work: self.reactor.callLater(0, work), started=True

@@ -13,7 +13,15 @@ from twisted.web.server import Request
 
 from cti_bridge.vocabulary import CALL_OUTCOMES, vocabulary
 from cti_bridge.web.api import WebApp
-from cti_bridge.web.http import BadRequest, NotFound, arg, json_body, parse_limit, parse_since
+from cti_bridge.web.http import (
+    BadRequest,
+    NotFound,
+    arg,
+    json_body,
+    parse_id,
+    parse_limit,
+    parse_since,
+)
 from cti_bridge.web.http import respond as _respond
 
 from .rules import unowned_filter
@@ -23,19 +31,11 @@ __all__ = ["add_contact_routes", "add_routes"]
 
 
 def _call_id(value: str) -> int:
-    try:
-        call_id = int(value)
-    except ValueError:
-        raise NotFound("no such call") from None
-    if call_id < 1:
-        raise NotFound("no such call")
-    return call_id
+    return parse_id(value, "call")
 
 
 def _agreement_id(value: str) -> int:
-    if not value.isdigit() or len(value) > 18 or int(value) < 1:
-        raise NotFound("no such agreement")
-    return int(value)
+    return parse_id(value, "agreement")
 
 
 def add_routes(web: WebApp, console: Console) -> None:
@@ -98,9 +98,7 @@ def add_routes(web: WebApp, console: Console) -> None:
     @inlineCallbacks
     def customer(request: Request, customer_id: str) -> Any:
         principal = yield web.principal(request)
-        if not customer_id.isdigit() or len(customer_id) > 18 or int(customer_id) < 1:
-            raise NotFound("no such customer")
-        context = yield console.customer_context(principal, int(customer_id))
+        context = yield console.customer_context(principal, parse_id(customer_id, "customer"))
         if context is None:
             raise NotFound("no such customer")
         return _respond(request, 200, context)
@@ -121,7 +119,9 @@ def add_routes(web: WebApp, console: Console) -> None:
         principal = yield web.principal(request)
         customer_id = arg(request, "customer_id")
         if customer_id is not None and (
-            not customer_id.isdigit() or len(customer_id) > 18 or int(customer_id) < 1
+            not (customer_id.isascii() and customer_id.isdigit())
+            or len(customer_id) > 18
+            or int(customer_id) < 1
         ):
             raise BadRequest("customer_id must be a positive whole number")
         owner = arg(request, "owner")
@@ -185,7 +185,9 @@ def add_contact_routes(web: WebApp, console: Console) -> None:
         customer_id = arg(request, "customer_id")
         if not customer_id:
             raise BadRequest("customer_id is required")
-        if not customer_id.isdigit() or len(customer_id) > 9 or int(customer_id) < 1:
+        if not (customer_id.isascii() and customer_id.isdigit()) or len(customer_id) > 9:
+            raise BadRequest("customer_id must be a positive whole number")
+        if int(customer_id) < 1:
             raise BadRequest("customer_id must be a positive whole number")
         limit = parse_limit(arg(request, "limit"), default=50)
         rows = yield console.list_contacts(principal, int(customer_id), limit)

@@ -7,12 +7,12 @@ A refusal is the web's ``BadRequest`` (400, naming the field) or ``Forbidden`` (
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 from cti_bridge.vocabulary import AGREEMENT_DISPOSITIONS
 from cti_bridge.web.auth import Principal
-from cti_bridge.web.http import BadRequest
+from cti_bridge.web.http import BadRequest, parse_utc
 
 __all__ = [
     "AGREEMENT_CHANGES",
@@ -135,18 +135,19 @@ def _when(body: Mapping[str, Any], name: str) -> datetime | None:
         return None
     if not isinstance(value, str):
         raise BadRequest(f"{name} must be an ISO 8601 date and time")
+    if len(value) > 40:
+        raise BadRequest(f"{name} is too long")
     try:
-        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+        return parse_utc(value, name)  # also out of range once in UTC
+    except BadRequest:
         raise BadRequest(f"{name} must be an ISO 8601 date and time") from None
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 def _id(body: Mapping[str, Any], name: str) -> int | None:
     value = body.get(name)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value < 2**63:
         raise BadRequest(f"{name} must be a positive whole number or null")
     return value
 

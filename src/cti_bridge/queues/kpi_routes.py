@@ -4,7 +4,7 @@ the shapes and every formula."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet.defer import inlineCallbacks
@@ -12,7 +12,7 @@ from twisted.web.server import Request
 
 from cti_bridge.web.api import WebApp
 from cti_bridge.web.auth import Forbidden
-from cti_bridge.web.http import BadRequest, arg, respond
+from cti_bridge.web.http import BadRequest, arg, parse_utc, respond
 
 from .kpis import PeriodError
 
@@ -32,11 +32,7 @@ def parse_time(request: Request, name: str) -> datetime | None:
         return None
     if len(value) > 40:
         raise BadRequest(f"{name} is too long")
-    try:
-        when = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise BadRequest(f"{name} must be an ISO 8601 date or time") from None
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
+    return parse_utc(value, name)
 
 
 def _period(request: Request, service: KpiService) -> tuple[datetime, datetime]:

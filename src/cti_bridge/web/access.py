@@ -18,6 +18,7 @@ from twisted.web.http import Request
 from twisted.web.server import Site
 
 from .clients import Network, client_host
+from .http import BoundedRequest
 
 __all__ = ["AccessLogSite", "access_entry"]
 
@@ -43,7 +44,10 @@ def access_entry(request: Request, trusted: Sequence[Network] = ()) -> dict[str,
 
 
 class AccessLogSite(Site):
-    """A ``Site`` whose access log is ``access_entry``, at ``info``, through structlog."""
+    """A ``Site`` whose access log is ``access_entry``, at ``info``, through structlog,
+    and whose requests keep at most ``MAX_BODY`` bytes of a body (``BoundedRequest``)."""
+
+    requestFactory = BoundedRequest
 
     def __init__(
         self, resource: Any, *, trusted_proxies: Sequence[Network] = (), **kwargs: Any

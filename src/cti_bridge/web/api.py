@@ -5,12 +5,19 @@ web keeps what every one of them relies on: the JSON error answers, the principa
 a request's ``Authorization: Bearer TOKEN`` (every ``/api`` path but ``/api/login``
 needs one), ``/healthz`` and ``/metrics`` (filled by what the features registered), the
 WebSocket ``/ws`` and the console's pages, which are matched last.
+
+Under ``/api`` every answer is JSON, errors too: an unknown path is 404, a known path
+asked with a method it does not take is 405 (with ``Allow``), a body over ``MAX_BODY``
+is 413 (``web/http.py`` ``BoundedRequest``), malformed JSON 400, and whatever a handler
+did not expect is logged with its traceback and answered 500 ``internal error``, never
+an HTML page or a traceback.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
+from http import HTTPStatus
 from importlib import resources
 from typing import Any, Protocol, TypeVar
 
@@ -23,12 +30,23 @@ from twisted.web.pages import notFound
 from twisted.web.resource import IResource, Resource
 from twisted.web.server import Request
 from twisted.web.static import File
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
+from werkzeug.exceptions import NotFound as NoRoute
+from werkzeug.routing import Map, Rule
 
 from cti_bridge import __version__
 
 from .auth import AuthError, Forbidden, LoginRefused, LoginThrottled, Principal, bearer_token
 from .clients import Network, client_host
-from .http import MAX_BODY, MAX_LIMIT, BadRequest, NotFound, json_body, respond
+from .http import (
+    MAX_BODY,
+    MAX_LIMIT,
+    BadRequest,
+    NotFound,
+    PayloadTooLarge,
+    json_body,
+    respond,
+)
 from .openapi import openapi_document
 from .ws import Hub, ScreenSocketResource
 
@@ -78,6 +96,12 @@ class Pages(File):
     def directoryListing(self) -> IResource:
         return notFound("Not Found", "No such page.")
 
+    def getChild(self, path: bytes, request: IRequest) -> IResource:
+        # ``/%00``: no file has a NUL in its name (``stat`` would raise, a 500).
+        if b"\x00" in path:
+            return notFound("Not Found", "No such page.")
+        return super().getChild(path, request)  # type: ignore[no-any-return]
+
 
 class Logins(Protocol):
     """What the web needs to know who is asking (``web/accounts.py``)."""
@@ -95,9 +119,15 @@ _ERROR_CODES: dict[object, int] = {
     LoginRefused: 401,
     Forbidden: 403,
     NotFound: 404,
+    PayloadTooLarge: 413,
     LoginThrottled: 429,
 }
 _DEFAULT_MESSAGES = {401: "unauthorized", 403: "forbidden", 404: "not found"}
+
+
+def _is_api(request: IRequest) -> bool:
+    path: bytes = request.path or b""
+    return path == b"/api" or path.startswith(b"/api/")
 
 
 class WebApp:
@@ -129,9 +159,18 @@ class WebApp:
         self._static = static_dir or str(resources.files("cti_bridge.web") / "static")
         self.app = Klein()
         self._resource: Resource | None = None
+        #: The ``/api`` routes alone, to tell an unknown path (404) from a wrong method (405).
+        self._api_routes = Map()
         self.app.handle_errors(
-            BadRequest, AuthError, Forbidden, NotFound, LoginRefused, LoginThrottled
+            BadRequest,
+            AuthError,
+            Forbidden,
+            NotFound,
+            PayloadTooLarge,
+            LoginRefused,
+            LoginThrottled,
         )(self._api_error)
+        self.app.handle_errors(Exception)(self._unexpected_error)
         # -- health and metrics (open: for monitoring)
         self.route("/healthz", methods=["GET"])(self.healthz)
         self.route("/metrics", methods=["GET"])(self.metrics)
@@ -180,6 +219,13 @@ class WebApp:
             # -- push and pages: after every feature's routes
             self.route("/ws", branch=False)(self.ws)
             self.route("/", branch=True)(self.pages)
+            self._api_routes = Map(
+                [
+                    Rule(rule.rule, methods=rule.methods, endpoint=rule.endpoint)
+                    for rule in self.app.url_map.iter_rules()
+                    if rule.rule == "/api" or rule.rule.startswith("/api/")
+                ]
+            )
             self._resource = self.app.resource()
         return self._resource
 
@@ -196,6 +242,40 @@ class WebApp:
         elif isinstance(error, LoginThrottled):
             request.setHeader(b"retry-after", str(int(error.retry_after) + 1).encode())
         return respond(request, code, {"error": message})
+
+    def _unexpected_error(self, request: IRequest, failure: Failure) -> Any:
+        """Whatever no handler expected: under ``/api`` a JSON 404/405 for a routing
+        miss, else a logged traceback and a JSON 500 that says nothing of it."""
+        error = failure.value
+        if isinstance(error, HTTPException) and error.code is not None:
+            if not _is_api(request):
+                return failure  # Klein's own answer (a page's path)
+            if isinstance(error, MethodNotAllowed):
+                request.setHeader(b"allow", ", ".join(sorted(error.valid_methods or ())).encode())
+            return respond(request, error.code, {"error": _reason(error.code)})
+        log.error(
+            "unhandled error answering a request",
+            method=(request.method or b"").decode("latin-1")[:16],
+            path=(request.path or b"").decode("utf-8", "replace")[:256],
+            exc_info=(failure.type, failure.value, failure.getTracebackObject()),
+        )
+        return respond(request, 500, {"error": "internal error"})
+
+    def _no_api_route(self, request: Request) -> bytes:
+        """A path under ``/api`` that no route took: 405 if some route has the path
+        with other methods, else 404; JSON either way."""
+        adapter = self._api_routes.bind("localhost")
+        path = (request.path or b"").decode("utf-8", "replace")
+        method = (request.method or b"GET").decode("latin-1")
+        try:
+            adapter.match(path, method)
+        except MethodNotAllowed as error:
+            allowed = sorted(set(error.valid_methods or ()))
+            request.setHeader(b"allow", ", ".join(allowed).encode())
+            return respond(request, 405, {"error": f"{method} is not allowed here"})
+        except (NoRoute, HTTPException):
+            pass
+        return respond(request, 404, {"error": "no such API path"})
 
     # -- who is asking -------------------------------------------------------------------
 
@@ -268,8 +348,17 @@ class WebApp:
     def ws(self, request: Request) -> Resource:
         return self._ws
 
-    def pages(self, request: Request) -> Resource:
+    def pages(self, request: Request) -> Resource | bytes:
+        if _is_api(request):  # not a page: a path or method no API route takes
+            return self._no_api_route(request)
         # Operator console: the pages' security headers.
         for name, value in PAGE_HEADERS.items():
             request.setHeader(name, value)
         return Pages(self._static)
+
+
+def _reason(code: int) -> str:
+    try:
+        return HTTPStatus(code).phrase.lower()
+    except ValueError:
+        return "error"
