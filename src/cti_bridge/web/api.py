@@ -323,6 +323,8 @@ class WebApp:
         token = bearer_token(request.getHeader(b"authorization"))
         assert token is not None
         yield self.logins.logout(token)
+        # The screens of this token stop now, not at the hub's next re-check.
+        self.hub.token_ended(token)
         return respond(request, 200, {"ok": True})
 
     @inlineCallbacks

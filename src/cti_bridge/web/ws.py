@@ -44,6 +44,11 @@ from .clients import normal_origin, origin_allowed
 log = structlog.get_logger("cti_bridge.web.ws")
 
 MAX_CLIENT_MESSAGE = 4096
+#: A client message over this many characters closes its socket (1009, "message too
+#: big") as soon as that many have arrived: what is read of it is dropped, never buffered
+#: whole (Twisted's WebSocket keeps every fragment of a message until its end).
+MAX_CLIENT_WIRE_MESSAGE = 16 * 1024
+MESSAGE_TOO_BIG = 1009
 #: WebSocket close code when the socket's token has ended (4000-4999: the application's).
 SESSION_ENDED = 4401
 
@@ -81,10 +86,12 @@ class ScreenSocket:
         self._unsubscribe: dict[str, Callable[[], None]] = {}
         self._ping: LoopingCall | None = None
         self._first_ping: IDelayedCall | None = None
+        self._too_big = False
 
     # WebSocketProtocol
     def negotiationStarted(self, transport: WebSocketTransport) -> None:
         self.transport = transport
+        _bound_messages(transport, MAX_CLIENT_WIRE_MESSAGE, self._message_too_big)
 
     def negotiationFinished(self) -> None:
         self.hub.opened(self)
@@ -114,6 +121,8 @@ class ScreenSocket:
         pass
 
     def textMessageReceived(self, message: str) -> None:
+        if self._too_big:  # the end of the message that closed the socket
+            return
         if len(message) > MAX_CLIENT_MESSAGE:
             self.send({"type": "error", "error": "message too long"})
             return
@@ -136,6 +145,8 @@ class ScreenSocket:
         handler(self, data)
 
     def bytesMessageReceived(self, data: bytes | bytearray) -> None:
+        if self._too_big:
+            return
         self.send({"type": "error", "error": "text messages only"})
 
     def connectionLost(self, reason: Failure) -> None:
@@ -174,6 +185,17 @@ class ScreenSocket:
         """Ping the browser (the hub re-checks the token, for all its sockets at once)."""
         if self.transport is not None:
             self.transport.ping(b"cti")
+
+    def _message_too_big(self) -> None:
+        if self._too_big or self.transport is None:
+            return
+        self._too_big = True
+        log.warning(
+            "screen socket closed: a message over the limit",
+            username=self.principal.username,
+            limit=MAX_CLIENT_WIRE_MESSAGE,
+        )
+        self.transport.loseConnection(MESSAGE_TOO_BIG)
 
     def session_ended(self) -> None:
         """The token is gone (logged out, expired, operator deactivated): a screen must
@@ -270,6 +292,14 @@ class Hub:
         self.sockets.discard(socket)
         if not self.sockets and self._checker.running:
             self._checker.stop()
+
+    def token_ended(self, token: str) -> int:
+        """Close this node's sockets of ``token`` now (its owner logged out); other
+        nodes' close at their next re-check. How many were closed."""
+        ended = [socket for socket in self.sockets if socket.token == token]
+        for socket in ended:
+            socket.session_ended()
+        return len(ended)
 
     def stop(self) -> None:
         """No more token checks (the daemon stops; its database pool goes)."""
@@ -380,6 +410,36 @@ class ScreenSocketResource(Resource):
         request.setHeader(b"x-content-type-options", b"nosniff")
         request.setHeader(b"cache-control", b"no-store")
         return json.dumps({"error": message}).encode()
+
+
+class _BoundedBuffer:
+    """Stands in for the Twisted WebSocket's message buffer (``data``, ``add``,
+    ``done``): past ``limit`` it keeps nothing and says so, once per message."""
+
+    def __init__(self, empty: Any, limit: int, too_big: Callable[[], None]):
+        self.data = empty
+        self._empty = empty
+        self._limit = limit
+        self._too_big = too_big
+
+    def add(self, new: Any) -> None:
+        if len(self.data) + len(new) > self._limit:
+            self.data = self._empty
+            self._too_big()
+        else:
+            self.data += new
+
+    def done(self) -> Any:
+        result, self.data = self.data, self._empty
+        return result
+
+
+def _bound_messages(transport: WebSocketTransport, limit: int, too_big: Callable[[], None]) -> None:
+    """Bound what Twisted's wire protocol buffers of one client message (its private
+    ``_textBuffer``/``_bytesBuffer``; a transport without them, a test's, is left)."""
+    for name, empty in (("_textBuffer", ""), ("_bytesBuffer", b"")):
+        if hasattr(transport, name):
+            setattr(transport, name, _BoundedBuffer(empty, limit, too_big))
 
 
 class _OneSocket:
