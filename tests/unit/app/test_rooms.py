@@ -260,7 +260,7 @@ def test_routes_keep_their_order_and_names() -> None:
     ]
 
 
-def test_the_agi_lookup_without_a_token_says_so_and_unknown_api_paths_are_pages() -> None:
+def test_the_agi_lookup_without_a_token_says_so_and_unknown_api_paths_are_json() -> None:
     fakes = fake_node()
     agi.install(fakes.node)
     resource = fakes.node.http.resource()
@@ -268,8 +268,9 @@ def test_the_agi_lookup_without_a_token_says_so_and_unknown_api_paths_are_pages(
     assert off.code == 404
     assert json.loads(off.body) == {"error": "the AGI caller lookup is not enabled"}
     unknown = http_get(resource, b"/api/nothing-here", fakes.reactor)
-    assert unknown.code == 404
-    assert unknown.responseHeaders.getRawHeaders(b"x-frame-options") == [b"DENY"]
+    assert unknown.code == 404  # not the pages' HTML 404 (tests/unit/web/test_api_errors.py)
+    assert json.loads(unknown.body) == {"error": "no such API path"}
+    assert unknown.responseHeaders.getRawHeaders(b"x-content-type-options") == [b"nosniff"]
 
 
 def test_a_route_name_is_taken_once_and_routes_close_when_the_web_serves() -> None:
