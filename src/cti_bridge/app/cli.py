@@ -132,6 +132,38 @@ def cmd_replay(args: argparse.Namespace) -> int:
     )
 
 
+def cmd_check_config(args: argparse.Namespace) -> int:
+    """Findings on stdout, one a line (``error: WHERE: ...``, ``warning: ...``), then a
+    summary; exit 1 when there is an error, 0 otherwise (warnings included). A config
+    that does not load is exit 2, as for every command."""
+    from .checks import check_config  # noqa: PLC0415
+
+    config = _config(args)
+    path = args.config or os.environ.get("CTI_BRIDGE_CONFIG")
+    given: dict[str, str] = {}
+    for item in args.manager_conf:
+        name, sep, file = item.rpartition("=")
+        if not sep:
+            if len(config.pbx) != 1:
+                raise CommandError("--manager-conf FILE: give NAME=FILE with several [[pbx]]")
+            name, file = config.pbx[0].name, item
+        if name not in {p.name for p in config.pbx}:
+            raise CommandError(f"--manager-conf {item}: no [[pbx]] named {name!r}")
+        given[name] = file
+    found, notes = check_config(config, path, given)
+    for finding in sorted(found, key=lambda f: f.severity != "error"):
+        print(finding.line())
+    for note in notes:
+        print(f"note: {note}")
+    errors = sum(f.severity == "error" for f in found)
+    warnings = len(found) - errors
+    if not found:
+        print("check-config: no findings")
+    else:
+        print(f"check-config: {errors} error(s), {warnings} warning(s)")
+    return 1 if errors else 0
+
+
 def _safe_url(url: str) -> str:
     from sqlalchemy.engine import make_url  # noqa: PLC0415
 
@@ -206,6 +238,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     replay.add_argument("--json", action="store_true", help="one JSON record per line")
     replay.set_defaults(func=cmd_replay)
+
+    check = with_config(
+        sub.add_parser(
+            "check-config",
+            help="what the config allows that start-up does not refuse (docs/security.md)",
+            description="Checks the AMI user's write permissions and where AMI listens "
+            "(in the PBX's manager.conf: [[pbx]] manager_conf or --manager-conf) and "
+            "secrets written in the TOML file. Exit 1 on an error, 0 otherwise.",
+        )
+    )
+    check.add_argument(
+        "--manager-conf",
+        action="append",
+        default=[],
+        metavar="[PBX=]FILE",
+        help="the PBX's manager.conf (repeatable; PBX= with several [[pbx]])",
+    )
+    check.set_defaults(func=cmd_check_config)
 
     imp = with_config(sub.add_parser("import", help="import customers, contracts or scripts"))
     imp.add_argument("kind", choices=("customers", "contracts", "scripts"))

@@ -162,6 +162,9 @@ class PbxConfig(_Section):
     trunks: tuple[str, ...] = ()
     #: Dialplan contexts where calls from outside enter.
     inbound_contexts: tuple[str, ...] = ()
+    #: The PBX's manager.conf, where this host can read it: ``cti-bridge check-config``
+    #: checks the AMI user's permissions and where AMI listens (the daemon never reads it).
+    manager_conf: str | None = None
 
     @model_validator(mode="before")
     @classmethod
