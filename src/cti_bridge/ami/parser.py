@@ -10,7 +10,9 @@ replays in the tests and the benchmarks. It is written for what real links deliv
 * the ``Asterisk Call Manager/x.y.z`` banner, which is a line of its own with no
   blank line after it;
 * ``\\r\\n`` and bare ``\\n`` line endings, and extra blank lines between messages;
-* messages of any length (no line-length limit; a byte cap protects memory);
+* messages of any length up to a byte cap (no line-length limit), and up to
+  ``MAX_HEADERS`` lines: a larger one is dropped unbuilt and reported in
+  ``AMIParser.take_dropped`` (the link logs it), never turned into a huge ``Message``;
 * repeated headers (``ChanVariable``, ``Variable``, ``Output``, ...), kept in full;
 * the legacy ``Response: Follows`` command output that ends at ``--END COMMAND--``.
 
@@ -37,7 +39,12 @@ __all__ = [
 ]
 
 #: One message larger than this without a blank line is not AMI; the link is dropped.
+#: A complete one larger than this (its end came in the same read) is dropped alone.
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+#: Lines (headers) of one message. The largest Asterisk sends are a ``Command``'s
+#: ``Output:`` lines (``queue show`` of a big queue: hundreds); a message with more is
+#: dropped unbuilt, so 8 MiB of ``a:b`` lines cannot become a million-key dict.
+MAX_HEADERS = 4096
 
 _BANNER_PREFIX = b"Asterisk Call Manager"
 _FOLLOWS = b"Response: Follows"
@@ -245,14 +252,19 @@ def parse_block(block: bytes, *, legacy_command_output: bool = False) -> Message
     """One message's bytes (``\\n`` line endings, no blank line) to a :class:`Message`."""
     text = decode_text(block)
     if legacy_command_output and text.startswith("Response: Follows"):
-        return _parse_lines(text.split("\n"), follows=True)
+        # Legacy command output (Asterisk 13 and older): its first MAX_HEADERS lines.
+        return _parse_lines(text.split("\n", MAX_HEADERS)[:MAX_HEADERS], follows=True)
     out: list[Message] = []
     _parse_blocks([text], "\n", out)
     return out[0] if out else Message()
 
 
 def _parse_blocks(
-    blocks: Iterable[str], newline: str, out: list[Message], skipper: _Skipper | None = None
+    blocks: Iterable[str],
+    newline: str,
+    out: list[Message],
+    skipper: _Skipper | None = None,
+    dropped: list[tuple[str, str]] | None = None,
 ) -> int:
     """Messages (text, lines ended by ``newline``) onto ``out``; returns the lines seen.
 
@@ -260,10 +272,20 @@ def _parse_blocks(
     the message; it gives way to the careful path (``_parse_lines``) at the first line
     without ": " or when a header repeats, so both paths always agree. A block of blank
     lines (extra blank lines between messages) yields nothing. An event ``skipper``
-    skips is counted (its lines too), never built.
+    skips is counted (its lines too), never built. A block over ``MAX_MESSAGE_BYTES``
+    characters or ``MAX_HEADERS`` lines is not built either: ``(reason, first line)``
+    goes onto ``dropped``.
     """
     seen = 0
     for block in blocks:
+        if len(block) > 2 * MAX_HEADERS and (
+            len(block) > MAX_MESSAGE_BYTES or block.count(newline) >= MAX_HEADERS
+        ):  # rare: a normal message is a few hundred characters
+            seen += block.count(newline) + 1
+            if dropped is not None:
+                reason = "too large" if len(block) > MAX_MESSAGE_BYTES else "too many headers"
+                dropped.append((reason, _first_line(block, newline)[:100]))
+            continue
         if skipper is not None:
             end = block.find(newline)
             if end > 0:
@@ -298,7 +320,9 @@ def _parse_blocks(
     return seen
 
 
-def _parse_crlf(raw: bytes, skipper: _Skipper | None = None) -> list[Message] | None:
+def _parse_crlf(
+    raw: bytes, skipper: _Skipper | None = None, dropped: list[tuple[str, str]] | None = None
+) -> list[Message] | None:
     """Whole messages in Asterisk's own framing (CRLF everywhere), or ``None`` when
     ``raw`` holds a bare LF, which only the general path frames exactly.
 
@@ -310,7 +334,7 @@ def _parse_crlf(raw: bytes, skipper: _Skipper | None = None) -> list[Message] | 
     except UnicodeDecodeError:
         blocks = [decode_text(block) for block in raw.split(b"\r\n\r\n")]
     out: list[Message] = []
-    lines = _parse_blocks(blocks, "\r\n", out, skipper)
+    lines = _parse_blocks(blocks, "\r\n", out, skipper, dropped)
     # Every line break we split on is one CRLF; any other LF is a bare one.
     if raw.count(b"\n") != lines - len(blocks) + 2 * (len(blocks) - 1):
         return None
@@ -345,6 +369,9 @@ class AMIParser:
         self._wanted: EventFilter | None = None
         self._skipper: _Skipper | None = None
         self._skipped_before = 0
+        self._dropped: list[tuple[str, str]] = []
+        #: Messages dropped unbuilt for their size, on this connection.
+        self.dropped_count = 0
         self.wanted = wanted
 
     @property
@@ -370,6 +397,18 @@ class AMIParser:
         current = self._skipper.skipped if self._skipper is not None else 0
         return self._skipped_before + current
 
+    @property
+    def has_dropped(self) -> bool:
+        """Whether ``take_dropped`` has something (checked once per read)."""
+        return bool(self._dropped)
+
+    def take_dropped(self) -> list[tuple[str, str]]:
+        """``(reason, first line)`` of the messages dropped for their size since the
+        last call (``too large``, ``too many headers``); the link logs them."""
+        dropped, self._dropped = self._dropped, []
+        self.dropped_count += len(dropped)
+        return dropped
+
     def feed(self, data: bytes) -> list[Message]:
         buf = self._buf + data if self._buf else data
         if self._expect_banner:
@@ -393,8 +432,10 @@ class AMIParser:
         if end >= 0 and b"\n\n" not in buf[end + 4 :]:
             skipper = self._skipper
             skipped = skipper.skipped if skipper is not None else 0
-            out = _parse_crlf(buf[:end], skipper)
+            dropped: list[tuple[str, str]] = []
+            out = _parse_crlf(buf[:end], skipper, dropped)
             if out is not None:
+                self._dropped += dropped
                 self._buf = buf[end + 4 :]
                 self._check_size()
                 return out
@@ -416,7 +457,7 @@ class AMIParser:
             if part.startswith(b"\n"):  # extra blank lines between messages
                 part = part.lstrip(b"\n")  # noqa: PLW2901
             if part:
-                _parse_blocks([decode_text(part)], "\n", out, skipper)
+                _parse_blocks([decode_text(part)], "\n", out, skipper, self._dropped)
         return out
 
     def _feed_careful(self, buf: bytes) -> list[Message]:

@@ -291,6 +291,9 @@ class AMIProtocol(Protocol):
             log.error("ami_framing_error", error=str(exc))
             self.drop(f"framing error: {exc}")
             return
+        if self.parser.has_dropped:  # rare: a message over the parser's bounds
+            for reason, first in self.parser.take_dropped():
+                log.warning("ami_message_dropped", reason=reason, first_line=first)
         for msg in messages:
             if self._drop_reason is not None:
                 return  # dropped by a handler: the rest of this read is not trusted
