@@ -257,6 +257,7 @@ _ERRORS = {
     "403": "a valid token without the right",
     "404": "no such thing",
     "409": "the operator is in no queue to pause",
+    "413": "the body is over 64 KiB (any request's, refused before it is read whole)",
     "429": "too many failed logins: retry after Retry-After seconds",
     "502": "the PBX refused",
     "503": "the PBX link is down",
@@ -299,6 +300,9 @@ def _op(
         op["parameters"] = params
     if body is not None:
         op["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
+        # Malformed JSON and a body over the limit (web/http.py), wherever a body is read.
+        for error in ("400", "413"):
+            op["responses"].setdefault(error, _json(_ref("Error"), _ERRORS[error]))
     if open_:
         op["security"] = []
     return op

@@ -25,6 +25,7 @@ from cti_bridge.bus.memory import MemoryBus
 from cti_bridge.web.access import AccessLogSite
 from cti_bridge.web.api import WebApp
 from cti_bridge.web.http import MAX_BODY, BoundedRequest
+from cti_bridge.web.openapi import openapi_document
 from cti_bridge.web.ws import Hub
 from tests.support.helpdesk import Answer, Helpdesk, parse_answer
 from tests.support.web_requests import Logins
@@ -218,3 +219,10 @@ def test_an_unexpected_error_is_a_json_500_and_logged() -> None:
     assert b"secret detail" not in answer.body and b"ZeroDivision" not in answer.body
     logged = [e for e in log_output if e.get("event") == "unhandled error answering a request"]
     assert logged and logged[0]["path"] == "/api/broken"
+
+
+def test_the_document_lists_400_and_413_wherever_a_body_is_read() -> None:
+    for path, operations in openapi_document("test")["paths"].items():
+        for method, operation in operations.items():
+            if "requestBody" in operation:
+                assert {"400", "413"} <= set(operation["responses"]), (method, path)
