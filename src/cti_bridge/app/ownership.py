@@ -25,6 +25,8 @@ from twisted.python.failure import Failure
 
 from cti_bridge.bus import Bus
 from cti_bridge.lease import (
+    CheckFence,
+    FenceRefused,
     Grant,
     LeaseKeeper,
     Lost,
@@ -43,7 +45,9 @@ log = structlog.get_logger("cti_bridge.ownership")
 #: A PBX's lease on the bus is ``pbx:<name>``.
 LEASE_PREFIX = "pbx:"
 
-FenceRaiser = Callable[[str, int], "Deferred[int]"]
+#: (pbx, token, holder) -> the token the database holds; fails with ``FenceRefused``.
+FenceRaiser = Callable[[str, int, str], "Deferred[int]"]
+FenceReader = Callable[[str], "Deferred[int | None]"]
 Hook = Callable[[str, int], object]
 
 
@@ -58,6 +62,7 @@ class Ownership:
         node: str,
         *,
         raise_fence: FenceRaiser,
+        read_fence: FenceReader,
         on_owned: Hook = lambda pbx, token: None,
         on_lost: Hook = lambda pbx, token: None,
         timing: Timing | None = None,
@@ -70,6 +75,7 @@ class Ownership:
         self.holder = f"{node}:{uuid.uuid4().hex[:8]}"
         self.timing = timing or Timing()
         self._raise_fence = raise_fence
+        self._read_fence = read_fence
         self._on_owned = on_owned
         self._on_lost = on_lost
         self.keepers = {pbx: LeaseKeeper(self.timing) for pbx in pbxs}
@@ -82,11 +88,11 @@ class Ownership:
         keeper = self.keepers.get(pbx)
         return None if keeper is None else keeper.owns(self._clock.seconds())
 
-    def refused(self, pbx: str, token: int) -> None:
+    def refused(self, pbx: str, token: int, current: int | None = None) -> None:
         keeper = self.keepers.get(pbx)
         if keeper is not None:
             log.error("fencing token refused by the database", pbx=pbx, token=token)
-            self._input(pbx, keeper.fenced(token, self._clock.seconds()))
+            self._input(pbx, keeper.fenced(token, self._clock.seconds(), current))
 
     # -- the node's side ------------------------------------------------------------------
 
@@ -118,6 +124,7 @@ class Ownership:
                 "state": keeper.state,
                 "token": keeper.owns(now),
                 "reason": keeper.last_reason,
+                "kept_without_bus": keeper.kept_without_bus,
             }
             for pbx, keeper in self.keepers.items()
         }
@@ -149,10 +156,10 @@ class Ownership:
         name = LEASE_PREFIX + pbx
         ttl = self.timing.ttl
         if isinstance(output, Grant):
-            sent = output.sent_at
+            sent, floor = output.sent_at, output.floor
             self._ask(
                 pbx,
-                lambda: self._bus.grant(name, self.holder, ttl),
+                lambda: self._bus.grant(name, self.holder, ttl, floor),
                 lambda token: keeper.granted(sent, token, self._clock.seconds()),
                 sent,
             )
@@ -172,6 +179,15 @@ class Ownership:
                 d.addBoth(self._released, d)
         elif isinstance(output, RaiseFence):
             self._fence(pbx, output.token)
+        elif isinstance(output, CheckFence):
+            sent = output.sent_at
+            log.warning("lease not renewed: the bus is unreachable; asking the database", pbx=pbx)
+            self._ask(
+                pbx,
+                lambda: self._read_fence(pbx),
+                lambda current: keeper.fence_checked(sent, current, self._clock.seconds()),
+                sent,
+            )
         elif isinstance(output, Owned):
             log.info("pbx owned", pbx=pbx, token=output.token, node=self.node)
             self._hook(self._on_owned, pbx, output.token)
@@ -204,14 +220,18 @@ class Ownership:
             if current == token:
                 self._input(pbx, keeper.fence_raised(token, now))
                 return
-            log.error("the database holds a newer fencing token", pbx=pbx, token=token)
-            self._input(pbx, keeper.fenced(token, now))
+            log.error(
+                "the database holds a newer fencing token", pbx=pbx, token=token, current=current
+            )
+            self._input(pbx, keeper.fenced(token, now, current))
 
         def failed(failure: Failure) -> None:
             log.warning("cannot raise the fencing token", pbx=pbx, error=_why(failure))
-            self._input(pbx, keeper.fenced(token, self._clock.seconds()))
+            refused = failure.value if isinstance(failure.value, FenceRefused) else None
+            current = None if refused is None else refused.current
+            self._input(pbx, keeper.fenced(token, self._clock.seconds(), current))
 
-        d = self._call(lambda: self._raise_fence(pbx, token))
+        d = self._call(lambda: self._raise_fence(pbx, token, self.holder))
         d.addCallbacks(raised, failed)
         d.addErrback(lambda f: log.error("lease keeper failed", pbx=pbx, error=_why(f)))
 
