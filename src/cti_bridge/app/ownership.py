@@ -23,7 +23,7 @@ from twisted.internet.defer import Deferred, DeferredList
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.python.failure import Failure
 
-from cti_bridge.bus import Bus
+from cti_bridge.bus import Bus, BusUnreachable
 from cti_bridge.lease import (
     CheckFence,
     FenceRefused,
@@ -81,6 +81,9 @@ class Ownership:
         self.keepers = {pbx: LeaseKeeper(self.timing) for pbx in pbxs}
         self._timers: dict[str, IDelayedCall] = {}
         self._releases: list[Deferred[Any]] = []
+        #: A lease request found the bus unreachable; since when it answers again.
+        self._bus_away = False
+        self._bus_back_at: float | None = None
 
     # -- lease.Fences ---------------------------------------------------------------------
 
@@ -157,6 +160,9 @@ class Ownership:
         ttl = self.timing.ttl
         if isinstance(output, Grant):
             sent, floor = output.sent_at, output.floor
+            if keeper.state != "owner" and self._holding_back():
+                self._input(pbx, keeper.failed(sent, self._clock.seconds()))
+                return
             self._ask(
                 pbx,
                 lambda: self._bus.grant(name, self.holder, ttl, floor),
@@ -206,11 +212,31 @@ class Ownership:
 
         def failed(failure: Failure) -> None:
             log.warning("lease request failed", pbx=pbx, error=_why(failure))
+            if isinstance(failure.value, BusUnreachable):
+                self._bus_away, self._bus_back_at = True, None
             self._input(pbx, keeper.failed(sent, self._clock.seconds()))
 
         d = self._call(request)
         d.addCallbacks(lambda result: self._input(pbx, answer(result)), failed)
         d.addErrback(lambda f: log.error("lease keeper failed", pbx=pbx, error=_why(f)))
+
+    def _holding_back(self) -> bool:
+        """A standby's grants wait while the bus is away and for a lease's time after it
+        answers again: an owner that kept its PBXs through the outage (``lease.py``)
+        takes its leases back first, instead of losing them to whichever node asks
+        first of an emptied Redis. A dead owner is replaced a lease later than usual."""
+        if not self._bus_away:
+            return False
+        now = self._clock.seconds()
+        if self._bus.status().get("status") != "ok":
+            self._bus_back_at = None
+            return True
+        if self._bus_back_at is None:
+            self._bus_back_at = now
+        if now < self._bus_back_at + self.timing.ttl:
+            return True
+        self._bus_away = False
+        return False
 
     def _fence(self, pbx: str, token: int) -> None:
         keeper = self.keepers[pbx]

@@ -12,11 +12,11 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
-from twisted.internet.defer import Deferred, maybeDeferred, succeed
+from twisted.internet.defer import Deferred, fail, maybeDeferred, succeed
 from twisted.internet.task import Clock
 
 from cti_bridge.app.ownership import Ownership
-from cti_bridge.bus import MemoryBus
+from cti_bridge.bus import BusUnreachable, MemoryBus
 from cti_bridge.lease import FenceRefused, Timing
 from cti_bridge.records.writer import RecordWriter
 from cti_bridge.store.memory import MemoryStore, open_memory_store
@@ -27,12 +27,14 @@ TIMING = Timing(ttl=6.0)  # renew every 2 s; stop acting 1.2 s before the lease 
 
 class RestartableBus:
     """The in-process bus as a Redis server the test can stop and start again: stopped,
-    every request fails at once (a refused connection); started again, it has forgotten
-    every lease and counter (a restart without persistence)."""
+    every lock request fails as the Redis bus fails it (``BusUnreachable``) and the bus
+    says degraded; started again, it has forgotten every lease and counter (a restart
+    without persistence)."""
 
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
         self.server = self._fresh()
+        self.away = False
 
     def _fresh(self) -> MemoryBus:
         bus = MemoryBus(self._clock, clock=self._clock.seconds)
@@ -40,13 +42,19 @@ class RestartableBus:
         return bus
 
     def down(self) -> None:
-        self.server.stop()
+        self.away = True
 
     def restart(self) -> None:
-        self.server = self._fresh()
+        self.server, self.away = self._fresh(), False
+
+    def status(self) -> dict[str, Any]:
+        return {"status": "degraded" if self.away else "ok", "kind": "test"}
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self.server, name)
+        method = getattr(self.server, name)
+        if name not in ("grant", "renew", "release", "token") or not self.away:
+            return method
+        return lambda *args, **kwargs: fail(BusUnreachable(f"{name}: redis is away"))
 
 
 class World:
@@ -219,6 +227,26 @@ def test_redis_down_then_back_empty_the_owner_keeps_its_pbxs_throughout(world: W
         writer.submit(event)
     assert [c["linkedid"] for c in world.store.queries.list_calls()] == ["after", "during"]
     assert world.links == {"node-a": ["start main", "start branch"], "node-b": []}
+
+
+def test_after_an_outage_a_standby_gives_the_kept_owner_a_lease_to_come_back(
+    world: World,
+) -> None:
+    """Redis away, then back empty: whoever asks first would be granted the lease. The
+    standby waits a lease's time after the bus answers again before it asks, so a kept
+    owner takes its leases back; only an owner that did not come back is replaced."""
+    a, clock_a = world.node("node-a")
+    b, clock_b = world.node("node-b")
+    a.start()
+    b.start()
+    world.bus.down()
+    world.advance(10, clock_a, clock_b)  # b's grants fail: the bus is away
+    assert b.owns() == []
+    world.bus.restart()  # and node-a dies in that instant: nobody renews
+    world.advance(TIMING.ttl - 1, clock_b)
+    assert b.owns() == []  # an empty Redis, yet b holds back
+    world.advance(3, clock_b)
+    assert b.owns() == ["main", "branch"]
 
 
 def test_redis_back_empty_after_the_owner_died_the_next_owner_fences_above_it(
