@@ -30,6 +30,19 @@ time, the bus's and the store's answers) and answers outputs for its driver
                           └── stop (from every state: Lost + Release when it owned)
 
 A renewal is sent every ``renew_every`` seconds (``ttl / 3``); one request at a time.
+
+The bus unreachable (a renewal *failed*, as opposed to refused): an owner asks the
+database instead (``CheckFence``). While ``pbx_fences`` still holds its token no other
+node has acted as the owner, and any that is granted the lease meanwhile must raise the
+fence before it acts, which every later write of this node sees and is refused by; so the
+owner keeps the PBX (its deadline moves as a renewal's would, from the check's sending)
+instead of leaving it ownerless through a Redis outage. It gives the PBX up when the
+database holds a newer token, or when it cannot answer either (the safe side).
+
+A bus that lost its counters (a Redis restarted without persistence) grants tokens the
+database has seen before; raising such a token fails (the row holds a greater one), and
+the keeper asks again at once with the database's token as the ``floor`` of the next
+grant, so the new token exceeds every token granted before.
 """
 
 from __future__ import annotations
@@ -42,6 +55,7 @@ __all__ = [
     "OWNER",
     "STANDBY",
     "STOPPED",
+    "CheckFence",
     "FenceRefused",
     "Fences",
     "Grant",
@@ -72,11 +86,12 @@ class FenceRefused(Exception):
 class Fences(Protocol):
     """What a fenced writer asks of the node's ownership (``app/ownership.py``): the
     token to write ``pbx``'s records or attempts with, or ``None`` when this node does
-    not own it now; and ``refused`` when the database said a token is stale."""
+    not own it now; and ``refused`` when the database said a token is stale (``current``:
+    the one it holds, when known)."""
 
     def token(self, pbx: str) -> int | None: ...
 
-    def refused(self, pbx: str, token: int) -> None: ...
+    def refused(self, pbx: str, token: int, current: int | None = None) -> None: ...
 
 
 # -- states ---------------------------------------------------------------------------
@@ -89,9 +104,10 @@ OWNER = "owner"
 # -- outputs --------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class Grant:
-    """Send ``bus.grant``; answer with :meth:`LeaseKeeper.granted` (``sent_at``)."""
+    """Send ``bus.grant`` (with ``floor``); answer with :meth:`LeaseKeeper.granted`."""
 
     sent_at: float
+    floor: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +130,15 @@ class RaiseFence:
 
 
 @dataclass(frozen=True, slots=True)
+class CheckFence:
+    """Read ``pbx_fences``: answer :meth:`LeaseKeeper.fence_checked` (``sent_at``) with
+    the token it holds, or :meth:`LeaseKeeper.failed` if the database cannot say."""
+
+    token: int
+    sent_at: float
+
+
+@dataclass(frozen=True, slots=True)
 class Owned:
     """Act as the owner now (start the PBX link)."""
 
@@ -128,7 +153,7 @@ class Lost:
     reason: str
 
 
-Output = Grant | Renew | Release | RaiseFence | Owned | Lost
+Output = Grant | Renew | Release | RaiseFence | CheckFence | Owned | Lost
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,9 +195,15 @@ class LeaseKeeper:
         self.valid_until: float | None = None
         self._renew_at: float | None = None
         self._retry_at: float | None = None
-        #: The request in flight: ("grant" | "renew", its sending instant).
+        #: The request in flight: ("grant" | "renew" | "fence", its sending instant).
         self._pending: tuple[str, float] | None = None
         self.last_reason: str | None = None
+        #: The greatest token the database was seen to hold: the next grant's floor.
+        self.floor = 0
+        #: The owner kept the PBX on the database's word, the bus being unreachable.
+        self.kept_without_bus = False
+        #: A kept owner's new token (granted when the bus came back), being raised.
+        self._next_token: int | None = None
 
     # -- questions ----------------------------------------------------------------------
 
@@ -227,6 +258,8 @@ class LeaseKeeper:
         return outputs
 
     def granted(self, sent_at: float, token: int | None, now: float) -> list[Output]:
+        if self._pending == ("grant", sent_at) and self.state == OWNER:
+            return self._granted_back(sent_at, token, now)
         if self._pending != ("grant", sent_at) or self.state != STANDBY:
             return [Release()] if token is not None else []  # an answer nobody waits for
         self._pending = None
@@ -243,6 +276,11 @@ class LeaseKeeper:
 
     def fence_raised(self, token: int, now: float) -> list[Output]:
         """The database holds ``token`` as the PBX's current fence."""
+        if self.state == OWNER and token == self._next_token:
+            # The kept owner's new token: the same owner, on the bus's lease again.
+            self.token, self._next_token = token, None
+            self.kept_without_bus, self.last_reason = False, None
+            return []
         if self.state != GRANTED or token != self.token:
             return []
         if self.valid_until is None or now >= self.valid_until:
@@ -251,14 +289,46 @@ class LeaseKeeper:
         self.last_reason = None
         return [Owned(token)]
 
-    def fenced(self, token: int, now: float) -> list[Output]:
-        """The database refused ``token`` (a newer one is there, or it could not be
-        raised): whoever holds it, this node is not the owner."""
+    def fenced(self, token: int, now: float, current: int | None = None) -> list[Output]:
+        """The database refused ``token`` (``current``, a newer one, is there, or it
+        could not be raised): whoever holds it, this node is not the owner.
+
+        Refused at the grant (before acting) with a newer token in the database, or the
+        same one raised by another holder, while the bus had just granted the lease to
+        this node: the bus lost its counter (or the newer holder's lease ran out); the
+        next grant goes at once, above it."""
+        if current is not None:
+            self.floor = max(self.floor, current)
+        if self.state == OWNER and token == self._next_token:
+            token = self.token or token  # the new token lost: so is the PBX
         if self.state not in (GRANTED, OWNER) or token != self.token:
             return []
+        regrant = self.state == GRANTED and current is not None and current >= token
         outputs = self._lose("the database holds a newer fencing token")
-        self._retry_at = now + self.timing.retry
+        self._retry_at = now if regrant else now + self.timing.retry
         return outputs
+
+    def fence_checked(self, sent_at: float, current: int | None, now: float) -> list[Output]:
+        """The database's token for the PBX (``CheckFence`` sent at ``sent_at``)."""
+        if self._pending != ("fence", sent_at):
+            return []
+        self._pending = None
+        if current is not None:
+            self.floor = max(self.floor, current)
+        if self.state != OWNER:
+            return []
+        if current != self.token:
+            self._retry_at = now + self.timing.retry
+            return self._lose("the database holds a newer fencing token")
+        valid_until = sent_at + self.timing.ttl - self.timing.safety
+        if now >= valid_until:
+            self._retry_at = now
+            return self._lose("the database answered too late to act on")
+        self.valid_until = max(self.valid_until or valid_until, valid_until)
+        self._renew_at = now + self.timing.retry  # try the bus again soon
+        self.kept_without_bus = True
+        self.last_reason = "the bus is unreachable: kept, the database holds this token"
+        return []
 
     def renewed(self, sent_at: float, held: bool, now: float) -> list[Output]:
         if self._pending != ("renew", sent_at):
@@ -268,9 +338,15 @@ class LeaseKeeper:
             # Lost meanwhile by the clock; the lease may still be this node's on the
             # server: give it back, so that a fresh grant (a new token) comes soon.
             return [Release()] if held else []
+        if not held and self.kept_without_bus and self.token is not None:
+            # The bus is back without this lease (a restarted Redis lost it, or it ran
+            # out during the outage): take it again, above the token written so far.
+            self._pending = ("grant", now)
+            return [Grant(now, max(self.floor, self.token))]
         if not held:
             self._retry_at = now + self.timing.retry
             return self._lose("another node holds the lease")
+        self.kept_without_bus, self.last_reason = False, None
         valid_until = sent_at + self.timing.ttl - self.timing.safety
         if now >= valid_until:
             self._retry_at = now
@@ -280,13 +356,18 @@ class LeaseKeeper:
         return []
 
     def failed(self, sent_at: float, now: float) -> list[Output]:
-        """The request sent at ``sent_at`` failed (the bus is unreachable). An owner
-        stays the owner until its deadline and tries again; a standby later."""
+        """The request sent at ``sent_at`` failed (the bus, or for ``CheckFence`` the
+        database, is unreachable). An owner whose renewal failed asks the database;
+        one the database cannot answer either stays the owner until its deadline and
+        tries again; a standby asks again later."""
         if self._pending is None or self._pending[1] != sent_at:
             return []
         kind = self._pending[0]
         self._pending = None
-        if kind == "renew" and self.state == OWNER:
+        if kind == "renew" and self.state == OWNER and self.token is not None:
+            self._pending = ("fence", now)
+            return [CheckFence(self.token, now)]
+        if kind in ("renew", "fence") and self.state == OWNER:
             self._renew_at = now + self.timing.retry
         else:
             self._retry_at = now + self.timing.retry
@@ -294,15 +375,32 @@ class LeaseKeeper:
 
     # -- steps ---------------------------------------------------------------------------
 
+    def _granted_back(self, sent_at: float, token: int | None, now: float) -> list[Output]:
+        """A kept owner's grant when the bus came back: raise the new token and go on
+        (until it is raised, the old one is still the database's); held by another
+        node now, the PBX is theirs."""
+        self._pending = None
+        if token is None:
+            self._retry_at = now + self.timing.retry
+            return self._lose("another node holds the lease")
+        valid_until = sent_at + self.timing.ttl - self.timing.safety
+        if now >= valid_until:
+            self._retry_at = now
+            return self._lose("the grant came too late to act on")
+        self.valid_until = max(self.valid_until or valid_until, valid_until)
+        self._renew_at = sent_at + self.timing.renew
+        self._next_token = token
+        return [RaiseFence(token)]
+
     def _ask(self, now: float) -> list[Output]:
         self._pending = ("grant", now)
-        return [Grant(now)]
+        return [Grant(now, self.floor)]
 
     def _lose(self, reason: str) -> list[Output]:
         token = self.token
         was_owner = self.state == OWNER
         self.state, self.token, self.valid_until, self._renew_at = STANDBY, None, None, None
-        self.last_reason = reason
+        self.last_reason, self.kept_without_bus, self._next_token = reason, False, None
         if token is None:
             return []
         return [Lost(token, reason), Release()] if was_owner else [Release()]

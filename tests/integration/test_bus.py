@@ -7,8 +7,6 @@ What the memory and Redis buses share is one contract suite, run on both:
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
 import uuid
 from typing import Any
 
@@ -17,8 +15,10 @@ import pytest_twisted
 import redis
 from twisted.internet import reactor
 
+from cti_bridge.bus import BusUnreachable
 from cti_bridge.bus.redis import RedisBus
-from tests.integration.integration_support import eventually
+from tests.integration.integration_support import eventually, sleep
+from tests.support.private_redis import PrivateRedis
 
 REDIS_URL = os.environ.get("CTI_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
@@ -60,42 +60,6 @@ async def test_redis_down_keeps_local_delivery_and_reports_degraded() -> None:
     await bus.stop()
 
 
-class PrivateRedis:
-    """A redis-server of this test's own, so that it can be killed and restarted."""
-
-    def __init__(self, folder: Any) -> None:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        self.folder = folder
-        self.process: Any = None
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [
-                "redis-server",
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(self.folder),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait(10)
-            self.process = None
-
-
 @pytest.mark.redis
 @pytest_twisted.ensureDeferred
 async def test_redis_restart_degrades_then_recovers(tmp_path: Any) -> None:
@@ -130,3 +94,44 @@ async def test_redis_restart_degrades_then_recovers(tmp_path: Any) -> None:
         await a.stop()
         await b.stop()
         server.stop()
+
+
+@pytest.mark.redis
+@pytest_twisted.ensureDeferred
+async def test_a_lease_request_to_a_redis_that_is_away_fails_within_a_quarter_lease(
+    tmp_path: Any,
+) -> None:
+    """The pool would wait for Redis as long as it is away; the lease keeper must hear
+    that the bus is unreachable while its lease still runs (to ask the database)."""
+    server = PrivateRedis(tmp_path)
+    server.start()
+    bus = RedisBus(reactor, f"redis://127.0.0.1:{server.port}/0", prefix="away")
+    try:
+        await bus.start()
+        token = await eventually_granted(bus)
+        server.stop()
+        started = reactor.seconds()
+        with pytest.raises(BusUnreachable):
+            await bus.renew("pbx:main", "node-a", ttl=4)
+        assert reactor.seconds() - started < 4 / 4 + 0.5  # a quarter of the lease, not more
+        server.start()
+        await eventually(lambda: bus.status()["subscribed"], 30, "back")
+        again = await eventually_granted(bus)  # the restarted server lost lease and counter
+        assert again == token == 1
+    finally:
+        await bus.stop()
+        server.stop()
+
+
+async def eventually_granted(bus: RedisBus) -> int:
+    """The first token granted once the server answers."""
+    deadline = reactor.seconds() + 20
+    while True:
+        try:
+            token = await bus.grant("pbx:main", "node-a", ttl=4)
+        except BusUnreachable:
+            token = None
+        if token is not None:
+            return token
+        assert reactor.seconds() < deadline, "no grant from redis"
+        await sleep(0.1)

@@ -10,6 +10,7 @@ from cti_bridge.lease import (
     OWNER,
     STANDBY,
     STOPPED,
+    CheckFence,
     Grant,
     LeaseKeeper,
     Lost,
@@ -103,16 +104,94 @@ def test_a_refused_renewal_loses_at_once() -> None:
     assert keeper.owns(2.1) is None
 
 
-def test_a_failed_renewal_is_tried_again_before_the_deadline() -> None:
+def test_a_failed_renewal_asks_the_database_and_with_no_answer_either_loses_at_the_deadline() -> (
+    None
+):
     keeper = owner()
     keeper.tick(2.0)
-    assert keeper.failed(2.0, 2.1) == []
+    assert keeper.failed(2.0, 2.1) == [CheckFence(7, 2.1)]  # the bus is unreachable
+    assert keeper.failed(2.1, 2.2) == []  # and so is the database
     assert keeper.owns(2.2) == 7  # still within the lease of the grant
-    assert keeper.tick(3.3) == [Renew(3.3)]
-    assert keeper.failed(3.3, 3.4) == []
-    assert keeper.tick(4.6) == [Renew(4.6)]
+    wake = keeper.wake_at() or 0.0
+    assert wake == pytest.approx(3.4)  # a retry period later
+    assert keeper.tick(wake) == [Renew(wake)]
+    assert keeper.failed(wake, 3.5) == [CheckFence(7, 3.5)]
+    assert keeper.failed(3.5, 3.6) == []
+    assert keeper.wake_at() == pytest.approx(4.8)
     outputs = keeper.tick(4.8)  # the grant's deadline: the failures cost the lease
     assert isinstance(outputs[0], Lost)
+
+
+def test_the_bus_unreachable_the_owner_keeps_the_pbx_while_the_database_holds_its_token() -> None:
+    """No other node can have acted as the owner while the database holds this node's
+    token: the PBX is kept through the outage, each deadline from a check's sending."""
+    keeper = owner()
+    now = 2.0
+    for _ in range(10):  # 20 s of outage, more than three leases
+        assert keeper.tick(now) == [Renew(now)]
+        assert keeper.failed(now, now + 0.1) == [CheckFence(7, now + 0.1)]
+        assert keeper.fence_checked(now + 0.1, 7, now + 0.2) == []
+        assert keeper.owns(now + 0.2) == 7
+        assert keeper.kept_without_bus
+        wake = keeper.wake_at() or 0.0
+        assert wake == pytest.approx(now + 0.2 + TIMING.retry)  # to try the bus again
+        assert keeper.valid_until == pytest.approx(now + 0.1 + 6.0 - 1.2)  # from the check
+        now = wake
+    assert keeper.state == OWNER and keeper.owns(now) == 7
+
+
+def test_the_bus_unreachable_and_a_newer_token_in_the_database_the_pbx_is_lost() -> None:
+    keeper = owner()
+    keeper.tick(2.0)
+    assert keeper.failed(2.0, 2.1) == [CheckFence(7, 2.1)]
+    outputs = keeper.fence_checked(2.1, 8, 2.2)
+    assert outputs == [Lost(7, "the database holds a newer fencing token"), Release()]
+    assert keeper.owns(2.2) is None
+    assert keeper.floor == 8
+
+
+def test_the_bus_back_without_the_lease_the_kept_owner_takes_it_again_without_a_break() -> None:
+    """A restarted Redis lost the lease (and perhaps the counter): the owner that kept
+    the PBX meanwhile is granted it again above its own token, and never stops acting."""
+    keeper = owner()
+    keeper.tick(2.0)
+    keeper.failed(2.0, 2.1)
+    keeper.fence_checked(2.1, 7, 2.2)
+    renew_at = keeper.wake_at() or 0.0
+    assert keeper.tick(renew_at) == [Renew(renew_at)]
+    assert keeper.renewed(renew_at, False, renew_at + 0.1) == [Grant(renew_at + 0.1, floor=7)]
+    assert keeper.owns(renew_at + 0.1) == 7  # still the owner, on the old token
+    assert keeper.granted(renew_at + 0.1, 8, renew_at + 0.2) == [RaiseFence(8)]
+    assert keeper.owns(renew_at + 0.2) == 7  # until the database holds the new one
+    assert keeper.fence_raised(8, renew_at + 0.3) == []  # no Owned: it never stopped
+    assert keeper.owns(renew_at + 0.3) == 8
+    assert not keeper.kept_without_bus and keeper.state == OWNER
+
+
+def test_the_bus_back_with_the_lease_held_by_another_node_the_kept_owner_gives_up() -> None:
+    keeper = owner()
+    keeper.tick(2.0)
+    keeper.failed(2.0, 2.1)
+    keeper.fence_checked(2.1, 7, 2.2)
+    at = keeper.wake_at() or 0.0
+    keeper.tick(at)
+    (grant,) = keeper.renewed(at, False, at + 0.1)
+    assert isinstance(grant, Grant)
+    assert keeper.granted(grant.sent_at, None, at + 0.2) == [
+        Lost(7, "another node holds the lease"),
+        Release(),
+    ]
+
+
+def test_a_bus_that_lost_its_counter_grants_again_above_the_database_at_once() -> None:
+    keeper = LeaseKeeper(TIMING)
+    keeper.start(0.0)
+    assert keeper.granted(0.0, 1, 0.1) == [RaiseFence(1)]  # a restarted Redis counts from 1
+    assert keeper.fenced(1, 0.2, current=41) == [Release()]  # the database saw 41
+    assert keeper.wake_at() == pytest.approx(0.2)  # no waiting a retry period
+    assert keeper.tick(0.2) == [Grant(0.2, floor=41)]
+    assert keeper.granted(0.2, 42, 0.3) == [RaiseFence(42)]
+    assert keeper.fence_raised(42, 0.4) == [Owned(42)]
 
 
 def test_the_database_refusing_the_token_loses_ownership() -> None:

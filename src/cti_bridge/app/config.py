@@ -157,6 +157,8 @@ class PbxConfig(_Section):
     #: ``md5`` logs in with the challenge, so the secret never crosses the wire.
     auth: Literal["plain", "md5"] = "md5"
     ping_interval: Annotated[float, Field(gt=0)] = 20.0
+    #: After a Ping, how long a silent link may stay silent before it is dropped.
+    ping_timeout: Annotated[float, Field(gt=0)] = 10.0
     action_timeout: Annotated[float, Field(gt=0)] = 10.0
     #: Device patterns that are the outside world (trunks), e.g. "PJSIP/pstn".
     trunks: tuple[str, ...] = ()

@@ -165,8 +165,11 @@ def ownership_for(node: Node) -> Ownership | None:
     name = config.node.name
     store = node.store
 
-    def raise_fence(pbx: str, token: int) -> Deferred[int]:
-        return node.run(lambda: store.fences.raise_fence(pbx, token, name))
+    def raise_fence(pbx: str, token: int, holder: str) -> Deferred[int]:
+        return node.run(lambda: store.fences.raise_fence(pbx, token, holder))
+
+    def read_fence(pbx: str) -> Deferred[int | None]:
+        return node.run(lambda: store.fences.current_fence(pbx))
 
     def owned(pbx: str, token: int) -> None:
         node.clients[pbx].start()
@@ -182,6 +185,7 @@ def ownership_for(node: Node) -> Ownership | None:
         list(node.clients),
         name,
         raise_fence=raise_fence,
+        read_fence=read_fence,
         on_owned=owned,
         on_lost=lost,
     )

@@ -91,6 +91,7 @@ def pbx_links(config: Config, reactor: Any) -> tuple[dict[str, AMIClient], dict[
             ),
             listeners=[pipeline],
             ping_interval=pbx.ping_interval,
+            ping_timeout=pbx.ping_timeout,
             action_timeout=pbx.action_timeout,
         )
         pipelines[pbx.name] = pipeline

@@ -23,8 +23,10 @@ from twisted.internet.defer import Deferred, DeferredList
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.python.failure import Failure
 
-from cti_bridge.bus import Bus
+from cti_bridge.bus import Bus, BusUnreachable
 from cti_bridge.lease import (
+    CheckFence,
+    FenceRefused,
     Grant,
     LeaseKeeper,
     Lost,
@@ -43,7 +45,9 @@ log = structlog.get_logger("cti_bridge.ownership")
 #: A PBX's lease on the bus is ``pbx:<name>``.
 LEASE_PREFIX = "pbx:"
 
-FenceRaiser = Callable[[str, int], "Deferred[int]"]
+#: (pbx, token, holder) -> the token the database holds; fails with ``FenceRefused``.
+FenceRaiser = Callable[[str, int, str], "Deferred[int]"]
+FenceReader = Callable[[str], "Deferred[int | None]"]
 Hook = Callable[[str, int], object]
 
 
@@ -58,6 +62,7 @@ class Ownership:
         node: str,
         *,
         raise_fence: FenceRaiser,
+        read_fence: FenceReader,
         on_owned: Hook = lambda pbx, token: None,
         on_lost: Hook = lambda pbx, token: None,
         timing: Timing | None = None,
@@ -70,11 +75,15 @@ class Ownership:
         self.holder = f"{node}:{uuid.uuid4().hex[:8]}"
         self.timing = timing or Timing()
         self._raise_fence = raise_fence
+        self._read_fence = read_fence
         self._on_owned = on_owned
         self._on_lost = on_lost
         self.keepers = {pbx: LeaseKeeper(self.timing) for pbx in pbxs}
         self._timers: dict[str, IDelayedCall] = {}
         self._releases: list[Deferred[Any]] = []
+        #: A lease request found the bus unreachable; since when it answers again.
+        self._bus_away = False
+        self._bus_back_at: float | None = None
 
     # -- lease.Fences ---------------------------------------------------------------------
 
@@ -82,11 +91,11 @@ class Ownership:
         keeper = self.keepers.get(pbx)
         return None if keeper is None else keeper.owns(self._clock.seconds())
 
-    def refused(self, pbx: str, token: int) -> None:
+    def refused(self, pbx: str, token: int, current: int | None = None) -> None:
         keeper = self.keepers.get(pbx)
         if keeper is not None:
             log.error("fencing token refused by the database", pbx=pbx, token=token)
-            self._input(pbx, keeper.fenced(token, self._clock.seconds()))
+            self._input(pbx, keeper.fenced(token, self._clock.seconds(), current))
 
     # -- the node's side ------------------------------------------------------------------
 
@@ -118,6 +127,7 @@ class Ownership:
                 "state": keeper.state,
                 "token": keeper.owns(now),
                 "reason": keeper.last_reason,
+                "kept_without_bus": keeper.kept_without_bus,
             }
             for pbx, keeper in self.keepers.items()
         }
@@ -149,10 +159,13 @@ class Ownership:
         name = LEASE_PREFIX + pbx
         ttl = self.timing.ttl
         if isinstance(output, Grant):
-            sent = output.sent_at
+            sent, floor = output.sent_at, output.floor
+            if keeper.state != "owner" and self._holding_back():
+                self._input(pbx, keeper.failed(sent, self._clock.seconds()))
+                return
             self._ask(
                 pbx,
-                lambda: self._bus.grant(name, self.holder, ttl),
+                lambda: self._bus.grant(name, self.holder, ttl, floor),
                 lambda token: keeper.granted(sent, token, self._clock.seconds()),
                 sent,
             )
@@ -172,6 +185,15 @@ class Ownership:
                 d.addBoth(self._released, d)
         elif isinstance(output, RaiseFence):
             self._fence(pbx, output.token)
+        elif isinstance(output, CheckFence):
+            sent = output.sent_at
+            log.warning("lease not renewed: the bus is unreachable; asking the database", pbx=pbx)
+            self._ask(
+                pbx,
+                lambda: self._read_fence(pbx),
+                lambda current: keeper.fence_checked(sent, current, self._clock.seconds()),
+                sent,
+            )
         elif isinstance(output, Owned):
             log.info("pbx owned", pbx=pbx, token=output.token, node=self.node)
             self._hook(self._on_owned, pbx, output.token)
@@ -190,11 +212,31 @@ class Ownership:
 
         def failed(failure: Failure) -> None:
             log.warning("lease request failed", pbx=pbx, error=_why(failure))
+            if isinstance(failure.value, BusUnreachable):
+                self._bus_away, self._bus_back_at = True, None
             self._input(pbx, keeper.failed(sent, self._clock.seconds()))
 
         d = self._call(request)
         d.addCallbacks(lambda result: self._input(pbx, answer(result)), failed)
         d.addErrback(lambda f: log.error("lease keeper failed", pbx=pbx, error=_why(f)))
+
+    def _holding_back(self) -> bool:
+        """A standby's grants wait while the bus is away and for a lease's time after it
+        answers again: an owner that kept its PBXs through the outage (``lease.py``)
+        takes its leases back first, instead of losing them to whichever node asks
+        first of an emptied Redis. A dead owner is replaced a lease later than usual."""
+        if not self._bus_away:
+            return False
+        now = self._clock.seconds()
+        if self._bus.status().get("status") != "ok":
+            self._bus_back_at = None
+            return True
+        if self._bus_back_at is None:
+            self._bus_back_at = now
+        if now < self._bus_back_at + self.timing.ttl:
+            return True
+        self._bus_away = False
+        return False
 
     def _fence(self, pbx: str, token: int) -> None:
         keeper = self.keepers[pbx]
@@ -204,14 +246,18 @@ class Ownership:
             if current == token:
                 self._input(pbx, keeper.fence_raised(token, now))
                 return
-            log.error("the database holds a newer fencing token", pbx=pbx, token=token)
-            self._input(pbx, keeper.fenced(token, now))
+            log.error(
+                "the database holds a newer fencing token", pbx=pbx, token=token, current=current
+            )
+            self._input(pbx, keeper.fenced(token, now, current))
 
         def failed(failure: Failure) -> None:
             log.warning("cannot raise the fencing token", pbx=pbx, error=_why(failure))
-            self._input(pbx, keeper.fenced(token, self._clock.seconds()))
+            refused = failure.value if isinstance(failure.value, FenceRefused) else None
+            current = None if refused is None else refused.current
+            self._input(pbx, keeper.fenced(token, self._clock.seconds(), current))
 
-        d = self._call(lambda: self._raise_fence(pbx, token))
+        d = self._call(lambda: self._raise_fence(pbx, token, self.holder))
         d.addCallbacks(raised, failed)
         d.addErrback(lambda f: log.error("lease keeper failed", pbx=pbx, error=_why(f)))
 

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .base import Bus, BusNotRunning, Handler
+from .base import Bus, BusNotRunning, BusUnreachable, Handler
 
 if TYPE_CHECKING:
     from twisted.internet.interfaces import IReactorTime
 
     from .memory import MemoryBus
 
-__all__ = ["Bus", "BusNotRunning", "Handler", "MemoryBus", "make_bus"]
+__all__ = ["Bus", "BusNotRunning", "BusUnreachable", "Handler", "MemoryBus", "make_bus"]
 
 
 def make_bus(url: str, reactor: IReactorTime) -> Bus:

@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from twisted.internet.defer import Deferred
 
-__all__ = ["Bus", "BusNotRunning", "Handler", "TextHandler", "encode", "lease_ms"]
+__all__ = ["Bus", "BusNotRunning", "BusUnreachable", "Handler", "TextHandler", "encode", "lease_ms"]
 
 Handler = Callable[[dict[str, Any]], None]
 #: Receives a message as its JSON text (``encode``'s), for a subscriber that only forwards
@@ -53,6 +53,10 @@ TextHandler = Callable[[str], None]
 
 class BusNotRunning(RuntimeError):
     """A lock operation on a bus that is not started (or already stopped)."""
+
+
+class BusUnreachable(RuntimeError):
+    """A lock operation the bus's server did not answer in time (it is away)."""
 
 
 class Bus(Protocol):
@@ -82,9 +86,11 @@ class Bus(Protocol):
     def release(self, name: str, owner: str) -> Deferred[bool]:
         """Give the lock back, only if ``owner`` still holds it."""
 
-    def grant(self, name: str, owner: str, ttl: float) -> Deferred[int | None]:
+    def grant(self, name: str, owner: str, ttl: float, floor: int = 0) -> Deferred[int | None]:
         """As ``acquire``, and on success the lease's new fencing token (greater than
-        every token granted for ``name`` before); ``None`` when somebody holds it."""
+        every token granted for ``name`` before, and than ``floor``); ``None`` when
+        somebody holds it. ``floor``: a token known to have been granted (the database's
+        fence), for a bus that lost its counter (a Redis restarted without persistence)."""
 
     def token(self, name: str, owner: str) -> Deferred[int | None]:
         """The fencing token ``owner`` was granted ``name`` with, while it holds it;

@@ -82,12 +82,12 @@ class MemoryBus:
         del self._locks[name]
         return succeed(True)
 
-    def grant(self, name: str, owner: str, ttl: float) -> Deferred[int | None]:
+    def grant(self, name: str, owner: str, ttl: float, floor: int = 0) -> Deferred[int | None]:
         if not self._running:
             return fail(BusNotRunning(f"grant {name!r}: the bus is not running"))
         if self._holder(name) is not None:
             return succeed(None)
-        token = self._fences[name] = self._fences.get(name, 0) + 1
+        token = self._fences[name] = max(self._fences.get(name, 0), floor) + 1
         self._locks[name] = (owner, self._now() + lease_ms(ttl) / 1000)
         return succeed(token)
 

@@ -24,14 +24,19 @@ from urllib.parse import unquote, urlsplit
 
 import structlog
 import txredisapi
-from twisted.internet.defer import Deferred, fail, inlineCallbacks, succeed
+from twisted.internet.defer import CancelledError, Deferred, fail, inlineCallbacks, succeed
+from twisted.internet.defer import TimeoutError as DeferredTimeoutError
 from twisted.internet.endpoints import HostnameEndpoint
 from twisted.internet.interfaces import IReactorTime
+from twisted.python.failure import Failure
 
-from .base import BusNotRunning, Handler, TextHandler, encode, lease_ms
+from .base import BusNotRunning, BusUnreachable, Handler, TextHandler, encode, lease_ms
 from .fanout import LocalFanout
 
 log = structlog.get_logger("cti_bridge.bus.redis")
+
+#: The longest a lock request waits for Redis's answer (shorter for short leases).
+LOCK_REPLY_SECONDS = 2.0
 
 _RELEASE = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
@@ -43,9 +48,15 @@ return 0
 """
 
 #: SET NX PX and, only if it was set, INCR of the name's fencing counter (a key without
-#: expiry): one script, so no grant is ever seen without its token or with another's.
+#: expiry), first raised to the floor the caller knows of (ARGV[3]: a counter lost with
+#: a restarted server starts again from there): one script, so no grant is ever seen
+#: without its token or with another's.
 _GRANT = """
 if redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  local floor = tonumber(ARGV[3])
+  if floor > (tonumber(redis.call('get', KEYS[2])) or 0) then
+    redis.call('set', KEYS[2], floor)
+  end
   return redis.call('incr', KEYS[2])
 end
 return false
@@ -212,6 +223,22 @@ class RedisBus:
             return None
         return fail(BusNotRunning(f"{what} {name!r}: the bus is not running"))
 
+    def _answer(self, d: Deferred[Any], what: str, ttl: float) -> Deferred[Any]:
+        """A lock request that fails (``BusUnreachable``) when the connection is lost or
+        Redis does not answer within a quarter of the lease (the pool waits for a
+        connection as long as Redis is away): the lease keeper must learn that the bus
+        is unreachable while its lease still runs."""
+        seconds = max(0.05, min(ttl / 4, LOCK_REPLY_SECONDS))
+
+        def timed_out(failure: Failure) -> Failure:
+            if isinstance(failure.value, CancelledError | DeferredTimeoutError):
+                raise BusUnreachable(f"{what}: no answer from redis within {seconds:g} s")
+            if isinstance(failure.value, txredisapi.ConnectionError):
+                raise BusUnreachable(f"{what}: {failure.getErrorMessage()}")
+            return failure
+
+        return d.addTimeout(seconds, self._reactor).addErrback(timed_out)
+
     def acquire(self, name: str, owner: str, ttl: float) -> Deferred[bool]:
         refused = self._not_running("acquire", name)
         if refused is not None:
@@ -219,7 +246,7 @@ class RedisBus:
         d: Deferred[Any] = self._pool.execute_command(
             "SET", self._lock_prefix + name, owner, "NX", "PX", lease_ms(ttl)
         )
-        return d.addCallback(lambda result: result == "OK")
+        return self._answer(d, "acquire", ttl).addCallback(lambda result: result == "OK")
 
     def renew(self, name: str, owner: str, ttl: float) -> Deferred[bool]:
         refused = self._not_running("renew", name)
@@ -228,22 +255,23 @@ class RedisBus:
         d: Deferred[Any] = self._pool.eval(
             _RENEW, keys=[self._lock_prefix + name], args=[owner, lease_ms(ttl)]
         )
-        return d.addCallback(bool)
+        return self._answer(d, "renew", ttl).addCallback(bool)
 
     def release(self, name: str, owner: str) -> Deferred[bool]:
         refused = self._not_running("release", name)
         if refused is not None:
             return refused
         d: Deferred[Any] = self._pool.eval(_RELEASE, keys=[self._lock_prefix + name], args=[owner])
-        return d.addCallback(bool)
+        return self._answer(d, "release", LOCK_REPLY_SECONDS * 4).addCallback(bool)
 
-    def grant(self, name: str, owner: str, ttl: float) -> Deferred[int | None]:
+    def grant(self, name: str, owner: str, ttl: float, floor: int = 0) -> Deferred[int | None]:
         refused = self._not_running("grant", name)
         if refused is not None:
             return refused
         keys = [self._lock_prefix + name, self._fence_prefix + name]
-        d: Deferred[Any] = self._pool.eval(_GRANT, keys=keys, args=[owner, lease_ms(ttl)])
-        return d.addCallback(_token)
+        args = [owner, lease_ms(ttl), int(floor)]
+        d: Deferred[Any] = self._pool.eval(_GRANT, keys=keys, args=args)
+        return self._answer(d, "grant", ttl).addCallback(_token)
 
     def token(self, name: str, owner: str) -> Deferred[int | None]:
         refused = self._not_running("token", name)
@@ -251,7 +279,7 @@ class RedisBus:
             return refused
         keys = [self._lock_prefix + name, self._fence_prefix + name]
         d: Deferred[Any] = self._pool.eval(_HOLDERS_FENCE, keys=keys, args=[owner])
-        return d.addCallback(_token)
+        return self._answer(d, "token", LOCK_REPLY_SECONDS * 4).addCallback(_token)
 
     def status(self) -> dict[str, Any]:
         up = self._subscriber is not None and self.last_error is None

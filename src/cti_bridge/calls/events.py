@@ -139,6 +139,9 @@ class Call:
     variables: dict[str, str] = field(default_factory=dict, compare=False)
     #: Added for the call model (backwards compatible): how the queue stay ended.
     queue_result: QueueResult | None = None
+    #: The end was not seen: the call was gone from the PBX's channel list at a resync,
+    #: so ``ended_at`` is an estimate (when the link was lost), not the hang-up itself.
+    ended_at_approximate: bool = False
 
     @property
     def wait_seconds(self) -> float | None:

@@ -234,9 +234,18 @@ class LiveCalls:
         call.close_segment(uid, at)
 
     def end(
-        self, call: CallState, at: float, out: Out, *, complete: bool = True, system: bool = False
+        self,
+        call: CallState,
+        at: float,
+        out: Out,
+        *,
+        complete: bool = True,
+        system: bool = False,
+        approximate: bool = False,
     ) -> None:
-        """The call is over: open rings are cancelled, its state released, its id kept."""
+        """The call is over: open rings are cancelled, its state released, its id kept.
+
+        ``approximate``: the end itself was not seen, ``at`` is an estimate."""
         self.start(call, out)
         for uid in list(call.open_rings):
             ring = call.close_ring(uid, at, RingResult.CANCELLED)
@@ -246,7 +255,7 @@ class LiveCalls:
             call.close_segment(uid, at)
         if not complete:
             call.complete = False
-        call.finish(at, system=system)
+        call.finish(at, system=system, approximate=approximate)
         out.append(CallEnded(call.snapshot()))
         for uid in call.channels:
             self.channels.pop(uid, None)

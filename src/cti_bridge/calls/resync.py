@@ -2,7 +2,8 @@
 
 After a lost link the model cannot know what it missed; the channel list is the truth.
 Calls known and still listed continue (with ``complete=False`` if the link was lost during
-them: events may be missing); calls known but no longer listed are closed by the system;
+them: events may be missing); calls known but no longer listed are closed by the system,
+at the time the link was lost, marked ``ended_at_approximate`` (the hang-up was not seen);
 calls listed but unknown are started from the list (``complete=False``), with their
 rings and conversations estimated from the channels' states and ``Duration``. It works
 on the model's ``LiveCalls`` (``calls/live.py``) through its public interface only.
@@ -49,7 +50,8 @@ def reconcile(
         items = by_call.pop(call.linkedid, None)
         if items is None:
             end = received_at if lost_at is None else lost_at
-            state.end(call, state.local_to_call(call, end), out, complete=False, system=True)
+            at = state.local_to_call(call, end)
+            state.end(call, at, out, complete=False, system=True, approximate=True)
             continue
         if lost_at is not None:
             call.complete = False

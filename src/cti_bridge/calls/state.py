@@ -66,6 +66,7 @@ class CallState:
         "dialled",
         "direction",
         "ended_at",
+        "ended_at_approximate",
         "hanging_pairs",
         "hangup_cause",
         "hangup_cause_text",
@@ -141,6 +142,7 @@ class CallState:
         self.hangup_cause: int | None = None
         self.hangup_cause_text: str | None = None
         self.hung_up_by: HungUpBy | None = None
+        self.ended_at_approximate = False
         #: Who started tearing the conversation down, since the last answer or transfer.
         self.side: HungUpBy | None = None
         self.outcome: Outcome | None = None
@@ -216,9 +218,11 @@ class CallState:
 
     # -- the record ---------------------------------------------------------------------
 
-    def finish(self, at: float, *, system: bool) -> None:
-        """Set what only the end decides: end time, who hung up, outcome."""
+    def finish(self, at: float, *, system: bool, approximate: bool = False) -> None:
+        """Set what only the end decides: end time (``approximate``: estimated, the end
+        was not seen), who hung up, outcome."""
         self.ended_at = max(at, self.started_at)
+        self.ended_at_approximate = approximate
         if self.in_queue and self.queue_result is None:
             self.queue_result = QueueResult.ABANDONED
         self.in_queue = False
@@ -267,4 +271,5 @@ class CallState:
             complete=self.complete,
             variables=dict(self.variables),
             queue_result=self.queue_result,
+            ended_at_approximate=self.ended_at_approximate,
         )

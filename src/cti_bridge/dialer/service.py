@@ -525,7 +525,7 @@ class DialerService:
             report.failed.append(agreement_id)
             log.error("callback claim refused: stale fencing token", pbx=pbx, token=exc.token)
             if self._fences is not None:
-                self._fences.refused(pbx, exc.token)
+                self._fences.refused(pbx, exc.token, exc.current)
             return
         except Exception as exc:  # no claim, no Originate
             report.failed.append(agreement_id)
@@ -750,7 +750,7 @@ class DialerService:
                 refused = failure.value
                 log.error("callback outcome refused: stale fencing token", pbx=refused.pbx)
                 self._unfinished.pop(key, None)
-                self._fences.refused(refused.pbx, refused.token)
+                self._fences.refused(refused.pbx, refused.token, refused.current)
                 return
             self._store_errors += 1
             self._error("cannot store the attempt's outcome; kept to retry", failure, key[0])

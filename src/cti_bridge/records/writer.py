@@ -455,7 +455,7 @@ class RecordWriter:
                 current=error.current,
             )
             lane.queue.extendleft(reversed(batch))
-            self._fences.refused(error.pbx, error.token)
+            self._fences.refused(error.pbx, error.token, error.current)
             self._kick(lane)
             return
         self._last_error = _describe(error)

@@ -129,12 +129,14 @@ def supersedes(newer: Call, older: Call) -> bool:
         newer.hangup_cause,
         newer.hangup_cause_text,
         newer.hung_up_by,
+        newer.ended_at_approximate,
     ) != (
         older.ended_at,
         older.outcome,
         older.hangup_cause,
         older.hangup_cause_text,
         older.hung_up_by,
+        older.ended_at_approximate,
     ):
         return False
     return (

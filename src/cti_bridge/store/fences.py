@@ -36,6 +36,7 @@ FENCES = cast(Table, PbxFence.__table__)
 
 _CURRENT = select(FENCES.c.token).where(FENCES.c.pbx == bindparam("pbx"))
 _SHARED = _CURRENT.with_for_update(read=True)  # FOR SHARE on PostgreSQL; SQLite: no clause
+_HOLDER = select(FENCES.c.token, FENCES.c.owner).where(FENCES.c.pbx == bindparam("pbx"))
 
 
 def _raise(statement: postgresql.Insert | sqlite.Insert) -> Executable:
@@ -77,14 +78,20 @@ class PbxFences(StoreService):
     def raise_fence(self, pbx: str, token: int, owner: str) -> int:
         """Make ``token`` ``pbx``'s fencing token unless a greater one is there already;
         the token the row holds afterwards (``token`` itself when this node is the
-        owner now). Waits, on PostgreSQL, for writes under way with the old token."""
+        owner now). Waits, on PostgreSQL, for writes under way with the old token.
+
+        The same token raised by another ``owner`` (the lease's holder) is refused
+        (``FenceRefused``): a bus that lost its counters hands out tokens again, and two
+        holders must never write with one token."""
         with writing(self._sessions) as session:
             connection = session.connection()
-            values = {"pbx": pbx, "token": token, "owner": owner[:64], "granted_at": self._now()}
+            holder = owner[:64]
+            values = {"pbx": pbx, "token": token, "owner": holder, "granted_at": self._now()}
             connection.execute(_RAISE[connection.dialect.name], values)
-            current = connection.execute(_CURRENT, {"pbx": pbx}).scalar()
-            assert current is not None
-            return int(current)
+            row = connection.execute(_HOLDER, {"pbx": pbx}).one()
+            if row.token == token and row.owner != holder:
+                raise FenceRefused(pbx, token, int(row.token))
+            return int(row.token)
 
     def current_fence(self, pbx: str) -> int | None:
         """``pbx``'s fencing token now (``None``: never granted)."""

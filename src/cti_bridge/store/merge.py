@@ -38,6 +38,7 @@ CALL_COLUMNS = (
     "answered_at",
     "wait_ended_at",
     "ended_at",
+    "ended_at_approximate",
     "wait_seconds",
     "talk_seconds",
     "answered_by_device",
@@ -166,6 +167,7 @@ class Record:
             queues=[],
             started_at=_time(call.started_at),
             complete=call.complete,
+            ended_at_approximate=False,
             created_at=now,
             updated_at=now,
         )
@@ -259,6 +261,7 @@ class Record:
             values["complete"] = False
         if not ended and call.ended_at is not None:
             values["ended_at"] = _time(call.ended_at)
+            values["ended_at_approximate"] = call.ended_at_approximate
             values["outcome"] = None if call.outcome is None else call.outcome.value
             values["hangup_cause"] = call.hangup_cause
             values["hangup_cause_text"] = clean_text(call.hangup_cause_text, 128)

@@ -405,6 +405,11 @@ class CallRecord(Base):
     answered_at: Mapped[datetime | None]
     wait_ended_at: Mapped[datetime | None]
     ended_at: Mapped[datetime | None]
+    #: The end was not seen (gone at a resync, or closed after a restart): ``ended_at``
+    #: is an estimate.
+    ended_at_approximate: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false()
+    )
     wait_seconds: Mapped[float | None] = mapped_column(Float)
     talk_seconds: Mapped[float | None] = mapped_column(Float)
     answered_by_device: Mapped[str | None] = mapped_column(String(128))

@@ -331,9 +331,11 @@ def _read(json: _Json) -> AnySelect:
     )
 
     def newest_calls(which: ColumnElement[bool]) -> AnySelect:
+        # Ended calls only: a live call (a second line of the customer, ringing a
+        # colleague) is nobody's history yet, and not every operator's to see.
         ids = (
             select(CallRecord.id)
-            .where(which, not_(this_call))
+            .where(which, not_(this_call), CallRecord.ended_at.is_not(None))
             .order_by(CallRecord.started_at.desc(), CallRecord.id.desc())
             .limit(limit)
             .subquery()

@@ -302,6 +302,7 @@ def call_dict(row: CallRecord, names: dict[int, str]) -> dict[str, Any]:
         "queue_joined_at": iso_utc(row.queue_joined_at),
         "answered_at": iso_utc(row.answered_at),
         "ended_at": iso_utc(row.ended_at),
+        "ended_at_approximate": row.ended_at_approximate,
         "wait_seconds": _seconds(row.wait_seconds),
         "talk_seconds": _seconds(row.talk_seconds),
         "rang": rang,

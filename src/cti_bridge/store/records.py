@@ -256,6 +256,7 @@ class CallStore(StoreService):
                     {
                         "b_id": row.id,
                         "ended_at": closed_at,
+                        "ended_at_approximate": True,
                         "complete": False,
                         "hung_up_by": "system",
                         "outcome": guess_outcome(values, bool(row.rang)),

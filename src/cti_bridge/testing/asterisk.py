@@ -203,10 +203,7 @@ class AsteriskInstance:
                 ensure_proc(self.root)
             self._pick_ports()
             self._write_config()
-            argv = ["/usr/sbin/chroot", str(self.root), ASTERISK]
-            argv += ["-C", f"{self.chroot_dir}/etc/asterisk.conf", "-f", "-n"]
-            self._process = spawn(argv, self.instance_dir / "asterisk.out")
-            (self.instance_dir / "asterisk.pid").write_text(f"{self._process.pid}\n")
+            self._spawn()
             self.wait_fully_booted(self.boot_timeout)
         except BaseException:
             self.stop()
@@ -244,6 +241,40 @@ class AsteriskInstance:
             with contextlib.suppress(AMIClosed, OSError):
                 watcher.wait_for(lambda m: False, timeout=15, what="close after restart")
         self.wait_fully_booted(timeout or self.boot_timeout)
+
+    # ------------------------------------------------------------------ faults
+    def crash(self) -> None:
+        """SIGKILL Asterisk: no ``Shutdown`` event, no hang-ups; its sockets just close.
+
+        The instance keeps its ports and files, so ``boot_again`` brings the same PBX back
+        (as a supervisor such as systemd would after a crash)."""
+        process = self._process
+        if process is None or process.poll() is not None:
+            raise AsteriskError("instance is not running")
+        kill_group(process.pid, signal.SIGKILL)
+        process.wait(10)
+
+    def boot_again(self, timeout: float | None = None) -> None:
+        """Start Asterisk again after ``crash``, on the same ports, and wait for FullyBooted."""
+        if self.running:
+            raise AsteriskError("instance is still running")
+        with contextlib.suppress(FileNotFoundError):
+            (self.instance_dir / "run" / "asterisk.ctl").unlink()  # the dead one's socket
+        self._spawn()
+        self.wait_fully_booted(timeout or self.boot_timeout)
+
+    def freeze(self) -> None:
+        """SIGSTOP Asterisk: its sockets stay open and say nothing (a hung PBX)."""
+        if not self.running:
+            raise AsteriskError("instance is not running")
+        assert self._process is not None
+        os.kill(self._process.pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        """SIGCONT after ``freeze``."""
+        if self._process is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self._process.pid, signal.SIGCONT)
 
     def __enter__(self) -> AsteriskInstance:
         self.start()
@@ -420,6 +451,12 @@ class AsteriskInstance:
         return "\n".join(parts) or "(Asterisk wrote no output)"
 
     # ------------------------------------------------------------------ internals
+    def _spawn(self) -> None:
+        argv = ["/usr/sbin/chroot", str(self.root), ASTERISK]
+        argv += ["-C", f"{self.chroot_dir}/etc/asterisk.conf", "-f", "-n"]
+        self._process = spawn(argv, self.instance_dir / "asterisk.out")
+        (self.instance_dir / "asterisk.pid").write_text(f"{self._process.pid}\n")
+
     def _exit_code(self) -> int | None:
         return None if self._process is None else self._process.poll()
 

@@ -76,6 +76,7 @@ SCHEMAS: dict[str, Schema] = {
             "started_at": WHEN,
             "answered_at": WHEN,
             "ended_at": WHEN,
+            "ended_at_approximate": BOOL,
             "wait_seconds": NNUM,
             "talk_seconds": NNUM,
             "rang": STRS,

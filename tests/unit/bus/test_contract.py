@@ -387,6 +387,18 @@ async def test_grant_tokens_grow_with_every_grant_whoever_the_holder(nodes: Node
 
 
 @pytest_twisted.ensureDeferred
+async def test_a_grant_with_a_floor_gives_a_token_above_it(nodes: Nodes) -> None:
+    """A bus that lost its counters (a restarted Redis) is told the database's token."""
+    a, b = nodes.a, nodes.b
+    name = _lock()
+    assert await nodes.wait(a.grant(name, "node-a", ttl=5, floor=41)) == 42
+    assert await nodes.wait(b.grant(name, "node-b", ttl=5, floor=99)) is None  # held
+    assert await nodes.wait(a.release(name, "node-a")) is True
+    assert await nodes.wait(b.grant(name, "node-b", ttl=5, floor=10)) == 43  # never lower
+    assert await nodes.wait(b.token(name, "node-b")) == 43
+
+
+@pytest_twisted.ensureDeferred
 async def test_grant_tokens_are_counted_per_name(nodes: Nodes) -> None:
     a, b = nodes.a, nodes.b
     first, second = _lock(), _lock()

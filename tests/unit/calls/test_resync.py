@@ -109,6 +109,7 @@ def test_synthetic_mid_call_reconnect() -> None:
         "Local/1001@agents",
         False,
     )
+    assert call.ended_at_approximate is False  # its hang-up came over the link
     assert len(run.started()) == 1
 
 
@@ -120,6 +121,7 @@ def test_resync_closes_calls_gone_during_the_outage() -> None:
     assert kinds(events) == ["CallEnded"]
     call = events[0].call
     assert call.ended_at == 1104.5  # when we lost sight of it, not when we came back
+    assert call.ended_at_approximate is True  # and it says so: the hang-up was not seen
     assert (call.complete, call.hung_up_by, call.outcome) == (False, "system", "answered")
 
 
@@ -193,6 +195,8 @@ def test_shutdown_closes_every_call_once() -> None:
     ended = [e.call for e in events if isinstance(e, CallEnded)]
     assert len(ended) == 2
     assert all(c.hung_up_by == "system" and c.complete is False for c in ended)
+    # The PBX announced its shutdown: the calls end then, a time seen, not estimated.
+    assert not any(c.ended_at_approximate for c in ended)
     assert {c.outcome for c in ended} == {"answered", "abandoned"}
     assert run.model.shutdown(2001.0) == []
     run.feed(msgs[170:], start=3000.0)  # the PBX's own hang-ups arrive late: ignored

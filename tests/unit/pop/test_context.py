@@ -409,6 +409,25 @@ def test_a_row_created_between_the_read_and_the_insert_is_found(
     assert context["call_id_pending"] is False
 
 
+def test_a_live_call_of_the_customer_is_not_history_until_it_ends(
+    store: Store, fake_time: FakeTime, helpdesk: dict[str, Any]
+) -> None:
+    """A second line of the same customer, ringing a colleague: nobody's history yet, and
+    not every operator's to see (docs/security.md); once it ended, it is."""
+    second = CallBuilder("second.line", number="050123456").ring(ANNA, START + 1)
+    store.calls.apply(second.events)
+    built = PopContextBuilder(store.pop_read, clock=fake_time, today=lambda: TODAY)
+    pop = request(CallBuilder("first.line", number="050123456"))
+    assert [h["id"] for h in built.build(pop)["history"] if h["type"] == "call"] == []
+    customer = built.customer_context(helpdesk["jan"])
+    assert customer is not None and customer["history"] == []
+    store.calls.apply(second.end(START + 9, Outcome.MISSED).events)
+    (item,) = built.build(pop)["history"]
+    assert (item["type"], item["outcome"]) == ("call", "missed")
+    customer = built.customer_context(helpdesk["jan"])
+    assert customer is not None and [h["id"] for h in customer["history"]] == [item["id"]]
+
+
 # SQLite only: PostgreSQL locks rows, not the database.
 @pytest.mark.parametrize("store_db", ["sqlite"], indirect=True)
 def test_a_busy_write_lock_costs_the_pop_its_id_for_a_moment_not_its_customer(
@@ -416,6 +435,7 @@ def test_a_busy_write_lock_costs_the_pop_its_id_for_a_moment_not_its_customer(
 ) -> None:
     assert store_url.startswith("sqlite")
     existing = CallBuilder("lock.0", number="050123456").ring(ANNA, START + 1)
+    existing.end(START + 5, Outcome.MISSED)  # history: an ended call
     store.calls.apply(existing.events)
     other = sqlite3.connect(make_url(store_url).database or "", isolation_level=None)
     other.execute("BEGIN IMMEDIATE")  # the record writer, in the middle of a batch

@@ -32,6 +32,9 @@ def test_a_fence_is_raised_never_lowered(store: Store) -> None:
     assert fences.raise_fence("main", 4, "node-a") == 5  # the stale holder changes nothing
     assert fences.raise_fence("main", 5, "node-b") == 5  # again: harmless
     assert fences.raise_fence("branch", 1, "node-a") == 1  # each PBX its own
+    with pytest.raises(FenceRefused):  # the same token for another holder: a lost counter
+        fences.raise_fence("main", 5, "node-a")
+    assert fences.current_fence("main") == 5
     assert fences.current_fence("main") == 5
 
 

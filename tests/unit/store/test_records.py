@@ -91,6 +91,7 @@ def test_queue_call_answered(helpdesk: Store) -> None:
         ("anna", "2026-11-26T23:23:05.500Z", "2026-11-26T23:23:17.500Z")
     ]
     assert call["complete"] is True
+    assert call["ended_at_approximate"] is False
     assert (call["notes"], call["category"], call["disposition"]) == (None, None, None)
 
 
@@ -359,6 +360,19 @@ def test_an_ended_call_is_not_reopened_by_a_late_event(helpdesk: Store) -> None:
 
 
 @every_backend
+def test_an_estimated_end_is_stored_as_such_and_stays(helpdesk: Store) -> None:
+    built = queue_call_answered()
+    *during, ended = built.events
+    assert isinstance(ended, CallEnded)
+    estimated = replace(ended.call, complete=False, ended_at_approximate=True)
+    helpdesk.calls.apply([*during, CallEnded(estimated)])
+    call = only_call(helpdesk)
+    assert (call["ended_at_approximate"], call["complete"]) == (True, False)
+    helpdesk.calls.apply(built.events)  # a replay of what was seen changes no ending
+    assert only_call(helpdesk)["ended_at_approximate"] is True
+
+
+@every_backend
 def test_reconnect_mid_call_continues_the_same_record(helpdesk: Store) -> None:
     """The daemon restarts during a call: the new model joins it half-way with a second
     CallStarted (complete=False) and its own estimate of when the talk started."""
@@ -466,7 +480,9 @@ def test_close_stale_closes_calls_that_ended_unseen(helpdesk: Store) -> None:
     assert calls["gone"]["outcome"] == "abandoned"
     assert calls["gone"]["complete"] is False
     assert calls["gone"]["hung_up_by"] == "system"
+    assert calls["gone"]["ended_at_approximate"] is True
     assert calls["talked"]["outcome"] == "answered"
+    assert calls["talked"]["ended_at_approximate"] is True
     assert calls["talked"]["talk_seconds"] == 297.0
     assert calls["alive"]["ended_at"] is None
     assert calls["later"]["ended_at"] is None  # started after the resync

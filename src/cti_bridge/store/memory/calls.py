@@ -106,6 +106,7 @@ class MemoryCallStore(_Service):
                 queues=[],
                 started_at=from_posix(call.started_at),
                 complete=call.complete,
+                ended_at_approximate=False,
                 created_at=now,
                 updated_at=now,
             )
@@ -141,6 +142,7 @@ class MemoryCallStore(_Service):
                 rang = bool(self._t.rings.get(row["id"]))
                 row.update(
                     ended_at=closed_at,
+                    ended_at_approximate=True,
                     complete=False,
                     hung_up_by="system",
                     outcome=guess_outcome(values, rang),

@@ -39,6 +39,8 @@ class MemoryPbxFences:
                 at = datetime.fromtimestamp(self._clock(), UTC)
                 row = {"pbx": pbx, "token": token, "owner": owner[:64], "granted_at": at}
                 self._t.fences[pbx] = row
+            elif row["token"] == token and row["owner"] != owner[:64]:
+                raise FenceRefused(pbx, token, token)
             return int(row["token"])
 
     def current_fence(self, pbx: str) -> int | None:

@@ -141,11 +141,11 @@ class MemoryPopRead:
         key: tuple[str, str],
         limit: int,
     ) -> list[dict[str, Any]]:
-        """The newest calls of the customer or from any of their numbers or the caller's,
-        the call itself left out."""
+        """The newest ended calls of the customer or from any of their numbers or the
+        caller's, the call itself left out (a live call is nobody's history yet)."""
 
         def wanted(row: Row) -> bool:
-            if (row["pbx"], row["linkedid"]) == key:
+            if (row["pbx"], row["linkedid"]) == key or row["ended_at"] is None:
                 return False
             if customer_id is not None and row["customer_id"] == customer_id:
                 return True
