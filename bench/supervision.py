@@ -302,6 +302,7 @@ auth = "plain"
         devices = [device for device, _ in operators.values()]
         total = int(args.rate * args.seconds)
         started = time.perf_counter()
+        cpu_at_start = cpu_seconds(daemon.pid)
         for n in range(total):
             due = started + n / args.rate
             delay = due - time.perf_counter()
@@ -326,6 +327,7 @@ auth = "plain"
             reactor.callLater(3.0, pbx.send, end)
         await task.deferLater(reactor, 5.0, lambda: None)
         ended = time.perf_counter()
+        daemon_cpu = cpu_seconds(daemon.pid) - cpu_at_start
         health = await get_json(reactor, f"http://127.0.0.1:{web_port}/healthz")
         pops = health.get("pops") or health.get("web", {}).get("pops") or {}
         print(f"#   daemon's own pop figures: {json.dumps(pops)[:400]}", flush=True)
@@ -346,6 +348,7 @@ auth = "plain"
             "ended": ended,
             "traffic_end": started + total / args.rate,
             "lag": lag.samples,
+            "daemon_cpu": daemon_cpu,
             "joins": joins,
             "leaves": leaves,
             "bosses": seen,
@@ -365,6 +368,12 @@ auth = "plain"
         if errors:
             print(f"#   daemon logged {len(errors)} errors, e.g. {errors[0][:300]}")
         await pbx_port.stopListening()
+
+
+def cpu_seconds(pid: int) -> float:
+    """The process's CPU time so far, user and system (``/proc/PID/stat``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def push_latencies(result: dict[str, Any], cutoff: float) -> None:
@@ -451,6 +460,12 @@ def push_latencies(result: dict[str, Any], cutoff: float) -> None:
     benchlib.line(
         f"cti-bridge queue_update rate per queue ({name})", statistics.fmean(per_queue), "/s"
     )
+    busy = result["daemon_cpu"] / (result["ended"] - result["started"])
+    print(
+        f"# {name}: the daemon's CPU from the first call to the end: "
+        f"{result['daemon_cpu']:.1f} s in {result['ended'] - result['started']:.0f} s"
+    )
+    benchlib.line(f"cti-bridge daemon CPU ({name})", 100 * busy, "% of one core")
 
 
 def main() -> None:
