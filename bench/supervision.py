@@ -82,18 +82,21 @@ class SupervisorScreen(Screen):
         self.left: dict[str, float] = {}  # linkedid -> first queue_update without it again
         self.updates: list[tuple[float, str]] = []  # (read at, queue) of every queue_update
         self.agent_updates: list[tuple[float, int]] = []  # (read at, agents in it)
+        self.kinds: dict[str, int] = defaultdict(int)  # frames by type
 
     def textMessageReceived(self, data: str) -> None:
         now = time.perf_counter()
         self.messages += 1
+        self.kinds[data[9 : data.find('"', 9)] if data.startswith('{"type":"') else "?"] += 1
         if data.startswith(AGENT_UPDATE):
             self.agent_updates.append((now, 1))
             return
         if data.startswith(AGENTS_UPDATE):
             self.agent_updates.append((now, len(json.loads(data)["agents"])))
             return
-        if not data.startswith(QUEUE_UPDATE):
-            super().textMessageReceived(data)  # hello
+        if not data.startswith(QUEUE_UPDATE):  # hello, phone_status: counted once, above
+            if not self.hello.called and json.loads(data).get("type") == "hello":
+                self.hello.callback(None)
             return
         queue = json.loads(data)["queue"]
         name = queue["name"]
@@ -141,6 +144,7 @@ def boss_result(boss: SupervisorScreen) -> dict[str, Any]:
         "updates": boss.updates,
         "agent_updates": boss.agent_updates,
         "messages": boss.messages,
+        "kinds": dict(boss.kinds),
     }
 
 
@@ -457,6 +461,12 @@ def push_latencies(result: dict[str, Any], cutoff: float) -> None:
         f"frames per supervisor socket in all: "
         f"{statistics.fmean(b['messages'] for b in result['bosses']):.0f}"
     )
+    kinds: dict[str, int] = defaultdict(int)
+    for boss in result["bosses"]:
+        for kind, count in boss["kinds"].items():
+            kinds[kind] += count
+    each = {k: round(v / len(result["bosses"])) for k, v in sorted(kinds.items())}
+    print(f"# {name}: frames per supervisor socket by type: {json.dumps(each)}")
     benchlib.line(
         f"cti-bridge queue_update rate per queue ({name})", statistics.fmean(per_queue), "/s"
     )
