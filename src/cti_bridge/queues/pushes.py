@@ -12,8 +12,9 @@ send time, so it is always the latest state. A view equal to the one last pushed
 for the waits, which move by themselves) is not pushed again. All on the node's clock.
 
 Why the batch: 500 operators at 50 calls/s change ~240 times a second, and one message
-per change per supervisor socket was 12,000 frames a second for 50 supervisors, the
-reactor's largest cost (docs/performance.md, "Supervisors' pushes"). The batch is one
+per change per supervisor socket was 12,000 frames a second for 50 supervisors, a
+quarter of the reactor's time in the sockets' sends (docs/performance.md, "Supervisors'
+pushes"). The batch is one
 coalesced key for all operators: every operator marked since the last batch, each with
 their state at send time, at most ``batch_size`` per message (a shift starting or a
 resync is a few messages, not one of megabytes), so a supervisor's socket gets a few
