@@ -4,6 +4,7 @@ bench/pop_latency.py running beside it.
 
     python bench/supervision.py [--database sqlite postgresql] [--operators 500]
         [--supervisors 50] [--queues 10] [--rate 50] [--seconds 60] [--customers 1000000]
+        [--agents batched|single] [--screen-processes 1]
 
 Everything around the daemon is pop_latency's: ``cti-bridge run --config FILE`` in its
 own process, bench/amiserver.py's raw AMI server and the WebSocket screens in this one,
@@ -12,8 +13,15 @@ own process, bench/amiserver.py's raw AMI server and the WebSocket screens in th
 ``QueueCallerLeave``/``AgentConnect``, 2 s after that the hang-up), ``--rate`` calls per
 second round-robin over the operators. Added here: the calls go to ``--queues`` queues
 (``q01``…, round-robin, so every operator is a member of one queue), and
-``--supervisors`` supervisor accounts have a screen open (``/ws?token=``), which listens
-on the ``supervisors`` topic.
+``--supervisors`` supervisor accounts have a screen open, which listens on the
+``supervisors`` topics: ``/ws?token=...&agents=batched`` as the console's Team view and
+the wallboard open it (the operators' changes as ``agents_update`` batches, a few a
+second), or with ``--agents single`` a plain ``/ws?token=`` (one ``agent_update`` per
+changed operator, PRODUCT's default). With ``--screen-processes N`` (N >= 1) the
+supervisor screens run in N processes of their own, so that this process's own lag
+(the PBX, the operator screens) does not delay what the supervisors' sockets read; 0
+keeps them in this process, as before. All the processes stamp with the same monotonic
+clock (``time.perf_counter``: CLOCK_MONOTONIC on Linux).
 
 Latency of one push = for each supervisor socket and each caller, the time the first
 ``queue_update`` of the caller's queue whose ``waiting`` holds its linkedid was read,
@@ -23,9 +31,10 @@ the first later one without it, minus the time of the write with its
 first at once, then at most one per 0.3 s, built when sent), so a change that falls
 inside a window waits for its end: expect a spread from a few ms up to about 0.3 s plus
 the delivery. Also printed: ``queue_update``s per second per queue on each socket, the
-shortest gap between two of one queue (the coalescing's bound), ``agent_update``s per
-second, and the pops' p50/p99 in the same run (pop_latency's measure, compare with
-docs/performance.md section 3). The first ``--warmup`` seconds are left out.
+shortest gap between two of one queue (the coalescing's bound), the agent messages
+(and agents in them) per second per supervisor socket, and the pops' p50/p99 in the
+same run (pop_latency's measure, compare with docs/performance.md section 3). The first
+``--warmup`` seconds are left out.
 """
 
 from __future__ import annotations
@@ -48,7 +57,7 @@ import popdata
 from amiserver import RawPBX, RawPBXSession
 from argon2 import PasswordHasher
 from pop_latency import Screen, free_port, get_json, summarise, wait_for
-from twisted.internet import defer, task
+from twisted.internet import defer, protocol, stdio, task, threads
 from twisted.web.websocket import WebSocketClientEndpoint
 
 from cti_bridge.store import open_store
@@ -57,12 +66,14 @@ from cti_bridge.testing.store import scratch_postgres
 # The bus's compact JSON (``cti_bridge.bus.encode``), as the screens' sockets forward it.
 QUEUE_UPDATE = '{"type":"queue_update"'
 AGENT_UPDATE = '{"type":"agent_update"'
+AGENTS_UPDATE = '{"type":"agents_update"'
 
 
 class SupervisorScreen(Screen):
     """One supervisor's screen: for every queue, when each linkedid first appeared in
     its waiting list and when it first went from it. Only ``queue_update`` frames are
-    parsed (``agent_update``s are counted), so that the measuring side keeps up."""
+    parsed, ``agents_update`` batches only for their length (single ``agent_update``s are
+    counted), so that the measuring side keeps up."""
 
     def __init__(self, username: str) -> None:
         super().__init__(username, {})
@@ -70,16 +81,22 @@ class SupervisorScreen(Screen):
         self.joined: dict[str, float] = {}  # linkedid -> first queue_update with it
         self.left: dict[str, float] = {}  # linkedid -> first queue_update without it again
         self.updates: list[tuple[float, str]] = []  # (read at, queue) of every queue_update
-        self.agent_updates: list[float] = []
+        self.agent_updates: list[tuple[float, int]] = []  # (read at, agents in it)
+        self.kinds: dict[str, int] = defaultdict(int)  # frames by type
 
     def textMessageReceived(self, data: str) -> None:
         now = time.perf_counter()
         self.messages += 1
+        self.kinds[data[9 : data.find('"', 9)] if data.startswith('{"type":"') else "?"] += 1
         if data.startswith(AGENT_UPDATE):
-            self.agent_updates.append(now)
+            self.agent_updates.append((now, 1))
             return
-        if not data.startswith(QUEUE_UPDATE):
-            super().textMessageReceived(data)  # hello
+        if data.startswith(AGENTS_UPDATE):
+            self.agent_updates.append((now, len(json.loads(data)["agents"])))
+            return
+        if not data.startswith(QUEUE_UPDATE):  # hello, phone_status: counted once, above
+            if not self.hello.called and json.loads(data).get("type") == "hello":
+                self.hello.callback(None)
             return
         queue = json.loads(data)["queue"]
         name = queue["name"]
@@ -110,9 +127,105 @@ def add_supervisors(url: str, count: int) -> dict[str, str]:
     return out
 
 
-async def connect(reactor: Any, web_port: int, screen: Screen, token: str) -> None:
-    endpoint = WebSocketClientEndpoint.new(reactor, f"ws://127.0.0.1:{web_port}/ws?token={token}")
+async def connect(reactor: Any, web_port: int, screen: Screen, token: str, query: str = "") -> None:
+    url = f"ws://127.0.0.1:{web_port}/ws?token={token}{query}"
+    endpoint = WebSocketClientEndpoint.new(reactor, url)
     await endpoint.connect(screen)
+
+
+def agents_query(args: argparse.Namespace) -> str:
+    return "&agents=batched" if args.agents == "batched" else ""
+
+
+def boss_result(boss: SupervisorScreen) -> dict[str, Any]:
+    return {
+        "joined": boss.joined,
+        "left": boss.left,
+        "updates": boss.updates,
+        "agent_updates": boss.agent_updates,
+        "messages": boss.messages,
+        "kinds": dict(boss.kinds),
+    }
+
+
+def screens_process(spec_file: str) -> None:
+    """``--screens-child SPEC``: this process holds some supervisor screens. It prints
+    ``ready`` once every screen said hello, keeps reading until its stdin closes, then
+    writes what each screen saw to the spec's ``out`` (JSON) and exits."""
+    spec = json.loads(Path(spec_file).read_text())
+
+    async def run(reactor: Any) -> None:
+        bosses = []
+        for username, token in spec["supervisors"].items():
+            boss = SupervisorScreen(username)
+            await connect(reactor, spec["web_port"], boss, token, spec["query"])
+            bosses.append(boss)
+        await defer.gatherResults([b.hello for b in bosses])
+        print("ready", flush=True)
+        done: defer.Deferred[None] = defer.Deferred()
+        stdio.StandardIO(_UntilClosed(done), reactor=reactor)  # type: ignore[no-untyped-call]
+        await done
+        # The sockets go with the process (closing them here only races the daemon's
+        # pings: Twisted's client answers a ping while closing with an error).
+        Path(spec["out"]).write_text(json.dumps([boss_result(b) for b in bosses]))
+
+    task.react(lambda reactor: defer.ensureDeferred(run(reactor)))
+
+
+class _UntilClosed(protocol.Protocol):
+    def __init__(self, done: defer.Deferred[None]) -> None:
+        self.done = done
+
+    def connectionLost(self, reason: Any = None) -> None:
+        if not self.done.called:
+            self.done.callback(None)
+
+
+class ScreenProcesses:
+    """The supervisor screens in ``count`` processes of their own (``screens_process``)."""
+
+    def __init__(self, count: int, web_port: int, supervisors: dict[str, str], query: str):
+        self.tmp = Path(tempfile.mkdtemp(prefix="cti-bench-screens-"))
+        names = list(supervisors)
+        self.children: list[tuple[subprocess.Popen[str], Path]] = []
+        for k in range(count):
+            mine = {u: supervisors[u] for u in names[k::count]}
+            spec = self.tmp / f"spec{k}.json"
+            out = self.tmp / f"out{k}.json"
+            spec.write_text(
+                json.dumps(
+                    {"supervisors": mine, "web_port": web_port, "query": query, "out": str(out)}
+                )
+            )
+            child = subprocess.Popen(
+                [sys.executable, __file__, "--screens-child", str(spec)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            self.children.append((child, out))
+
+    def wait_ready(self) -> None:
+        for child, _ in self.children:
+            assert child.stdout is not None
+            line = child.stdout.readline().strip()
+            if line != "ready":
+                raise RuntimeError(f"a screens process did not start: {line!r}")
+
+    async def collect(self, reactor: Any) -> list[dict[str, Any]]:
+        for child, _ in self.children:
+            assert child.stdin is not None
+            child.stdin.close()
+        await wait_for(
+            reactor,
+            lambda: all(c.poll() is not None for c, _ in self.children),
+            60,
+            "end of the screens processes",
+        )
+        results: list[dict[str, Any]] = []
+        for _, out in self.children:
+            results.extend(json.loads(out.read_text()))
+        return results
 
 
 async def measure(
@@ -161,12 +274,23 @@ auth = "plain"
             await connect(reactor, web_port, screen, token)
             screens.append(screen)
         bosses = []
-        for username, token in supervisors.items():
-            boss = SupervisorScreen(username)
-            await connect(reactor, web_port, boss, token)
-            bosses.append(boss)
+        others: ScreenProcesses | None = None
+        if args.screen_processes > 0 and supervisors:
+            others = ScreenProcesses(
+                args.screen_processes, web_port, supervisors, agents_query(args)
+            )
+            await threads.deferToThread(others.wait_ready)
+        else:
+            for username, token in supervisors.items():
+                boss = SupervisorScreen(username)
+                await connect(reactor, web_port, boss, token, agents_query(args))
+                bosses.append(boss)
         await defer.gatherResults([s.hello for s in [*screens, *bosses]])
-        print(f"#   {len(screens)} operator and {len(bosses)} supervisor screens connected")
+        where = f"in {args.screen_processes} processes of their own" if others else "here"
+        print(
+            f"#   {len(screens)} operator and {len(supervisors)} supervisor screens "
+            f"connected (supervisors {where}, agents {args.agents})"
+        )
         lag = benchlib.LoopLag(reactor, 0.01)
         lag.start()
         written: dict[tuple[str, str], float] = {}
@@ -182,6 +306,7 @@ auth = "plain"
         devices = [device for device, _ in operators.values()]
         total = int(args.rate * args.seconds)
         started = time.perf_counter()
+        cpu_at_start = cpu_seconds(daemon.pid)
         for n in range(total):
             due = started + n / args.rate
             delay = due - time.perf_counter()
@@ -206,6 +331,7 @@ auth = "plain"
             reactor.callLater(3.0, pbx.send, end)
         await task.deferLater(reactor, 5.0, lambda: None)
         ended = time.perf_counter()
+        daemon_cpu = cpu_seconds(daemon.pid) - cpu_at_start
         health = await get_json(reactor, f"http://127.0.0.1:{web_port}/healthz")
         pops = health.get("pops") or health.get("web", {}).get("pops") or {}
         print(f"#   daemon's own pop figures: {json.dumps(pops)[:400]}", flush=True)
@@ -216,6 +342,9 @@ auth = "plain"
         for screen in [*screens, *bosses]:
             if screen.transport is not None:
                 screen.transport.loseConnection()
+        seen = [boss_result(b) for b in bosses]
+        if others is not None:
+            seen = await others.collect(reactor)
         return {
             "written": written,
             "arrivals": arrivals,
@@ -223,18 +352,10 @@ auth = "plain"
             "ended": ended,
             "traffic_end": started + total / args.rate,
             "lag": lag.samples,
+            "daemon_cpu": daemon_cpu,
             "joins": joins,
             "leaves": leaves,
-            "bosses": [
-                {
-                    "joined": b.joined,
-                    "left": b.left,
-                    "updates": b.updates,
-                    "agent_updates": b.agent_updates,
-                    "messages": b.messages,
-                }
-                for b in bosses
-            ],
+            "bosses": seen,
         }
     finally:
         daemon.terminate()
@@ -251,6 +372,12 @@ auth = "plain"
         if errors:
             print(f"#   daemon logged {len(errors)} errors, e.g. {errors[0][:300]}")
         await pbx_port.stopListening()
+
+
+def cpu_seconds(pid: int) -> float:
+    """The process's CPU time so far, user and system (``/proc/PID/stat``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def push_latencies(result: dict[str, Any], cutoff: float) -> None:
@@ -300,7 +427,8 @@ def push_latencies(result: dict[str, Any], cutoff: float) -> None:
     per_queue: list[float] = []
     busiest = 0
     gaps: list[float] = []
-    agents: list[float] = []
+    agents: list[float] = []  # agent messages per second, per supervisor socket
+    agents_in: list[float] = []  # agents in them per second
     for boss in result["bosses"]:
         counts: dict[str, int] = defaultdict(int)
         per_second: dict[tuple[str, int], int] = defaultdict(int)
@@ -314,8 +442,11 @@ def push_latencies(result: dict[str, Any], cutoff: float) -> None:
             last[queue] = at
         per_queue.extend(c / window for c in counts.values())
         busiest = max(busiest, max(per_second.values(), default=0))
-        inside = [at for at in boss["agent_updates"] if cutoff <= at <= result["traffic_end"]]
+        inside = [
+            (at, n) for at, n in boss["agent_updates"] if cutoff <= at <= result["traffic_end"]
+        ]
         agents.append(len(inside) / window)
+        agents_in.append(sum(n for _, n in inside) / window)
     g1, g50 = benchlib.percentiles(gaps, [1, 50])
     print(
         f"# {name}: queue_update per queue per supervisor: mean "
@@ -325,13 +456,26 @@ def push_latencies(result: dict[str, Any], cutoff: float) -> None:
         f"{min(gaps):.0f} ms, p1 {g1:.0f} ms, p50 {g50:.0f} ms"
     )
     print(
-        f"# {name}: agent_update per supervisor: mean {statistics.fmean(agents):.1f}/s; "
+        f"# {name}: agent messages per supervisor: mean {statistics.fmean(agents):.1f}/s "
+        f"carrying {statistics.fmean(agents_in):.1f} agents/s; "
         f"frames per supervisor socket in all: "
         f"{statistics.fmean(b['messages'] for b in result['bosses']):.0f}"
     )
+    kinds: dict[str, int] = defaultdict(int)
+    for boss in result["bosses"]:
+        for kind, count in boss["kinds"].items():
+            kinds[kind] += count
+    each = {k: round(v / len(result["bosses"])) for k, v in sorted(kinds.items())}
+    print(f"# {name}: frames per supervisor socket by type: {json.dumps(each)}")
     benchlib.line(
         f"cti-bridge queue_update rate per queue ({name})", statistics.fmean(per_queue), "/s"
     )
+    busy = result["daemon_cpu"] / (result["ended"] - result["started"])
+    print(
+        f"# {name}: the daemon's CPU from the first call to the end: "
+        f"{result['daemon_cpu']:.1f} s in {result['ended'] - result['started']:.0f} s"
+    )
+    benchlib.line(f"cti-bridge daemon CPU ({name})", 100 * busy, "% of one core")
 
 
 def main() -> None:
@@ -344,12 +488,19 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--warmup", type=float, default=5.0)
     parser.add_argument("--customers", type=int, default=1_000_000)
+    parser.add_argument("--agents", choices=["batched", "single"], default="batched")
+    parser.add_argument("--screen-processes", type=int, default=1)
+    parser.add_argument("--screens-child", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.screens_child:
+        screens_process(args.screens_child)
+        return
     benchlib.context(
         load=f"{args.rate:g} calls/s over {args.queues} queues for {args.seconds:g} s, "
-        f"{args.operators} operators and {args.supervisors} supervisors connected, "
-        f"{args.customers} customers",
-        daemon="cti-bridge run --config (own process); PBX and screens in this process",
+        f"{args.operators} operators and {args.supervisors} supervisors connected "
+        f"(agents {args.agents}), {args.customers} customers",
+        daemon="cti-bridge run --config (own process); PBX and operator screens in this "
+        f"process, supervisor screens in {args.screen_processes or 'this'} process(es)",
     )
     for name in args.database:
         with tempfile.TemporaryDirectory() as tmp:

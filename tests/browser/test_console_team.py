@@ -7,6 +7,7 @@ an operator whose phone stops answering sees the banner until it is back."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from playwright.sync_api import expect
@@ -19,6 +20,20 @@ HOSTILE = ("092345678", '<img src=x onerror="document.title=1">Eve')
 
 def row(page: Any, username: str) -> Any:
     return page.locator(f"#team-rows tr[data-operator='{username}']")
+
+
+def heard_of(page: Any) -> tuple[set[str], set[str]]:
+    """The operators the page's socket heard of in ``agents_update`` batches, and in
+    single ``agent_update`` messages (the console asks for batches: ``agents=batched``)."""
+    batched: set[str] = set()
+    single: set[str] = set()
+    for frame in page.frames_received:
+        message = json.loads(frame)
+        if message.get("type") == "agents_update":
+            batched |= {a["operator"] for a in message["agents"]}
+        elif message.get("type") == "agent_update":
+            single.add(message["agent"]["operator"])
+    return batched, single
 
 
 def agent(server: ConsoleServer, token: str, username: str) -> dict[str, Any]:
@@ -89,6 +104,11 @@ def test_the_team_view_shows_the_current_call_and_watches_the_pop(
     expect(bart.locator(".agent-state")).to_have_text("On call", timeout=10_000)
     expect(bart.locator(".agent-call")).to_contain_text("Talking with")
     assert sofie.title() != "1" and sofie.errors == []
+    # All of it came in the supervisors' batches; single updates only of her own state
+    # (her own topic) and of whom she watches (Bart's own topic).
+    batched, single = heard_of(sofie)
+    assert "bart" in batched
+    assert single <= {"sofie", "bart"}
 
 
 def test_todays_abandoned_calls_with_their_pending_callback(

@@ -5,6 +5,7 @@ cannot be rung. (On the real Asterisk: ``test_wallboard_asterisk.py``.)"""
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -96,6 +97,15 @@ def test_the_wallboard_names_the_operators_whose_phones_cannot_be_rung(
     expect(page.locator("#wb-phones li[data-operator='anna']")).to_have_count(0)  # registered
     expect(page.locator("#wb-phones-bad")).to_have_text("1")
     expect(page.locator("#wb-phones-panel")).to_have_class(re.compile(r"\bbad\b"))
+    # The wall asked for the operators' changes in batches: Bart's came in one.
+    batches = [json.loads(f) for f in page.frames_received]
+    assert any(
+        m["type"] == "agents_update" and "bart" in {a["operator"] for a in m["agents"]}
+        for m in batches
+    )
+    assert not [
+        m for m in batches if m["type"] == "agent_update" and m["agent"]["operator"] != "sofie"
+    ]
 
     # A wall screen switched on now reads the same from GET /api/agents.
     fresh = screen()

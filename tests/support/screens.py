@@ -74,8 +74,10 @@ def supervised_rig() -> tuple[Clock, MemoryBus, Tokens, Hub]:
     return clock, bus, tokens, hub
 
 
-def open_socket(hub: Hub, principal: Principal, token: str) -> tuple[ScreenSocket, FakeTransport]:
-    socket = ScreenSocket(hub, principal, token)
+def open_socket(
+    hub: Hub, principal: Principal, token: str, options: dict[str, str] | None = None
+) -> tuple[ScreenSocket, FakeTransport]:
+    socket = ScreenSocket(hub, principal, token, options)
     transport = FakeTransport()
     socket.negotiationStarted(transport)  # type: ignore[arg-type]
     socket.negotiationFinished()

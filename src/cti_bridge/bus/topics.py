@@ -11,14 +11,24 @@ __all__ = [
     "OPERATOR_TOPIC_PREFIX",
     "POP_REPLAY_TOPIC",
     "SUPERVISORS_TOPIC",
+    "SUPERVISOR_AGENTS_TOPIC",
+    "SUPERVISOR_AGENT_BATCHES_TOPIC",
     "operator_topic",
 ]
 
 #: Every operator topic starts with this, followed by the operator's id.
 OPERATOR_TOPIC_PREFIX = "operator."
 
-#: Pushes for supervisors and admins (queue and agent updates, flagged agreements).
+#: Pushes for supervisors and admins (queue updates, phones, flagged agreements).
 SUPERVISORS_TOPIC = "supervisors"
+
+#: The supervisors' ``agent_update``s, one message per changed operator (PRODUCT's
+#: contract: a supervisor's socket listens here unless it asked for batches).
+SUPERVISOR_AGENTS_TOPIC = "supervisors.agent_update"
+
+#: The same changes batched: one ``agents_update`` per interval with every operator that
+#: changed (a socket opened with ``/ws?token=...&agents=batched`` listens here instead).
+SUPERVISOR_AGENT_BATCHES_TOPIC = "supervisors.agents_update"
 
 #: Published by the WebSocket hub when a screen connects (or a supervisor starts watching
 #: an operator): ``{"operator_id": N}``; the node that follows the PBX sends that

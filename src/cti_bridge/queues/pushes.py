@@ -1,5 +1,8 @@
-"""``queue_update`` and ``agent_update`` on the supervisors' topic, coalesced; each
-operator's own ``agent_update`` on their own topic too (their screen shows their state).
+"""``queue_update`` on the supervisors' topic, and each operator's changes three ways:
+``agent_update`` per operator on the supervisors' ``agent_update`` topic (PRODUCT's
+contract) and on the operator's own topic (their screen shows their state), and
+``agents_update`` batches on the supervisors' batch topic, for the screens that asked
+for them (``/ws?token=...&agents=batched``: the console's Team view, the wallboard).
 
 A change (the board's watchers, the callers' feed) only marks a queue or an operator as
 "maybe changed". ``Coalescer`` sends a marked key at once if it has not sent that key
@@ -7,6 +10,15 @@ for ``interval`` seconds, else once when the interval is up: a burst of events c
 most one push per queue (and per operator) per interval, and the one sent is built at
 send time, so it is always the latest state. A view equal to the one last pushed (but
 for the waits, which move by themselves) is not pushed again. All on the node's clock.
+
+Why the batch: 500 operators at 50 calls/s change ~240 times a second, and one message
+per change per supervisor socket was 12,000 frames a second for 50 supervisors, a
+quarter of the reactor's time in the sockets' sends (docs/performance.md, "Supervisors'
+pushes"). The batch is one
+coalesced key for all operators: every operator marked since the last batch, each with
+their state at send time, at most ``batch_size`` per message (a shift starting or a
+resync is a few messages, not one of megabytes), so a supervisor's socket gets a few
+agent messages a second whatever the helpdesk's size.
 
 A wrap-up ends without an event: ``sweep`` (every few seconds) marks everything, and the
 comparison keeps what did not change quiet.
@@ -21,17 +33,25 @@ import structlog
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 
 from cti_bridge.bus import Bus
-from cti_bridge.bus.topics import SUPERVISORS_TOPIC, operator_topic
+from cti_bridge.bus.topics import (
+    SUPERVISOR_AGENT_BATCHES_TOPIC,
+    SUPERVISOR_AGENTS_TOPIC,
+    SUPERVISORS_TOPIC,
+    operator_topic,
+)
 
 from .live import signature
 from .service import Supervision
 
-__all__ = ["PUSH_INTERVAL", "Coalescer", "SupervisorPushes"]
+__all__ = ["MAX_AGENTS_PER_BATCH", "PUSH_INTERVAL", "Coalescer", "SupervisorPushes"]
 
 log = structlog.get_logger("cti_bridge.queues.pushes")
 
 #: At most one push per queue (and per operator) in this many seconds.
 PUSH_INTERVAL = 0.3
+
+#: At most this many operators in one ``agents_update`` (more changed: more messages).
+MAX_AGENTS_PER_BATCH = 100
 
 K = TypeVar("K", bound=Hashable)
 
@@ -86,11 +106,20 @@ class SupervisorPushes:
         clock: IReactorTime,
         *,
         interval: float = PUSH_INTERVAL,
+        batch_size: int = MAX_AGENTS_PER_BATCH,
     ):
         self.supervision = supervision
         self.bus = bus
+        self.batch_size = batch_size
         self.queues: Coalescer[tuple[str, str]] = Coalescer(clock, interval, self._push_queue)
         self.agents: Coalescer[str] = Coalescer(clock, interval, self._push_agent)
+        #: One key (``None``) for all operators: the ``agents_update`` batch.
+        self.batches: Coalescer[None] = Coalescer(clock, interval, self._push_batch)
+        #: The operators marked since the last batch, in the order they were marked.
+        self._batch: dict[str, None] = {}
+        #: username -> the view ``_push_agent`` built since the operator's last mark:
+        #: the batch sends it as it is instead of building it again.
+        self._fresh: dict[str, dict[str, Any]] = {}
         #: The waiting calls' record ids, looked up at most once per interval per PBX
         #: (a burst of joins is one query, not one per event).
         self.lookups: Coalescer[str] = Coalescer(clock, interval, self._look_up_ids)
@@ -98,7 +127,7 @@ class SupervisorPushes:
         #: removed still marks the queue it left.
         self._queues_of: dict[tuple[str, str], frozenset[str]] = {}
         self._pushed: dict[object, object] = {}
-        self.pushed = {"queue_update": 0, "agent_update": 0}
+        self.pushed = {"queue_update": 0, "agent_update": 0, "agents_update": 0}
 
     # -- what changed ---------------------------------------------------------------------
 
@@ -130,7 +159,7 @@ class SupervisorPushes:
         for name in names:
             self.queues.mark((pbx, name))
         for username in usernames:
-            self.agents.mark(username)
+            self.mark_agent(username)
 
     def calls_changed(self, pbx: str, devices: frozenset[str]) -> None:
         """The current calls' watcher (``current.py``): these devices gained, lost or
@@ -139,7 +168,7 @@ class SupervisorPushes:
         for device in devices:
             username = board.owner_of(device)
             if username is not None:
-                self.agents.mark(username)
+                self.mark_agent(username)
 
     def callers_changed(self, pbx: str, queues: frozenset[str], at: float) -> None:
         for name in queues:
@@ -170,7 +199,14 @@ class SupervisorPushes:
             for name in view.queue_names(pbx):
                 self.queues.mark((pbx, name))
         for username in self.supervision.roster:
-            self.agents.mark(username)
+            self.mark_agent(username)
+
+    def mark_agent(self, username: str) -> None:
+        """The operator may have changed: their ``agent_update`` and the next batch."""
+        self._fresh.pop(username, None)  # built before this change: stale now
+        self.agents.mark(username)
+        self._batch[username] = None
+        self.batches.mark(None)
 
     # -- pushing --------------------------------------------------------------------------
 
@@ -191,14 +227,57 @@ class SupervisorPushes:
         own = None if account.operator_id is None else operator_topic(account.operator_id)
         if own is not None and not self.bus.may_reach(own):
             own = None  # that operator has no screen open
-        if own is None and not self.bus.may_reach(SUPERVISORS_TOPIC):
+        if own is None and not self.bus.may_reach(SUPERVISOR_AGENTS_TOPIC):
             self._pushed.pop(("agent", username), None)
             return
-        agent = self.supervision.agent_json(account)
-        self._publish(("agent", username), "agent_update", "agent", agent, also=own)
+        agent = self._fresh[username] = self.supervision.agent_json(account)
+        self._publish(
+            ("agent", username),
+            "agent_update",
+            "agent",
+            agent,
+            topic=SUPERVISOR_AGENTS_TOPIC,
+            also=own,
+        )
+
+    def _push_batch(self, _: None) -> None:
+        """Every operator marked since the last batch, as they are now, in messages of at
+        most ``batch_size``; the unchanged ones left out."""
+        marked, self._batch = self._batch, {}
+        if not self.bus.may_reach(SUPERVISOR_AGENT_BATCHES_TOPIC):
+            for username in marked:  # nobody to tell: pushed whatever it holds next time
+                self._pushed.pop(("agents", username), None)
+            return
+        agents = []
+        for username in marked:
+            account = self.supervision.roster.get(username)
+            if account is None:
+                continue
+            try:
+                agent = self._fresh.get(username) or self.supervision.agent_json(account)
+            except Exception:  # one operator's view failing costs that operator only
+                log.exception("an operator's view failed", operator=username)
+                continue
+            seen = signature(agent)
+            if self._pushed.get(("agents", username)) != seen:
+                self._pushed[("agents", username)] = seen
+                agents.append(agent)
+        for start in range(0, len(agents), self.batch_size):
+            self.pushed["agents_update"] += 1
+            self.bus.publish(
+                SUPERVISOR_AGENT_BATCHES_TOPIC,
+                {"type": "agents_update", "agents": agents[start : start + self.batch_size]},
+            )
 
     def _publish(
-        self, key: object, kind: str, field: str, view: dict[str, Any], also: str | None = None
+        self,
+        key: object,
+        kind: str,
+        field: str,
+        view: dict[str, Any],
+        *,
+        topic: str = SUPERVISORS_TOPIC,
+        also: str | None = None,
     ) -> None:
         seen = signature(view, moving=("longest_wait_seconds", "today"))
         if self._pushed.get(key) == seen:
@@ -206,12 +285,13 @@ class SupervisorPushes:
         self._pushed[key] = seen
         self.pushed[kind] += 1
         message = {"type": kind, field: view}
-        if self.bus.may_reach(SUPERVISORS_TOPIC):
-            self.bus.publish(SUPERVISORS_TOPIC, message)
+        if self.bus.may_reach(topic):
+            self.bus.publish(topic, message)
         if also is not None:  # the operator's own screen (and whoever watches it)
             self.bus.publish(also, message)
 
     def stop(self) -> None:
         self.queues.stop()
         self.agents.stop()
+        self.batches.stop()
         self.lookups.stop()

@@ -555,7 +555,20 @@ PATHS: dict[str, dict[str, Schema]] = {
             ),
             "tags": ["pages"],
             "security": [],
-            "parameters": [{"name": "token", "in": "query", "required": True, "schema": STR}],
+            "parameters": [
+                {"name": "token", "in": "query", "required": True, "schema": STR},
+                {
+                    "name": "agents",
+                    "in": "query",
+                    "required": False,
+                    "description": (
+                        "batched: a supervisor's socket gets the operators' changes as "
+                        "agents_update (a list of agents, every operator changed in an "
+                        "interval) instead of one agent_update each"
+                    ),
+                    "schema": {"type": "string", "enum": ["batched"]},
+                },
+            ],
             "responses": {
                 "101": {"description": "switching to the WebSocket"},
                 "401": _json(_ref("Error"), _ERRORS["401"]),

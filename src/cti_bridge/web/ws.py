@@ -12,7 +12,9 @@ and closes (4401) the sockets whose token has ended.
 
 The hub is plumbing; what a role's screen adds is the feature's. A feature adds, through
 ``node.hub``, the topics a screen also listens on when it opens (``add_topic_rule``, a
-``principal -> topics`` callable) and the client messages it answers, by ``type``
+``principal -> topics`` callable, or ``add_options_topic_rule``, ``(principal, options)
+-> topics``, the options being the socket's query parameters but the token, e.g.
+``/ws?token=...&agents=batched``) and the client messages it answers, by ``type``
 (``add_message_handler``). The supervisors' part (the ``supervisors`` topic, ``{"type":
 "watch", "username": ...}``) is the queues room's: ``cti_bridge/queues/screens.py``.
 """
@@ -22,7 +24,7 @@ from __future__ import annotations
 import contextlib
 import json
 import random
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any, Protocol
 
 import structlog
@@ -49,6 +51,10 @@ MAX_CLIENT_MESSAGE = 4096
 #: whole (Twisted's WebSocket keeps every fragment of a message until its end).
 MAX_CLIENT_WIRE_MESSAGE = 16 * 1024
 MESSAGE_TOO_BIG = 1009
+#: A socket's options (its query parameters but the token): at most this many, each name
+#: and value cut to ``MAX_OPTION_LENGTH`` characters.
+MAX_OPTIONS = 8
+MAX_OPTION_LENGTH = 64
 #: WebSocket close code when the socket's token has ended (4000-4999: the application's).
 SESSION_ENDED = 4401
 
@@ -66,6 +72,8 @@ class TokenChecker(Protocol):
 #: What a screen listens on when it opens, besides its operator's own topic: a feature's
 #: rule, asked once per socket (``()`` for a principal it has nothing for).
 TopicRule = Callable[[Principal], Iterable[str]]
+#: As a ``TopicRule``, also given the socket's options (``ScreenSocket.options``).
+OptionsTopicRule = Callable[[Principal, Mapping[str, str]], Iterable[str]]
 
 
 class MessageHandler(Protocol):
@@ -78,10 +86,14 @@ class MessageHandler(Protocol):
 class ScreenSocket:
     """One browser tab's socket."""
 
-    def __init__(self, hub: Hub, principal: Principal, token: str):
+    def __init__(
+        self, hub: Hub, principal: Principal, token: str, options: Mapping[str, str] | None = None
+    ):
         self.hub = hub
         self.principal = principal
         self._token = token
+        #: The query parameters the screen opened the socket with, but the token.
+        self.options: Mapping[str, str] = dict(options or {})
         self.transport: WebSocketTransport | None = None
         self._unsubscribe: dict[str, Callable[[], None]] = {}
         self._ping: LoopingCall | None = None
@@ -104,7 +116,7 @@ class ScreenSocket:
             }
         )
         self.listen(operator_topic(self.principal.operator_id))
-        for topic in self.hub.topics_for(self.principal):
+        for topic in self.hub.topics_for(self.principal, self.options):
             self.listen(topic)
         self.hub.bus.publish(POP_REPLAY_TOPIC, {"operator_id": self.principal.operator_id})
         # Each socket keeps its own phase: screens that connected together (a node
@@ -249,7 +261,7 @@ class Hub:
         self._checking = False
         self._stopped = False
         self.token_checks = 0
-        self._topic_rules: list[TopicRule] = []
+        self._topic_rules: list[OptionsTopicRule] = []
         self._handlers: dict[str, MessageHandler] = {}
 
     # -- where a feature adds ------------------------------------------------------------
@@ -257,6 +269,11 @@ class Hub:
     def add_topic_rule(self, rule: TopicRule) -> None:
         """``rule(principal)``: topics a screen also listens on when it opens (after its
         operator's own, in the order the rules were added)."""
+        self._topic_rules.append(lambda principal, options: rule(principal))
+
+    def add_options_topic_rule(self, rule: OptionsTopicRule) -> None:
+        """As ``add_topic_rule``, ``rule(principal, options)`` also given the socket's
+        options (a screen that asked for another form of the same pushes)."""
         self._topic_rules.append(rule)
 
     def add_message_handler(self, kind: str, handler: MessageHandler) -> None:
@@ -265,8 +282,11 @@ class Hub:
             raise ValueError(f"message type {kind!r} is taken")
         self._handlers[kind] = handler
 
-    def topics_for(self, principal: Principal) -> list[str]:
-        return [topic for rule in self._topic_rules for topic in rule(principal)]
+    def topics_for(
+        self, principal: Principal, options: Mapping[str, str] | None = None
+    ) -> list[str]:
+        given = options or {}
+        return [topic for rule in self._topic_rules for topic in rule(principal, given)]
 
     def handler_for(self, kind: object) -> MessageHandler | None:
         return self._handlers.get(kind) if isinstance(kind, str) else None
@@ -387,7 +407,7 @@ class ScreenSocketResource(Resource):
                 request.write(self._refuse(request, 401, "invalid or expired token"))
                 request.finish()
                 return
-            socket = ScreenSocket(self.hub, principal, token)
+            socket = ScreenSocket(self.hub, principal, token, socket_options(request))
             upgrade = WebSocketResource(_OneSocket(socket))
             result = upgrade.render_GET(request)
             if isinstance(result, bytes):  # the upgrade was refused (not a WebSocket request)
@@ -440,6 +460,18 @@ def _bound_messages(transport: WebSocketTransport, limit: int, too_big: Callable
     for name, empty in (("_textBuffer", ""), ("_bytesBuffer", b"")):
         if hasattr(transport, name):
             setattr(transport, name, _BoundedBuffer(empty, limit, too_big))
+
+
+def socket_options(request: Request) -> dict[str, str]:
+    """The query parameters but the token (the first value of each), bounded: a socket's
+    options are small words (``agents=batched``), not a place to store anything."""
+    options: dict[str, str] = {}
+    for name, values in (request.args or {}).items():
+        if name == b"token" or not values or len(options) >= MAX_OPTIONS:
+            continue
+        key = name.decode("utf-8", "replace")[:MAX_OPTION_LENGTH]
+        options[key] = values[0].decode("utf-8", "replace")[:MAX_OPTION_LENGTH]
+    return options
 
 
 class _OneSocket:

@@ -16,7 +16,7 @@ from twisted.web.server import Request, Site
 from twisted.web.test.requesthelper import DummyChannel
 
 from cti_bridge.ami.parser import Message
-from cti_bridge.bus.topics import SUPERVISORS_TOPIC
+from cti_bridge.bus.topics import SUPERVISOR_AGENTS_TOPIC, SUPERVISORS_TOPIC
 from cti_bridge.queues.pushes import Coalescer
 from cti_bridge.store.accounts import OperatorInfo
 from cti_bridge.web.auth import Principal
@@ -71,7 +71,8 @@ class LiveRig(Rig):
         self.node.http.logins = Logins()  # type: ignore[assignment]
         self.node.parts["supervision"].reload_roster()  # type: ignore[attr-defined]
         self.pushes: list[dict[str, Any]] = []
-        self.node.bus.subscribe(SUPERVISORS_TOPIC, self._pushed)
+        self.node.bus.subscribe(SUPERVISORS_TOPIC, self._pushed)  # a supervisor's screen
+        self.node.bus.subscribe(SUPERVISOR_AGENTS_TOPIC, self._pushed)
         self.resource = self.node.http.resource()
 
     def _pushed(self, message: Any) -> None:

@@ -12,7 +12,12 @@ from typing import Any
 
 from twisted.internet.defer import Deferred, succeed
 
-from cti_bridge.bus.topics import SUPERVISORS_TOPIC, operator_topic
+from cti_bridge.bus.topics import (
+    SUPERVISOR_AGENT_BATCHES_TOPIC,
+    SUPERVISOR_AGENTS_TOPIC,
+    SUPERVISORS_TOPIC,
+    operator_topic,
+)
 from cti_bridge.queues.live import Account
 from cti_bridge.queues.operators import MembersBoard
 from cti_bridge.queues.phones import Contacts, PhoneStates, state_from_device
@@ -198,7 +203,13 @@ class PhonesRig(Rig):
 
         self.workload._operator_id = operator_id
         self.heard: dict[str, list[dict[str, Any]]] = {}
-        for topic in (SUPERVISORS_TOPIC, operator_topic(1), operator_topic(2)):
+        for topic in (
+            SUPERVISORS_TOPIC,
+            SUPERVISOR_AGENTS_TOPIC,
+            SUPERVISOR_AGENT_BATCHES_TOPIC,
+            operator_topic(1),
+            operator_topic(2),
+        ):
             self.node.bus.subscribe(topic, self._hear(topic))
 
     def _hear(self, topic: str) -> Callable[[Any], None]:
@@ -282,7 +293,8 @@ def test_a_pbx_without_pjsip_lists_goes_by_device_states() -> None:
 
 def test_an_agent_update_carries_the_phone_state_of_the_change_it_is_pushed_for() -> None:
     """The phones are judged before the supervisors' pushes are built from the board:
-    the ``agent_update`` of a phone going away says so itself (no stale one first)."""
+    the ``agent_update`` of a phone going away says so itself (no stale one first), and
+    so does the ``agents_update`` batch."""
     rig = PhonesRig()
     anna = SimpleNamespace(
         id=1, username="anna", name="Anna", devices=["Local/1001@agents"], active=True
@@ -296,6 +308,7 @@ def test_an_agent_update_carries_the_phone_state_of_the_change_it_is_pushed_for(
         if isinstance(getattr(w, "__self__", None), SupervisorPushes)
     ]
     pushes.agents.interval = 0  # every change is pushed at once, built right then
+    pushes.batches.interval = 0
     rig.reactor.advance(1)  # the snapshot is taken in
     rig.heard.clear()
     pbx.send(
@@ -303,11 +316,19 @@ def test_an_agent_update_carries_the_phone_state_of_the_change_it_is_pushed_for(
     )
     for _ in range(3):  # the coalescer's turn, then the bus's delivery
         rig.reactor.advance(0)
-    updates = [m["agent"] for m in rig.heard[SUPERVISORS_TOPIC] if m["type"] == "agent_update"]
-    assert updates, "the change was pushed"
-    assert [u["phones"] for u in updates] == [
+    updates = [
+        m["agent"] for m in rig.heard[SUPERVISOR_AGENTS_TOPIC] if m["type"] == "agent_update"
+    ]
+    batched = [
+        agent
+        for m in rig.heard[SUPERVISOR_AGENT_BATCHES_TOPIC]
+        if m["type"] == "agents_update"
+        for agent in m["agents"]
+    ]
+    assert updates and batched, "the change was pushed"
+    assert [u["phones"] for u in updates + batched] == [
         [
             {"pbx": "main", "device": "Local/1001@agents", "state": "unreachable"},
             {"pbx": "main", "device": "PJSIP/1001", "state": "unknown"},
         ]
-    ] * len(updates)
+    ] * len(updates + batched)

@@ -43,6 +43,7 @@ const socket = new LiveSocket({
   checkToken: () => api.me(),
   onMessage: (message) => received(message),
   onState: (state) => linkState(state),
+  query: { agents: "batched" }, // a supervisor's Team view: agents_update batches
 });
 
 const teamView = new TeamView({
@@ -204,6 +205,9 @@ function received(message) {
     case "agent_update":
       myState.agentUpdate(message.agent);
       if (isSupervisor(me)) teamView.agentUpdate(message.agent);
+      break;
+    case "agents_update": // the supervisors' batch: every operator changed in an interval
+      if (isSupervisor(me)) teamView.agentsUpdate(message.agents);
       break;
     case "phone_status":
       myState.phoneStatus(message);

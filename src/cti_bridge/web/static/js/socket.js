@@ -15,10 +15,13 @@ export class LiveSocket {
   /**
    * token(): the current token or null; checkToken(): resolves when the token is still
    * good, rejects otherwise (the API's 401 handling logs the operator out);
-   * onMessage(message), onState({state, attempt, retryInMs}).
+   * onMessage(message), onState({state, attempt, retryInMs}); query: more of the socket's
+   * options (e.g. {agents: "batched"}: a supervisor's screen takes the operators' changes
+   * as agents_update batches, a few a second, instead of one agent_update each).
    */
-  constructor({ token, checkToken, onMessage, onState }) {
+  constructor({ token, checkToken, onMessage, onState, query = {} }) {
     this.token = token;
+    this.query = query;
     this.checkToken = checkToken;
     this.onMessage = onMessage;
     this.onState = onState;
@@ -63,7 +66,7 @@ export class LiveSocket {
     if (this.stopped || !token) return;
     this.onState({ state: this.everOpened ? "reconnecting" : "connecting", attempt: this.attempt });
     const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-    const url = `${scheme}//${location.host}/ws?${new URLSearchParams({ token })}`;
+    const url = `${scheme}//${location.host}/ws?${new URLSearchParams({ ...this.query, token })}`;
     const socket = new WebSocket(url);
     this.socket = socket;
     socket.addEventListener("open", () => {

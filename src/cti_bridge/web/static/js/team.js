@@ -1,9 +1,10 @@
 // The supervisor's Team view (Alt+T): every operator with their state in words, the call
 // they are on, how long they have been in that state (a clock ticking in the page), their
 // phone, pause/unpause with a reason, a link to watch their pop; and today's abandoned
-// calls with whether a callback is pending. Live from the WebSocket: agent_update (one
-// operator, shaped as GET /api/agents), phone_status, queue_update (its today.abandoned
-// growing re-reads the abandoned list).
+// calls with whether a callback is pending. Live from the WebSocket: agents_update (the
+// batch the console asks for: every operator changed in an interval, each shaped as
+// GET /api/agents) or agent_update (one operator), phone_status, queue_update (its
+// today.abandoned growing re-reads the abandoned list).
 //
 // Caller names and numbers are attacker text: everything reaches the page through h()
 // (textContent), never as markup.
@@ -149,6 +150,12 @@ export class TeamView {
     this.agents.set(agent.operator, agent);
     const row = this.rows.get(agent.operator) || this.addRow(agent.operator);
     this.fill(row, agent);
+  }
+
+  /** The supervisors' agents_update: a list of agents, each as agent_update gives one. */
+  agentsUpdate(agents) {
+    if (!Array.isArray(agents)) return;
+    for (const agent of agents) this.agentUpdate(agent);
   }
 
   phoneStatus(message) {

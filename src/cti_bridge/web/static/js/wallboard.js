@@ -4,7 +4,8 @@
 // operators' phones cannot be rung (not registered, or registered and unreachable).
 //
 // Live: GET /api/queues and GET /api/agents once, then the supervisors' `queue_update`
-// pushes replace a queue as it changes, `phone_status` a phone and `agent_update` an
+// pushes replace a queue as it changes, `phone_status` a phone and `agents_update` (the
+// batch this page asks for: every operator changed in an interval) or `agent_update` an
 // operator's phones; the figures that come from the stored records (GET /api/kpis,
 // the agreements) are read again every REFRESH_MS and after an `agreement_flagged`.
 // Waits tick here between pushes. It never shows stale figures as live: when the
@@ -95,6 +96,7 @@ class Wallboard {
       checkToken: () => this.api.me(),
       onMessage: (message) => this.onMessage(message),
       onState: (state) => this.onSocketState(state),
+      query: { agents: "batched" }, // the operators' changes as agents_update batches
     });
     byId("wb-login-form").addEventListener("submit", (event) => {
       event.preventDefault();
@@ -240,6 +242,9 @@ class Wallboard {
     } else if (message.type === "agent_update" && message.agent) {
       this.keepAgent(message.agent);
       this.renderPhones();
+    } else if (message.type === "agents_update" && Array.isArray(message.agents)) {
+      for (const agent of message.agents) if (agent && agent.operator) this.keepAgent(agent);
+      this.renderPhones(); // once for the batch
     } else if (message.type === "phone_status" && message.device) {
       this.keepPhone(message);
       this.renderPhones();
