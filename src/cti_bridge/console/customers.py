@@ -10,8 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from cti_bridge.app.config import CallHistory
 from cti_bridge.pop.context import PopContextBuilder
-from cti_bridge.store import Store
+from cti_bridge.store import CallNotFound, Store
+from cti_bridge.web.auth import Principal
+
+from .rules import may_see_call
 
 __all__ = ["console_customer_context", "console_search_customers"]
 
@@ -23,8 +27,27 @@ def console_search_customers(store: Store, text: str, limit: int = 20) -> list[d
 
 
 def console_customer_context(
-    store: Store, customer_id: int, zone: str | None = None
+    store: Store,
+    customer_id: int,
+    zone: str | None = None,
+    *,
+    principal: Principal | None = None,
+    history: CallHistory = "shared",
 ) -> dict[str, Any] | None:
     """Everything the console shows about one customer: exactly what a pop shows (its
-    contracts judged on the site's day in ``zone``)."""
-    return PopContextBuilder(store.pop_read, zone=zone).customer_context(customer_id)
+    contracts judged on the site's day in ``zone``), its history's calls those the
+    ``principal`` may read (``may_see_call``: with ``history = "own"`` an operator's own)."""
+    found = PopContextBuilder(store.pop_read, zone=zone).customer_context(customer_id)
+    if found is None or principal is None or principal.sees_everything or history != "own":
+        return found
+    kept = []
+    for item in found["history"]:
+        if item["type"] == "call":
+            try:
+                call = store.queries.get_call(item["id"])
+            except CallNotFound:
+                continue
+            if not may_see_call(principal, call, history):
+                continue
+        kept.append(item)
+    return {**found, "history": kept}

@@ -183,7 +183,12 @@ class Console:
 
     def customer_context(self, principal: Principal, customer_id: int) -> Deferred[Any]:
         store = self.store
-        return self.run(lambda: console_customer_context(store, customer_id, self.policy.timezone))
+        zone, history = self.policy.timezone, self.call_history
+        return self.run(
+            lambda: console_customer_context(
+                store, customer_id, zone, principal=principal, history=history
+            )
+        )
 
     @inlineCallbacks
     def create_agreement(self, principal: Principal, body: Mapping[str, Any]) -> Any:

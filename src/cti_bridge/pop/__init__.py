@@ -13,7 +13,7 @@ from twisted.internet.interfaces import IReactorTime
 
 from cti_bridge.bus import Bus
 
-from .context import ContextRequest, PopContextBuilder
+from .context import ContextRequest, PopContextBuilder, involved_in
 from .core import OperatorRef, PopCore, operator_topic
 from .service import POP_REPLAY_TOPIC, OperatorDirectory, PopService, Runner, operators_of
 
@@ -41,12 +41,20 @@ def make_pop_service(
     build_in: Runner | None = None,
     default_region: str = "BE",
     zone: str | None = None,
+    own_history: bool = False,
 ) -> PopService:
     """The production wiring: ``store`` is a ``cti_bridge.store.Store``, ``run`` runs
     blocking work in the database pool (e.g. ``Node.run``); ``build_in``, when given,
     runs the context builds and call id fetches instead (the node's pop pool); ``zone``
-    is the site's (``[dialer] timezone``), in which the customers' contracts are dated."""
-    builder = PopContextBuilder(store.pop_read, default_region=default_region, zone=zone)
+    is the site's (``[dialer] timezone``), in which the customers' contracts are dated;
+    ``own_history``: ``[web] call_history = "own"`` (an operator's pop lists only the
+    earlier calls they were involved in)."""
+    builder = PopContextBuilder(
+        store.pop_read,
+        default_region=default_region,
+        zone=zone,
+        seen_by=(lambda call_id: involved_in(store, call_id)) if own_history else None,
+    )
     return PopService(
         reactor,
         bus,

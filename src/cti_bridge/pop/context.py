@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -137,8 +137,12 @@ class PopContextBuilder:
         zone: str | None = None,
         history: int = HISTORY,
         lock_wait: float = LOCK_WAIT,
+        seen_by: Callable[[int], Collection[str]] | None = None,
     ) -> None:
         self._rows = rows
+        #: ``[web] call_history = "own"``: who may see each earlier call of a pop's
+        #: history (usernames); the pop core shows an operator only theirs.
+        self._seen_by = seen_by
         self._region = default_region
         self._clock = clock
         self._today = today or local_today(clock, zone)
@@ -164,7 +168,7 @@ class PopContextBuilder:
             "customer": shown["customer"],
             "in_contract": shown["in_contract"],
             "contracts": shown["contracts"],
-            "history": shown["history"],
+            "history": self._marked(shown["history"]),
             "agreements": shown["agreements"],
             "agreement": None
             if callback is None
@@ -175,6 +179,16 @@ class PopContextBuilder:
             # No id yet (the write lock was busy): the service asks call_id() later.
             "call_id_pending": call_id is None,
         }
+
+    def _marked(self, history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The history, each call saying who may see it (``seen_by``) when that matters."""
+        seen_by = self._seen_by
+        if seen_by is None:
+            return history
+        return [
+            {**item, "seen_by": sorted(seen_by(item["id"]))} if item["type"] == "call" else item
+            for item in history
+        ]
 
     def customer_context(self, customer_id: int) -> dict[str, Any] | None:
         """What a pop shows about a customer, without a call: for the console's customer
@@ -189,6 +203,19 @@ class PopContextBuilder:
         """The call's record id, creating the row if needed and waiting for the write lock
         as long as the store does: for a pop that went out without one."""
         return self._rows.ensure_call(request, None)
+
+
+def involved_in(store: Any, call_id: int) -> set[str]:
+    """Who rang for, answered or talked on a stored call (usernames; ``store`` is a
+    ``cti_bridge.store.Store``): the operators who may see it with ``call_history =
+    "own"`` (``console/rules.py`` ``involved``, the same rule by name)."""
+    try:
+        call = store.queries.get_call(call_id)
+    except LookupError:  # CallNotFound: gone meanwhile
+        return set()
+    names = {*call.get("rang", ()), call.get("answered_by")}
+    names.update(s.get("operator") for s in call.get("segments", ()))
+    return {name for name in names if isinstance(name, str)}
 
 
 def _agreement_id(ref: str | None) -> int | None:

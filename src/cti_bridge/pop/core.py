@@ -385,7 +385,7 @@ class PopCore:
             "customer": context.get("customer"),
             "in_contract": context.get("in_contract", False),
             "contracts": context.get("contracts", []),
-            "history": context.get("history", []),
+            "history": _history_for(context.get("history", []), pop.operator.username),
             "agreements": context.get("agreements", []),
             "agreement": context.get("agreement"),
             "scripts": context.get("scripts", []),
@@ -442,3 +442,16 @@ class PopCore:
             waiting.pop(uniqueid, None)
             if not waiting:
                 del self._unrouted[key]
+
+
+def _history_for(history: list[dict[str, Any]], username: str) -> list[dict[str, Any]]:
+    """What of a pop's history this operator sees: with ``[web] call_history = "own"``
+    its calls say who may see them (``seen_by``, docs/security.md), and an operator sees
+    only theirs; the mark itself never goes out."""
+    if not any("seen_by" in item for item in history):
+        return history
+    return [
+        {k: v for k, v in item.items() if k != "seen_by"}
+        for item in history
+        if "seen_by" not in item or username in item["seen_by"]
+    ]

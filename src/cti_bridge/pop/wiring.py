@@ -30,6 +30,7 @@ def install(node: Node) -> None:
         build_in=node.run_pop_work,
         default_region=node.config.phone.default_region,
         zone=node.config.dialer.timezone,
+        own_history=node.config.web.call_history == "own",
     )
     node.add_consumer(service.handle)
     node.on_start(service.start)

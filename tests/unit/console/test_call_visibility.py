@@ -186,3 +186,23 @@ def test_a_device_with_nobody_bound_counts_as_the_operators_own() -> None:
     assert desk.calls("anna") == [spare["id"], desk.old_id]
     assert desk.get("anna", spare["id"])[0] == 200
     assert desk.calls("bart") == [desk.live_id]
+
+
+def test_the_customer_view_lists_the_calls_the_operator_may_read(desk: Desk) -> None:
+    """The customer view's history follows the same rule: a live call is nobody's
+    history; an ended one everybody's with "shared", its operators' with "own"."""
+    shared = desk.shared
+    jan = desk.store.customers.add_customer("Jan Peeters", numbers=[OLD, LIVE])
+
+    def history(who: str) -> list[int]:
+        code, body = desk.rig.ask("GET", f"/api/customers/{jan}", token=f"t-{who}")
+        assert code == 200, body
+        return [item["id"] for item in body["history"] if item["type"] == "call"]
+
+    assert history("anna") == [desk.old_id]
+    assert history("bart") == ([desk.old_id] if shared else [])
+    assert history("sofie") == [desk.old_id]  # the live call is history for nobody yet
+    desk.end_live()
+    assert history("anna") == ([desk.live_id, desk.old_id] if shared else [desk.old_id])
+    assert history("bart") == ([desk.live_id, desk.old_id] if shared else [desk.live_id])
+    assert history("sofie") == [desk.live_id, desk.old_id]

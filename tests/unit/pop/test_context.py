@@ -20,6 +20,7 @@ from sqlalchemy.engine import make_url
 
 from cti_bridge.calls.events import Direction, Outcome
 from cti_bridge.pop import ContextRequest, PopContextBuilder
+from cti_bridge.pop.context import involved_in
 from cti_bridge.store import Store
 from cti_bridge.store.models import CallRecord
 from cti_bridge.testing.store import START, CallBuilder, FakeTime, queue_call_answered
@@ -507,3 +508,26 @@ def test_contracts_are_judged_on_the_sites_day_not_the_servers() -> None:
     assert local_today(lambda: START + 3600, "Pacific/Auckland")() == date(2026, 11, 27)
     assert local_today(lambda: START - 12 * 3600, "Pacific/Auckland")() == date(2026, 11, 27)
     assert local_today(lambda: START - 13 * 3600, "Pacific/Auckland")() == date(2026, 11, 26)
+
+
+def test_with_own_history_the_context_marks_who_may_see_each_earlier_call(
+    store: Store, fake_time: FakeTime, helpdesk: dict[str, Any]
+) -> None:
+    earlier = (
+        CallBuilder("earlier", number="050123456")
+        .ring(ANNA, START + 1)
+        .answer(ANNA, START + 2)
+        .end(START + 9, Outcome.ANSWERED)
+    )
+    store.calls.apply(earlier.events)
+    built = PopContextBuilder(
+        store.pop_read,
+        clock=fake_time,
+        today=lambda: TODAY,
+        seen_by=lambda call_id: involved_in(store, call_id),
+    )
+    (item,) = built.build(request(CallBuilder("now", number="050123456")))["history"]
+    assert item["seen_by"] == ["anna"]
+    plain = PopContextBuilder(store.pop_read, clock=fake_time, today=lambda: TODAY)
+    (item,) = plain.build(request(CallBuilder("now", number="050123456")))["history"]
+    assert "seen_by" not in item  # "shared": nothing to mark

@@ -470,3 +470,45 @@ def test_a_call_id_that_cannot_be_had_leaves_the_pop_alone() -> None:
     ]
     assert bus.to("anna")[0]["customer"] is None and bus.to("anna")[0]["degraded"] is False
     assert service.status()["call_id_failures"] == 1
+
+
+def test_with_own_history_each_operator_sees_only_the_earlier_calls_they_were_in() -> None:
+    """``[web] call_history = "own"``: the context marks who may see each earlier call
+    (``seen_by``); Anna and Bart, rung for one call, get different histories, and the
+    mark itself never reaches a screen."""
+
+    def build(request: ContextRequest) -> dict[str, Any]:
+        context = fake_context(request)
+        context["history"] = [
+            {"type": "call", "id": 1, "seen_by": ["anna"]},
+            {"type": "contact", "id": 7},
+            {"type": "call", "id": 2, "seen_by": ["anna", "bart"]},
+            {"type": "call", "id": 3, "seen_by": []},
+        ]
+        return context
+
+    rig = pop_rig(build=build)
+    rig.feed(ringing_both().events)
+    rig.deliver()
+    (anna,) = [m for m in rig.bus.to("anna") if m["type"] == "screen_pop"]
+    (bart,) = [m for m in rig.bus.to("bart") if m["type"] == "screen_pop"]
+    assert anna["history"] == [
+        {"type": "call", "id": 1},
+        {"type": "contact", "id": 7},
+        {"type": "call", "id": 2},
+    ]
+    assert bart["history"] == [{"type": "contact", "id": 7}, {"type": "call", "id": 2}]
+
+
+def test_with_shared_history_the_pop_shows_every_earlier_call() -> None:
+    def build(request: ContextRequest) -> dict[str, Any]:
+        context = fake_context(request)
+        context["history"] = [{"type": "call", "id": 1}, {"type": "call", "id": 2}]
+        return context
+
+    rig = pop_rig(build=build)
+    rig.feed(ringing_both().events)
+    rig.deliver()
+    for who in ("anna", "bart"):
+        (pop,) = [m for m in rig.bus.to(who) if m["type"] == "screen_pop"]
+        assert [h["id"] for h in pop["history"]] == [1, 2]
