@@ -29,13 +29,14 @@ from typing import Any, Protocol
 
 import structlog
 from twisted.internet.defer import Deferred, FirstError, gatherResults
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.interfaces import IConsumer, IDelayedCall, IPushProducer, IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.python.failure import Failure
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 from twisted.web.websocket import WebSocketResource, WebSocketTransport
 from wsproto.utilities import LocalProtocolError
+from zope.interface import implementer
 
 from cti_bridge.bus import Bus
 from cti_bridge.bus.topics import POP_REPLAY_TOPIC, operator_topic
@@ -57,6 +58,17 @@ MAX_OPTIONS = 8
 MAX_OPTION_LENGTH = 64
 #: WebSocket close code when the socket's token has ended (4000-4999: the application's).
 SESSION_ENDED = 4401
+#: A screen that does not read what it is sent (a stuck tab, a dead laptop on a live
+#: TCP): once its transport said it is full (Twisted pauses a socket's producer past its
+#: 64 KiB buffer), what it is sent more is counted, and past ``MAX_BEHIND_BYTES``, or
+#: ``MAX_BEHIND_SECONDS`` behind, the socket is closed (``TOO_SLOW``) and, if it does not
+#: go, cut. Memory stays bounded and nobody else waits: a write never blocks the reactor.
+#: The console reconnects and is sent its pops again (``pop.replay``).
+MAX_BEHIND_BYTES = 1024 * 1024
+MAX_BEHIND_SECONDS = 30.0
+TOO_SLOW = 4408
+#: How long a closing too-slow socket may take to go before its TCP is cut.
+CUT_AFTER_SECONDS = 5.0
 
 
 class TokenResolver(Protocol):
@@ -99,11 +111,16 @@ class ScreenSocket:
         self._ping: LoopingCall | None = None
         self._first_ping: IDelayedCall | None = None
         self._too_big = False
+        #: Since when its transport is full (``None``: it reads), what it was sent since.
+        self.behind_since: float | None = None
+        self.behind_bytes = 0
+        self._too_slow = False
 
     # WebSocketProtocol
     def negotiationStarted(self, transport: WebSocketTransport) -> None:
         self.transport = transport
         _bound_messages(transport, MAX_CLIENT_WIRE_MESSAGE, self._message_too_big)
+        _watch_reading(transport, self)
 
     def negotiationFinished(self) -> None:
         self.hub.opened(self)
@@ -187,11 +204,44 @@ class ScreenSocket:
         self.send_text(json.dumps(message, ensure_ascii=False))
 
     def send_text(self, text: str) -> None:
-        if self.transport is not None:
-            # Closing (the browser's close frame arrived, connectionLost has not yet):
-            # a push in that moment is for nobody; it is not the bus handler failing.
-            with contextlib.suppress(LocalProtocolError):
-                self.transport.sendTextMessage(text)
+        if self.transport is None or self._too_slow:
+            return
+        if self.behind_since is not None:
+            self.behind_bytes += len(text)
+            late = self.hub.reactor.seconds() - self.behind_since
+            if self.behind_bytes > MAX_BEHIND_BYTES or late > MAX_BEHIND_SECONDS:
+                self._cut_off(late)
+                return
+        # Closing (the browser's close frame arrived, connectionLost has not yet): a push
+        # in that moment is for nobody; it is not the bus handler failing.
+        with contextlib.suppress(LocalProtocolError):
+            self.transport.sendTextMessage(text)
+
+    def reading(self, reads: bool) -> None:
+        """Its transport is full (``False``) or has room again (``True``)."""
+        if reads:
+            self.behind_since, self.behind_bytes = None, 0
+        elif self.behind_since is None:
+            self.behind_since = self.hub.reactor.seconds()
+
+    def _cut_off(self, late: float) -> None:
+        transport = self.transport
+        if transport is None:
+            return
+        self._too_slow = True
+        self.hub.too_slow += 1
+        log.warning(
+            "screen socket closed: it does not read what it is sent",
+            username=self.principal.username,
+            behind_bytes=self.behind_bytes,
+            behind_seconds=round(late, 1),
+        )
+        transport.loseConnection(TOO_SLOW)
+        # A close frame waits behind all it did not read: if it does not go, cut the TCP.
+        tcp = getattr(transport, "transport", None)
+        abort = getattr(tcp, "abortConnection", None)
+        if abort is not None:
+            self.hub.reactor.callLater(CUT_AFTER_SECONDS, _abort_if_open, self, abort)
 
     def _keepalive(self) -> None:
         """Ping the browser (the hub re-checks the token, for all its sockets at once)."""
@@ -261,6 +311,8 @@ class Hub:
         self._checking = False
         self._stopped = False
         self.token_checks = 0
+        #: Sockets closed because their screen did not read what it was sent.
+        self.too_slow = 0
         self._topic_rules: list[OptionsTopicRule] = []
         self._handlers: dict[str, MessageHandler] = {}
 
@@ -367,7 +419,11 @@ class Hub:
         return answers.addCallbacks(valid, first_error)
 
     def status(self) -> dict[str, Any]:
-        return {"sockets": len(self.sockets), "token_checks": self.token_checks}
+        return {
+            "sockets": len(self.sockets),
+            "token_checks": self.token_checks,
+            "too_slow": self.too_slow,
+        }
 
 
 class ScreenSocketResource(Resource):
@@ -430,6 +486,41 @@ class ScreenSocketResource(Resource):
         request.setHeader(b"x-content-type-options", b"nosniff")
         request.setHeader(b"cache-control", b"no-store")
         return json.dumps({"error": message}).encode()
+
+
+@implementer(IPushProducer)
+class _Reading:
+    """What the socket's TCP transport says of its client: full (pause), room again
+    (resume); the socket sends on and counts (``ScreenSocket.reading``)."""
+
+    def __init__(self, socket: ScreenSocket) -> None:
+        self._socket = socket
+
+    def pauseProducing(self) -> None:
+        self._socket.reading(False)
+
+    def resumeProducing(self) -> None:
+        self._socket.reading(True)
+
+    def stopProducing(self) -> None:
+        pass
+
+
+def _watch_reading(transport: WebSocketTransport, socket: ScreenSocket) -> None:
+    """Be told when the socket's TCP transport is full. Its producer is still the HTTP
+    channel the upgrade came through (so ``attachProducer`` would fail): that one has
+    nothing left to do on a WebSocket, and gives its place to ``_Reading``."""
+    consumer: Any = IConsumer(getattr(transport, "transport", None), None)
+    if consumer is None:
+        return
+    if getattr(consumer, "producer", None) is not None:
+        consumer.unregisterProducer()
+    consumer.registerProducer(_Reading(socket), True)
+
+
+def _abort_if_open(socket: ScreenSocket, abort: Callable[[], None]) -> None:
+    if socket.transport is not None:
+        abort()
 
 
 class _BoundedBuffer:

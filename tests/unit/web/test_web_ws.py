@@ -114,7 +114,7 @@ def test_the_tokens_of_all_screens_are_checked_in_one_call_per_interval() -> Non
     clock.pump([1.0] * 55)
     # Every 20 s from the first socket, whatever the sockets' ping phases: one call each.
     assert batches.calls == [(t, {"t-anna", "t-sofie", "t-bart"}) for t in (20.0, 40.0, 60.0)]
-    assert hub.status() == {"sockets": 4, "token_checks": 3}
+    assert hub.status() == {"sockets": 4, "token_checks": 3, "too_slow": 0}
     # Anna logs out just after the check at 60: both her tabs close at the next (80).
     del tokens.alive["t-anna"]
     clock.pump([1.0] * 19)

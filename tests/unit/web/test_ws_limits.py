@@ -14,7 +14,17 @@ from typing import Any
 
 from wsproto.events import CloseConnection, Event, TextMessage
 
-from cti_bridge.web.ws import MAX_CLIENT_WIRE_MESSAGE, MESSAGE_TOO_BIG, SESSION_ENDED, ScreenSocket
+from cti_bridge.bus.topics import operator_topic
+from cti_bridge.web.ws import (
+    CUT_AFTER_SECONDS,
+    MAX_BEHIND_BYTES,
+    MAX_BEHIND_SECONDS,
+    MAX_CLIENT_WIRE_MESSAGE,
+    MESSAGE_TOO_BIG,
+    SESSION_ENDED,
+    TOO_SLOW,
+    ScreenSocket,
+)
 from tests.support.helpdesk import Helpdesk, ScreenClient
 
 CHUNK = 64 * 1024
@@ -114,3 +124,76 @@ def test_a_logged_out_token_cannot_open_a_socket_again() -> None:
     answer = desk.upgrade(token)
     assert answer.status == 401
     assert answer.json() == {"error": "invalid or expired token"}
+
+
+def _tcp_full(screen: Screen) -> None:
+    """What Twisted's TCP transport does past its 64 KiB buffer: pause its producer."""
+    producer = screen.transport.producer
+    assert producer is not None
+    producer.pauseProducing()
+
+
+def _tcp_room(screen: Screen) -> None:
+    producer = screen.transport.producer
+    assert producer is not None
+    producer.resumeProducing()
+
+
+def _flood(desk: Helpdesk, who: str, count: int, size: int = 1000) -> None:
+    for n in range(count):
+        desk.node.bus.publish(
+            operator_topic(desk.ids[who]), {"type": "flood", "n": n, "pad": "x" * size}
+        )
+    desk.reactor.advance(0)
+
+
+def test_a_screen_that_does_not_read_is_closed_past_its_bound_and_nobody_else_waits() -> None:
+    """Its transport says it is full (the TCP buffer, and the kernel's, hold what it did
+    not read): what it is sent more is counted; past ``MAX_BEHIND_BYTES`` its socket is
+    closed with 4408 and then cut, while another screen gets every message."""
+    desk = Helpdesk()
+    stuck, other = Screen(desk, desk.token("anna")), Screen(desk, desk.token("bart"))
+    socket = server_socket(desk, stuck)
+    _tcp_full(stuck)  # Twisted: its buffer is over 64 KiB
+    count = MAX_BEHIND_BYTES // 1000 + 50
+    _flood(desk, "anna", count)
+    _flood(desk, "bart", count)
+    stuck.read()
+    floods = [m for m in stuck.messages if m["type"] == "flood"]
+    assert 0 < len(floods) < count  # sent up to the bound, then no more
+    assert len(floods) <= MAX_BEHIND_BYTES // 1000  # each over 1,000 characters
+    assert stuck.closed == TOO_SLOW
+    assert desk.node.http.hub.status()["too_slow"] == 1
+    other.read()
+    assert len([m for m in other.messages if m["type"] == "flood"]) == count  # unaffected
+    assert not stuck.transport.disconnected  # the close frame waits behind the rest ...
+    desk.reactor.advance(CUT_AFTER_SECONDS)
+    assert stuck.transport.disconnected  # ... not for ever: the TCP is cut
+    assert socket.behind_bytes > MAX_BEHIND_BYTES
+
+
+def test_a_screen_that_catches_up_is_counted_afresh() -> None:
+    desk = Helpdesk()
+    slow = Screen(desk, desk.token("anna"))
+    socket = server_socket(desk, slow)
+    half = MAX_BEHIND_BYTES // 1000 // 2 + 10
+    for _ in range(3):  # three times behind by more than half the bound, reading between
+        _tcp_full(slow)
+        _flood(desk, "anna", half)
+        _tcp_room(slow)
+        assert socket.behind_since is None and socket.behind_bytes == 0
+    slow.read()
+    assert slow.closed is None
+    assert len([m for m in slow.messages if m["type"] == "flood"]) == 3 * half
+
+
+def test_a_screen_behind_for_too_long_is_closed_at_its_next_message() -> None:
+    desk = Helpdesk()
+    stuck = Screen(desk, desk.token("anna"))
+    _tcp_full(stuck)
+    _flood(desk, "anna", 3)
+    desk.reactor.advance(MAX_BEHIND_SECONDS + 1)
+    _flood(desk, "anna", 1)
+    stuck.read()
+    assert [m["n"] for m in stuck.messages if m["type"] == "flood"] == [0, 1, 2]
+    assert stuck.closed == TOO_SLOW
