@@ -25,6 +25,12 @@ the database refuses a token as stale (``FenceRefused``: another node took the P
 over, perhaps while this one was paused), the node gives the PBX up at once
 (``fences.refused``) and the batch goes back to its lane: its events of that PBX are
 then dropped, the others written. Never retried forever with a stale token.
+
+With a ``spool`` (``spool.Spool``) the backlog has a durable copy: every accepted event
+is handed to it (``add``) and, once written or dropped for good, let go (``done``); the
+spool writes to disk what stays unwritten past its flush interval. ``replay`` queues
+what a spool kept from an earlier run, under the same rules as live events (fencing
+included: written with this node's current token, or dropped there).
 """
 
 from __future__ import annotations
@@ -51,11 +57,21 @@ from cti_bridge.lease import FenceRefused, Fences
 from cti_bridge.store.types import from_posix as _from_posix
 from cti_bridge.store.types import iso_utc
 
+from .spool import Ticket
+
 __all__ = ["CloseStale", "RecordWriter", "is_transient"]
 
 log = structlog.get_logger("cti_bridge.store.writer")
 T = TypeVar("T")
 Runner = Callable[[Callable[[], int]], "Deferred[int]"]
+
+
+class Spooler(Protocol):
+    """What the writer needs from the spool (``spool.Spool``)."""
+
+    def add(self, event: DomainEvent) -> Ticket: ...
+
+    def done(self, ticket: Ticket) -> None: ...
 
 
 class RecordSink(Protocol):
@@ -151,11 +167,16 @@ class RecordWriter:
         max_delay: float = 30.0,
         jitter: random.Random | None = None,
         fences: Fences | None = None,
+        spool: Spooler | None = None,
     ) -> None:
         if lanes < 1 or max_batch < 1 or max_pending < 1:
             raise ValueError("lanes, max_batch and max_pending must be positive")
         self._store = store
         self._fences = fences
+        self._spool = spool
+        # The spool's ticket of each queued event (by identity; a list: the same event
+        # object submitted twice holds two).
+        self._tickets: dict[int, list[Ticket]] = {}
         self._clock = clock
         self._run = run
         self._lanes = [_Lane(i) for i in range(lanes)]
@@ -225,7 +246,41 @@ class RecordWriter:
                 )
             self._backlog_full = True
             return
+        if self._spool is not None:  # before queueing: a write may finish at once
+            self._tickets.setdefault(id(event), []).append(self._spool.add(event))
         self._enqueue(self._lane_for(_key(event)), event)
+
+    def replay(self, tickets: Sequence[Ticket]) -> int:
+        """Queue events a spool kept from an earlier run, in their order (call it before
+        the PBX links start, so they come before anything live); how many were queued.
+        Those that do not fit the backlog stay in the spool for a later start."""
+        for queued, ticket in enumerate(tickets):
+            event = ticket.event
+            if self._pending >= self._max_pending and not self._make_room():
+                log.error(
+                    "call record backlog full: spooled events left for a later start",
+                    left=len(tickets) - queued,
+                    max_pending=self._max_pending,
+                )
+                return queued
+            self._tickets.setdefault(id(event), []).append(ticket)
+            self._enqueue(self._lane_for(_key(event)), event)
+        return len(tickets)
+
+    def _finish(self, items: Iterable[Item]) -> None:
+        """``items`` are written, or dropped for good: the spool may let them go."""
+        if self._spool is None:
+            return
+        for item in items:
+            if isinstance(item, CloseStale):
+                continue
+            tickets = self._tickets.get(id(item))
+            if not tickets:
+                continue
+            ticket = tickets.pop()
+            if not tickets:
+                del self._tickets[id(item)]
+            self._spool.done(ticket)
 
     def resynced(self, pbx: str, live_linkedids: Iterable[str], at: float) -> None:
         """Tell the writer which calls of ``pbx`` are live after a (re)start's resync;
@@ -269,7 +324,11 @@ class RecordWriter:
                     lane.retry.cancel()
                 lane.retry = None
             if self._pending:
-                log.error("record writer stopped with events unwritten", unwritten=self._pending)
+                log.error(
+                    "record writer stopped with events unwritten",
+                    unwritten=self._pending,
+                    spooled=self._spool is not None,
+                )
             if self._pool is not None:
                 self._pool.stop()
                 self._pool = None
@@ -315,13 +374,16 @@ class RecordWriter:
             for position, item in enumerate(lane.queue):
                 if (key := _key(item)) is not None:
                     newest[key] = position
-            kept = deque(
-                item
-                for position, item in enumerate(lane.queue)
-                if (key := _key(item)) is None or newest[key] == position
-            )
-            self._pending -= len(lane.queue) - len(kept)
+            kept: deque[Item] = deque()
+            superseded: list[Item] = []
+            for position, item in enumerate(lane.queue):
+                if (key := _key(item)) is None or newest[key] == position:
+                    kept.append(item)
+                else:
+                    superseded.append(item)
+            self._pending -= len(superseded)
             lane.queue = kept
+            self._finish(superseded)
         return self._pending < self._max_pending
 
     def _idle(self) -> bool:
@@ -376,6 +438,7 @@ class RecordWriter:
         if not refused:
             return tokens, batch
         kept = [item for item in batch if _pbx(item) not in refused]
+        self._finish(item for item in batch if _pbx(item) in refused)
         dropped = len(batch) - len(kept)
         self._pending -= dropped
         self._counts["not_owned"] += dropped
@@ -420,6 +483,7 @@ class RecordWriter:
         batch = lane.inflight or []
         lane.inflight = None
         self._pending -= len(batch)
+        self._finish(batch)
         lane.one_by_one = max(0, lane.one_by_one - len(batch))
         self._counts["written"] += sum(1 for item in batch if not isinstance(item, CloseStale))
         self._counts["batches"] += 1
@@ -484,6 +548,7 @@ class RecordWriter:
             self._pending -= len(batch)
             lane.one_by_one = max(0, lane.one_by_one - 1)
             self._counts["failed"] += len(batch)
+            self._finish(batch)
             for item in batch:
                 log.error(
                     "database refused a call record event; set aside",
