@@ -532,7 +532,9 @@ class RecordWriter:
                 self._degraded_since = self._clock.seconds()
             delay = self._backoff.delay(lane.failures)
             (log.error if lane.failures == 1 else log.warning)(
-                "database unavailable; call records kept and retried",
+                "database disk full; call records kept and retried"
+                if _disk_full(self._last_error)
+                else "database unavailable; call records kept and retried",
                 error=self._last_error,
                 pending=self._pending,
                 retry_in=round(delay, 2),
@@ -561,6 +563,12 @@ class RecordWriter:
     def _retry(self, lane: _Lane) -> None:
         lane.retry = None
         self._kick(lane)
+
+
+def _disk_full(error: str) -> bool:
+    """SQLite's SQLITE_FULL, PostgreSQL's "could not extend file" / ENOSPC."""
+    text = error.lower()
+    return "disk is full" in text or "no space left" in text or "could not extend" in text
 
 
 def _about(event: DomainEvent) -> dict[str, str]:

@@ -1,0 +1,132 @@
+"""PostgreSQL stopped mid-burst, and the daemon SIGKILLed during that outage (issue 13).
+
+What is injected: a daemon (``cti-bridge run``, its own process) records a burst of calls
+from the simulated PBX (a process of its own, so it outlives the daemon) into a
+PostgreSQL server of the test's own. A few seconds into the burst that server is
+stopped (``pg_ctl stop -m fast``: every connection cut); the burst goes on and every
+call of it ends while the database is away; then the daemon is SIGKILLed (nothing
+flushed, its memory lost). The server comes back after ``OUTAGE`` seconds in all, and
+the daemon is started again on the same spool directory.
+
+What must survive:
+
+* during the outage ``/healthz`` says degraded (HTTP 503), with the records' error,
+  and the spool holds the unwritten events on disk;
+* after the restart, every call the PBX made is in the database exactly once (the
+  linkedids the simulator wrote down = the records' linkedids, no more, no fewer),
+  each ended, with an outcome and ``complete`` (its end came from the spool, not from a
+  resync closing a lost call);
+* the second run says it replayed what the first left, the spool is empty afterwards,
+  and ``/healthz`` is ok again.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from cti_bridge.store import upgrade
+from tests.faults.records_support import SimProcess, daemon_for, records_in, spool_status
+from tests.integration.dialer_support import DaemonProcess, free_port, wait_until
+from tests.support.own_postgres import OwnPostgres, postgres_binaries
+
+pytestmark = pytest.mark.skipif(postgres_binaries() is None, reason="no PostgreSQL server here")
+
+CALLS = 40
+EVERY = 0.5  # seconds between two calls of the burst: 20 s of arrivals
+OUTAGE = 30.0  # seconds from stopping the database to starting it again
+STOP_AFTER = 6.0  # seconds into the burst
+
+
+@pytest.fixture
+def own_postgres() -> Iterator[OwnPostgres]:
+    server = OwnPostgres(free_port()).init()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.destroy()
+
+
+@pytest.fixture
+def sim(tmp_path: Path) -> Iterator[SimProcess]:
+    process = SimProcess(tmp_path / "sim")
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+@pytest.fixture
+def daemons() -> Iterator[list[DaemonProcess]]:
+    started: list[DaemonProcess] = []
+    try:
+        yield started
+    finally:
+        for daemon in started:
+            daemon.stop()
+
+
+def test_database_outage_with_a_crash_in_the_middle_loses_and_duplicates_nothing(
+    tmp_path: Path, own_postgres: OwnPostgres, sim: SimProcess, daemons: list[DaemonProcess]
+) -> None:
+    upgrade(own_postgres.url)
+    spool = tmp_path / "spool"
+    first = daemon_for(tmp_path, "first", own_postgres.url, sim, spool_dir=spool)
+    daemons.append(first)
+    first.start()
+    assert first.health()["status"] == "ok"
+
+    sim.burst(CALLS, EVERY)
+    time.sleep(STOP_AFTER)
+    written_before = len(records_in(own_postgres.url))  # calls started so far
+    own_postgres.stop()
+    stopped_at = time.monotonic()
+
+    # Degraded while the database is away; the unwritten events go to disk.
+    degraded = wait_until(
+        lambda: (h := first.health()).get("status") == "degraded" and h, 30, "/healthz degraded"
+    )
+    records = degraded["database"]["records"]
+    assert records["status"] == "degraded" and records["last_error"]
+    wait_until(sim.idle, 60, "every call of the burst ended")
+    placed = sim.placed()
+    assert len(placed) == CALLS
+    on_disk = wait_until(
+        lambda: (s := spool_status(first)).get("pending") and not s.get("unspooled") and s,
+        10,
+        "the unwritten events in the spool",
+    )
+    assert first.health()["status"] == "degraded"
+    first.kill()  # SIGKILL: the backlog in memory is gone; the spool is what is left
+
+    time.sleep(max(0.0, OUTAGE - (time.monotonic() - stopped_at)))
+    own_postgres.start()
+    outage = time.monotonic() - stopped_at
+
+    second = daemon_for(tmp_path, "second", own_postgres.url, sim, spool_dir=spool)
+    daemons.append(second)
+    second.start()
+    wait_until(
+        lambda: len(records_in(own_postgres.url)) >= CALLS and spool_status(second)["pending"] == 0,
+        60,
+        f"every call recorded\n{second.output()}",
+    )
+    rows = records_in(own_postgres.url)
+    linkedids = [row["linkedid"] for row in rows]
+    assert sorted(linkedids) == sorted(placed)  # every call, no other
+    assert len(set(linkedids)) == len(linkedids)  # once each
+    unfinished = [row for row in rows if row["ended_at"] is None or row["outcome"] is None]
+    assert unfinished == []
+    assert [row for row in rows if not row["complete"]] == []  # ends from the spool
+    assert "replaying events an earlier run left unwritten" in second.output()
+    wait_until(lambda: second.health().get("status") == "ok", 30, "/healthz ok again")
+    assert sorted(p.name for p in spool.iterdir()) == ["spool.lock"]
+    print(  # the figures, for docs/reliability.md
+        f"records expected {CALLS} stored {len(rows)} duplicates {len(rows) - len(set(linkedids))}"
+        f" written before the outage {written_before} spooled at the kill {on_disk['pending']}"
+        f" outage {outage:.1f} s"
+    )
