@@ -31,7 +31,7 @@ class SimProcess:
         self.log = (folder / "sim.log").open("ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "tests.support.sim_process", "--folder", str(folder),
-             "--secret", self.secret],
+             f"--secret={self.secret}"],
             stdout=self.log, stderr=subprocess.STDOUT, cwd=REPO,
             env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
         )  # fmt: skip

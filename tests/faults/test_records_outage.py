@@ -130,3 +130,50 @@ def test_database_outage_with_a_crash_in_the_middle_loses_and_duplicates_nothing
         f" written before the outage {written_before} spooled at the kill {on_disk['pending']}"
         f" outage {outage:.1f} s"
     )
+
+
+def test_a_full_spool_refuses_loudly_and_the_memory_backlog_still_gets_written(
+    tmp_path: Path, own_postgres: OwnPostgres, sim: SimProcess, daemons: list[DaemonProcess]
+) -> None:
+    """Injected: the spool's limit (``spool_max_bytes``) far below what a database
+    outage of ~10 s produces. Survives: the daemon says so loudly (an error line naming
+    the refused calls; ``/healthz`` degraded with ``spool.full`` and the refused count),
+    and, as it did not crash, every call is written from memory once the database is
+    back; then the spool is empty and ``/healthz`` ok."""
+    upgrade(own_postgres.url)
+    limit = 8192  # a couple of calls' worth of events
+    daemon = daemon_for(
+        tmp_path, "small", own_postgres.url, sim, spool_dir=tmp_path / "spool",
+        spool_max_bytes=limit,
+    )  # fmt: skip
+    daemons.append(daemon)
+    daemon.start()
+    own_postgres.stop()
+    stopped_at = time.monotonic()
+    sim.burst(12, 0.3)
+    wait_until(sim.idle, 60, "every call of the burst ended")
+    full = wait_until(
+        lambda: (s := spool_status(daemon)).get("full") and not s.get("unspooled") and s,
+        10,
+        "the spool full",
+    )
+    assert full["refused"] > 0 and full["bytes"] <= limit and full["status"] == "degraded"
+    assert daemon.health()["status"] == "degraded"
+    refusals = [
+        line for line in daemon.output(500_000).splitlines() if "call record spool full" in line
+    ]
+    assert refusals and '"calls": ["main/' in refusals[0] and '"level": "error"' in refusals[0]
+    time.sleep(max(0.0, 10.0 - (time.monotonic() - stopped_at)))
+    own_postgres.start()
+    placed = sim.placed()
+    wait_until(
+        lambda: (
+            len(records_in(own_postgres.url)) >= len(placed)
+            and spool_status(daemon).get("pending") == 0
+        ),
+        60,
+        f"every call written from memory\n{daemon.output()}",
+    )
+    linkedids = [row["linkedid"] for row in records_in(own_postgres.url)]
+    assert sorted(linkedids) == sorted(placed)
+    wait_until(lambda: daemon.health().get("status") == "ok", 30, "/healthz ok again")
