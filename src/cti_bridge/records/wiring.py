@@ -74,7 +74,8 @@ class HeldReplay:
             self._loop.start(OWNERSHIP_POLL, now=False)
 
     def release(self) -> None:
-        assert self._fences is not None
+        if self._fences is None:
+            return
         for pbx in list(self._held):
             if self._fences.token(pbx) is not None:
                 tickets = self._held.pop(pbx)
@@ -112,16 +113,20 @@ def install(node: Node) -> None:
         fences=node.fences,
         spool=spool,
     )
+    held = HeldReplay(writer, node.fences, node.reactor) if spool is not None else None
     node.add_consumer(writer.submit)
+    if held is not None and node.fences is not None:
+        # A PBX's link resyncs once the node owns it: replayed events go before the
+        # resync's close-stale marker, not up to a poll later.
+        node.add_resync_hook(lambda pbx, live, at: held.release())
     node.add_resync_hook(writer.resynced)
     node.health.add_detail("database", "records", writer.status)
     node.metrics.add(lambda: record_metrics(writer))
     # After the PBX links closed: write what is queued, then the store may close.
     node.on_flush(writer.stop)
     node.provide("records", writer)
-    if spool is None or pool is None:
+    if spool is None or pool is None or held is None:
         return
-    held = HeldReplay(writer, node.fences, node.reactor)
 
     def status() -> dict[str, Any]:
         return {**spool.status(), "held": held.held()}
