@@ -486,3 +486,25 @@ def test_a_real_full_disk_is_survived(small_disk: Path) -> None:
     crash(spool)
     _, replayed = opened(directory, Clock())
     assert [t.event for t in replayed] == first + more
+
+
+def test_a_clean_stop_during_an_outage_leaves_the_backlog_on_disk(tmp_path: Path) -> None:
+    """Injected: SIGTERM while the database is away (the writer's stop deadline passes).
+    Survives: the events that arrived since the last flush go to disk in the spool's
+    close, so the next start replays every one."""
+    clock = Clock()
+    spool, _ = opened(tmp_path, clock)
+    writer = writer_on(RecordingSink(outage=10**6), spool, clock)
+    events = [e for call in calls(3) for e in call]
+    for event in events[:10]:
+        writer.submit(event)
+    clock.advance(FLUSH)
+    for event in events[10:]:
+        writer.submit(event)
+    stopped = writer.stop(timeout=5)
+    clock.advance(5)
+    assert stopped.called
+    closed = spool.close()
+    assert closed.called
+    _, replayed = opened(tmp_path, Clock())
+    assert [t.event for t in replayed] == events
