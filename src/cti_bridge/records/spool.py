@@ -345,7 +345,7 @@ class Spool:
             for segment, events in found.segments:
                 if not events:  # nothing readable in it: nothing to wait for
                     self._retire_if_done(segment)
-            self._loop = LoopingCall(self.flush)
+            self._loop = LoopingCall(self._tick)
             self._loop.clock = self._clock
             self._loop.start(self._flush_interval, now=False)
             return tickets
@@ -360,6 +360,12 @@ class Spool:
 
         def closed(_: object) -> Deferred[None]:
             self._closed = True
+            if lost := sum(1 for ticket in self._fresh if not ticket.done):
+                log.error(
+                    "call record spool closed with events it could not write: lost",
+                    lost=lost,
+                    error=self._error,
+                )
             return self._serial(self._files.close)
 
         # The flush under way, then one for what came since.
@@ -382,6 +388,21 @@ class Spool:
             self._retire_if_done(ticket.segment)
 
     # --- flushing ----------------------------------------------------------------------
+
+    def _tick(self) -> Deferred[Any]:
+        """The periodic flush: whatever goes wrong in one is logged, and the next one
+        still comes (a LoopingCall stops for good on a failure)."""
+        try:
+            d = self.flush()
+        except Exception:
+            log.exception("call record spool flush failed")
+            return succeed(None)
+
+        def failed(failure: Failure) -> None:
+            self._flushing = None
+            log.error("call record spool flush failed", error=failure.getErrorMessage())
+
+        return d.addErrback(failed)
 
     def flush(self) -> Deferred[Any]:
         """Append the events added since the last flush that are still not written."""
