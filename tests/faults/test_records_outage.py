@@ -33,8 +33,6 @@ from tests.faults.records_support import SimProcess, daemon_for, records_in, spo
 from tests.integration.dialer_support import DaemonProcess, free_port, wait_until
 from tests.support.own_postgres import OwnPostgres, postgres_binaries
 
-pytestmark = pytest.mark.skipif(postgres_binaries() is None, reason="no PostgreSQL server here")
-
 CALLS = 40
 EVERY = 0.5  # seconds between two calls of the burst: 20 s of arrivals
 OUTAGE = 30.0  # seconds from stopping the database to starting it again
@@ -43,6 +41,8 @@ STOP_AFTER = 6.0  # seconds into the burst
 
 @pytest.fixture
 def own_postgres() -> Iterator[OwnPostgres]:
+    if postgres_binaries() is None:
+        pytest.skip("no PostgreSQL server binaries (initdb, pg_ctl) on this machine")
     server = OwnPostgres(free_port()).init()
     server.start()
     try:
@@ -177,3 +177,24 @@ def test_a_full_spool_refuses_loudly_and_the_memory_backlog_still_gets_written(
     linkedids = [row["linkedid"] for row in records_in(own_postgres.url)]
     assert sorted(linkedids) == sorted(placed)
     wait_until(lambda: daemon.health().get("status") == "ok", 30, "/healthz ok again")
+
+
+def test_a_second_daemon_on_the_same_spool_refuses_to_start(
+    tmp_path: Path, sim: SimProcess, daemons: list[DaemonProcess]
+) -> None:
+    """Injected: a second daemon configured with the running one's spool directory.
+    Survives: the first (and its spool); the second exits at start with one line naming
+    the directory."""
+    url = f"sqlite:///{tmp_path / 'cti.sqlite3'}"
+    upgrade(url)
+    spool = tmp_path / "spool"
+    first = daemon_for(tmp_path, "one", url, sim, spool_dir=spool)
+    daemons.append(first)
+    first.start()
+    second = daemon_for(tmp_path, "two", url, sim, spool_dir=spool)
+    daemons.append(second)
+    with pytest.raises(AssertionError, match="exited"):
+        second.start()
+    assert second.process is not None and second.process.returncode != 0
+    assert f"cti-bridge: {spool}: in use by another cti-bridge" in second.output()
+    assert first.health()["status"] == "ok"
