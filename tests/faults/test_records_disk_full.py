@@ -173,7 +173,10 @@ def test_a_full_disk_is_reported_survived_and_recovered_from(
             assert check.execute("PRAGMA integrity_check").fetchone() == ("ok",)
         output = daemon.output(200_000)
         assert "call record spool cannot write" in output
-        assert "call record spool writes again" in output
+        assert (  # the spool wrote again, or the database took everything first
+            "call record spool writes again" in output
+            or "call record spool: nothing left to write" in output
+        )
         print(
             f"records expected {CALLS} stored {len(rows)} duplicates "
             f"{len(rows) - len(set(linkedids))} spool write errors {spool['write_errors']}"

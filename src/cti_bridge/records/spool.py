@@ -410,6 +410,11 @@ class Spool:
             return self._flushing
         batch = [ticket for ticket in self._fresh if not ticket.done]
         self._fresh = []
+        if not batch and self._error is not None:
+            # What the failed writes held has been committed meanwhile: nothing is at
+            # risk now (the next write says so again if the disk is still full).
+            log.info("call record spool: nothing left to write; the database took it all")
+            self._error = None
         if not batch or self._closed:
             return succeed(None)
         events = [ticket.event for ticket in batch]

@@ -508,3 +508,24 @@ def test_a_clean_stop_during_an_outage_leaves_the_backlog_on_disk(tmp_path: Path
     assert closed.called
     _, replayed = opened(tmp_path, Clock())
     assert [t.event for t in replayed] == events
+
+
+def test_a_write_error_clears_once_the_database_took_everything(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The disk full, then the database back: once nothing waits for the spool it is
+    ok again, although it never wrote since."""
+    clock = Clock()
+    spool, _ = opened(tmp_path, clock)
+
+    def no_space(fd: int, data: Any) -> int:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr("os.write", no_space)
+    tickets = [spool.add(e) for e in queue_call_answered().events]
+    clock.advance(FLUSH)
+    assert spool.status()["status"] == "degraded"
+    for ticket in tickets:
+        spool.done(ticket)
+    clock.advance(FLUSH)
+    assert spool.status()["status"] == "ok" and spool.status()["write_errors"] == 1
