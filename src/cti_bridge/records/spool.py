@@ -273,12 +273,14 @@ class SpoolFiles:
 class Ticket:
     """One event's place in the spool, as the writer holds it."""
 
-    __slots__ = ("done", "event", "segment")
+    __slots__ = ("covers", "done", "event", "segment")
 
     def __init__(self, event: DomainEvent, segment: int | None = None) -> None:
         self.event = event
         self.segment = segment  # on disk in this segment; None: not (yet) durable
         self.done = False
+        #: Older events of the call this one superseded, let go once it is durable.
+        self.covers: list[Ticket] | None = None
 
 
 @dataclass
@@ -386,6 +388,24 @@ class Spool:
         if ticket.segment is not None and (entry := self._segments.get(ticket.segment)):
             entry.outstanding -= 1
             self._retire_if_done(ticket.segment)
+        self._release_covered(ticket)
+
+    def supersede(self, old: Ticket, new: Ticket) -> None:
+        """The writer's compaction dropped ``old``'s event for ``new``'s, a newer
+        snapshot of the same call. ``old`` is let go once ``new`` is on disk or written;
+        while ``new`` is not (the spool refused it), ``old`` stays on disk: after a crash
+        an older snapshot of the call is better than none."""
+        if old.done:
+            return
+        if new.done or new.segment is not None or (old.segment is None and not old.covers):
+            self.done(old)
+        else:  # ``old`` (or what it covers) is on disk and ``new`` not yet: hold on
+            new.covers = [*(new.covers or ()), old]
+
+    def _release_covered(self, ticket: Ticket) -> None:
+        covered, ticket.covers = ticket.covers, None
+        for old in covered or ():
+            self.done(old)
 
     # --- flushing ----------------------------------------------------------------------
 
@@ -437,6 +457,8 @@ class Spool:
                 if not ticket.done:
                     entry.outstanding += 1
             self._counts["spooled"] += accepted
+            for ticket in batch[:accepted]:
+                self._release_covered(ticket)
             self._retire_if_done(segment)
         if self._error is not None:
             log.info("call record spool writes again", directory=str(self._files.directory))

@@ -73,6 +73,8 @@ class Spooler(Protocol):
 
     def done(self, ticket: Ticket) -> None: ...
 
+    def supersede(self, old: Ticket, new: Ticket) -> None: ...
+
 
 class RecordSink(Protocol):
     """What the writer needs from ``CallStore`` (tests may hand in a twin)."""
@@ -282,6 +284,24 @@ class RecordWriter:
                 del self._tickets[id(item)]
             self._spool.done(ticket)
 
+    def _supersede(self, pairs: list[tuple[Item, Item]]) -> None:
+        """Compaction dropped each pair's first event for its second (a newer snapshot
+        of the same call): the spool lets the first go when the second is safe."""
+        if self._spool is None:
+            return
+        for old, new in pairs:
+            tickets = self._tickets.get(id(old))
+            newer = self._tickets.get(id(new))
+            if not tickets:
+                continue
+            ticket = tickets.pop()
+            if not tickets:
+                del self._tickets[id(old)]
+            if newer:
+                self._spool.supersede(ticket, newer[-1])
+            else:
+                self._spool.done(ticket)
+
     def resynced(self, pbx: str, live_linkedids: Iterable[str], at: float) -> None:
         """Tell the writer which calls of ``pbx`` are live after a (re)start's resync;
         open records of other calls that started before ``at`` are closed, after every
@@ -375,15 +395,16 @@ class RecordWriter:
                 if (key := _key(item)) is not None:
                     newest[key] = position
             kept: deque[Item] = deque()
-            superseded: list[Item] = []
-            for position, item in enumerate(lane.queue):
+            superseded: list[tuple[Item, Item]] = []  # (dropped, the newest of its call)
+            queue = lane.queue
+            for position, item in enumerate(queue):
                 if (key := _key(item)) is None or newest[key] == position:
                     kept.append(item)
                 else:
-                    superseded.append(item)
+                    superseded.append((item, queue[newest[key]]))
             self._pending -= len(superseded)
             lane.queue = kept
-            self._finish(superseded)
+            self._supersede(superseded)
         return self._pending < self._max_pending
 
     def _idle(self) -> bool:

@@ -554,3 +554,40 @@ def test_a_file_cut_anywhere_replays_exactly_the_whole_lines_before_the_cut(cut:
         replayed = found.segments[0][1] if found.segments else []
         assert replayed == events[:whole]
         assert found.damaged == (0 if at == 0 or data[:at].endswith(b"\n") else 1)
+
+
+def test_compaction_keeps_an_older_snapshot_on_disk_while_the_newer_one_is_refused(
+    tmp_path: Path,
+) -> None:
+    """Injected: the spool full and the memory backlog full at once. The writer's
+    compaction drops a call's older events for its newest, which the spool refused:
+    the older ones stay on disk (a crash now still finds the call), and go once the
+    newest is written."""
+    clock = Clock()
+    per_call = calls(30)
+    first = [call[0] for call in per_call]  # every call's start ...
+    limit = sum(len(encode_line(e)) for e in first)
+    spool, _ = opened(tmp_path, clock, max_bytes=limit)
+    sink = RecordingSink(outage=10**6)
+    writer = writer_on(sink, spool, clock, max_pending=100)
+    for event in first:
+        writer.submit(event)
+    clock.advance(FLUSH)  # ... on disk: the spool is full now
+    assert spool.status()["spooled"] == len(first)
+    for call in per_call:
+        for event in call[1:]:
+            writer.submit(event)  # refused by the spool; compaction drops the starts
+    clock.advance(FLUSH)
+    assert spool.status()["refused"] > 0 and writer.status()["pending"] < 100
+    assert spool.status()["pending"] == len(first)  # every start still on disk
+    crash_copy = SpoolFiles(tmp_path / "copy", max_bytes=1 << 20)
+    crash_copy.open()
+    crash_copy.close()
+    for path in segments(tmp_path):
+        (tmp_path / "copy" / path.name).write_bytes(path.read_bytes())
+    _, replayed = opened(tmp_path / "copy", Clock())
+    assert {t.event.call.linkedid for t in replayed} == {e.call.linkedid for e in first}
+    sink.outage = 0  # the database back: the newest are written, the starts let go
+    clock.pump([1.0] * 40)
+    assert writer.status()["pending"] == 0
+    assert spool.status()["pending"] == 0 and segments(tmp_path) == []
