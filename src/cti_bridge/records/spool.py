@@ -82,7 +82,11 @@ class SpoolInUse(Exception):
 
 
 def encode_line(event: DomainEvent) -> bytes:
-    body = json.dumps(encode_event(event), separators=(",", ":"), ensure_ascii=True).encode()
+    """One line; never raises for an odd value (``str`` of it: a line that then does not
+    decode is skipped at replay, instead of a spool that can write nothing more)."""
+    body = json.dumps(
+        encode_event(event), separators=(",", ":"), ensure_ascii=True, default=str
+    ).encode()
     return b"%08x %s\n" % (zlib.crc32(body), body)
 
 
