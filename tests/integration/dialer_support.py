@@ -151,7 +151,10 @@ class DaemonProcess:
         self.port = int(config["web"]["port"])
         self.url = f"http://127.0.0.1:{self.port}/"
         self.config_path = folder / f"{name}.toml"
-        self.config_path.write_text(to_toml(config))
+        # The records' spool in the test's folder, not in the working directory (its
+        # default for a PostgreSQL database).
+        database = {"spool_dir": str(folder / f"{name}-spool"), **config.get("database", {})}
+        self.config_path.write_text(to_toml({**config, "database": database}))
         self.log_path = folder / f"{name}.log"
         self.process: subprocess.Popen[bytes] | None = None
 

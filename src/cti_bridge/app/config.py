@@ -116,6 +116,12 @@ class DatabaseConfig(_Section):
     pop_threads: Annotated[int, Field(ge=1, le=16)] = 2
     #: Events held in memory while the database is unreachable before refusing more.
     max_pending_events: Annotated[int, Field(ge=100)] = 200_000
+    #: The call records' durable spool (docs/storage.md, "The spool"): a directory, or
+    #: "" for none. Unset: next to a SQLite file (``<file>-spool``), else
+    #: ``cti-bridge-<node name>-spool`` in the working directory.
+    spool_dir: str | None = None
+    #: The spool's size on disk before it refuses events (loudly).
+    spool_max_bytes: Annotated[int, Field(ge=4096)] = 256 * 1024 * 1024
 
     @field_validator("url")
     @classmethod

@@ -25,6 +25,12 @@ the database refuses a token as stale (``FenceRefused``: another node took the P
 over, perhaps while this one was paused), the node gives the PBX up at once
 (``fences.refused``) and the batch goes back to its lane: its events of that PBX are
 then dropped, the others written. Never retried forever with a stale token.
+
+With a ``spool`` (``spool.Spool``) the backlog has a durable copy: every accepted event
+is handed to it (``add``) and, once written or dropped for good, let go (``done``); the
+spool writes to disk what stays unwritten past its flush interval. ``replay`` queues
+what a spool kept from an earlier run, under the same rules as live events (fencing
+included: written with this node's current token, or dropped there).
 """
 
 from __future__ import annotations
@@ -51,11 +57,23 @@ from cti_bridge.lease import FenceRefused, Fences
 from cti_bridge.store.types import from_posix as _from_posix
 from cti_bridge.store.types import iso_utc
 
+from .spool import Ticket
+
 __all__ = ["CloseStale", "RecordWriter", "is_transient"]
 
 log = structlog.get_logger("cti_bridge.store.writer")
 T = TypeVar("T")
 Runner = Callable[[Callable[[], int]], "Deferred[int]"]
+
+
+class Spooler(Protocol):
+    """What the writer needs from the spool (``spool.Spool``)."""
+
+    def add(self, event: DomainEvent) -> Ticket: ...
+
+    def done(self, ticket: Ticket) -> None: ...
+
+    def supersede(self, old: Ticket, new: Ticket) -> None: ...
 
 
 class RecordSink(Protocol):
@@ -151,11 +169,16 @@ class RecordWriter:
         max_delay: float = 30.0,
         jitter: random.Random | None = None,
         fences: Fences | None = None,
+        spool: Spooler | None = None,
     ) -> None:
         if lanes < 1 or max_batch < 1 or max_pending < 1:
             raise ValueError("lanes, max_batch and max_pending must be positive")
         self._store = store
         self._fences = fences
+        self._spool = spool
+        # The spool's ticket of each queued event (by identity; a list: the same event
+        # object submitted twice holds two).
+        self._tickets: dict[int, list[Ticket]] = {}
         self._clock = clock
         self._run = run
         self._lanes = [_Lane(i) for i in range(lanes)]
@@ -225,7 +248,59 @@ class RecordWriter:
                 )
             self._backlog_full = True
             return
+        if self._spool is not None:  # before queueing: a write may finish at once
+            self._tickets.setdefault(id(event), []).append(self._spool.add(event))
         self._enqueue(self._lane_for(_key(event)), event)
+
+    def replay(self, tickets: Sequence[Ticket]) -> int:
+        """Queue events a spool kept from an earlier run, in their order (call it before
+        the PBX links start, so they come before anything live); how many were queued.
+        Those that do not fit the backlog stay in the spool for a later start."""
+        for queued, ticket in enumerate(tickets):
+            event = ticket.event
+            if self._pending >= self._max_pending and not self._make_room():
+                log.error(
+                    "call record backlog full: spooled events left for a later start",
+                    left=len(tickets) - queued,
+                    max_pending=self._max_pending,
+                )
+                return queued
+            self._tickets.setdefault(id(event), []).append(ticket)
+            self._enqueue(self._lane_for(_key(event)), event)
+        return len(tickets)
+
+    def _finish(self, items: Iterable[Item]) -> None:
+        """``items`` are written, or dropped for good: the spool may let them go."""
+        if self._spool is None:
+            return
+        for item in items:
+            if isinstance(item, CloseStale):
+                continue
+            tickets = self._tickets.get(id(item))
+            if not tickets:
+                continue
+            ticket = tickets.pop()
+            if not tickets:
+                del self._tickets[id(item)]
+            self._spool.done(ticket)
+
+    def _supersede(self, pairs: list[tuple[Item, Item]]) -> None:
+        """Compaction dropped each pair's first event for its second (a newer snapshot
+        of the same call): the spool lets the first go when the second is safe."""
+        if self._spool is None:
+            return
+        for old, new in pairs:
+            tickets = self._tickets.get(id(old))
+            newer = self._tickets.get(id(new))
+            if not tickets:
+                continue
+            ticket = tickets.pop()
+            if not tickets:
+                del self._tickets[id(old)]
+            if newer:
+                self._spool.supersede(ticket, newer[-1])
+            else:
+                self._spool.done(ticket)
 
     def resynced(self, pbx: str, live_linkedids: Iterable[str], at: float) -> None:
         """Tell the writer which calls of ``pbx`` are live after a (re)start's resync;
@@ -269,7 +344,11 @@ class RecordWriter:
                     lane.retry.cancel()
                 lane.retry = None
             if self._pending:
-                log.error("record writer stopped with events unwritten", unwritten=self._pending)
+                log.error(
+                    "record writer stopped with events unwritten",
+                    unwritten=self._pending,
+                    spooled=self._spool is not None,
+                )
             if self._pool is not None:
                 self._pool.stop()
                 self._pool = None
@@ -315,13 +394,17 @@ class RecordWriter:
             for position, item in enumerate(lane.queue):
                 if (key := _key(item)) is not None:
                     newest[key] = position
-            kept = deque(
-                item
-                for position, item in enumerate(lane.queue)
-                if (key := _key(item)) is None or newest[key] == position
-            )
-            self._pending -= len(lane.queue) - len(kept)
+            kept: deque[Item] = deque()
+            superseded: list[tuple[Item, Item]] = []  # (dropped, the newest of its call)
+            queue = lane.queue
+            for position, item in enumerate(queue):
+                if (key := _key(item)) is None or newest[key] == position:
+                    kept.append(item)
+                else:
+                    superseded.append((item, queue[newest[key]]))
+            self._pending -= len(superseded)
             lane.queue = kept
+            self._supersede(superseded)
         return self._pending < self._max_pending
 
     def _idle(self) -> bool:
@@ -376,6 +459,7 @@ class RecordWriter:
         if not refused:
             return tokens, batch
         kept = [item for item in batch if _pbx(item) not in refused]
+        self._finish(item for item in batch if _pbx(item) in refused)
         dropped = len(batch) - len(kept)
         self._pending -= dropped
         self._counts["not_owned"] += dropped
@@ -420,6 +504,7 @@ class RecordWriter:
         batch = lane.inflight or []
         lane.inflight = None
         self._pending -= len(batch)
+        self._finish(batch)
         lane.one_by_one = max(0, lane.one_by_one - len(batch))
         self._counts["written"] += sum(1 for item in batch if not isinstance(item, CloseStale))
         self._counts["batches"] += 1
@@ -468,7 +553,9 @@ class RecordWriter:
                 self._degraded_since = self._clock.seconds()
             delay = self._backoff.delay(lane.failures)
             (log.error if lane.failures == 1 else log.warning)(
-                "database unavailable; call records kept and retried",
+                "database disk full; call records kept and retried"
+                if _disk_full(self._last_error)
+                else "database unavailable; call records kept and retried",
                 error=self._last_error,
                 pending=self._pending,
                 retry_in=round(delay, 2),
@@ -484,6 +571,7 @@ class RecordWriter:
             self._pending -= len(batch)
             lane.one_by_one = max(0, lane.one_by_one - 1)
             self._counts["failed"] += len(batch)
+            self._finish(batch)
             for item in batch:
                 log.error(
                     "database refused a call record event; set aside",
@@ -496,6 +584,12 @@ class RecordWriter:
     def _retry(self, lane: _Lane) -> None:
         lane.retry = None
         self._kick(lane)
+
+
+def _disk_full(error: str) -> bool:
+    """SQLite's SQLITE_FULL, PostgreSQL's "could not extend file" / ENOSPC."""
+    text = error.lower()
+    return "disk is full" in text or "no space left" in text or "could not extend" in text
 
 
 def _about(event: DomainEvent) -> dict[str, str]:
