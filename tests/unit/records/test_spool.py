@@ -379,7 +379,7 @@ class FakeFences:
     def token(self, pbx: str) -> int | None:
         return self.tokens.get(pbx)
 
-    def refused(self, pbx: str, token: int) -> None:
+    def refused(self, pbx: str, token: int, current: int | None = None) -> None:
         self.tokens.pop(pbx, None)
 
 
