@@ -225,7 +225,8 @@ async def run(reactor: Any, args: argparse.Namespace, url: str, figures: dict[st
     print(
         f"# records: {writer['written']} events written in {writer['batches']} batches, "
         f"{writer['dropped']} dropped; pops: {pops['pops']} screen_pop, {pops['updates']} "
-        f"updates, {pops['withdrawn']} withdrawn, {pops['builds']} context builds"
+        f"updates, {pops['withdrawn']} withdrawn, {pops['builds']} context builds, "
+        f"{pops.get('call_ids_late', 0)} without their call id at first"
     )
     process = watch.last_process - watch.first_process
     print(

@@ -13,7 +13,11 @@ Within one process, writers queue for SQLite's write lock on a lock of our own f
 sleeping 1, 2, 5, 10, 15, 20, 25 ... ms between tries, so a pop's one-row INSERT behind a
 record batch of 3 ms waited 8 ms, behind one of 9 ms 18 ms. Our lock wakes the next
 writer the moment the previous one commits, and waits no longer than the connection's
-busy timeout; SQLite's own wait still covers writers in other processes.
+busy timeout; SQLite's own wait still covers writers in other processes. The queue
+lets writers in in the order they came (``_FairLock``): with a plain lock the record
+writer, committing one batch and beginning the next at once, took it again before a
+pop that waited (a pop's call id then came late under a flood); now a pop waits for
+at most the batch under way.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -88,11 +93,51 @@ def create_database_engine(
     )
 
 
+class _FairLock:
+    """A lock handed to its waiters in the order they came: ``release`` gives it to the
+    oldest waiter directly (``threading.Lock`` may be taken again by the thread that
+    just released it, before a waiter wakes)."""
+
+    def __init__(self) -> None:
+        self._mutex = threading.Lock()
+        self._held = False
+        self._waiters: deque[threading.Event] = deque()
+
+    def acquire(self, timeout: float) -> bool:
+        with self._mutex:
+            if not self._held:
+                self._held = True
+                return True
+            turn = threading.Event()
+            self._waiters.append(turn)
+        if turn.wait(timeout):
+            return True
+        with self._mutex:
+            if turn.is_set():  # handed over as the wait ran out
+                return True
+            self._waiters.remove(turn)
+            return False
+
+    def release(self) -> None:
+        with self._mutex:
+            if self._waiters:
+                self._waiters.popleft().set()  # still held: now by the oldest waiter
+            else:
+                self._held = False
+
+    def locked(self) -> bool:
+        return self._held
+
+    @property
+    def waiting(self) -> int:
+        return len(self._waiters)
+
+
 class _SQLiteConnection(sqlite3.Connection):
     """A driver connection that gives the process's write queue back when its write
     transaction ends (commit, rollback - also the pool's reset - or close)."""
 
-    write_queue: threading.Lock | None = None
+    write_queue: _FairLock | None = None
     queued_write = False
 
     def commit(self) -> None:
@@ -141,7 +186,7 @@ def _sqlite_engine(url: URL, busy_timeout: float, echo: bool) -> Engine:
     else:
         connect_args["factory"] = _SQLiteConnection
     engine = create_engine(url, **kwargs)
-    write_queue = threading.Lock()  # one per engine: one per database in the process
+    write_queue = _FairLock()  # one per engine: one per database in the process
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
