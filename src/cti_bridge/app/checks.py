@@ -370,6 +370,9 @@ def check_toml_secrets(path: str | os.PathLike[str]) -> list[Finding]:
     agi = data.get("agi")
     if isinstance(agi, Mapping) and agi.get("token") is not None:
         written("agi", "the AGI service token", 'give token_env = "VAR" instead')
+    web = data.get("web")
+    if isinstance(web, Mapping) and web.get("status_token") is not None:
+        written("web", "the status token", 'give status_token_env = "VAR" instead')
     for section, hint in (
         ("database", "leave it out of the URL (PostgreSQL: PGPASSWORD or ~/.pgpass)"),
         ("bus", "leave it out of the URL or restrict who can read the file"),

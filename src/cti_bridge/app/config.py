@@ -80,6 +80,15 @@ class WebConfig(_Section):
     call_history: CallHistory = "shared"
     #: Proxies (addresses or CIDR networks) whose ``X-Forwarded-For`` names the client.
     trusted_proxies: tuple[str, ...] = ()
+    #: A bearer token monitoring presents for ``/metrics`` and ``/healthz``'s detail;
+    #: unset, both are open (docs/security.md, "Health and metrics").
+    status_token: Annotated[str, Field(min_length=16)] | None = Field(default=None, repr=False)
+    status_token_env: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _resolve_status_token(cls, data: Any) -> Any:
+        return _token_from_env(data, "status_token")
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod
@@ -208,17 +217,24 @@ class AgiConfig(_Section):
     @model_validator(mode="before")
     @classmethod
     def _resolve_token(cls, data: Any) -> Any:
-        if not isinstance(data, dict) or data.get("token_env") is None:
-            return data
-        if data.get("token") is not None:
-            raise ValueError("give token or token_env, not both")
-        env = data["token_env"]
-        value = os.environ.get(env) if isinstance(env, str) and env else None
-        if not value:
-            raise _KeyError("token_env", f"environment variable {env} is not set")
-        if len(value) < 16:
-            raise _KeyError("token_env", f"the token in {env} is shorter than 16 characters")
-        return {**data, "token": value}
+        return _token_from_env(data, "token")
+
+
+def _token_from_env(data: Any, key: str) -> Any:
+    """``<key>_env = "VAR"``: the service token ``key`` read from the environment (at
+    least 16 characters), so that it need not be written in the file."""
+    env_key = f"{key}_env"
+    if not isinstance(data, dict) or data.get(env_key) is None:
+        return data
+    if data.get(key) is not None:
+        raise ValueError(f"give {key} or {env_key}, not both")
+    env = data[env_key]
+    value = os.environ.get(env) if isinstance(env, str) and env else None
+    if not value:
+        raise _KeyError(env_key, f"environment variable {env} is not set")
+    if len(value) < 16:
+        raise _KeyError(env_key, f"the token in {env} is shorter than 16 characters")
+    return {**data, key: value}
 
 
 class DialerHoursConfig(_Section):

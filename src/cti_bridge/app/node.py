@@ -155,6 +155,7 @@ class Node:
             static_dir=static_dir,
             trusted_proxies=config.web.trusted_networks,
             allowed_origins=config.web.allowed_origins,
+            status_token=config.web.status_token,
         )
         self._db_state: dict[str, Any] = {"reachable": None, "last_error": None}
         self.database_check = LoopingCall(self._check_database)

@@ -15,6 +15,7 @@ an HTML page or a traceback.
 
 from __future__ import annotations
 
+import hmac
 import os
 from collections.abc import Callable, Sequence
 from http import HTTPStatus
@@ -147,8 +148,11 @@ class WebApp:
         static_dir: str | None = None,
         trusted_proxies: Sequence[Network] = (),
         allowed_origins: Sequence[str] = (),
+        status_token: str | None = None,
     ):
         self.logins = logins
+        #: ``[web] status_token``: needed for ``/metrics`` and ``/healthz``'s detail.
+        self._status_token = status_token
         #: ``[web] trusted_proxies``: whose ``X-Forwarded-For`` names the client.
         self.trusted_proxies = tuple(trusted_proxies)
         self.hub = hub
@@ -298,11 +302,26 @@ class WebApp:
 
     def healthz(self, request: Request) -> bytes:
         health = self._health()
-        return respond(request, 200 if health.get("status") == "ok" else 503, health)
+        code = 200 if health.get("status") == "ok" else 503
+        if not self._status_allowed(request):
+            # A load balancer still learns ok or not; the detail (hosts, users, the
+            # PBX's banner, the nodes) is monitoring's, with the token.
+            return respond(request, code, {"status": health.get("status")})
+        return respond(request, code, health)
 
     def metrics(self, request: Request) -> bytes:
+        if not self._status_allowed(request):
+            raise AuthError("/metrics needs the status token ([web] status_token)")
         request.setHeader(b"content-type", b"text/plain; version=0.0.4; charset=utf-8")
         return self._metrics()
+
+    def _status_allowed(self, request: Request) -> bool:
+        if self._status_token is None:
+            return True
+        given = bearer_token(request.getHeader(b"authorization"))
+        return given is not None and hmac.compare_digest(
+            given.encode(), self._status_token.encode()
+        )
 
     # -- accounts ------------------------------------------------------------------------
 

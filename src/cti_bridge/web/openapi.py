@@ -322,7 +322,8 @@ _PAGE = {"description": "the page", "content": {"text/html": {"schema": STR}}}
 PATHS: dict[str, dict[str, Schema]] = {
     "/healthz": {
         "get": _op(
-            "the node's parts: ok, or degraded (503)",
+            "the node's parts: ok, or degraded (503); with [web] status_token set and not"
+            " presented, only the status",
             _json(_ref("Health")),
             errors=(),
             open_=True,
@@ -332,11 +333,12 @@ PATHS: dict[str, dict[str, Schema]] = {
     },
     "/metrics": {
         "get": {
-            "summary": "Prometheus metrics",
+            "summary": "Prometheus metrics (with [web] status_token set: that bearer token)",
             "tags": ["monitoring"],
             "security": [],
             "responses": {
-                "200": {"description": "text", "content": {"text/plain": {"schema": STR}}}
+                "200": {"description": "text", "content": {"text/plain": {"schema": STR}}},
+                "401": _json(_ref("Error"), "[web] status_token is set and was not presented"),
             },
         }
     },

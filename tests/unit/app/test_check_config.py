@@ -197,11 +197,13 @@ def test_includes_and_templates_are_followed(tmp_path: Path) -> None:
 
 def test_secrets_written_in_the_toml(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     extra = '[agi]\ntoken = "a-service-token-0123456789"\n'
+    extra += '[web]\nstatus_token = "a-status-token-0123456789"\n'
     code, lines = run(tmp_path, capsys, pbx='secret = "written-here"', extra=extra)
     warnings = findings(lines, "warning")
     assert code == 0
     assert any("pbx[0] (main)" in w and "AMI secret" in w and "secret_env" in w for w in warnings)
     assert any(": agi: " in w and "token_env" in w for w in warnings)
+    assert any(": web: " in w and "status_token_env" in w for w in warnings)
     assert "written-here" not in "\n".join(lines)  # the finding never repeats the secret
 
 
