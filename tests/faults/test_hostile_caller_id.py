@@ -49,6 +49,7 @@ from tests.integration.integration_support import (
     started_daemon,
 )
 from tests.integration.pop_support import Screen, open_screen
+from tests.support.reliability import record
 
 pytest_plugins = ["tests.support.log_capture"]  # log_stream
 
@@ -291,6 +292,15 @@ async def test_hostile_caller_ids_are_stored_popped_and_logged_as_text(
     # The raw CR/LF split the name: what followed is a line of its own, still escaped.
     crlf = ignored[[h.label for h in HOSTILE].index("crlf")]
     assert crlf["CallerIDName"] == "Jan"
+    record(
+        "Hostile caller ID through the whole path",
+        injected=f"{len(HOSTILE)} callers: " + ", ".join(h.label for h in HOSTILE),
+        expected="stored and shown as text in records, API, pops, agents view, logs; no"
+        " forged log line; the daemon healthy",
+        records_stored_verbatim=len(HOSTILE),
+        pops_as_text=len(HOSTILE),
+        forged_log_lines=0,
+    )
 
 
 def lone_cr(text: str) -> str:

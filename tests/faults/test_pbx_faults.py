@@ -41,6 +41,7 @@ from tests.integration.integration_support import (
     started_daemon,
 )
 from tests.support.fault_proxy import FaultProxy
+from tests.support.reliability import record
 
 log = structlog.get_logger("tests.faults")
 
@@ -158,6 +159,7 @@ async def test_pbx_killed_or_restarted_mid_burst_records_every_call_once(
         await in_thread(s.pbx.restart)
     back_at = time.time()
     await eventually(s.link_ok, 30, "the link back")
+    linked_at = time.time()
 
     ended = await s.records(burst, lambda c: c["ended_at"] is not None, "the burst closed")
     for number, call in ended.items():
@@ -187,6 +189,22 @@ async def test_pbx_killed_or_restarted_mid_burst_records_every_call_once(
         "answered",
         True,
         False,
+    )
+    numbers = [*before, *burst, *after]
+    stored = sum(len(s.calls_from(n)) for n in numbers)
+    record(
+        f"Asterisk {'SIGKILLed' if fault == 'sigkill' else 'restarted (core restart now)'}"
+        " mid-burst",
+        injected="2 calls talking, 3 queued; the PBX "
+        + ("killed, then booted again" if fault == "sigkill" else "restarted"),
+        expected="link back by itself; every call recorded once; cut calls closed"
+        + (", their end marked approximate" if fault == "sigkill" else ", end as reported"),
+        records_expected=len(numbers),
+        records_stored=stored,
+        duplicates=stored - len(numbers),
+        cut_calls_closed=len(ended),
+        approximate_ends=sum(bool(c["ended_at_approximate"]) for c in ended.values()),
+        link_back_after_s=round(linked_at - cut_at, 1),
     )
 
 
@@ -246,6 +264,17 @@ async def test_a_stalled_link_is_dropped_by_the_keepalive_and_redialled(
             assert (last["outcome"], last["ended_at_approximate"]) == ("answered", False)
             assert last["complete"] is False
             assert len(s.calls_from(numbers[0])) == 1
+            record(
+                "AMI link stalls (socket open, no bytes)",
+                injected="the connection black-holed both ways by a proxy; a call hung up"
+                " meanwhile",
+                expected=f"keep-alive drops it within ping_interval + ping_timeout"
+                f" ({PING_INTERVAL:g} + {PING_TIMEOUT:g} s); redial; unseen end approximate",
+                detected_after_s=round(detected, 2),
+                unseen_end="closed, approximate",
+                call_still_up="same record, ended normally",
+                duplicates=sum(len(s.calls_from(n)) for n in numbers) - len(numbers),
+            )
         finally:
             await _teardown(s)
             await in_thread(asterisk.wait_idle, 30, 5)
@@ -262,7 +291,8 @@ async def test_a_half_closed_link_is_redialled(asterisk: AsteriskInstance, tmp_p
             closed_at = reactor.seconds()
             proxy.half_close()
             await eventually(lambda: not s.link_ok(), PING_INTERVAL, "the FIN noticed")
-            log.info("half-close detected", seconds=round(reactor.seconds() - closed_at, 3))
+            half = reactor.seconds() - closed_at
+            log.info("half-close detected", seconds=round(half, 3))
             await eventually(s.link_ok, 30, "the link redialled")
             assert proxy.connections == 2
             await in_thread(asterisk.set_operator, "1001", ring=1, talk=2)
@@ -272,6 +302,13 @@ async def test_a_half_closed_link_is_redialled(asterisk: AsteriskInstance, tmp_p
                 await s.records(["0485000031"], lambda c: c["ended_at"] is not None, "recorded")
             ).values()
             assert (call["outcome"], call["complete"]) == ("answered", True)
+            record(
+                "AMI link half-closed by the PBX",
+                injected="a FIN towards the daemon, the other way left open",
+                expected="seen at once (no keep-alive needed); redial; calls recorded",
+                detected_after_ms=round(half * 1000),
+                call_after="recorded, complete",
+            )
         finally:
             await _teardown(s)
             await in_thread(asterisk.wait_idle, 30, 5)
@@ -307,3 +344,11 @@ async def test_a_hung_pbx_is_dropped_and_rejoined_when_it_wakes(own_pbx: Setup) 
         await s.records(["0485000041"], lambda c: c["ended_at"] is not None, "its end")
     ).values()
     assert (done["outcome"], done["ended_at_approximate"]) == ("answered", False)
+    record(
+        "Asterisk hung (SIGSTOP)",
+        injected="the PBX process stopped dead with a call up, then woken",
+        expected="dropped within ping_interval + ping_timeout, degraded, rejoined, the call"
+        " one record",
+        detected_after_s=round(detected, 2),
+        call="one record, ended normally",
+    )

@@ -36,6 +36,7 @@ import pytest
 from cti_bridge.store import upgrade
 from tests.faults.records_support import SimProcess, records_in, spool_status
 from tests.integration.dialer_support import DaemonProcess, free_port, wait_until
+from tests.support.reliability import record
 
 CALLS = 30
 EVERY = 0.5
@@ -177,9 +178,17 @@ def test_a_full_disk_is_reported_survived_and_recovered_from(
             "call record spool writes again" in output
             or "call record spool: nothing left to write" in output
         )
-        print(
-            f"records expected {CALLS} stored {len(rows)} duplicates "
-            f"{len(rows) - len(set(linkedids))} spool write errors {spool['write_errors']}"
+        record(
+            "The disk full (SQLite and the spool on a small tmpfs)",
+            injected="the filesystem of the database and the spool filled mid-burst, then"
+            " space returned",
+            expected="clear errors, degraded, no corruption (integrity_check ok), every call"
+            " once after the space returns, no restart",
+            records_expected=CALLS,
+            records_stored=len(rows),
+            duplicates=len(rows) - len(set(linkedids)),
+            spool_write_errors=spool["write_errors"],
+            integrity_check="ok",
         )
     finally:
         daemon.stop()

@@ -32,6 +32,7 @@ from cti_bridge.store import upgrade
 from tests.faults.records_support import SimProcess, daemon_for, records_in, spool_status
 from tests.integration.dialer_support import DaemonProcess, free_port, wait_until
 from tests.support.own_postgres import OwnPostgres, postgres_binaries
+from tests.support.reliability import record
 
 CALLS = 40
 EVERY = 0.5  # seconds between two calls of the burst: 20 s of arrivals
@@ -125,10 +126,16 @@ def test_database_outage_with_a_crash_in_the_middle_loses_and_duplicates_nothing
     assert "replaying events an earlier run left unwritten" in second.output()
     wait_until(lambda: second.health().get("status") == "ok", 30, "/healthz ok again")
     assert sorted(p.name for p in spool.iterdir()) == ["spool.lock"]
-    print(  # the figures, for docs/reliability.md
-        f"records expected {CALLS} stored {len(rows)} duplicates {len(rows) - len(set(linkedids))}"
-        f" written before the outage {written_before} spooled at the kill {on_disk['pending']}"
-        f" outage {outage:.1f} s"
+    record(
+        "PostgreSQL stopped mid-burst, the daemon SIGKILLed during the outage",
+        injected=f"the database stopped {outage:.0f} s during a {CALLS}-call burst; SIGKILL"
+        " of the daemon meanwhile; database and daemon started again",
+        expected="degraded meanwhile; the spool replayed at start-up; every call once",
+        records_expected=CALLS,
+        records_stored=len(rows),
+        duplicates=len(rows) - len(set(linkedids)),
+        written_before_the_outage=written_before,
+        events_spooled_at_the_kill=on_disk["pending"],
     )
 
 
@@ -177,6 +184,16 @@ def test_a_full_spool_refuses_loudly_and_the_memory_backlog_still_gets_written(
     linkedids = [row["linkedid"] for row in records_in(own_postgres.url)]
     assert sorted(linkedids) == sorted(placed)
     wait_until(lambda: daemon.health().get("status") == "ok", 30, "/healthz ok again")
+    record(
+        "The spool full during a database outage",
+        injected=f"spool_max_bytes {limit} during a ~10 s outage",
+        expected="refusals logged as errors naming the calls, degraded; the daemon alive"
+        " writes everything from memory afterwards",
+        events_refused_by_the_spool=full["refused"],
+        records_expected=len(placed),
+        records_stored=len(linkedids),
+        duplicates=len(linkedids) - len(set(linkedids)),
+    )
 
 
 def test_a_second_daemon_on_the_same_spool_refuses_to_start(

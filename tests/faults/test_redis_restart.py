@@ -30,6 +30,7 @@ from tests.integration.dialer_support import DaemonProcess, config_data, free_po
 from tests.integration.integration_support import PASSWORD, eventually, in_thread, poll_in_thread
 from tests.integration.pop_support import Screen
 from tests.support.private_redis import PrivateRedis
+from tests.support.reliability import record
 
 OUTAGE_SECONDS = 15.0  # three 5 s leases
 NUMBERS = ("0485000051", "0485000052", "0485000053", "0485000054")
@@ -200,3 +201,17 @@ async def test_redis_restarted_the_owner_keeps_the_pbx_and_every_call_is_recorde
     assert all(not (x and y) for x, y in owners), "two owners at once"
     before_kill = [owns for at, owns in sampler.samples if at < killed_at]
     assert all(owns == (True, False) for owns in before_kill), "the PBX changed hands"
+    record(
+        "Redis restarted (empty) under two nodes, then the owner SIGKILLed",
+        injected=f"Redis stopped {OUTAGE_SECONDS:g} s (3 leases), started without its data;"
+        " then SIGKILL of the owner",
+        expected="the owner keeps the PBX and records; one owner at a time; tokens only grow;"
+        " pops cross nodes again; the other node takes over",
+        records_expected=len(NUMBERS),
+        records_stored=sum(records.values()),
+        duplicates=sum(records.values()) - len(NUMBERS),
+        owner_changes_before_kill=0,
+        two_owners_seen=0,
+        fencing_tokens=f"{before} -> {after_restart} -> {taken_over}",
+        takeover_after_kill_s=round(takeover, 1),
+    )

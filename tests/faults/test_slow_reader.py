@@ -28,6 +28,7 @@ from tests.integration.dialer_support import DaemonProcess, free_port, wait_unti
 from tests.support.calls_facts import TIMESTAMPED_BURST_COUNTS
 from tests.support.paced_pbx import events
 from tests.support.paths import REPO
+from tests.support.reliability import record
 
 log = structlog.get_logger("tests.faults")
 
@@ -116,3 +117,15 @@ def test_a_burst_at_ten_times_its_pace_never_makes_asterisk_wait_100_ms(
     }
     assert len({c["linkedid"] for c in calls}) == 40
     assert reconnects == 0
+    record(
+        "A slow reader: the burst at 10x",
+        injected=f"the timestamped burst ({figures['events']} events, 40 calls) at {SPEED:g}x"
+        " its pace, written as Asterisk writes (100 ms writetimeout)",
+        expected="no write waits near 100 ms; link never dropped; 40 records as the README",
+        longest_write_wait_ms=figures["max_write_wait_ms"],
+        most_bytes_unread=figures["max_unsent_bytes"],
+        burst_seconds=figures["seconds"],
+        records_expected=40,
+        records_stored=len(calls),
+        reconnects=reconnects,
+    )

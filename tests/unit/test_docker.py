@@ -10,6 +10,8 @@ import re
 import shlex
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 DOCKER = ROOT / "docker"
 
@@ -73,17 +75,37 @@ def test_the_cti_bridge_image_runs_as_a_numeric_non_root_user() -> None:
     assert entry and entry[-1] == '["cti-bridge"]'
 
 
-def test_compose_keeps_the_daemon_unprivileged() -> None:
-    text = (DOCKER / "docker-compose.yml").read_text()
-    service = text.split("\n  cti-bridge:\n", 1)[1].split("\nvolumes:\n", 1)[0]
+def _service(text: str, name: str) -> str:
+    """One service's block of compose.yaml (up to the next service or ``volumes:``)."""
+    body = text.split(f"\n  {name}:\n", 1)[1]
+    return re.split(r"\n  [a-z-]+:\n|\nvolumes:\n", body, maxsplit=1)[0]
+
+
+@pytest.mark.parametrize(
+    ("name", "config"), [("cti-owner", "cti-bridge"), ("cti-web", "cti-bridge-web")]
+)
+def test_compose_keeps_both_daemons_unprivileged(name: str, config: str) -> None:
+    service = _service((DOCKER / "compose.yaml").read_text(), name)
     assert "\n    user:" not in service  # the image's user, never overridden to root
     for line in (
         "read_only: true",
         "cap_drop: [ALL]",
         'security_opt: ["no-new-privileges:true"]',
-        "- cti-bridge-data:/var/lib/cti-bridge",
+        f"- {name}-data:/var/lib/cti-bridge",
+        f"- ./{config}.toml:/etc/cti-bridge/cti-bridge.toml:ro",
     ):
         assert f"    {line}" in service, line
+
+
+def test_compose_runs_an_owner_node_and_a_web_node() -> None:
+    """The owner shares the PBX's network namespace (AMI on its loopback); the web node
+    has its own, and its own port."""
+    text = (DOCKER / "compose.yaml").read_text()
+    assert 'network_mode: "service:asterisk"' in _service(text, "cti-owner")
+    web = _service(text, "cti-web")
+    assert "network_mode" not in web and '"127.0.0.1:8081:8080"' in web
+    for name in ("asterisk", "postgres", "redis", "migrate"):
+        assert f"\n  {name}:\n" in text, name
 
 
 def test_the_asterisk_image_drops_root_for_asterisk() -> None:

@@ -140,9 +140,16 @@ def test_no_config_at_all(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_the_shipped_example_configs_load(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CTI_AMI_SECRET", "s3cret")
     repo = REPO
-    for name in ("config/cti-bridge.example.toml", "docker/cti-bridge.toml"):
+    for name in (
+        "config/cti-bridge.example.toml",
+        "docker/cti-bridge.toml",
+        "docker/cti-bridge-web.toml",
+    ):
         config = load_config(repo / name)
         assert config.pbx[0].secret == "s3cret", name
+    assert load_config(repo / "docker/cti-bridge.toml").node.role == "all"
+    web = load_config(repo / "docker/cti-bridge-web.toml")
+    assert (web.node.role, web.node.name, web.bus.url) == ("web", "web-1", "redis://redis:6379/0")
 
 
 def test_agi_token_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
