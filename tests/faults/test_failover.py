@@ -1,0 +1,239 @@
+"""Failover of the PBX's owner (issue 12), as separate processes on loopback: two
+``cti-bridge run`` nodes (``role = "all"``) on a redis-server of the test's own, a
+PostgreSQL database of the test's own and a real Asterisk 22 of the test's own.
+
+Injected: the owner SIGKILLed in the middle of a call burst; the owner SIGSTOPped past its
+lease while calls happen, then SIGCONTed. Asserted: the other node takes over within a
+lease and a retry; every call the PBX made has exactly one record, ended (the calls cut
+by the handover included: the new owner's resync picks them up under the same linkedid);
+no two nodes ever say they own the PBX; the fencing tokens only grow; the woken stale
+owner writes nothing with its old token.
+
+A call that begins *and* ends while no node owns the PBX (the few seconds of a takeover)
+is invisible on AMI: no node is connected to see it, and the new owner's resync finds
+nothing of it. The bursts here keep every call up longer than a takeover (callers hold
+16 s, operators talk 11 s), so each call still up at the handover is found by the new
+owner's resync; ``test_a_call_wholly_inside_the_takeover_gap_is_lost`` pins the gap.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from cti_bridge.store import Store, open_store, upgrade
+from cti_bridge.testing.asterisk import AsteriskInstance
+from cti_bridge.testing.store import cheap_hasher, scratch_postgres
+from tests.integration.dialer_support import DaemonProcess, wait_until
+from tests.support.failover import (
+    OwnerSampler,
+    all_recorded_once_and_ended,
+    burst,
+    owner_nodes,
+    owns,
+    records_by_number,
+)
+from tests.support.private_redis import PrivateRedis
+
+Factory = Callable[..., AsteriskInstance]
+LEASE = 5.0  # lease.Timing's default ttl
+
+
+@pytest.fixture
+def redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    server = PrivateRedis(tmp_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def store_url() -> Iterator[str]:
+    with scratch_postgres("cti_failover") as url:
+        upgrade(url)
+        yield url
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[Store]:
+    opened = open_store(store_url, accounts={"hasher": cheap_hasher()})
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+@pytest.fixture
+def nodes() -> Iterator[list[DaemonProcess]]:
+    started: list[DaemonProcess] = []
+    try:
+        yield started
+    finally:
+        for node in started:
+            if node.process is not None and node.process.poll() is None:
+                os.kill(node.process.pid, signal.SIGCONT)  # a paused one cannot stop
+            node.stop()
+
+
+#: The operators' talk time: longer than a takeover, so that no call is answered *and*
+#: over while no node owns the PBX (see the module's docstring).
+TALK = 11
+
+
+def _pbx(factory: Factory) -> AsteriskInstance:
+    pbx = factory()
+    for ext in ("1001", "1002"):
+        pbx.set_operator(ext, ring=1, talk=TALK)
+    return pbx
+
+
+@dataclass
+class Rig:
+    """A scenario's private parts: its folder, PostgreSQL, Redis and nodes."""
+
+    folder: Path
+    store_url: str
+    store: Store
+    redis: PrivateRedis
+    nodes: list[DaemonProcess]
+
+    def pair(self, pbx: AsteriskInstance) -> tuple[DaemonProcess, DaemonProcess]:
+        """node-a started first (so it owns the PBX), then node-b as the standby."""
+        a, b = owner_nodes(self.folder, self.store_url, self.redis.url, {"main": pbx})
+        self.nodes += [a, b]
+        a.start()
+        wait_until(lambda: owns(a), 20, "node-a owns the PBX")
+        b.start()
+        return a, b
+
+
+@pytest.fixture
+def rig(
+    tmp_path: Path, store_url: str, store: Store, redis: PrivateRedis, nodes: list[DaemonProcess]
+) -> Rig:
+    return Rig(tmp_path, store_url, store, redis, nodes)
+
+
+def _numbers(prefix: str, count: int) -> list[str]:
+    return [f"{prefix}{i:02d}" for i in range(count)]
+
+
+def test_owner_sigkilled_mid_burst_the_standby_takes_over_and_every_call_is_recorded_once(
+    asterisk_factory: Factory, rig: Rig
+) -> None:
+    pbx = _pbx(asterisk_factory)
+    store = rig.store
+    a, b = rig.pair(pbx)
+    numbers = _numbers("04850002", 14)
+    before = store.fences.current_fence("main")
+    with OwnerSampler([a, b], store) as sampler:
+        killed_at = burst(pbx, numbers, gap=0.6, hold=16, at=6, action=a.kill)
+        assert killed_at is not None
+        wait_until(lambda: owns(b), 20, "node-b takes the PBX over", every=0.05)
+        takeover = time.monotonic() - killed_at
+        pbx.wait_idle(timeout=60)
+        found = wait_until(
+            lambda: all_recorded_once_and_ended(store, numbers),
+            30,
+            f"one ended record per call\n{records_by_number(store, numbers)}\n{b.output()}",
+        )
+    after = store.fences.current_fence("main")
+    everything = store.queries.list_calls(limit=200)
+    print(f"takeover after SIGKILL: {takeover:.2f} s; fences {before} -> {after}")
+    print({n: r[0]["outcome"] for n, r in found.items()})
+
+    assert takeover < 2 * LEASE, takeover  # a lease (5 s) and a retry, on a loaded machine
+    assert len(everything) == len(numbers)  # nothing but the calls the PBX made
+    assert len({r[0]["linkedid"] for r in found.values()}) == len(numbers)
+    assert before is not None and after is not None and after > before
+    assert sampler.fences_only_grew(), sampler.fences
+    assert not sampler.two_owners(), sampler.two_owners()[:5]
+    assert sampler.owners_after(killed_at + 0.5) == {"node-b"}
+
+
+def test_owner_paused_past_its_lease_is_fenced_off_when_it_wakes(
+    asterisk_factory: Factory, rig: Rig
+) -> None:
+    pbx = _pbx(asterisk_factory)
+    store = rig.store
+    a, b = rig.pair(pbx)
+    assert a.process is not None
+    first = _numbers("04850003", 3)  # before the pause, recorded by node-a
+    paused = _numbers("04850004", 6)  # during it, recorded by node-b
+    woken = _numbers("04850005", 3)  # after node-a woke
+    with OwnerSampler([a, b], store) as sampler:
+        burst(pbx, first, gap=0.5, hold=4)
+        wait_until(lambda: all_recorded_once_and_ended(store, first), 30, "the first calls")
+        before = store.fences.current_fence("main")
+
+        os.kill(a.process.pid, signal.SIGSTOP)
+        stopped_at = time.monotonic()
+        burst(pbx, paused[:3], gap=0.5, hold=16)  # up while node-a stops acting
+        wait_until(lambda: owns(b), 20, "node-b takes the PBX over", every=0.05)
+        takeover = time.monotonic() - stopped_at
+        burst(pbx, paused[3:], gap=0.5, hold=6)
+        left = 2.5 * LEASE - (time.monotonic() - stopped_at)
+        if left > 0:
+            time.sleep(left)
+        during = store.fences.current_fence("main")
+        os.kill(a.process.pid, signal.SIGCONT)
+        woke_at = time.monotonic()
+        burst(pbx, woken, gap=0.5, hold=4)
+        wait_until(lambda: a.health().get("node") is not None, 10, "node-a answers again")
+        pbx.wait_idle(timeout=60)
+        every = first + paused + woken
+        wait_until(
+            lambda: all_recorded_once_and_ended(store, every),
+            30,
+            f"one ended record per call\n{records_by_number(store, every)}\n{b.output()}",
+        )
+        time.sleep(1.0)  # node-a's late timers and writer, if it had anything left
+    health_a = a.health()
+    after = store.fences.current_fence("main")
+    log_a = a.output(200_000)
+    everything = store.queries.list_calls(limit=200)
+    print(f"takeover after SIGSTOP: {takeover:.2f} s; fences {before} -> {during} -> {after}")
+    print(f"node-a after waking: {health_a.get('node')}")
+
+    assert takeover < 2 * LEASE + 1, takeover
+    assert len(everything) == len(every)  # no duplicates, nothing extra
+    assert "main" not in health_a["node"]["owns"]
+    assert before is not None and during is not None and after is not None
+    assert before < during == after  # node-b's grant; node-a was not granted again
+    assert sampler.fences_only_grew(), sampler.fences
+    assert not sampler.two_owners(), sampler.two_owners()[:5]
+    assert sampler.owners_after(woke_at) == {"node-b"}
+    # node-a found on waking that its lease had run out (or was refused by the database)
+    assert any(words in log_a for words in ("pbx no longer owned", "fencing token refused")), log_a[
+        -3000:
+    ]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "open (issue 12): a call that starts and ends while no node owns the PBX (between "
+        "the owner's death and the standby's grant, about a lease) is seen by no AMI link "
+        "and not found by the new owner's resync: it gets no record. Closing it needs the "
+        "PBX's own history (CDR/CEL) read at takeover."
+    ),
+)
+def test_a_call_wholly_inside_the_takeover_gap_is_lost(asterisk_factory: Factory, rig: Rig) -> None:
+    pbx = _pbx(asterisk_factory)
+    store = rig.store
+    a, b = rig.pair(pbx)
+    a.kill()
+    pbx.place_call("3200", "0485000600", "Klant", hold=2)  # hangs up in the queue
+    wait_until(lambda: owns(b), 20, "node-b takes the PBX over", every=0.05)
+    pbx.wait_idle(timeout=20)
+    pbx.place_call("3200", "0485000601", "Klant", hold=2)  # seen by node-b: the control
+    wait_until(lambda: all_recorded_once_and_ended(store, ["0485000601"]), 20, "the control call")
+    assert len(store.queries.list_calls(number="0485000600")) == 1
