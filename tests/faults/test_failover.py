@@ -24,12 +24,13 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from cti_bridge.store import Store, open_store, upgrade
 from cti_bridge.testing.asterisk import AsteriskInstance
-from cti_bridge.testing.store import cheap_hasher, scratch_postgres
+from cti_bridge.testing.store import cheap_hasher, scratch_postgres, set_connections_allowed
 from tests.integration.dialer_support import DaemonProcess, wait_until
 from tests.support.failover import (
     OwnerSampler,
@@ -237,3 +238,115 @@ def test_a_call_wholly_inside_the_takeover_gap_is_lost(asterisk_factory: Factory
     pbx.place_call("3200", "0485000601", "Klant", hold=2)  # seen by node-b: the control
     wait_until(lambda: all_recorded_once_and_ended(store, ["0485000601"]), 20, "the control call")
     assert len(store.queries.list_calls(number="0485000600")) == 1
+
+
+def _recorded_once(store: Store, numbers: list[str]) -> dict[str, list[dict[str, Any]]] | None:
+    try:
+        return all_recorded_once_and_ended(store, numbers)
+    except Exception:  # the store's own connections were ended by the outage
+        return None
+
+
+def test_database_away_mid_burst_every_call_is_recorded_once_when_it_returns(
+    asterisk_factory: Factory, rig: Rig
+) -> None:
+    """PostgreSQL refusing connections (and its open ones ended) for 10 s during calls:
+    both nodes' /healthz say degraded, the owner keeps the PBX (Redis still renews its
+    lease), and once the database is back every call is recorded once."""
+    pbx = _pbx(asterisk_factory)
+    store = rig.store
+    a, b = rig.pair(pbx)
+    before = _numbers("04850007", 3)
+    during = _numbers("04850008", 4)
+    with OwnerSampler([a, b], store) as sampler:
+        burst(pbx, before, gap=0.5, hold=16)
+        set_connections_allowed(rig.store_url, False)
+        try:
+            away_at = time.monotonic()
+            burst(pbx, during, gap=0.7, hold=4)
+            degraded = wait_until(
+                lambda: (
+                    all(n.health().get("database", {}).get("status") == "degraded" for n in (a, b))
+                    or None
+                ),
+                10,
+                "both nodes degraded",
+            )
+            left = 10.0 - (time.monotonic() - away_at)
+            if left > 0:
+                time.sleep(left)
+            kept = owns(a)
+        finally:
+            set_connections_allowed(rig.store_url, True)
+        back_at = time.monotonic()
+        wait_until(
+            lambda: all(n.health().get("status") == "ok" for n in (a, b)) or None,
+            30,
+            f"both nodes healthy again\n{a.output()}",
+        )
+        recovery = time.monotonic() - back_at
+        pbx.wait_idle(timeout=60)
+        every = before + during
+        wait_until(lambda: _recorded_once(store, every), 40, f"every call once\n{a.output()}")
+    everything = store.queries.list_calls(limit=200)
+    print(f"healthy {recovery:.2f} s after the database came back")
+
+    assert degraded
+    assert kept  # the database away is no reason to hand the PBX over
+    assert len(everything) == len(every)
+    assert not sampler.two_owners(), sampler.two_owners()[:5]
+    assert sampler.owners_after(0) == {"node-a"}
+    assert sampler.fences_only_grew(), sampler.fences
+
+
+def test_two_pbxs_each_have_one_owner_and_both_move_when_it_dies(
+    asterisk_factory: Factory, rig: Rig
+) -> None:
+    """Two Asterisks as two ``[[pbx]]`` entries of both nodes: each PBX has exactly one
+    owner (its own lease: they may or may not split between the nodes, as the grants fall),
+    calls on both are recorded once, and SIGKILLing a node moves what it owned to the
+    other."""
+    east, west = asterisk_factory(), asterisk_factory()
+    for pbx in (east, west):
+        for ext in ("1001", "1002"):
+            pbx.set_operator(ext, ring=1, talk=TALK)
+    store = rig.store
+    a, b = owner_nodes(
+        rig.folder, rig.store_url, rig.redis.url, {"east": east, "west": west}, ("node-c", "node-d")
+    )
+    rig.nodes += [a, b]
+    a.start()  # then b at once: the grants fall as they may
+    b.start()
+    pbxs = ("east", "west")
+    wait_until(lambda: all(owns(a, p) or owns(b, p) for p in pbxs) or None, 20, "both PBXs owned")
+    calls = {"east": _numbers("04850009", 3), "west": _numbers("04850010", 3)}
+    with OwnerSampler([a, b], store, pbxs=pbxs) as sampler:
+        for name, pbx in (("east", east), ("west", west)):
+            burst(pbx, calls[name], gap=0.4, hold=14)
+        split = {p: "node-c" if owns(a, p) else "node-d" for p in pbxs}
+        victim = a if "node-c" in split.values() else b
+        survivor = b if victim is a else a
+        killed_at = time.monotonic()
+        victim.kill()
+        wait_until(
+            lambda: all(owns(survivor, p) for p in pbxs) or None,
+            20,
+            f"{survivor.name} owns both PBXs",
+            every=0.05,
+        )
+        takeover = time.monotonic() - killed_at
+        east.wait_idle(timeout=60)
+        west.wait_idle(timeout=60)
+        every = calls["east"] + calls["west"]
+        found = wait_until(
+            lambda: all_recorded_once_and_ended(store, every), 30, "every call once, ended"
+        )
+    print(f"owners {split}; {victim.name} killed; {takeover:.2f} s to {survivor.name}")
+
+    assert {r[0]["pbx"] for n, r in found.items() if n in calls["east"]} == {"east"}
+    assert {r[0]["pbx"] for n, r in found.items() if n in calls["west"]} == {"west"}
+    assert len(store.queries.list_calls(limit=200)) == len(every)
+    assert not sampler.two_owners(), sampler.two_owners()[:5]
+    assert all(sampler.owners_after(killed_at + 0.5, p) == {survivor.name} for p in pbxs)
+    assert sampler.fences_only_grew(), sampler.fences
+    assert takeover < 2 * LEASE, takeover

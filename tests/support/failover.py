@@ -45,7 +45,14 @@ def owner_nodes(
         config = config_data(db_url, first, node=name, web_port=free_port())
         template = config["pbx"][0]
         config["pbx"] = [
-            {**template, "name": pbx_name, "host": pbx.ami_host, "port": pbx.ami_port}
+            {
+                **template,
+                "name": pbx_name,
+                "host": pbx.ami_host,
+                "port": pbx.ami_port,
+                "username": pbx.username,
+                "secret": pbx.secret,
+            }
             for pbx_name, pbx in pbxs.items()
         ]
         config["bus"] = {"url": redis_url}
