@@ -353,3 +353,40 @@ def test_two_pbxs_each_have_one_owner_and_both_move_when_it_dies(
     assert all(sampler.owners_after(killed_at + 0.5, p) == {survivor.name} for p in pbxs)
     assert sampler.fences_only_grew(), sampler.fences
     assert takeover < 2 * LEASE, takeover
+
+
+def test_a_call_that_ends_inside_the_takeover_gap_is_closed_by_the_new_owner(
+    asterisk_factory: Factory, rig: Rig
+) -> None:
+    """The owner saw a call start and be answered, then died; the call ended before the
+    standby took over. The new owner's resync finds it gone and closes its open record
+    (``ended_at_approximate``), once."""
+    pbx = asterisk_factory()
+    for ext in ("1001", "1002"):
+        pbx.set_operator(ext, ring=1, talk=3)
+    store = rig.store
+    a, b = rig.pair(pbx)
+    number = "0485000700"
+    pbx.place_call("3200", number, "Klant", hold=30)
+    wait_until(
+        lambda: [c for c in store.queries.list_calls(number=number) if c["answered_at"]] or None,
+        20,
+        "node-a recorded the answer",
+    )
+    killed_at = time.monotonic()
+    a.kill()
+    pbx.wait_idle(timeout=20)  # the operator hangs up after 3 s: inside the gap
+    ended_in_gap = time.monotonic() - killed_at
+    wait_until(lambda: owns(b), 20, "node-b takes the PBX over", every=0.05)
+    took = time.monotonic() - killed_at
+    (record,) = wait_until(
+        lambda: [c for c in store.queries.list_calls(number=number) if c["ended_at"]] or None,
+        20,
+        f"the record closed\n{b.output()}",
+    )
+    print(f"ended {ended_in_gap:.2f} s after the kill, takeover {took:.2f} s: {record}")
+
+    assert ended_in_gap < took  # the end fell while no node owned the PBX
+    assert record["ended_at_approximate"] is True
+    assert record["outcome"] == "answered"
+    assert len(store.queries.list_calls(limit=50)) == 1
