@@ -367,7 +367,7 @@ def test_a_call_that_ends_inside_the_takeover_gap_is_closed_by_the_new_owner(
     (``ended_at_approximate``), once."""
     pbx = asterisk_factory()
     for ext in ("1001", "1002"):
-        pbx.set_operator(ext, ring=1, talk=3)
+        pbx.set_operator(ext, ring=1, talk=2)  # ends well before a lease (>= 3.3 s) runs out
     store = rig.store
     a, b = rig.pair(pbx)
     number = "0485000700"
@@ -376,10 +376,11 @@ def test_a_call_that_ends_inside_the_takeover_gap_is_closed_by_the_new_owner(
         lambda: [c for c in store.queries.list_calls(number=number) if c["answered_at"]] or None,
         20,
         "node-a recorded the answer",
+        every=0.05,
     )
     killed_at = time.monotonic()
     a.kill()
-    pbx.wait_idle(timeout=20)  # the operator hangs up after 3 s: inside the gap
+    pbx.wait_idle(timeout=20)  # the operator hangs up after 2 s: inside the gap
     ended_in_gap = time.monotonic() - killed_at
     wait_until(lambda: owns(b), 20, "node-b takes the PBX over", every=0.05)
     took = time.monotonic() - killed_at
