@@ -42,6 +42,7 @@ from tests.support.failover import (
     records_by_number,
 )
 from tests.support.private_redis import PrivateRedis
+from tests.support.reliability import record
 
 Factory = Callable[..., AsteriskInstance]
 LEASE = 5.0  # lease.Timing's default ttl
@@ -162,6 +163,19 @@ def test_owner_sigkilled_mid_burst_the_standby_takes_over_and_every_call_is_reco
     assert sampler.fences_only_grew(), sampler.fences
     assert not sampler.two_owners(), sampler.two_owners()[:5]
     assert sampler.owners_after(killed_at + 0.5) == {"node-b"}
+    record(
+        "The owner node SIGKILLed mid-burst",
+        injected=f"two nodes on PostgreSQL and Redis; SIGKILL of the owner during a"
+        f" {len(numbers)}-call burst",
+        expected="the standby takes over within a lease; every call once; one owner at a"
+        " time; tokens only grow",
+        records_expected=len(numbers),
+        records_stored=len(everything),
+        duplicates=len(everything) - len({r[0]["linkedid"] for r in found.values()}),
+        takeover_s=round(takeover, 1),
+        fencing_tokens=f"{before} -> {after}",
+        two_owners_seen=len(sampler.two_owners()),
+    )
 
 
 def test_owner_paused_past_its_lease_is_fenced_off_when_it_wakes(
@@ -213,6 +227,17 @@ def test_owner_paused_past_its_lease_is_fenced_off_when_it_wakes(
     assert "main" not in health_a["node"]["owns"]
     assert before is not None and during is not None and after is not None
     assert before < during == after  # node-b's grant; node-a was not granted again
+    record(
+        "The owner node paused (SIGSTOP) past its lease",
+        injected="SIGSTOP of the owner for 2.5 leases during calls, then SIGCONT",
+        expected="the other node takes over; the woken one writes and dials nothing with"
+        " its stale token and owns nothing",
+        records_expected=len(every),
+        records_stored=len(everything),
+        takeover_s=round(takeover, 1),
+        fencing_tokens=f"{before} -> {during} -> {after}",
+        woken_node_owns="nothing",
+    )
     assert sampler.fences_only_grew(), sampler.fences
     assert not sampler.two_owners(), sampler.two_owners()[:5]
     assert sampler.owners_after(woke_at) == {"node-b"}
@@ -301,6 +326,15 @@ def test_database_away_mid_burst_every_call_is_recorded_once_when_it_returns(
     assert not sampler.two_owners(), sampler.two_owners()[:5]
     assert sampler.owners_after(0) == {"node-a"}
     assert sampler.fences_only_grew(), sampler.fences
+    record(
+        "PostgreSQL away under two nodes",
+        injected="the database refusing connections 10 s during calls",
+        expected="both nodes degraded; the owner keeps the PBX; every call once afterwards",
+        records_expected=len(every),
+        records_stored=len(everything),
+        owner_kept_the_pbx=kept,
+        healthy_after_the_database_returned_s=round(recovery, 1),
+    )
 
 
 def test_two_pbxs_each_have_one_owner_and_both_move_when_it_dies(
