@@ -43,10 +43,11 @@ from cti_bridge.bus.topics import (
     SUPERVISORS_TOPIC,
 )
 
-from .pushes import MAX_AGENTS_PER_BATCH
+from .pushes import MAX_AGENTS_PER_BATCH, Coalescer
 from .service import Supervision
 
 __all__ = [
+    "ANSWER_SECONDS",
     "HEARTBEAT_SECONDS",
     "REQUEST_SECONDS",
     "SILENCE_SECONDS",
@@ -62,6 +63,10 @@ HEARTBEAT_SECONDS = 2.0
 SILENCE_SECONDS = 3 * HEARTBEAT_SECONDS
 #: While stale, the request is repeated this often (nobody may have owned it yet).
 REQUEST_SECONDS = 2.0
+#: An owner answers at most once in this many seconds: many nodes asking at once (all
+#: of them resubscribing after a Redis restart) share one snapshot; a request that comes
+#: after one was sent gets the next.
+ANSWER_SECONDS = 1.0
 
 
 class SnapshotAnswerer:
@@ -83,6 +88,7 @@ class SnapshotAnswerer:
         self.owns = owns
         self.batch_size = batch_size
         self.answered = 0
+        self._answers: Coalescer[None] = Coalescer(clock, ANSWER_SECONDS, lambda _: self.answer())
         self._unsubscribe: Callable[[], None] | None = None
         self._heartbeat = LoopingCall(self.beat)
         self._heartbeat.clock = clock
@@ -97,6 +103,7 @@ class SnapshotAnswerer:
             self._unsubscribe = None
         if self._heartbeat.running:
             self._heartbeat.stop()
+        self._answers.stop()
 
     def beat(self) -> None:
         owned = sorted(self.owns())
@@ -106,7 +113,7 @@ class SnapshotAnswerer:
             )
 
     def _asked(self, message: dict[str, Any]) -> None:
-        self.answer()
+        self._answers.mark(None)
 
     def answer(self) -> None:
         """Every queue of the PBXs this node owns and every agent, then the marker."""

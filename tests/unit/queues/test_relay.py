@@ -19,6 +19,7 @@ from cti_bridge.bus.topics import (
 from cti_bridge.queues.live import Account, LiveView
 from cti_bridge.queues.operators import MembersBoard
 from cti_bridge.queues.relay import (
+    ANSWER_SECONDS,
     HEARTBEAT_SECONDS,
     SILENCE_SECONDS,
     RelayedView,
@@ -230,8 +231,10 @@ def test_a_missed_message_is_repaired_by_the_snapshot_after_a_reconnect() -> Non
     assert web.relay.live == {"main": False}
     assert all(q.get("live") is False for q in web.queues())
     clock.advance(0)
-    clock.advance(0)
     assert asked == [{"node": "web"}]
+    clock.advance(ANSWER_SECONDS)  # a snapshot went out a moment ago: the next one
+    clock.advance(0)
+    assert web.relay.live == {"main": True}
     assert web.queues() == owner.queues()
     assert web.agent("anna") == owner.agent_json(ACCOUNTS[0])
 
@@ -256,6 +259,17 @@ def test_a_silent_owner_makes_the_view_stale_and_asks_again() -> None:
     assert web.relay.requests > requests
     assert web.relay.live == {"main": True}
     assert web.queues() == owner.queues()
+
+
+def test_many_requests_at_once_share_one_snapshot_and_a_later_one_gets_its_own() -> None:
+    clock, bus, owner, _web = two_nodes()
+    assert owner.answerer.answered == 1
+    for node in ("web", "web2", "web3"):
+        bus.publish(QUEUES_SNAPSHOT_REQUEST_TOPIC, {"node": node})
+    clock.advance(0)
+    assert owner.answerer.answered == 1  # one was sent just now: the next one comes later
+    clock.advance(ANSWER_SECONDS)
+    assert owner.answerer.answered == 2
 
 
 def test_a_heartbeat_keeps_a_quiet_pbx_live() -> None:
