@@ -131,7 +131,10 @@ class Supervision:
         waits: list[Deferred[Any]] = []
         figures = self.figures()
         if figures is not None:
-            names = sorted({q["name"] for q in self.view.queues(self.ids)})
+            names = sorted(
+                {q["name"] for q in self.view.queues(self.ids)}
+                | ({q["name"] for q in self.relay.queues()} if self.relay is not None else set())
+            )
 
             def got_today(today: dict[str, dict[str, Any]]) -> None:
                 self.today = dict(today)
@@ -182,7 +185,11 @@ class Supervision:
             ]
             if self.relay is None:
                 return local
-            return sorted(local + self.relay.queues(relayed), key=lambda q: (q["pbx"], q["name"]))
+            figures = self.figures() is not None
+            for queue in (relayed_queues := self.relay.queues(relayed)):
+                if figures:  # read here as the owner reads it: the same records
+                    queue["today"] = self.today.get(queue["name"])
+            return sorted(local + relayed_queues, key=lambda q: (q["pbx"], q["name"]))
 
         return waits.addCallback(build)
 
@@ -192,6 +199,10 @@ class Supervision:
         if relay is not None and relay.pbxs and len(relay.relayed()) == len(relay.pbxs):
             agent = relay.agent(account.operator)
             if agent is not None:
+                if self.operator_totals() is not None:  # the same records as the owner's
+                    totals = self.totals.get(account.operator, {})
+                    agent["calls_today"] = totals.get("calls_today", 0)
+                    agent["talk_seconds_today"] = totals.get("talk_seconds_today", 0.0)
                 return agent
             agent = self.agent_json(account)  # never pushed: nowhere on a PBX
             if not all(relay.is_live(pbx) for pbx in relay.pbxs):

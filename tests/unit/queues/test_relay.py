@@ -120,12 +120,25 @@ class Owner:
             )
 
 
+class Kpis:
+    """The web node's own KPI part: today's figures from the same records as the owner."""
+
+    def today(self, queues: list[str]) -> Deferred[dict[str, dict[str, Any]]]:
+        return succeed({q: {"offered": 9, "answered": 8} for q in queues})
+
+    def operators_today(self) -> Deferred[dict[str, dict[str, Any]]]:
+        return succeed({"anna": {"calls_today": 5, "talk_seconds_today": 300.0}})
+
+
 class WebNode:
-    def __init__(self, bus: MemoryBus, clock: Clock):
+    def __init__(self, bus: MemoryBus, clock: Clock, kpis: object | None = None):
         board = MembersBoard(clock.seconds)
         view = LiveView(board, {}, clock.seconds)
         self.supervision = Supervision(
-            view, lambda work: succeed(work()), load_accounts=lambda: list(ACCOUNTS)
+            view,
+            lambda work: succeed(work()),
+            load_accounts=lambda: list(ACCOUNTS),
+            kpis=lambda: kpis,
         )
         self.relay = RelayedView(bus, clock, ["main"], node="web")
         self.supervision.relay = self.relay
@@ -270,6 +283,23 @@ def test_many_requests_at_once_share_one_snapshot_and_a_later_one_gets_its_own()
     assert owner.answerer.answered == 1  # one was sent just now: the next one comes later
     clock.advance(ANSWER_SECONDS)
     assert owner.answerer.answered == 2
+
+
+def test_todays_figures_are_read_where_the_question_is_asked() -> None:
+    clock = Clock()
+    bus = MemoryBus(clock)
+    owner = Owner(bus, clock)
+    web = WebNode(bus, clock, kpis=Kpis())
+    owner.answerer.start()
+    web.relay.start()
+    clock.advance(0)
+    clock.advance(0)
+    assert {q["name"]: q["today"] for q in web.queues()} == {
+        "sales": {"offered": 9, "answered": 8},
+        "support": {"offered": 9, "answered": 8},
+    }
+    totals = {a["operator"]: (a["calls_today"], a["talk_seconds_today"]) for a in web.agents()}
+    assert totals == {"anna": (5, 300.0), "bart": (0, 0.0)}
 
 
 def test_a_heartbeat_keeps_a_quiet_pbx_live() -> None:
