@@ -121,6 +121,10 @@ class RedisBus:
         self.published = 0
         self.publish_failures = 0
         self.last_error: str | None = None
+        #: Called after every new subscription (the first and each reconnection): what
+        #: was published meanwhile is lost (pub/sub keeps nothing), so a subscriber that
+        #: keeps state asks for a snapshot here (``queues/relay.py``).
+        self.connected: list[Callable[[], None]] = []
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -162,8 +166,17 @@ class RedisBus:
 
     def _subscribed(self, protocol: _Subscriber) -> None:
         self._subscriber = protocol
-        protocol.subscribe(self._channel).addErrback(self._failed, "subscribe")
+        subscribing = protocol.subscribe(self._channel)
+        subscribing.addCallback(self._resubscribed)
+        subscribing.addErrback(self._failed, "subscribe")
         log.info("bus connected to redis", channel=self._channel)
+
+    def _resubscribed(self, _: object) -> None:
+        for callback in list(self.connected):
+            try:
+                callback()
+            except Exception:
+                log.exception("a bus connection callback failed")
 
     def _unsubscribed(self, protocol: _Subscriber) -> None:
         if self._subscriber is protocol:

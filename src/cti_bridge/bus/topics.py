@@ -10,6 +10,8 @@ from __future__ import annotations
 __all__ = [
     "OPERATOR_TOPIC_PREFIX",
     "POP_REPLAY_TOPIC",
+    "QUEUES_SNAPSHOT_REQUEST_TOPIC",
+    "QUEUES_SNAPSHOT_TOPIC",
     "SUPERVISORS_TOPIC",
     "SUPERVISOR_AGENTS_TOPIC",
     "SUPERVISOR_AGENT_BATCHES_TOPIC",
@@ -34,6 +36,17 @@ SUPERVISOR_AGENT_BATCHES_TOPIC = "supervisors.agents_update"
 #: an operator): ``{"operator_id": N}``; the node that follows the PBX sends that
 #: operator's ringing pops again.
 POP_REPLAY_TOPIC = "pop.replay"
+
+
+#: A node that relays the queues of PBXs it does not own asks here for a snapshot
+#: (``{"node": name}``: at start, after its bus reconnected, after a silence); every node
+#: that owns a PBX answers with its whole view: ``queue_update``s and ``agent_update``s
+#: on their usual topics, then a ``queues_snapshot`` here (``queues/relay.py``).
+QUEUES_SNAPSHOT_REQUEST_TOPIC = "supervisors.snapshot_request"
+
+#: The owners' side of the relay: ``queues_snapshot`` (a snapshot is complete: its PBXs
+#: and their queues) and ``queues_alive`` (a heartbeat: the PBXs it owns now).
+QUEUES_SNAPSHOT_TOPIC = "supervisors.snapshot"
 
 
 def operator_topic(operator_id: int) -> str:

@@ -13,7 +13,7 @@ when the PBX says so (``QueueMemberPause``), never before.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from twisted.internet.defer import Deferred, DeferredList, gatherResults, succeed
@@ -23,6 +23,9 @@ from cti_bridge.ami.protocol import ActionResult
 
 from .live import Account, LiveView
 from .ports import CallIds, OperatorTotals, TodayFigures
+
+if TYPE_CHECKING:
+    from .relay import RelayedView
 
 __all__ = ["NotAMember", "PauseRefused", "PbxDown", "Supervision"]
 
@@ -69,6 +72,9 @@ class Supervision:
         self.ids: dict[tuple[str, str], int] = {}
         self.today: dict[str, dict[str, Any]] = {}
         self.totals: dict[str, dict[str, Any]] = {}
+        #: The queues and agents of the PBXs this node does not own, as their owners
+        #: pushed them (``relay.py``); ``None``: this node owns every PBX it knows.
+        self.relay: RelayedView | None = None
 
     # -- the ports ------------------------------------------------------------------------
 
@@ -125,7 +131,10 @@ class Supervision:
         waits: list[Deferred[Any]] = []
         figures = self.figures()
         if figures is not None:
-            names = sorted({q["name"] for q in self.view.queues(self.ids)})
+            names = sorted(
+                {q["name"] for q in self.view.queues(self.ids)}
+                | ({q["name"] for q in self.relay.queues()} if self.relay is not None else set())
+            )
 
             def got_today(today: dict[str, dict[str, Any]]) -> None:
                 self.today = dict(today)
@@ -168,9 +177,38 @@ class Supervision:
         waits: Deferred[Any] = gatherResults([ids, self.refresh_today()])
 
         def build(_: object) -> list[dict[str, Any]]:
-            return [self.queue_json(q["pbx"], q["name"]) for q in self.view.queues(self.ids)]
+            relayed = [] if self.relay is None else self.relay.relayed()
+            local = [
+                self.queue_json(q["pbx"], q["name"])
+                for q in self.view.queues(self.ids)
+                if q["pbx"] not in relayed
+            ]
+            if self.relay is None:
+                return local
+            figures = self.figures() is not None
+            for queue in (relayed_queues := self.relay.queues(relayed)):
+                if figures:  # read here as the owner reads it: the same records
+                    queue["today"] = self.today.get(queue["name"])
+            return sorted(local + relayed_queues, key=lambda q: (q["pbx"], q["name"]))
 
         return waits.addCallback(build)
+
+    def _agent_now(self, account: Account) -> dict[str, Any]:
+        """Relayed when this node owns none of the PBXs (the owner's view), else its own."""
+        relay = self.relay
+        if relay is not None and relay.pbxs and len(relay.relayed()) == len(relay.pbxs):
+            agent = relay.agent(account.operator)
+            if agent is not None:
+                if self.operator_totals() is not None:  # the same records as the owner's
+                    totals = self.totals.get(account.operator, {})
+                    agent["calls_today"] = totals.get("calls_today", 0)
+                    agent["talk_seconds_today"] = totals.get("talk_seconds_today", 0.0)
+                return agent
+            agent = self.agent_json(account)  # never pushed: nowhere on a PBX
+            if not all(relay.is_live(pbx) for pbx in relay.pbxs):
+                agent["live"] = False
+            return agent
+        return self.agent_json(account)
 
     @staticmethod
     def _ids_failed(failure: Failure) -> bool:
@@ -182,7 +220,7 @@ class Supervision:
         loading = self.reload_roster()
         loading.addCallback(lambda _: self.refresh_today())
         return loading.addCallback(
-            lambda _: [self.agent_json(account) for account in self.roster.values()]
+            lambda _: [self._agent_now(account) for account in self.roster.values()]
         )
 
     def agent(self, username: str) -> Deferred[dict[str, Any] | None]:
@@ -192,7 +230,7 @@ class Supervision:
 
         def build(_: object) -> dict[str, Any] | None:
             account = self.roster.get(username)
-            return None if account is None else self.agent_json(account)
+            return None if account is None else self._agent_now(account)
 
         return loading.addCallback(build)
 

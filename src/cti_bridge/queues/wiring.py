@@ -22,6 +22,7 @@ from .live import Account, LiveView
 from .members import QueueMembers
 from .operators import MembersBoard
 from .pushes import SupervisorPushes
+from .relay import RelayedView, SnapshotAnswerer
 from .routes import add_routes
 from .screens import add_supervisor_screens
 from .service import SendAction, Supervision
@@ -127,6 +128,7 @@ def install(node: Node) -> None:
     for feed_of_callers in caller_feeds.values():
         feed_of_callers.changed = pushes.callers_changed
     add_routes(node.http, supervision, node.config.queues.pause_reasons)
+    _install_relay(node, supervision)
 
     sweep = LoopingCall(pushes.sweep)
     sweep.clock = node.reactor
@@ -166,6 +168,23 @@ def install(node: Node) -> None:
     install_kpis(node)
     add_wallboard(node)
     install_workload(node)
+
+
+def _install_relay(node: Node, supervision: Supervision) -> None:
+    """With several nodes (a bus across them): an owner-capable node answers snapshot
+    requests and beats; every node relays the PBXs it does not own (``relay.py``)."""
+    if node.config.bus.url.startswith("memory://"):
+        return  # one node: it owns every PBX, nothing to relay
+    name = node.config.node.name
+    if node.config.node.role != "web":
+        answerer = SnapshotAnswerer(supervision, node.bus, node.reactor, node=name, owns=node.owns)
+        node.on_start(answerer.start)
+        node.on_stop(answerer.stop)
+    relay = RelayedView(node.bus, node.reactor, node.pipelines, node=name, owns=node.owns)
+    supervision.relay = relay
+    node.on_start(relay.start)
+    node.on_stop(relay.stop)
+    node.health.add("relayed_queues", relay.status, counts=False)
 
 
 def _is_up(client: Any) -> Callable[[], bool]:

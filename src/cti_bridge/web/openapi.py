@@ -215,7 +215,9 @@ SCHEMAS: dict[str, Schema] = {
             "longest_wait_seconds": NUM,
             "members": {"type": "array", "items": _ref("Member")},
             "today": _ref("Figures"),
-        }
+        },
+        # Only on a node relaying another's PBX, false until the owner's snapshot.
+        {"live": BOOL},
     ),
     "Agent": _obj(
         {
@@ -228,7 +230,8 @@ SCHEMAS: dict[str, Schema] = {
             "queues": {"type": "array"},
             "calls_today": INT,
             "talk_seconds_today": NUM,
-        }
+        },
+        {"live": BOOL},
     ),
     "Pause": _obj({"reason": STR}),
     "Paused": _obj({"operator": STR, "paused": BOOL, "reason": NSTR, "queues": {"type": "array"}}),

@@ -4,7 +4,8 @@
 // calls with whether a callback is pending. Live from the WebSocket: agents_update (the
 // batch the console asks for: every operator changed in an interval, each shaped as
 // GET /api/agents) or agent_update (one operator), phone_status, queue_update (its
-// today.abandoned growing re-reads the abandoned list).
+// today.abandoned growing re-reads the abandoned list). Agents a node relays without
+// the owner's snapshot yet (`live: false`) are said to be not live.
 //
 // Caller names and numbers are attacker text: everything reaches the page through h()
 // (textContent), never as markup.
@@ -82,6 +83,8 @@ function todayStart() {
   return d.toISOString();
 }
 
+const NOT_LIVE = "Not live: the PBX's owner has not sent its view to this node yet; the states below may be old.";
+
 export class TeamView {
   /** api: Api; watch(username): start watching their pop; openAgreement(id). */
   constructor({ api, watch, openAgreement }) {
@@ -94,6 +97,7 @@ export class TeamView {
     this.abandonedSeen = new Map(); // "pbx/queue" -> today's abandoned count
     this.reloadTimer = null;
     this.loaded = false;
+    this.notLive = false; // the message says some agents are not live
     byId("team-refresh").addEventListener("click", () => this.load());
   }
 
@@ -102,6 +106,7 @@ export class TeamView {
     this.rows.clear();
     this.abandonedSeen.clear();
     this.loaded = false;
+    this.notLive = false;
     clearTimeout(this.reloadTimer);
     replace(byId("team-rows"));
     replace(byId("abandoned-rows"));
@@ -137,6 +142,7 @@ export class TeamView {
       }
       this.loaded = true;
       this.say(this.rows.size ? "" : "No operators.");
+      this.sayIfNotLive();
     } catch (error) {
       this.say(`The operators cannot be read: ${error.message}`, true);
     }
@@ -150,6 +156,16 @@ export class TeamView {
     this.agents.set(agent.operator, agent);
     const row = this.rows.get(agent.operator) || this.addRow(agent.operator);
     this.fill(row, agent);
+    if (this.notLive) this.sayIfNotLive();
+  }
+
+  /** A node relaying another's PBX marks its agents `live: false` until the owner's
+   * snapshot; the owner's pushes (the snapshot's among them) replace them. */
+  sayIfNotLive() {
+    const stale = [...this.agents.values()].some((agent) => agent.live === false);
+    if (stale) this.say(NOT_LIVE, true);
+    else if (this.notLive) this.say("");
+    this.notLive = stale;
   }
 
   /** The supervisors' agents_update: a list of agents, each as agent_update gives one. */

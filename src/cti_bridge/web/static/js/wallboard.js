@@ -9,8 +9,9 @@
 // operator's phones; the figures that come from the stored records (GET /api/kpis,
 // the agreements) are read again every REFRESH_MS and after an `agreement_flagged`.
 // Waits tick here between pushes. It never shows stale figures as live: when the
-// WebSocket is down, or /healthz says a PBX link is, a banner says so in words and the
-// board is dimmed until both are back.
+// WebSocket is down, or /healthz says a PBX link is (on a web node: that a relayed PBX
+// waits for its owner's snapshot, `relayed_queues`), or a queue says `live: false`, a
+// banner says so in words and the board is dimmed until both are back.
 //
 // Every text from the server goes through dom.js (textContent), never markup.
 
@@ -225,9 +226,12 @@ class Wallboard {
       const response = await fetch("/healthz", { cache: "no-store", credentials: "omit" });
       const health = await response.json();
       const pbx = (health.ami && health.ami.pbx) || {};
+      // A web node has no link: the PBXs it relays say whether a snapshot made them live.
+      const relayed = (health.relayed_queues && health.relayed_queues.pbx) || {};
       this.pbxDown = Object.entries(pbx)
-        .filter(([, link]) => link.state !== "connected")
-        .map(([name]) => name);
+        .filter(([name, link]) => link.state !== "connected" && !(name in relayed))
+        .map(([name]) => name)
+        .concat(Object.entries(relayed).filter(([, view]) => !view.live).map(([name]) => name));
       this.healthUnknown = false;
     } catch {
       this.healthUnknown = true; // the socket's state says the rest
@@ -281,8 +285,15 @@ class Wallboard {
 
   // -- what it shows --------------------------------------------------------------------
 
+  /** PBX links down (/healthz) and PBXs a web node relays without a snapshot yet (its
+   * queues say `live: false` until one; a push from the owner replaces them). */
+  pbxNotLive() {
+    const relayed = [...this.queues.values()].filter((q) => q.live === false).map((q) => q.pbx);
+    return [...new Set([...this.pbxDown, ...relayed])];
+  }
+
   isLive() {
-    return this.socketState === "open" && this.pbxDown.length === 0;
+    return this.socketState === "open" && this.pbxNotLive().length === 0;
   }
 
   showState() {
@@ -296,8 +307,8 @@ class Wallboard {
     if (this.socketState !== "open") {
       const since = this.socketLostAt ? ` since ${clock(this.socketLostAt)}` : "";
       words = `Connection to cti-bridge lost${since}: the figures below are not live.`;
-    } else if (this.pbxDown.length) {
-      words = `PBX link down (${this.pbxDown.join(", ")}): the figures below are not live.`;
+    } else if (this.pbxNotLive().length) {
+      words = `PBX link down (${this.pbxNotLive().join(", ")}): the figures below are not live.`;
     } else if (this.lastProblem) {
       words = this.lastProblem;
       this.lastProblem = "";
