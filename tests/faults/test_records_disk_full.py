@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import errno
 import sqlite3
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -34,9 +33,10 @@ from pathlib import Path
 import pytest
 
 from cti_bridge.store import upgrade
-from tests.faults.records_support import SimProcess, records_in, spool_status
-from tests.integration.dialer_support import DaemonProcess, free_port, wait_until
+from tests.faults.records_support import SimProcess, daemon_for, records_in, spool_status
+from tests.integration.dialer_support import wait_until
 from tests.support.reliability import record
+from tests.support.small_disk import small_tmpfs
 
 CALLS = 30
 EVERY = 0.5
@@ -47,20 +47,8 @@ DISK = "24m"
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A tmpfs of its own (root mounts it: the suite runs as root here and in CI)."""
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    result = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={DISK}", "tmpfs", str(mount)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if result.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {result.stderr.strip()}")
-    try:
+    with small_tmpfs(tmp_path / "disk", DISK) as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 @pytest.fixture
@@ -108,25 +96,9 @@ def test_a_full_disk_is_reported_survived_and_recovered_from(
 ) -> None:
     url = f"sqlite:///{small_disk / 'cti.sqlite3'}"
     upgrade(url)
-    config = {
-        "node": {"name": "full"},
-        "web": {"host": "127.0.0.1", "port": free_port()},
-        # The spool where it is by default, next to the SQLite file: on the same disk.
-        "database": {"url": url, "spool_dir": f"{small_disk / 'cti.sqlite3'}-spool"},
-        "bus": {"url": "memory://"},
-        "phone": {"default_region": "BE"},
-        "pbx": [
-            {
-                "name": "main",
-                "host": "127.0.0.1",
-                "port": sim.port,
-                "username": "cti",
-                "secret": sim.secret,
-                "ping_interval": 5,
-            }
-        ],
-    }
-    daemon = DaemonProcess(tmp_path, "full", config)
+    # The spool where it is by default, next to the SQLite file: on the same disk.
+    spool_dir = Path(f"{small_disk / 'cti.sqlite3'}-spool")
+    daemon = daemon_for(tmp_path, "full", url, sim, spool_dir=spool_dir)
     try:
         daemon.start()
         sim.burst(CALLS, EVERY)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import errno
 import os
-import subprocess
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -38,6 +37,7 @@ from cti_bridge.records.wiring import HeldReplay, spool_directory
 from cti_bridge.records.writer import RecordWriter
 from cti_bridge.store import Store
 from cti_bridge.testing.store import START, call_row_counts, queue_call_answered
+from tests.support.small_disk import small_tmpfs
 from tests.unit.records.test_writer import NoJitter, RecordingSink, calls, run_now
 
 pytest_plugins = ["cti_bridge.testing.store_fixtures"]
@@ -432,20 +432,8 @@ def test_the_default_directory_sits_next_to_a_sqlite_file() -> None:
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A 256 KiB tmpfs (root mounts it; the suite runs as root here and in CI)."""
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    result = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if result.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {result.stderr.strip()}")
-    try:
+    with small_tmpfs(tmp_path / "disk", "256k") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 def fill(directory: Path) -> Path:
