@@ -6,7 +6,7 @@ A refusal is the web's ``BadRequest`` (400, naming the field) or ``Forbidden`` (
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from datetime import date, datetime
 from typing import Any
 
@@ -60,7 +60,12 @@ def _involved_by_device(principal: Principal, call: Mapping[str, Any]) -> bool:
     )
 
 
-def may_see_call(principal: Principal, call: Mapping[str, Any], history: str = "shared") -> bool:
+def may_see_call(
+    principal: Principal,
+    call: Mapping[str, Any],
+    history: str = "shared",
+    ringing: Collection[tuple[str, str]] = (),
+) -> bool:
     """May this principal read the call (docs/security.md, "Which calls an operator
     sees")? Supervisors and admins every call. An operator the calls they are involved
     in (rang for, answered, talked on; by username, or by one of their devices where the
@@ -71,6 +76,8 @@ def may_see_call(principal: Principal, call: Mapping[str, Any], history: str = "
         return True
     if history == "shared" and call.get("ended_at") is not None:
         return True
+    if (call.get("pbx"), call.get("linkedid")) in ringing:
+        return True  # popped on their screen now; the record may not name the ring yet
     return involved(principal, call) or _involved_by_device(principal, call)
 
 

@@ -6,6 +6,7 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from cti_bridge.callbacks import AGREEMENTS_CHANGED
+from cti_bridge.pop.service import PopService
 
 from .http import add_routes
 from .service import Console
@@ -16,6 +17,12 @@ if TYPE_CHECKING:
 __all__ = ["install"]
 
 
+def _pops_of(node: Node, operator_id: int) -> list[tuple[str, str]]:
+    """The calls popped on the operator's screen now, if this node runs the pop engine."""
+    pops = node.parts.get("pop")
+    return pops.core.pops_of(operator_id) if isinstance(pops, PopService) else []
+
+
 def install(node: Node) -> None:
     console = Console(
         node.store,
@@ -24,6 +31,7 @@ def install(node: Node) -> None:
         policy=node.config.dialer.policy(),
         default_service_hours=node.config.agreements.default_service_hours,
         call_history=node.config.web.call_history,
+        ringing=lambda operator_id: _pops_of(node, operator_id),
     )
     # The dialer (when on) looks at an agreement made or changed here at once.
     console.agreement_listeners.append(partial(node.notify, AGREEMENTS_CHANGED))

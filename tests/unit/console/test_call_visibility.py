@@ -53,12 +53,13 @@ class Desk:
         self.store.calls.apply(self.live.end(START + 330, Outcome.ABANDONED).events)
 
 
-def make_desk(history: CallHistory) -> Desk:
+def make_desk(history: CallHistory, popped: dict[str, set[tuple[str, str]]] | None = None) -> Desk:
     clock = Clock()
     clock.advance(START + 3600)
     store = open_memory_store(clock=clock.seconds, accounts={"hasher": cheap_hasher()})
     logins = Logins()
     ids = {}
+    names: dict[int, str] = {}
     for name, role, devices in (
         ("anna", "operator", (ANNA,)),
         ("bart", "operator", (BART,)),
@@ -68,6 +69,7 @@ def make_desk(history: CallHistory) -> Desk:
             name, role=role, password=f"{name}-secret", devices=list(devices)
         )
         ids[name] = info.id
+        names[info.id] = name
         logins.tokens[f"t-{name}"] = Principal(info.id, name, role, devices)
     web = WebApp(
         logins,
@@ -75,7 +77,14 @@ def make_desk(history: CallHistory) -> Desk:
         health=lambda: {"status": "ok"},
         metrics=lambda: b"",
     )
-    console = Console(cast(Store, store), at_once, clock=clock.seconds, call_history=history)
+    shown = popped or {}
+
+    def ringing(operator_id: int) -> set[tuple[str, str]]:
+        return shown.get(names.get(operator_id, ""), set())
+
+    console = Console(
+        cast(Store, store), at_once, clock=clock.seconds, call_history=history, ringing=ringing
+    )
     add_routes(web, console)
     old = (
         CallBuilder("old.1", at=START, number=OLD)
@@ -206,3 +215,15 @@ def test_the_customer_view_lists_the_calls_the_operator_may_read(desk: Desk) -> 
     assert history("anna") == ([desk.live_id, desk.old_id] if shared else [desk.old_id])
     assert history("bart") == ([desk.live_id, desk.old_id] if shared else [desk.live_id])
     assert history("sofie") == [desk.live_id, desk.old_id]
+
+
+def test_a_call_popped_on_her_screen_is_hers_before_its_record_names_the_ring() -> None:
+    """The pop makes the call's row before the record writer writes the ring: the call
+    popped on Anna's screen now is hers to read (her wrap-up form loads it), though the
+    record does not name her yet; a colleague it does not pop for still gets 404."""
+    desk = make_desk("shared", popped={"anna": {("main", "live.1")}})
+    code, call = desk.get("anna", desk.live_id)
+    assert code == 200 and call["rang"] == ["bart"]  # the record names only Bart so far
+    assert desk.get("sofie", desk.live_id)[0] == 200
+    other = make_desk("shared", popped={"anna": {("main", "other.call")}})
+    assert other.get("anna", other.live_id) == (404, {"error": "no such call"})
