@@ -6,7 +6,6 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from cti_bridge.callbacks import AGREEMENTS_CHANGED
-from cti_bridge.pop.service import PopService
 
 from .http import add_routes
 from .service import Console
@@ -18,9 +17,10 @@ __all__ = ["install"]
 
 
 def _pops_of(node: Node, operator_id: int) -> list[tuple[str, str]]:
-    """The calls popped on the operator's screen now, if this node runs the pop engine."""
-    pops = node.parts.get("pop")
-    return pops.core.pops_of(operator_id) if isinstance(pops, PopService) else []
+    """The calls popped on the operator's screen now, if this node runs the pop engine
+    (its part ``pops_on_screen``: the rooms meet through the node, never by import)."""
+    pops_of = node.parts.get("pops_on_screen")
+    return list(pops_of(operator_id)) if callable(pops_of) else []
 
 
 def install(node: Node) -> None:

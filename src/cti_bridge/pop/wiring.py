@@ -38,6 +38,8 @@ def install(node: Node) -> None:
     node.health.add("pops", service.status, counts=False)
     node.metrics.add(lambda: pop_metrics(service))
     node.provide("pop", service)
+    # The console's call visibility: a call on an operator's screen now is theirs.
+    node.provide("pops_on_screen", service.core.pops_of)
 
 
 def pop_metrics(service: PopService) -> Iterator[Metric]:
