@@ -48,7 +48,7 @@ import argparse
 import json
 import sys
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +63,7 @@ from cti_bridge.calls.events import DomainEvent, OperatorRinging
 from cti_bridge.dialer.policy import DAYS
 from cti_bridge.log import configure_logging
 from cti_bridge.pop import PopService, make_pop_service
+from cti_bridge.pop.context import local_today
 from cti_bridge.sim import Callee, Reply, SimulatedPBX
 from cti_bridge.store import Store, open_store, upgrade
 from cti_bridge.testing.store import cheap_hasher
@@ -81,14 +82,16 @@ DIALER = {
 }
 
 
-def seed(store: Store) -> dict[str, Any]:
+def seed(store: Store, today: date) -> dict[str, Any]:
+    """The helpdesk's customers and operators; ``today`` in the helpdesk's time zone
+    (contracts are dated in its days: the server's own clock is UTC here, Brussels is an
+    hour ahead, so from 23:00 UTC a contract's days left differ by one)."""
     accounts, customers = store.accounts, store.customers
     for device, name in OPERATORS:
         accounts.add_operator(
             name.lower(), role="operator", password=PASSWORD, name=name, devices=[device]
         )
     accounts.add_operator("sofie", role="supervisor", password=PASSWORD, name="Sofie")
-    today = datetime.now().date()  # contracts are dated in the helpdesk's local days
     router = customers.add_product("RTR-200", "Router RTR-200")
     customers.add_script_version(
         router, "no-internet", title="No internet", body="1. Is the WAN light on?\n2. <b>reboot</b>"
@@ -271,7 +274,6 @@ def main(reactor: Any, data_dir: str, dialer: bool) -> Any:
     url = f"sqlite:///{Path(data_dir) / 'console.sqlite3'}"
     upgrade(url)
     store = open_store(url, accounts={"hasher": cheap_hasher()})
-    seeded = seed(store)
     sim = SimulatedPBX(reactor, seed=4, operators=OPERATORS)
     pbx_port = sim.listen(0)
     config = parse_config(
@@ -294,6 +296,7 @@ def main(reactor: Any, data_dir: str, dialer: bool) -> Any:
         },
         source="console-test",
     )
+    seeded = seed(store, local_today(zone=config.dialer.timezone)())
     daemon = Daemon(config, reactor, store=store)
     # The pop engine: the daemon's own when it wires one, else wired here the same way.
     own = [v for v in daemon.node.parts.values() if isinstance(v, PopService)]
