@@ -33,6 +33,7 @@ from cti_bridge.store import Store, open_store, upgrade
 from cti_bridge.testing.asterisk import AsteriskInstance
 from cti_bridge.testing.store import cheap_hasher, scratch_postgres, set_connections_allowed
 from tests.integration.dialer_support import DaemonProcess, wait_until
+from tests.support.asterisk_pbx import cdr_config_dir
 from tests.support.failover import (
     OwnerSampler,
     all_recorded_once_and_ended,
@@ -89,10 +90,18 @@ def nodes() -> Iterator[list[DaemonProcess]]:
 #: The operators' talk time: longer than a takeover, so that no call is answered *and*
 #: over while no node owns the PBX (see the module's docstring).
 TALK = 11
+OPERATOR_DEVICES = ("Local/1001@agents", "Local/1002@agents")
 
 
-def _pbx(factory: Factory) -> AsteriskInstance:
-    pbx = factory()
+def _pbx(
+    factory: Factory, *, cdr_db: str | None = None, folder: Path | None = None
+) -> AsteriskInstance:
+    """A PBX of the test's own; with ``cdr_db``, one that writes its CDRs there."""
+    if cdr_db is not None:
+        assert folder is not None
+        pbx = factory(config_dir=cdr_config_dir(folder, cdr_db))
+    else:
+        pbx = factory()
     for ext in ("1001", "1002"):
         pbx.set_operator(ext, ring=1, talk=TALK)
     return pbx
@@ -108,9 +117,13 @@ class Rig:
     redis: PrivateRedis
     nodes: list[DaemonProcess]
 
-    def pair(self, pbx: AsteriskInstance) -> tuple[DaemonProcess, DaemonProcess]:
+    def pair(
+        self, pbx: AsteriskInstance, **pbx_settings: Any
+    ) -> tuple[DaemonProcess, DaemonProcess]:
         """node-a started first (so it owns the PBX), then node-b as the standby."""
-        a, b = owner_nodes(self.folder, self.store_url, self.redis.url, {"main": pbx})
+        a, b = owner_nodes(
+            self.folder, self.store_url, self.redis.url, {"main": pbx}, pbx_settings=pbx_settings
+        )
         self.nodes += [a, b]
         a.start()
         wait_until(lambda: owns(a), 20, "node-a owns the PBX")
@@ -247,26 +260,63 @@ def test_owner_paused_past_its_lease_is_fenced_off_when_it_wakes(
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "open (issue 12): a call that starts and ends while no node owns the PBX (between "
-        "the owner's death and the standby's grant, about a lease) is seen by no AMI link "
-        "and not found by the new owner's resync: it gets no record. Closing it needs the "
-        "PBX's own history (CDR/CEL) read at takeover."
-    ),
-)
-def test_a_call_wholly_inside_the_takeover_gap_is_lost(asterisk_factory: Factory, rig: Rig) -> None:
-    pbx = _pbx(asterisk_factory)
+def test_a_call_wholly_inside_the_takeover_gap_is_recorded_from_the_pbxs_cdrs(
+    asterisk_factory: Factory, rig: Rig
+) -> None:
+    """A call that starts and ends while no node owns the PBX (between the owner's death
+    and the standby's grant, about a lease) is seen by no AMI link and is in no resync:
+    with ``cdr_url`` (Asterisk's ``cdr_pgsql`` writing into the same PostgreSQL), the new
+    owner finds it in the PBX's CDRs after its resync and records it, once, marked as not
+    watched (``complete`` false). The control call after the takeover is recorded live."""
+    pbx = _pbx(asterisk_factory, cdr_db=rig.store_url, folder=rig.folder)
     store = rig.store
-    a, b = rig.pair(pbx)
-    a.kill()
-    pbx.place_call("3200", "0485000600", "Klant", hold=2)  # hangs up in the queue
+    a, b = rig.pair(pbx, cdr_url=rig.store_url)
+    wait_until(lambda: b.health().get("node", {}).get("leases") is not None, 10, "node-b up")
+    # The standby held (SIGSTOP) while the owner dies and the call comes and goes: the gap
+    # call is over before anyone can own the PBX, whatever the lease's phase.
+    assert b.process is not None
+    standby = b.process.pid
+    os.kill(standby, signal.SIGSTOP)
+    try:
+        a.kill()
+        pbx.place_call("3200", "0485000600", "Klant", hold=2)
+        wait_until(lambda: pbx.active_channels() > 0, 10, "the gap call is up")
+        pbx.wait_idle(timeout=20)
+    finally:
+        os.kill(standby, signal.SIGCONT)
     wait_until(lambda: owns(b), 20, "node-b takes the PBX over", every=0.05)
-    pbx.wait_idle(timeout=20)
     pbx.place_call("3200", "0485000601", "Klant", hold=2)  # seen by node-b: the control
-    wait_until(lambda: all_recorded_once_and_ended(store, ["0485000601"]), 20, "the control call")
-    assert len(store.queries.list_calls(number="0485000600")) == 1
+    found = wait_until(
+        lambda: all_recorded_once_and_ended(store, ["0485000600", "0485000601"]),
+        30,
+        f"both calls recorded once\n{b.output()}",
+    )
+    (gap,), (control,) = found["0485000600"], found["0485000601"]
+    assert gap["complete"] is False and gap["ended_at_approximate"] is False
+    # What the PBX did, as the live model records it for the same call after the takeover
+    # (both operators rung at once, the free one answers after its 1 s ring).
+    for key in ("direction", "queue", "outcome", "queue_result", "caller_name", "dialled"):
+        assert gap[key] == control[key], (key, gap, control)
+    assert gap["outcome"] == "answered" and gap["answered_by"] in OPERATOR_DEVICES, gap
+    # A ringall member whose ring was cancelled by the other's answer has no CDR row.
+    assert gap["answered_by"] in gap["rang"] and set(gap["rang"]) <= set(control["rang"]), gap
+    assert 0.5 < gap["wait_seconds"] < 3 and 0.5 < gap["talk_seconds"] < 3, gap
+    assert gap["caller_name"] == "Klant" and gap["direction"] == "inbound"
+    assert control["complete"] is True
+    assert len(store.queries.list_calls(limit=50)) == 2  # nothing but the calls the PBX made
+    health = b.health()["database"]["cdr"]["main"]
+    assert health["calls_recorded"] == 1 and health["error"] is None, health
+    record(
+        "A call wholly inside the takeover gap",
+        injected="SIGKILL of the owner, then a call that starts and ends before the"
+        " standby's grant (no AMI link on the PBX)",
+        expected="the new owner reads the PBX's CDRs after its resync: the call recorded"
+        " once, marked not watched",
+        observed=f"recorded once ({gap['outcome']}, queue {gap['queue']}); the control call"
+        " recorded live",
+        duplicates=0,
+        lost=0,
+    )
 
 
 def _recorded_once(store: Store, numbers: list[str]) -> dict[str, list[dict[str, Any]]] | None:

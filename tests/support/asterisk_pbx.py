@@ -12,11 +12,14 @@ is set.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine
+from sqlalchemy.engine import make_url
 
 from cti_bridge.testing.asterisk import AsteriskError, AsteriskInstance, asterisk_root, root_problem
 from tests.support.paths import REPO
@@ -24,6 +27,7 @@ from tests.support.paths import REPO
 __all__ = [
     "asterisk",
     "asterisk_factory",
+    "cdr_config_dir",
     "ensure_asterisk_root",
     "mark_asterisk_tests",
     "start_asterisk",
@@ -72,6 +76,50 @@ def ensure_asterisk_root() -> Path:
             f"{done.stdout[-3000:]}{done.stderr[-3000:]}"
         )
     return root
+
+
+def cdr_config_dir(folder: Path, db_url: str) -> Path:
+    """The project's PBX configuration with Asterisk's CDRs written by ``cdr_pgsql`` into
+    the PostgreSQL database ``db_url``, its table made from ``config/asterisk/cdr-table.sql``
+    (what docs/asterisk.md tells a PBX administrator to do)."""
+    source = REPO / "config" / "asterisk"
+    target = folder / "asterisk-cdr"
+    shutil.copytree(source, target)
+    # unanswered: a call nobody answered (a direct call that rang out) and the members
+    # a queue rang in vain have rows too (docs/asterisk.md).
+    (target / "cdr.conf").write_text("[general]\nenable = yes\nunanswered = yes\n")
+    modules = (target / "modules.conf").read_text()
+    if "noload => cdr_pgsql.so\n" not in modules:
+        raise AssertionError("modules.conf no longer keeps cdr_pgsql from loading")
+    (target / "modules.conf").write_text(modules.replace("noload => cdr_pgsql.so\n", ""))
+    url = make_url(db_url)
+    settings = (source / "cdr_pgsql.conf.example").read_text()
+    for key, value in {
+        "hostname": url.host or "127.0.0.1",
+        "port": str(url.port or 5432),
+        "dbname": url.database or "",
+        "user": url.username or "postgres",
+    }.items():
+        settings = settings.replace(f"{key} = {_example(settings, key)}", f"{key} = {value}")
+    (target / "cdr_pgsql.conf").write_text(settings)
+    engine = create_engine(db_url)
+    try:
+        with engine.begin() as connection:
+            text = (source / "cdr-table.sql").read_text()
+            code = "\n".join(ln for ln in text.splitlines() if not ln.startswith("--"))
+            for statement in code.split(";"):
+                if statement.strip():
+                    connection.exec_driver_sql(statement)
+    finally:
+        engine.dispose()
+    return target
+
+
+def _example(settings: str, key: str) -> str:
+    for line in settings.splitlines():
+        if line.startswith(f"{key} = "):
+            return line.split(" = ", 1)[1]
+    raise AssertionError(f"cdr_pgsql.conf.example sets no {key}")
 
 
 def start_asterisk(**kwargs: object) -> AsteriskInstance:

@@ -36,9 +36,12 @@ def owner_nodes(
     redis_url: str,
     pbxs: Mapping[str, AsteriskInstance],
     names: Sequence[str] = ("node-a", "node-b"),
+    *,
+    pbx_settings: Mapping[str, Any] | None = None,
 ) -> list[DaemonProcess]:
     """Owner-capable nodes (``role = "all"``, dialer off) on ``redis_url``, each with every
-    PBX of ``pbxs`` as a ``[[pbx]]`` entry (not started)."""
+    PBX of ``pbxs`` as a ``[[pbx]]`` entry (not started); ``pbx_settings``: more keys of
+    every ``[[pbx]]`` (e.g. ``cdr_url``)."""
     first = next(iter(pbxs.values()))
     nodes = []
     for name in names:
@@ -52,6 +55,7 @@ def owner_nodes(
                 "port": pbx.ami_port,
                 "username": pbx.username,
                 "secret": pbx.secret,
+                **(pbx_settings or {}),
             }
             for pbx_name, pbx in pbxs.items()
         ]

@@ -182,6 +182,13 @@ class PbxConfig(_Section):
     #: The PBX's manager.conf, where this host can read it: ``cti-bridge check-config``
     #: checks the AMI user's permissions and where AMI listens (the daemon never reads it).
     manager_conf: str | None = None
+    #: Where the PBX writes its own CDRs (``cdr_pgsql``; see docs/asterisk.md): read after
+    #: every resync for the calls that began and ended while no link listened (a takeover,
+    #: a reconnect, a restart). ``None``: not read.
+    cdr_url: str | None = Field(default=None, repr=False)
+    cdr_table: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")] = "cdr"
+    #: How far back a resync looks in the CDRs for calls without a record.
+    cdr_lookback_seconds: Annotated[float, Field(gt=0, le=7 * 86400)] = 3600.0
 
     @model_validator(mode="before")
     @classmethod

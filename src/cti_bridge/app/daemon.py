@@ -39,7 +39,7 @@ T = TypeVar("T")
 #: in this order: the records before the pops (each call event is queued for its record
 #: first, then for the missed-call book), the console's routes before the AGI's. A new
 #: feature is its folder and its name here.
-FEATURES = ("records", "missed", "pop", "console", "agi", "queues", "dialer")
+FEATURES = ("records", "backfill", "missed", "pop", "console", "agi", "queues", "dialer")
 
 
 def load_features(names: Iterable[str] = FEATURES) -> list[Feature]:

@@ -100,6 +100,11 @@ class CallPipeline(AMIListener):
 
     # -- fan-out -------------------------------------------------------------------------
 
+    def deliver(self, events: list[DomainEvent]) -> None:
+        """Give the consumers events this PBX's link did not produce (calls read from the
+        PBX's own CDRs after a resync), as if the model had."""
+        self._dispatch(events)
+
     def _dispatch(self, produced: list[DomainEvent]) -> None:
         for event in produced:
             self.domain_events += 1

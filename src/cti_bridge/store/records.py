@@ -42,7 +42,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar, cast
 
 import structlog
-from sqlalchemy import Connection, Engine, Table, bindparam, exists, insert, select, update
+from sqlalchemy import Connection, Engine, Table, bindparam, exists, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 
@@ -151,6 +151,16 @@ class CallStore(StoreService):
             if found is not None:
                 return found
             return insert_call(connection, call, self._now(), lock_wait)
+
+    def latest_start(self, pbx: str) -> float | None:
+        """When the newest recorded call of ``pbx`` began (seconds); ``None``: none yet."""
+        with self._sessions() as session:
+            found = session.execute(
+                select(func.max(CALLS.c.started_at)).where(CALLS.c.pbx == pbx)
+            ).scalar()
+        if found is None:
+            return None
+        return float((found if found.tzinfo else found.replace(tzinfo=UTC)).timestamp())
 
     def call_ids(self, pbx: str, linkedids: Iterable[str]) -> dict[str, int]:
         """The record ids of the calls of ``pbx`` with these linkedids that have a row
