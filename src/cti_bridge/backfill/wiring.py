@@ -4,9 +4,10 @@ that no link saw are given to the node's consumers (records, missed calls) as en
 Which calls: the CDR rows of calls that started since the PBX's newest record (less a
 margin for the writer's lag) and at most ``cdr_lookback_seconds`` before the resync,
 that had ended before the resync (what came after, the link saw), are not live, and have
-no record. The record writer merges them like any call (keyed by PBX + linkedid, under
-the node's fencing token), so a call read twice, or seen by another node meanwhile, is
-still one record.
+no record with a seen end: none, an open one, or one a resync closed with an estimated
+end (``ended_at_approximate``), which the CDR's end then replaces. The record writer
+merges them like any call (keyed by PBX + linkedid, under the node's fencing token), so a
+call read twice, or seen by another node meanwhile, is still one record.
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ class Backfill:
         known: set[str] = set()
         ordered = sorted(candidates)
         for i in range(0, len(ordered), 500):
-            known.update(calls.call_ids(self._pbx.name, ordered[i : i + 500]))
+            known.update(calls.settled(self._pbx.name, ordered[i : i + 500]))
         return calls_from_cdr(
             self._pbx.name, rows, self._topology, ended_before=at, skip=live | known
         )

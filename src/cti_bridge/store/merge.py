@@ -259,7 +259,12 @@ class Record:
             values["originate_action_id"] = clean_text(call.originate_action_id, 128)
         if not call.complete:
             values["complete"] = False
-        if not ended and call.ended_at is not None:
+        # An end that was estimated (a resync closed the call unseen) gives way to one
+        # that was not: the PBX's CDR read later, a spool replayed from the run that saw it.
+        estimated = ended and values["ended_at_approximate"]
+        if call.ended_at is not None and (
+            not ended or (estimated and not call.ended_at_approximate)
+        ):
             values["ended_at"] = _time(call.ended_at)
             values["ended_at_approximate"] = call.ended_at_approximate
             values["outcome"] = None if call.outcome is None else call.outcome.value

@@ -162,6 +162,23 @@ class CallStore(StoreService):
             return None
         return float((found if found.tzinfo else found.replace(tzinfo=UTC)).timestamp())
 
+    def settled(self, pbx: str, linkedids: Iterable[str]) -> set[str]:
+        """Of these linkedids (at most 500), the calls of ``pbx`` whose record has an end
+        that was seen (not open, not closed by an estimate). Read-only."""
+        wanted = sorted(set(linkedids))[:500]
+        if not wanted:
+            return set()
+        with self._sessions() as session:
+            rows = session.execute(
+                select(CALLS.c.linkedid).where(
+                    CALLS.c.pbx == pbx,
+                    CALLS.c.linkedid.in_(wanted),
+                    CALLS.c.ended_at.is_not(None),
+                    CALLS.c.ended_at_approximate.is_(False),
+                )
+            )
+            return {str(linkedid) for (linkedid,) in rows}
+
     def call_ids(self, pbx: str, linkedids: Iterable[str]) -> dict[str, int]:
         """The record ids of the calls of ``pbx`` with these linkedids that have a row
         (the supervisors' waiting callers carry the pop's ``call_id``). Read-only."""

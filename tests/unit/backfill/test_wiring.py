@@ -4,6 +4,8 @@ ended before the resync), and a read that fails."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -14,7 +16,7 @@ from twisted.internet.defer import Deferred, fail, succeed
 from cti_bridge.app.config import parse_config
 from cti_bridge.backfill.reader import CdrReader
 from cti_bridge.backfill.wiring import MARGIN, Backfill
-from cti_bridge.calls.events import Call, CallEnded, Direction, DomainEvent, Outcome
+from cti_bridge.calls.events import Call, CallEnded, CallStarted, Direction, DomainEvent, Outcome
 from cti_bridge.calls.model import CallModel
 from cti_bridge.calls.pipeline import CallPipeline
 from cti_bridge.store import open_store, upgrade
@@ -114,4 +116,31 @@ def test_a_read_that_fails_is_told_and_the_next_resync_reads_again(tmp_path: Pat
     engine.dispose()
     backfill.resynced("main", set(), AT)
     assert [e.call.linkedid for e in got] == ["gap"] and backfill.status()["error"] is None
+    store.close()
+
+
+def test_an_end_a_resync_estimated_gives_way_to_the_cdrs_and_stays(tmp_path: Path) -> None:
+    """The call the lost link saw begin, ended in the gap: the resync closed it at its
+    own time (an estimate); the CDR's end replaces it; an estimate never replaces a seen
+    end."""
+    backfill, got, store = rig(tmp_path, [cdr("cut", T + 10, T + 60)])
+    began = recorded("cut", T + 10)
+    store.calls.apply([CallStarted(replace(began, ended_at=None, outcome=None))])
+    assert store.calls.close_stale("main", set(), AT) == 1
+    (closed,) = store.queries.list_calls(limit=5)
+    assert closed["ended_at_approximate"] is True
+    backfill.resynced("main", set(), AT)
+    assert [e.call.linkedid for e in got] == ["cut"]
+    store.calls.apply(got)
+    (fixed,) = store.queries.list_calls(limit=5)
+    assert fixed["ended_at_approximate"] is False and fixed["complete"] is False
+    assert datetime.fromisoformat(fixed["ended_at"]).timestamp() == T + 60
+    assert fixed["outcome"] == "abandoned"
+    guess = replace(began, ended_at=AT + 5, ended_at_approximate=True, outcome=Outcome.FAILED)
+    store.calls.apply([CallEnded(guess)])
+    (kept,) = store.queries.list_calls(limit=5)
+    assert (kept["ended_at"], kept["outcome"]) == (fixed["ended_at"], "abandoned")
+    got.clear()
+    backfill.resynced("main", set(), AT)  # settled now: not read again
+    assert got == []
     store.close()

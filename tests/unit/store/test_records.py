@@ -360,16 +360,30 @@ def test_an_ended_call_is_not_reopened_by_a_late_event(helpdesk: Store) -> None:
 
 
 @every_backend
-def test_an_estimated_end_is_stored_as_such_and_stays(helpdesk: Store) -> None:
+def test_an_estimated_end_is_stored_as_such_and_gives_way_only_to_a_seen_one(
+    helpdesk: Store,
+) -> None:
+    """An end a resync estimated stays until an end that was seen arrives (the PBX's CDR
+    read after the resync, a spool replayed from the run that saw it): that one replaces
+    it; another estimate never replaces an end, seen or estimated. The record stays
+    ``complete: false`` (not all of it was watched)."""
     built = queue_call_answered()
     *during, ended = built.events
     assert isinstance(ended, CallEnded)
-    estimated = replace(ended.call, complete=False, ended_at_approximate=True)
+    assert ended.call.ended_at is not None
+    later = ended.call.ended_at + 30.0
+    estimated = replace(ended.call, complete=False, ended_at_approximate=True, ended_at=later)
     helpdesk.calls.apply([*during, CallEnded(estimated)])
     call = only_call(helpdesk)
     assert (call["ended_at_approximate"], call["complete"]) == (True, False)
-    helpdesk.calls.apply(built.events)  # a replay of what was seen changes no ending
-    assert only_call(helpdesk)["ended_at_approximate"] is True
+    helpdesk.calls.apply([CallEnded(replace(estimated, ended_at=later + 9))])
+    assert only_call(helpdesk)["ended_at"] == call["ended_at"]  # an estimate stays put
+    helpdesk.calls.apply(built.events)  # what was seen, replayed
+    seen = only_call(helpdesk)
+    assert (seen["ended_at_approximate"], seen["complete"]) == (False, False)
+    assert seen["ended_at"] < call["ended_at"] and seen["talk_seconds"] < call["talk_seconds"]
+    helpdesk.calls.apply([CallEnded(estimated)])
+    assert only_call(helpdesk)["ended_at"] == seen["ended_at"]
 
 
 @every_backend
