@@ -1,13 +1,14 @@
 """``install(node)``: after each resync of a PBX with ``cdr_url``, the calls its CDRs hold
 that no link saw are given to the node's consumers (records, missed calls) as ended calls.
 
-Which calls: the CDR rows of calls that started since the PBX's newest record (less a
-margin for the writer's lag) and at most ``cdr_lookback_seconds`` before the resync,
-that had ended before the resync (what came after, the link saw), are not live, and have
-no record with a seen end: none, an open one, or one a resync closed with an estimated
-end (``ended_at_approximate``), which the CDR's end then replaces. The record writer
-merges them like any call (keyed by PBX + linkedid, under the node's fencing token), so a
-call read twice, or seen by another node meanwhile, is still one record.
+Which calls: the CDR rows of calls that started since the PBX's newest record of a call
+begun before the resync and not live (less a margin for the writer's lag), and at most
+``cdr_lookback_seconds`` before the resync; of those, the calls that had ended before the
+resync (what came after, the link saw), are not live, and have no record with a seen
+end: none, an open one, or one a resync closed with an estimated end
+(``ended_at_approximate``), which the CDR's end then replaces. The record writer merges
+them like any call (keyed by PBX + linkedid, under the node's fencing token), so a call
+read twice, or seen by another node meanwhile, is still one record.
 """
 
 from __future__ import annotations
@@ -62,7 +63,9 @@ class Backfill:
         """In the pool: the CDR rows, less the calls that have a record."""
         calls = self._node.store.calls
         since = at - self._pbx.cdr_lookback_seconds
-        latest = calls.latest_start(self._pbx.name)
+        # The newest call a link saw before this resync: not one up now (the resync
+        # writes those as it finds them), nor one begun after it.
+        latest = calls.latest_start(self._pbx.name, before=at, excluding=live)
         if latest is not None:
             since = max(since, latest - MARGIN)
         rows = self._reader.rows_since(since)

@@ -152,12 +152,18 @@ class CallStore(StoreService):
                 return found
             return insert_call(connection, call, self._now(), lock_wait)
 
-    def latest_start(self, pbx: str) -> float | None:
-        """When the newest recorded call of ``pbx`` began (seconds); ``None``: none yet."""
+    def latest_start(
+        self, pbx: str, *, before: float, excluding: Collection[str] = ()
+    ) -> float | None:
+        """When the newest recorded call of ``pbx`` that began before ``before`` began
+        (seconds), the calls ``excluding`` names left out; ``None``: none."""
+        query = select(func.max(CALLS.c.started_at)).where(
+            CALLS.c.pbx == pbx, CALLS.c.started_at < _utc(before)
+        )
+        if excluding:
+            query = query.where(CALLS.c.linkedid.not_in(sorted(excluding)))
         with self._sessions() as session:
-            found = session.execute(
-                select(func.max(CALLS.c.started_at)).where(CALLS.c.pbx == pbx)
-            ).scalar()
+            found = session.execute(query).scalar()
         if found is None:
             return None
         return float((found if found.tzinfo else found.replace(tzinfo=UTC)).timestamp())

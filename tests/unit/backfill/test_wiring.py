@@ -144,3 +144,19 @@ def test_an_end_a_resync_estimated_gives_way_to_the_cdrs_and_stays(tmp_path: Pat
     backfill.resynced("main", set(), AT)  # settled now: not read again
     assert got == []
     store.close()
+
+
+def test_calls_up_at_the_resync_do_not_narrow_the_window(tmp_path: Path) -> None:
+    """The daemon was down for 15 minutes: the call up when it came back (and one begun
+    just after) are written at once; the window still starts at the newest call a link
+    saw before, not a margin before those."""
+    back = T + 900.0  # the resync after the outage
+    backfill, got, store = rig(
+        tmp_path, [cdr("while-down", T + 20, T + 30), cdr("up-now", back - 10, back - 1)]
+    )
+    store.calls.apply([CallEnded(recorded("before", T))])
+    store.calls.apply([CallStarted(replace(recorded("up-now", back - 10), ended_at=None))])
+    store.calls.apply([CallStarted(replace(recorded("after", back + 1), ended_at=None))])
+    backfill.resynced("main", {"up-now"}, back)
+    assert [e.call.linkedid for e in got] == ["while-down"]
+    store.close()
