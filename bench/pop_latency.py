@@ -327,7 +327,13 @@ async def measure(
             )
     try:
         await wait_for(reactor, lambda: sessions and sessions[0].ready_at, 60, "AMI login")
-        pbx = sessions[0]
+
+        def send(data: bytes) -> None:
+            # To the session logged in last, as a PBX writes to whoever is logged in: an
+            # owner that loses its lease drops the link and logs in again when it has
+            # the lease back (the count of logins is printed).
+            sessions[-1].send(data)
+
         for k in layout.web:
             deadline = time.monotonic() + 60
             while (h := await health(reactor, web_ports[k])) is None or h["bus"]["status"] != "ok":
@@ -380,9 +386,9 @@ async def measure(
             operator = n % len(devices) + 1
             script = template.call(n, operator, number, f"Caller {n}")
             written[(script.linkedid, script.device)] = time.perf_counter()
-            pbx.send(script.ring)
-            reactor.callLater(1.0, pbx.send, script.answer)
-            reactor.callLater(3.0, pbx.send, script.end)
+            send(script.ring)
+            reactor.callLater(1.0, send, script.answer)
+            reactor.callLater(3.0, send, script.end)
         calls_took = time.perf_counter() - started
         frames = dict(kinds.most_common())
         cpu = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in processes.items()}
@@ -403,6 +409,8 @@ async def measure(
             print(f"#   {name}'s own pop figures: {json.dumps(pops)[:400]}", flush=True)
             if redis is not None:
                 print(f"#   {name}'s bus: {json.dumps(h.get('bus'))[:300]}", flush=True)
+        if len(sessions) > 1:
+            print(f"#   AMI logins: {len(sessions)} (the PBX link was dropped and made again)")
         lag.stop()
         for screen in screens:
             if screen.transport is not None:
@@ -427,11 +435,13 @@ async def measure(
             except subprocess.TimeoutExpired:
                 daemon.kill()
         for name in names:
-            errors = [
-                line
-                for line in (tmp / f"{name}.log").read_text().splitlines()
-                if '"level": "error"' in line
+            lines = (tmp / f"{name}.log").read_text().splitlines()
+            errors = [line for line in lines if '"level": "error"' in line]
+            gave_up = [
+                line for line in lines if "pbx no longer owned" in line and "stopping" not in line
             ]
+            if gave_up:
+                print(f"#   {name} gave the PBX up {len(gave_up)} times, e.g. {gave_up[0][:240]}")
             if errors:
                 print(f"#   {name} logged {len(errors)} errors, e.g. {errors[0][:300]}")
             if args.profile:
