@@ -23,7 +23,6 @@ from cti_bridge.calls.events import (
     Call,
     CallEnded,
     Direction,
-    HungUpBy,
     Outcome,
     QueueResult,
     Ring,
@@ -126,13 +125,16 @@ def _call(pbx: str, linkedid: str, rows: Sequence[Mapping[str, Any]], topology: 
         outcome = Outcome.MISSED
     else:
         outcome = Outcome.FAILED
+    direction = Direction.INBOUND if inbound else Direction.INTERNAL
+    if not inbound and any(r.outside for r in rings):
+        direction = Direction.OUTBOUND  # an operator dialling out through a trunk
     queue_result = None
     if queue is not None:
         queue_result = QueueResult.ANSWERED if answered is not None else QueueResult.ABANDONED
     return Call(
         pbx=pbx,
         linkedid=linkedid,
-        direction=Direction.INBOUND if inbound else Direction.INTERNAL,
+        direction=direction,
         started_at=started,
         caller_number_raw=str(origin.get("src") or "") or None,
         caller_name=_name(origin.get("clid")),
@@ -144,7 +146,7 @@ def _call(pbx: str, linkedid: str, rows: Sequence[Mapping[str, Any]], topology: 
         ended_at=ended,
         rings=tuple(rings),
         segments=segments,
-        hung_up_by=HungUpBy.SYSTEM if outcome is Outcome.FAILED and not rings else None,
+        hung_up_by=None,  # a CDR does not say
         outcome=outcome,
         complete=False,
         queue_result=queue_result,

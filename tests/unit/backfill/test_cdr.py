@@ -143,3 +143,19 @@ def test_the_reader_reads_epoch_and_timestamp_columns_as_seconds(tmp_path: Path)
         finally:
             reader.close()
     assert datetime.fromtimestamp(T, UTC).strftime("%H:%M:%S") == "00:47:56"
+
+
+def test_an_operator_dialling_out_through_a_trunk_is_outbound() -> None:
+    out = [
+        row(uniqueid=LINKEDID, sequence=0, channel="PJSIP/1001-00000004",
+            dstchannel="PJSIP/pstn-00000005", dst="0470123456", dcontext="operators",
+            lastapp="Dial", disposition="ANSWERED", start=T, answer=T + 5, end=T + 65),
+    ]  # fmt: skip
+    trunks = Topology(inbound_contexts=("from-pstn",), trunk_devices=("PJSIP/pstn",))
+    (call,) = calls_from_cdr("main", out, trunks, ended_before=T + 100)
+    assert (call.direction, call.outcome, call.answered_by) == (
+        Direction.OUTBOUND,
+        Outcome.ANSWERED,
+        "PJSIP/pstn",
+    )
+    assert call.rings[0].outside is True and call.hung_up_by is None
