@@ -23,6 +23,7 @@ from cti_bridge.calls.events import (
     Call,
     CallEnded,
     Direction,
+    DomainEvent,
     Outcome,
     QueueResult,
     Ring,
@@ -176,5 +177,5 @@ def calls_from_cdr(
     return sorted(calls, key=lambda c: (c.started_at, c.linkedid))
 
 
-def ended_events(calls: Iterable[Call]) -> list[CallEnded]:
+def ended_events(calls: Iterable[Call]) -> list[DomainEvent]:
     return [CallEnded(call) for call in calls]

@@ -24,8 +24,8 @@ COLUMNS = (
     "dstchannel", "lastapp", "lastdata", "disposition", "start", "answer", "end",
 )  # fmt: skip
 TIMES = ("start", "answer", "end")
-#: At most this many rows per read: past it the oldest calls of the window are left out
-#: (logged by the caller), the reactor's pool is not held for minutes.
+#: At most this many rows per read, the newest first: past it the oldest calls of the
+#: window are left out (the caller logs it), the node's pool is not held for minutes.
 MAX_ROWS = 200_000
 
 
@@ -63,7 +63,7 @@ class CdrReader:
             bound = datetime.fromtimestamp(since, UTC)
             if not getattr(start.type, "timezone", False):
                 bound = bound.replace(tzinfo=None)
-        query = select(*columns).where(start >= bound).order_by(start).limit(MAX_ROWS)
+        query = select(*columns).where(start >= bound).order_by(start.desc()).limit(MAX_ROWS)
         with self._engine.connect() as connection:
             rows = [dict(row._mapping) for row in connection.execute(query)]
         for row in rows:

@@ -22,7 +22,7 @@ from twisted.python.failure import Failure
 from cti_bridge.calls.events import Call
 
 from .cdr import calls_from_cdr, ended_events
-from .reader import CdrReader
+from .reader import MAX_ROWS, CdrReader
 
 if TYPE_CHECKING:
     from collections.abc import Collection
@@ -69,6 +69,13 @@ class Backfill:
         if latest is not None:
             since = max(since, latest - MARGIN)
         rows = self._reader.rows_since(since)
+        if len(rows) >= MAX_ROWS:
+            log.warning(
+                "more CDR rows since the last recorded call than one read takes: the"
+                " oldest calls of the window are not read",
+                pbx=self._pbx.name,
+                rows=len(rows),
+            )
         candidates = {str(r["linkedid"]) for r in rows if r.get("linkedid")} - live
         known: set[str] = set()
         ordered = sorted(candidates)
@@ -90,7 +97,7 @@ class Backfill:
             calls=len(calls),
             linkedids=[c.linkedid for c in calls[:20]],
         )
-        self._node.pipelines[self._pbx.name].deliver(list(ended_events(calls)))
+        self._node.pipelines[self._pbx.name].deliver(ended_events(calls))
 
     def _failed(self, failure: Failure) -> None:
         self.last_error = failure.getErrorMessage()
